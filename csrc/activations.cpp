@@ -1,0 +1,85 @@
+#include "activations.h"
+
+#include <cmath>
+
+namespace fastnn {
+namespace {
+
+// SELU constants (Klambauer et al. 2017, "Self-Normalizing Neural Networks", eq. 14).
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
+
+// 1/(1+e^-x) without overflow: e^-|x| is at most 1.
+template <typename T>
+inline T sigmoid(T x) {
+    const T e = std::exp(-std::fabs(x));
+    return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
+// Applies `f(i)` for i in [0, n), in parallel when n is large enough to pay for it.
+template <typename F>
+inline void for_each(idx n, F f) {
+#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
+    for (idx i = 0; i < n; ++i) f(i);
+}
+
+}  // namespace
+
+template <typename T>
+void act_forward(Act act, T* y, const T* x, idx n, T alpha) {
+    const T sa = T(kSeluAlpha), ss = T(kSeluScale);
+    switch (act) {
+        case Act::linear: for_each(n, [=](idx i) { y[i] = x[i]; }); break;
+        case Act::step: for_each(n, [=](idx i) { y[i] = x[i] > T(0) ? T(1) : T(0); }); break;
+        case Act::sigmoid: for_each(n, [=](idx i) { y[i] = sigmoid(x[i]); }); break;
+        case Act::tanh: for_each(n, [=](idx i) { y[i] = std::tanh(x[i]); }); break;
+        case Act::relu: for_each(n, [=](idx i) { y[i] = x[i] > T(0) ? x[i] : T(0); }); break;
+        case Act::leaky_relu:
+            for_each(n, [=](idx i) { y[i] = x[i] > T(0) ? x[i] : alpha * x[i]; });
+            break;
+        case Act::elu:
+            for_each(n, [=](idx i) { y[i] = x[i] > T(0) ? x[i] : alpha * std::expm1(x[i]); });
+            break;
+        case Act::selu:
+            for_each(n, [=](idx i) { y[i] = ss * (x[i] > T(0) ? x[i] : sa * std::expm1(x[i])); });
+            break;
+        case Act::softplus:
+            // log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x.
+            for_each(n, [=](idx i) {
+                y[i] = (x[i] > T(0) ? x[i] : T(0)) + std::log1p(std::exp(-std::fabs(x[i])));
+            });
+            break;
+    }
+}
+
+template <typename T>
+void act_backward(Act act, T* dx, const T* dy, const T* x, const T* y, idx n, T alpha) {
+    const T sa = T(kSeluAlpha), ss = T(kSeluScale);
+    switch (act) {
+        case Act::linear: for_each(n, [=](idx i) { dx[i] = dy[i]; }); break;
+        case Act::step: break;  // rejected by the binding; no gradient to propagate
+        case Act::sigmoid: for_each(n, [=](idx i) { dx[i] = dy[i] * y[i] * (T(1) - y[i]); }); break;
+        case Act::tanh: for_each(n, [=](idx i) { dx[i] = dy[i] * (T(1) - y[i] * y[i]); }); break;
+        case Act::relu: for_each(n, [=](idx i) { dx[i] = x[i] > T(0) ? dy[i] : T(0); }); break;
+        case Act::leaky_relu:
+            for_each(n, [=](idx i) { dx[i] = x[i] > T(0) ? dy[i] : alpha * dy[i]; });
+            break;
+        case Act::elu:  // for x <= 0: d/dx alpha*(e^x - 1) = alpha*e^x = y + alpha
+            for_each(n, [=](idx i) { dx[i] = x[i] > T(0) ? dy[i] : dy[i] * (y[i] + alpha); });
+            break;
+        case Act::selu:
+            for_each(n, [=](idx i) {
+                dx[i] = dy[i] * ss * (x[i] > T(0) ? T(1) : sa * std::exp(x[i]));
+            });
+            break;
+        case Act::softplus: for_each(n, [=](idx i) { dx[i] = dy[i] * sigmoid(x[i]); }); break;
+    }
+}
+
+template void act_forward<float>(Act, float*, const float*, idx, float);
+template void act_forward<double>(Act, double*, const double*, idx, double);
+template void act_backward<float>(Act, float*, const float*, const float*, const float*, idx, float);
+template void act_backward<double>(Act, double*, const double*, const double*, const double*, idx,
+                                   double);
+
+}  // namespace fastnn

@@ -1,0 +1,46 @@
+// Shared helpers for fastnn's C++ kernels: index type, OpenMP guards, work thresholds.
+// Kernels never include pybind11; they take raw pointers and sizes and assume valid inputs
+// (validation happens once, at the Python boundary and in the thin bindings).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastnn {
+
+using idx = std::ptrdiff_t;
+
+// Below these sizes a parallel region costs more than it saves (fork/join is a few microseconds
+// on the 2-core development machine); measured with bench/, revisit when kernels change.
+constexpr idx kParallelElementwise = idx(1) << 15;  // elements for elementwise kernels
+constexpr idx kParallelRows = 256;                  // rows for row-wise kernels (softmax, losses)
+
+inline int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+inline int thread_id() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+inline int num_threads_in_team() {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+}  // namespace fastnn

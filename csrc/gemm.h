@@ -1,0 +1,17 @@
+// General matrix multiply for dense forward and backward, row-major:
+//   C[M,N] = alpha * op(A) @ op(B) + beta * C
+// op(A) is A[M,K] (lda >= K), or A^T with A stored [K,M] (lda >= M) when trans_a;
+// op(B) is B[K,N] (ldb >= N), or B^T with B stored [N,K] (ldb >= K) when trans_b.
+// When beta == 0, C is not read (as in BLAS). Each element of C is accumulated in a fixed order
+// whatever the number of threads, so results do not depend on the thread count.
+#pragma once
+
+#include "common.h"
+
+namespace fastnn {
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, idx M, idx N, idx K, T alpha, const T* A, idx lda,
+          const T* B, idx ldb, T beta, T* C, idx ldc);
+
+}  // namespace fastnn

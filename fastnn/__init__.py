@@ -1,0 +1,20 @@
+"""fastnn: fast multilayer perceptrons with a Keras-style API.
+
+Hot kernels are C++17/OpenMP (``fastnn._core``); each has a plain NumPy twin in
+``fastnn.reference`` that is the ground truth in tests and a textbook to read. Switch the whole
+engine with ``fastnn.set_backend("numpy")`` or ``with fastnn.backend_scope("numpy"): ...``.
+"""
+from . import (activations, backend, callbacks, datasets, initializers, layers, losses, metrics,
+               ops, optimizers, reference, utils)
+from .backend import (backend_scope, floatx, get_backend, get_num_threads, set_backend, set_floatx,
+                      set_num_threads)
+from .models import Sequential
+from . import models
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sequential", "activations", "backend", "backend_scope", "callbacks", "datasets", "floatx",
+    "get_backend", "get_num_threads", "initializers", "layers", "losses", "metrics", "models", "ops",
+    "optimizers", "reference", "set_backend", "set_floatx", "set_num_threads", "utils",
+]

@@ -1,0 +1,471 @@
+"""``Sequential``: a stack of layers with Keras's ``compile`` / ``fit`` / ``evaluate`` / ``predict``.
+
+Every public method validates its inputs completely before it changes anything (weights, optimizer
+state, buffers, built status), so a call that raises leaves the model exactly as it was.
+Calls on one model are serialised by a lock: layers reuse their buffers between calls.
+"""
+import math
+import numbers
+import threading
+
+import numpy as np
+
+from . import backend
+from . import callbacks as callbacks_module
+from . import losses as losses_module
+from . import metrics as metrics_module
+from . import optimizers as optimizers_module
+from . import utils
+from .layers import InputLayer, Layer, _auto_name
+from .layers import get as layer_from_config
+
+DEFAULT_BATCH_SIZE = 32    # Keras default for fit/evaluate
+PREDICT_CHUNK = 4096       # predict(batch_size=None) runs at most this many rows at once
+
+
+def _shape_str(shape):
+    return "(None, " + ", ".join(map(str, shape)) + ")"
+
+
+class Sequential:
+    """A linear stack of layers: ``Sequential([Dense(128, activation="relu"), Dense(10)])``.
+
+    Weights are created when the input shape becomes known: from ``Input(shape=...)``, from
+    ``input_shape=``/``input_dim=`` on the first layer, from ``build(input_shape)``, or from the
+    first batch given to ``fit``/``predict``.
+    """
+
+    def __init__(self, layers=None, name=None):
+        self.name = name or _auto_name("Sequential")
+        self._layers = []
+        self._input_shape = None
+        self._dtype = None
+        self.optimizer = None
+        self.loss = None
+        self._metric_ids = []
+        self.stop_training = False
+        self.history = None
+        self._lock = threading.RLock()
+        self._buffers = {}
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure ------------------------------------------------------------------------------
+    def add(self, layer):
+        """Append ``layer``; builds it at once when the model's input shape is known."""
+        with self._lock:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential.add expects a fastnn layer, got {type(layer).__name__}")
+            if isinstance(layer, InputLayer):
+                if self._layers or self._input_shape is not None:
+                    raise ValueError("Input(...) must come first in a Sequential model")
+                self._input_shape = layer.input_shape_arg
+                return
+            if any(layer is l for l in self._layers):
+                raise ValueError(f"layer {layer.name!r} is already in this model")
+            if layer.built and self._input_shape is None and not self._layers:
+                self._input_shape = layer.input_shape
+            input_shape = self._input_shape
+            if input_shape is None and not self._layers and layer.input_shape_arg is not None:
+                input_shape = layer.input_shape_arg
+            if input_shape is not None:
+                self._output_shapes(input_shape, self._layers + [layer])  # raises before any change
+            self._layers.append(layer)
+            self._input_shape = input_shape
+            if input_shape is not None:
+                self._build_layers()
+
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    @property
+    def built(self):
+        return self._input_shape is not None and all(l.built for l in self._layers)
+
+    @property
+    def input_shape(self):
+        return None if self._input_shape is None else (None,) + self._input_shape
+
+    @property
+    def output_shape(self):
+        if self._input_shape is None:
+            return None
+        return (None,) + self._output_shapes(self._input_shape)[-1]
+
+    def build(self, input_shape):
+        """Create all weights for inputs of ``input_shape``, e.g. ``(None, 784)`` or ``(784,)``."""
+        with self._lock:
+            shape = tuple(input_shape)
+            if shape and shape[0] is None:
+                shape = shape[1:]
+            shape = tuple(int(s) for s in shape)
+            if self._input_shape is not None and shape != self._input_shape:
+                raise ValueError(f"{self.name} is built for inputs {_shape_str(self._input_shape)}, "
+                                 f"got build({input_shape!r})")
+            self._output_shapes(shape)
+            self._input_shape = shape
+            self._build_layers()
+
+    def _output_shapes(self, input_shape, layers=None):
+        """Output shape of each layer for ``input_shape``; ValueError naming the first misfit."""
+        shapes, shape = [], tuple(input_shape)
+        for layer in self._layers if layers is None else layers:
+            if layer.built and shape != layer.input_shape:
+                raise ValueError(f"layer {layer.name} is built for inputs {_shape_str(layer.input_shape)}, "
+                                 f"but receives {_shape_str(shape)}")
+            shape = layer.compute_output_shape(shape)
+            shapes.append(shape)
+        return shapes or [tuple(input_shape)]
+
+    def _build_layers(self):
+        shape = self._input_shape
+        if self._dtype is None:
+            built = [l.dtype for l in self._layers if l.built]
+            self._dtype = built[0] if built else np.dtype(backend.floatx())
+        for layer in self._layers:
+            if not layer.built:
+                layer.dtype = self._dtype
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    @property
+    def _params(self):
+        return [w for l in self._layers if l.trainable for w in l.weights]
+
+    @property
+    def _grads(self):
+        return [g for l in self._layers if l.trainable for g in l.grads]
+
+    # -- compile --------------------------------------------------------------------------------
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        """Choose the optimizer, the loss and the metrics reported by fit and evaluate.
+
+        ``optimizer`` defaults to ``"adam"`` (Keras's default, RMSprop, is not in fastnn yet).
+        """
+        with self._lock:
+            opt = optimizers_module.get(optimizer)
+            if loss is None:
+                raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+            loss_obj = losses_module.get(loss)
+            metric_ids = list(metrics or [])
+            if isinstance(metrics, str):
+                metric_ids = [metrics]
+            for m in metric_ids:  # resolve once now so that unknown names fail here
+                metrics_module.get(m, loss_obj, (2,))
+            self.optimizer, self.loss, self._metric_ids = opt, loss_obj, metric_ids
+
+    def _make_metrics(self, output_shape):
+        return [metrics_module.get(m, self.loss, output_shape) for m in self._metric_ids]
+
+    def _fused(self):
+        """True when the last layer's activation pairs with the loss: train through its logits."""
+        last = self._layers[-1] if self._layers else None
+        act = getattr(last, "activation", None)
+        return (act is not None and not self.loss.from_logits
+                and act.name == self.loss.fused_activation)
+
+    # -- validation at the boundary -------------------------------------------------------------
+    def _prepare_x(self, x):
+        x = utils.as_float_array(x, "x", self._dtype or np.dtype(backend.floatx()))
+        expected = self._input_shape
+        if x.ndim < 2:
+            want = "(N, ...)" if expected is None else "(N, " + ", ".join(map(str, expected)) + ")"
+            raise ValueError(f"{self.name} expects a batch of inputs of shape {want}, got array of shape "
+                             f"{x.shape}; add a batch axis to a single sample with x[None]")
+        if expected is not None and x.shape[1:] != expected:
+            first = self._layers[0].name if self._layers else self.name
+            if len(expected) == 1 and x.ndim == 2:
+                raise ValueError(f"{first} expects inputs with {expected[0]} features, got array of "
+                                 f"shape {x.shape}")
+            raise ValueError(f"{first} expects inputs of shape {_shape_str(expected)}, got array of "
+                             f"shape {x.shape}")
+        if not self._layers:
+            raise ValueError(f"{self.name} has no layers; add some before using it")
+        self._output_shapes(x.shape[1:])
+        return x
+
+    def _prepare_xy(self, x, y, what="x"):
+        if self.loss is None:
+            raise RuntimeError("the model must be compiled before training or evaluation: call "
+                               "model.compile(optimizer=..., loss=...)")
+        x = self._prepare_x(x)
+        if len(x) == 0:
+            raise ValueError(f"{what} is empty (shape {x.shape}); at least one sample is needed")
+        utils.check_finite(x, what)
+        out_shape = self._output_shapes(x.shape[1:])[-1]
+        y = self.loss.prepare_targets(y, len(x), out_shape, x.dtype)
+        return x, y
+
+    def _check_trainable(self):
+        if self.optimizer is None:
+            raise RuntimeError("the model must be compiled before training: call model.compile(...)")
+        for layer in self._layers:
+            act = getattr(layer, "activation", None)
+            if act is not None and not act.has_gradient:
+                raise ValueError(f"layer {layer.name} uses the 'step' activation, which has no gradient; "
+                                 "train with 'sigmoid' (or 'tanh') and threshold the output instead")
+
+    # -- the steps ------------------------------------------------------------------------------
+    def _buffer(self, key, shape, dtype):
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._buffers[key] = np.empty(shape, dtype)
+        return buf
+
+    def _forward(self, x, training, logits=False):
+        last = len(self._layers) - 1
+        for i, layer in enumerate(self._layers):
+            x = layer.forward(x, training=training, logits=logits and i == last)
+        return x
+
+    def _loss_and_outputs(self, x, y, training):
+        """Forward pass and loss; returns (loss, dL/d(last output), outputs as the model gives them)."""
+        fused = self._fused()
+        h = self._forward(x, training, logits=fused)
+        grad_out = self._buffer("dout", h.shape, h.dtype) if training else None
+        fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
+        loss, grad = fn(y, h, grad_out, training)
+        outputs = h
+        if fused:
+            outputs = self._layers[-1].activation.forward(h, out=self._buffer("outputs", h.shape, h.dtype))
+        return loss, grad, outputs
+
+    def _train_step(self, x, y):
+        loss, grad, outputs = self._loss_and_outputs(x, y, training=True)
+        fused = self._fused()
+        with_weights = [i for i, l in enumerate(self._layers) if l.weights]
+        first = with_weights[0] if with_weights else len(self._layers)
+        last = len(self._layers) - 1
+        for i in range(last, first - 1, -1):
+            grad = self._layers[i].backward(grad, need_dx=i > first, logits=fused and i == last)
+        self.optimizer.apply(self._params, self._grads)
+        return loss, outputs
+
+    def _gather(self, x, y, index):
+        """Rows ``index`` of x and y: views for a slice, else copies into reused buffers."""
+        if isinstance(index, slice):
+            return x[index], y[index]
+        n = len(index)
+        xb = np.take(x, index, axis=0, out=self._buffer("xb", (n,) + x.shape[1:], x.dtype))
+        yb = np.take(y, index, axis=0, out=self._buffer("yb", (n,) + y.shape[1:], y.dtype))
+        return xb, yb
+
+    # -- fit / evaluate / predict ---------------------------------------------------------------
+    def fit(self, x, y, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_data=None,
+            shuffle=True):
+        """Train for ``epochs`` passes over (x, y) in shuffled mini-batches; returns a History.
+
+        ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per epoch. ``batch_size``
+        defaults to 32; a batch larger than the data trains on all of it at once.
+        """
+        with self._lock:
+            batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
+            if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+                raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+            verbose = _check_verbose(verbose)
+            x, y = self._prepare_xy(x, y)
+            val = None
+            if validation_data is not None:
+                if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                    raise ValueError("validation_data must be a tuple (x_val, y_val), got "
+                                     f"{type(validation_data).__name__}")
+                val = self._prepare_xy(*validation_data, what="validation x")
+            self._check_trainable()
+            cbs = list(callbacks or [])
+            for cb in cbs:
+                if not isinstance(cb, callbacks_module.Callback):
+                    raise TypeError(f"callbacks must be fastnn.callbacks.Callback instances, got {cb!r}")
+            # Everything is valid: from here on the model may change.
+            if not self.built:
+                self.build(x.shape[1:])
+            return self._fit_loop(x, y, batch_size, int(epochs), verbose, cbs, val, shuffle)
+
+    def _fit_loop(self, x, y, batch_size, epochs, verbose, cbs, val, shuffle):
+        n = len(x)
+        steps = math.ceil(n / batch_size)
+        history = callbacks_module.History()
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+        cb = callbacks_module.CallbackList([history] + cbs, self, params)
+        metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
+        self.stop_training = False
+        cb.on_train_begin({})
+        for epoch in range(epochs):
+            cb.on_epoch_begin(epoch, {})
+            order = utils.rng().permutation(n) if shuffle else None
+            for m in metrics:
+                m.reset_state()
+            total, seen, logs = 0.0, 0, {}
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}")
+            bar = utils.Progbar(steps, interactive=None if verbose == 1 else False)
+            for step in range(steps):
+                lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+                xb, yb = self._gather(x, y, slice(lo, hi) if order is None else order[lo:hi])
+                cb.on_train_batch_begin(step, {})
+                loss, outputs = self._train_step(xb, yb)
+                total += loss * len(xb)
+                seen += len(xb)
+                for m in metrics:
+                    m.update_state(yb, outputs)
+                logs = {"loss": total / seen, **{m.name: m.result() for m in metrics}}
+                cb.on_train_batch_end(step, logs)
+                if verbose == 1:
+                    bar.update(step + 1, list(logs.items()))
+                if self.stop_training:
+                    break
+            if val is not None:
+                val_logs = self._evaluate_arrays(*val, batch_size)
+                logs.update({"val_" + k: v for k, v in val_logs.items()})
+            if verbose:
+                bar.update(step + 1, list(logs.items()), finalize=True)
+            cb.on_epoch_end(epoch, dict(logs))
+            if self.stop_training:
+                break
+        cb.on_train_end({})
+        self.history = history
+        return history
+
+    def _evaluate_arrays(self, x, y, batch_size):
+        metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
+        total = 0.0
+        for lo in range(0, len(x), batch_size):
+            xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+            loss, _, outputs = self._loss_and_outputs(xb, yb, training=False)
+            total += loss * len(xb)
+            for m in metrics:
+                m.update_state(yb, outputs)
+        return {"loss": total / len(x), **{m.name: m.result() for m in metrics}}
+
+    def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False):
+        """Loss (and metrics) over (x, y): a float, ``[loss, *metrics]``, or a dict with return_dict."""
+        with self._lock:
+            batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
+            verbose = _check_verbose(verbose)
+            x, y = self._prepare_xy(x, y)
+            if not self.built:
+                self.build(x.shape[1:])
+            logs = self._evaluate_arrays(x, y, batch_size)
+            if verbose:
+                print(" - ".join(f"{k}: {utils.format_number(v)}" for k, v in logs.items()))
+            if return_dict:
+                return logs
+            values = list(logs.values())
+            return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose=0):
+        """Model outputs for ``x`` as a new array of shape (N, outputs). NaN inputs give NaN outputs.
+
+        ``batch_size=None`` runs up to 4096 rows at once; results do not depend on the batch size
+        on the native backend (each output row is computed in the same order).
+        """
+        with self._lock:
+            batch_size = utils.check_batch_size(batch_size, allow_none=True) or PREDICT_CHUNK
+            _check_verbose(verbose)
+            x = self._prepare_x(x)
+            if not self.built:
+                self.build(x.shape[1:])
+            out_shape = self._output_shapes(self._input_shape)[-1]
+            result = np.empty((len(x),) + out_shape, dtype=self._dtype)
+            for lo in range(0, len(x), batch_size):
+                result[lo:lo + batch_size] = self._forward(x[lo:lo + batch_size], training=False)
+            return result
+
+    def predict_on_batch(self, x):
+        """Outputs for one batch ``x`` (one forward pass)."""
+        with self._lock:
+            x = self._prepare_x(x)
+            if not self.built:
+                self.build(x.shape[1:])
+            return np.array(self._forward(x, training=False), copy=True)
+
+    def __call__(self, x, training=False):
+        return self.predict_on_batch(x) if not training else self._call_training(x)
+
+    def _call_training(self, x):
+        with self._lock:
+            x = self._prepare_x(x)
+            if not self.built:
+                self.build(x.shape[1:])
+            return np.array(self._forward(x, training=True), copy=True)
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on (x, y); returns the batch loss, or ``[loss, *metrics]``."""
+        with self._lock:
+            x, y = self._prepare_xy(x, y)
+            self._check_trainable()
+            if not self.built:
+                self.build(x.shape[1:])
+            loss, outputs = self._train_step(x, y)
+            metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
+            for m in metrics:
+                m.update_state(y, outputs)
+            return loss if not metrics else [loss] + [m.result() for m in metrics]
+
+    # -- weights and description ----------------------------------------------------------------
+    def get_weights(self):
+        """Copies of all weight arrays, layer by layer in Keras order."""
+        with self._lock:
+            return [w for layer in self._layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        """Replace all weights; checks every shape before changing any."""
+        with self._lock:
+            weights = list(weights)
+            current = [w for layer in self._layers for w in layer.weights]
+            if len(weights) != len(current):
+                raise ValueError(f"{self.name} has {len(current)} weight arrays, got {len(weights)}")
+            for i, (cur, new) in enumerate(zip(current, weights)):
+                new = np.asarray(new)
+                if new.shape != cur.shape:
+                    raise ValueError(f"weight {i} must have shape {cur.shape}, got {new.shape}")
+                if new.dtype.kind not in "fiu":
+                    raise TypeError(f"weight {i} must be numeric, got dtype {new.dtype}")
+            for cur, new in zip(current, weights):
+                cur[...] = new
+
+    @property
+    def weights(self):
+        return [w for layer in self._layers for w in layer.weights]
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self._layers)
+
+    def summary(self, print_fn=None):
+        """Print a Keras-style table of layers, output shapes and parameter counts."""
+        if self._input_shape is None:
+            raise ValueError(f"{self.name} has not been built yet: give the first layer input_shape=..., "
+                             "start with Input(shape=...), call build(), or fit it on data first")
+        print_fn = print_fn or print
+        widths = (33, 26, 12)
+        rule = "_" * sum(widths)
+        lines = [f'Model: "{self.name}"', rule,
+                 f"{'Layer (type)':<{widths[0]}}{'Output Shape':<{widths[1]}}{'Param #':>{widths[2]}}",
+                 "=" * sum(widths)]
+        for layer, shape in zip(self._layers, self._output_shapes(self._input_shape)):
+            name = f"{layer.name} ({type(layer).__name__})"
+            lines.append(f"{name:<{widths[0]}}{_shape_str(shape):<{widths[1]}}{layer.count_params():>{widths[2]},}")
+        total = self.count_params()
+        trainable = sum(l.count_params() for l in self._layers if l.trainable)
+        lines += ["=" * sum(widths),f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}", rule]
+        for line in lines:
+            print_fn(line)
+
+    def get_config(self):
+        layers = [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._layers]
+        if self._input_shape is not None:
+            layers.insert(0, {"class_name": "InputLayer", "config": {"input_shape": list(self._input_shape)}})
+        return {"name": self.name, "layers": layers}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls([layer_from_config(c) for c in config["layers"]], name=config.get("name"))
+
+
+def _check_verbose(verbose):
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    return verbose

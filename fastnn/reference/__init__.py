@@ -1,0 +1,94 @@
+"""Reference kernels: the ground truth and the textbook of fastnn.
+
+Every kernel that fastnn runs in C++ (``fastnn._core``) has a twin here,
+written in plain NumPy with the same name, signature, defaults and
+semantics.  These twins serve two purposes:
+
+* Ground truth.  The tests compare every native kernel against its twin
+  here, and the twins themselves are checked against finite differences,
+  so a correct reference pins down a correct native build.
+* Textbook.  Each function states its formula, its shapes, where its
+  defaults come from and the paper that defines it, and is short enough
+  to read in one sitting.  Clarity wins over speed in this package.
+
+One file per concern:
+
+* ``gemm.py``        - the BLAS-style matrix product
+* ``dense.py``       - fully connected layer, forward and backward
+* ``activations.py`` - activation functions and their derivatives
+* ``losses.py``      - losses fused with their gradients
+* ``optim.py``       - in-place SGD and Adam updates
+
+This package depends only on NumPy and the standard library; it imports
+nothing from the rest of fastnn, so it can be read and tested on its own.
+"""
+
+from .activations import (
+    SELU_ALPHA,
+    SELU_SCALE,
+    elu_backward,
+    elu_forward,
+    leaky_relu_backward,
+    leaky_relu_forward,
+    linear_backward,
+    linear_forward,
+    log_softmax_backward,
+    log_softmax_forward,
+    relu_backward,
+    relu_forward,
+    selu_backward,
+    selu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    softmax_backward,
+    softmax_forward,
+    softplus_backward,
+    softplus_forward,
+    step_forward,
+    tanh_backward,
+    tanh_forward,
+)
+from .dense import dense_backward, dense_forward
+from .gemm import gemm
+from .losses import (
+    mean_squared_error,
+    sigmoid_binary_cross_entropy,
+    softmax_cross_entropy,
+    sparse_softmax_cross_entropy,
+)
+from .optim import adam_update, sgd_update
+
+__all__ = [
+    "SELU_ALPHA",
+    "SELU_SCALE",
+    "adam_update",
+    "dense_backward",
+    "dense_forward",
+    "elu_backward",
+    "elu_forward",
+    "gemm",
+    "leaky_relu_backward",
+    "leaky_relu_forward",
+    "linear_backward",
+    "linear_forward",
+    "log_softmax_backward",
+    "log_softmax_forward",
+    "mean_squared_error",
+    "relu_backward",
+    "relu_forward",
+    "selu_backward",
+    "selu_forward",
+    "sgd_update",
+    "sigmoid_backward",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_forward",
+    "softmax_backward",
+    "softmax_cross_entropy",
+    "softmax_forward",
+    "softplus_backward",
+    "softplus_forward",
+    "sparse_softmax_cross_entropy",
+    "step_forward",
+    "tanh_backward",
+    "tanh_forward",
+]

@@ -1,0 +1,283 @@
+"""Activation functions: forward passes and their derivatives.
+
+Elementwise activations accept any shape.  ``softmax`` and ``log_softmax``
+work row-wise on a 2-D array ``[N, C]`` (over the last axis).
+
+Every ``NAME_backward(dy, x, y)`` returns ``dx = dy * f'(x)``.  Both the
+input ``x`` and the output ``y`` are passed, and each derivative uses
+whichever gives the cheaper or more stable formula (``tanh`` is cheapest
+from ``y``, ``relu`` needs only the sign of ``x``).
+
+All results keep the input dtype: float32 in, float32 out.
+"""
+
+import numpy as np
+
+# Constants from Klambauer et al. 2017, "Self-Normalizing Neural Networks",
+# arXiv:1706.02515, eq. (14): the fixed point with zero mean, unit variance.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _into(out, value, dtype):
+    """Write ``value`` into ``out`` if given, else return it as ``dtype``."""
+    if out is None:
+        return np.asarray(value, dtype=dtype)
+    out[...] = value
+    return out
+
+
+def _sigmoid(x):
+    # exp(-|x|) lies in (0, 1], so neither branch can overflow; for large
+    # |x| it underflows to 0, which is the correct limit.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+# ---------------------------------------------------------------- linear
+
+def linear_forward(x, out=None):
+    """Identity activation.
+
+    Formula: ``y = x``.   Shapes: x, y: any shape, same shape.
+    """
+    if out is None:
+        return x.copy()  # a new array, never an alias the caller might mutate
+    return _into(out, x, x.dtype)
+
+
+def linear_backward(dy, x, y, out=None):
+    """Derivative of the identity.
+
+    Formula: ``dx = dy``.   Shapes: dy, x, y, dx: any shape, all equal.
+    """
+    if out is None:
+        return dy.copy()
+    return _into(out, dy, dy.dtype)
+
+
+# ------------------------------------------------------------------ step
+
+def step_forward(x, out=None):
+    """Heaviside step, the threshold unit of Rosenblatt's perceptron (1958).
+
+    Formula: ``y = 1 if x > 0 else 0``.   Shapes: x, y: any shape.
+    Forward only: the derivative is zero almost everywhere, so there is no
+    ``step_backward``.
+    """
+    return _into(out, x > 0, x.dtype)
+
+
+# --------------------------------------------------------------- sigmoid
+
+def sigmoid_forward(x, out=None):
+    """Logistic sigmoid (https://en.wikipedia.org/wiki/Logistic_function).
+
+    Formula::
+
+        y = 1 / (1 + exp(-x))        for x >= 0
+        y = exp(x) / (1 + exp(x))    for x <  0   (same value, no overflow)
+
+    Shapes: x, y: any shape.
+    """
+    return _into(out, _sigmoid(x), x.dtype)
+
+
+def sigmoid_backward(dy, x, y, out=None):
+    """Derivative of the sigmoid, from its output.
+
+    Formula: ``dx = dy * y * (1 - y)``.   Shapes: all equal, any shape.
+    """
+    return _into(out, dy * y * (1 - y), x.dtype)
+
+
+# ------------------------------------------------------------------ tanh
+
+def tanh_forward(x, out=None):
+    """Hyperbolic tangent.
+
+    Formula: ``y = tanh(x)``.   Shapes: x, y: any shape.
+    """
+    return _into(out, np.tanh(x), x.dtype)
+
+
+def tanh_backward(dy, x, y, out=None):
+    """Derivative of tanh, from its output.
+
+    Formula: ``dx = dy * (1 - y**2)``.   Shapes: all equal, any shape.
+    """
+    return _into(out, dy * (1 - y * y), x.dtype)
+
+
+# ------------------------------------------------------------------ relu
+
+def relu_forward(x, out=None):
+    """Rectified linear unit (Nair & Hinton 2010, ICML,
+    https://www.cs.toronto.edu/~hinton/absps/reluICML.pdf).
+
+    Formula: ``y = max(x, 0)``.   Shapes: x, y: any shape.
+    """
+    return _into(out, np.maximum(x, 0), x.dtype)
+
+
+def relu_backward(dy, x, y, out=None):
+    """Derivative of ReLU; the derivative at exactly 0 is taken as 0.
+
+    Formula: ``dx = dy * (x > 0)``.   Shapes: all equal, any shape.
+    """
+    return _into(out, np.where(x > 0, dy, 0), x.dtype)
+
+
+# ------------------------------------------------------------ leaky relu
+
+def leaky_relu_forward(x, alpha=0.3, out=None):
+    """Leaky ReLU (Maas, Hannun & Ng 2013, "Rectifier Nonlinearities Improve
+    Neural Network Acoustic Models", ICML workshop).
+
+    Formula: ``y = x if x > 0 else alpha * x``.   Shapes: x, y: any shape.
+    Default ``alpha=0.3``, the Keras ``LeakyReLU`` default (the paper
+    uses 0.01).
+    """
+    return _into(out, np.where(x > 0, x, alpha * x), x.dtype)
+
+
+def leaky_relu_backward(dy, x, y, alpha=0.3, out=None):
+    """Derivative of leaky ReLU.
+
+    Formula: ``dx = dy * (1 if x > 0 else alpha)``.   Shapes: all equal.
+    Default ``alpha=0.3``, the Keras ``LeakyReLU`` default.
+    """
+    return _into(out, np.where(x > 0, dy, alpha * dy), x.dtype)
+
+
+# ------------------------------------------------------------------- elu
+
+def elu_forward(x, alpha=1.0, out=None):
+    """Exponential linear unit (Clevert, Unterthiner & Hochreiter 2015,
+    arXiv:1511.07289).
+
+    Formula: ``y = x if x > 0 else alpha * (exp(x) - 1)``.
+    Shapes: x, y: any shape.   Default ``alpha=1.0``, as in the paper and
+    Keras.
+    """
+    # expm1 is accurate for small |x|, where exp(x) - 1 cancels; clamping
+    # at 0 keeps the branch np.where discards from overflowing.
+    negative = alpha * np.expm1(np.minimum(x, 0))
+    return _into(out, np.where(x > 0, x, negative), x.dtype)
+
+
+def elu_backward(dy, x, y, alpha=1.0, out=None):
+    """Derivative of ELU, from its output.
+
+    Formula: ``dx = dy * (1 if x > 0 else y + alpha)``, because for
+    ``x <= 0`` the derivative ``alpha * exp(x)`` equals ``y + alpha``.
+    Shapes: all equal.   Default ``alpha=1.0``.
+    """
+    return _into(out, np.where(x > 0, dy, dy * (y + alpha)), x.dtype)
+
+
+# ------------------------------------------------------------------ selu
+
+def selu_forward(x, out=None):
+    """Scaled ELU (Klambauer et al. 2017, "Self-Normalizing Neural
+    Networks", arXiv:1706.02515).
+
+    Formula: ``y = SELU_SCALE * (x if x > 0 else SELU_ALPHA * (exp(x) - 1))``.
+    Shapes: x, y: any shape.   The constants are fixed by the paper.
+    """
+    negative = SELU_ALPHA * np.expm1(np.minimum(x, 0))
+    return _into(out, SELU_SCALE * np.where(x > 0, x, negative), x.dtype)
+
+
+def selu_backward(dy, x, y, out=None):
+    """Derivative of SELU.
+
+    Formula: ``dx = dy * SELU_SCALE * (1 if x > 0 else SELU_ALPHA * exp(x))``.
+    Shapes: all equal, any shape.
+    """
+    negative = (SELU_SCALE * SELU_ALPHA) * np.exp(np.minimum(x, 0))
+    return _into(out, np.where(x > 0, SELU_SCALE * dy, negative * dy), x.dtype)
+
+
+# -------------------------------------------------------------- softplus
+
+def softplus_forward(x, out=None):
+    """Softplus, a smooth ReLU (Dugas et al. 2001, NIPS, "Incorporating
+    Second-Order Functional Knowledge for Better Option Pricing").
+
+    Formula::
+
+        y = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))
+
+    The second form never overflows and keeps full precision when
+    ``exp(-|x|)`` is tiny.   Shapes: x, y: any shape.
+    """
+    return _into(out, np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))), x.dtype)
+
+
+def softplus_backward(dy, x, y, out=None):
+    """Derivative of softplus, which is the sigmoid.
+
+    Formula: ``dx = dy * sigmoid(x)``.   Shapes: all equal, any shape.
+    """
+    return _into(out, dy * _sigmoid(x), x.dtype)
+
+
+# --------------------------------------------------------------- softmax
+
+def softmax_forward(x, out=None):
+    """Softmax over each row (Bridle 1990, "Probabilistic Interpretation of
+    Feedforward Classification Network Outputs"; Goodfellow et al., *Deep
+    Learning*, section 6.2.2.3).
+
+    Formula::
+
+        y[n, c] = exp(x[n, c] - max_c x[n]) / sum_c exp(x[n, c] - max_c x[n])
+
+    Subtracting the row maximum changes nothing mathematically but makes
+    the largest exponent exp(0) = 1, so nothing overflows.
+
+    Shapes: x, y: [N, C].
+    """
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return _into(out, e / e.sum(axis=1, keepdims=True), x.dtype)
+
+
+def softmax_backward(dy, x, y, out=None):
+    """Vector-Jacobian product of softmax, from its output.
+
+    Formula: ``dx = y * (dy - sum_c(dy * y))``, the sum taken per row.
+    Shapes: dy, x, y, dx: [N, C].
+    """
+    inner = (dy * y).sum(axis=1, keepdims=True)
+    return _into(out, y * (dy - inner), x.dtype)
+
+
+# ----------------------------------------------------------- log_softmax
+
+def log_softmax_forward(x, out=None):
+    """Logarithm of the softmax over each row, via log-sum-exp.
+
+    Formula::
+
+        s = x - max_c x[n]
+        y = s - log(sum_c exp(s))
+
+    Computing it this way, rather than ``log(softmax(x))``, stays finite
+    when a probability underflows to 0.
+
+    Shapes: x, y: [N, C].
+    """
+    shifted = x - x.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return _into(out, shifted - log_sum, x.dtype)
+
+
+def log_softmax_backward(dy, x, y, out=None):
+    """Vector-Jacobian product of log_softmax, from its output.
+
+    Formula: ``dx = dy - exp(y) * sum_c(dy)``, the sum taken per row
+    (``exp(y)`` is the softmax).
+    Shapes: dy, x, y, dx: [N, C].
+    """
+    return _into(out, dy - np.exp(y) * dy.sum(axis=1, keepdims=True), x.dtype)

@@ -1,0 +1,104 @@
+"""Seeding, progress display and small helpers shared by the Python layer."""
+import random
+import sys
+import time
+
+import numpy as np
+
+from . import backend
+
+_rng = np.random.default_rng()
+
+
+def set_random_seed(seed):
+    """Make runs repeatable: seeds fastnn's generator (weights, shuffling), NumPy's global one and
+    Python's ``random``, as Keras's ``set_random_seed`` does."""
+    global _rng
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _rng = np.random.default_rng(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    random.seed(int(seed))
+
+
+def rng():
+    """fastnn's global random generator (reseeded by :func:`set_random_seed`)."""
+    return _rng
+
+
+def format_number(x):
+    """Four significant digits, as a progress bar shows metrics."""
+    return f"{x:.4f}" if abs(x) >= 1e-3 or x == 0 else f"{x:.4e}"
+
+
+class Progbar:
+    """A Keras-style progress bar: ``12/250 [=>....] - ETA: 3s - loss: 0.4213``.
+
+    On a terminal it redraws one line in place; when output is not a terminal (a log file, CI) it
+    prints only the final line, so logs stay readable.
+    """
+
+    def __init__(self, target, width=30, stream=None, interactive=None):
+        self.target = target
+        self.width = width
+        self.stream = stream or sys.stdout
+        if interactive is None:
+            interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interactive = interactive
+        self.start = time.perf_counter()
+        self._last_draw = 0.0
+
+    def update(self, current, values=(), finalize=False):
+        now = time.perf_counter()
+        if not finalize and (not self.interactive or now - self._last_draw < 0.05):
+            return
+        self._last_draw = now
+        done = min(current, self.target)
+        filled = int(self.width * done / self.target) if self.target else self.width
+        bar = "=" * max(filled - 1, 0) + (">" if filled < self.width else "=") if filled else ""
+        elapsed = now - self.start
+        if finalize:
+            per_step = elapsed / max(current, 1)
+            timing = f"{elapsed:.0f}s {per_step * 1e3:.0f}ms/step"
+        else:
+            eta = elapsed / max(current, 1) * (self.target - current)
+            timing = f"ETA: {eta:.0f}s"
+        metrics = "".join(f" - {k}: {format_number(v)}" for k, v in values)
+        line = f"{current:>{len(str(self.target))}}/{self.target} [{bar:<{self.width}}] - {timing}{metrics}"
+        if self.interactive:
+            self.stream.write("\r" + line + ("\n" if finalize else ""))
+        elif finalize:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def as_float_array(x, name, dtype=None):
+    """``x`` as a C-contiguous float array (no copy when it already is one of ``dtype``).
+
+    Integers and booleans are converted to ``dtype`` (default: float64/float32 inputs keep their
+    dtype, others get ``floatx``); complex, object and string arrays raise TypeError.
+    """
+    try:
+        arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be array-like of numbers, got {type(x).__name__}: {exc}") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array (float, int or bool), got dtype {arr.dtype}")
+    if dtype is None:
+        dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(backend.floatx())
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_finite(arr, name):
+    """Raise ValueError naming the first NaN or inf in ``arr``."""
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"{name} contains NaN or inf (first at index {where}: {arr[where]})")
+
+
+def check_batch_size(batch_size, allow_none=False):
+    if batch_size is None and allow_none:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)

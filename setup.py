@@ -1,0 +1,50 @@
+"""Build script for fastnn's native extension, fastnn._core (C++17, OpenMP).
+
+Metadata lives in pyproject.toml; this file only describes the extension, because the OpenMP flags
+depend on the compiler that setuptools picks. Set FASTNN_NO_OPENMP=1 to build a serial extension.
+"""
+import os
+import sys
+from glob import glob
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+# -O3 but never -march=native or -ffast-math: the wheel must run on any x86-64 CPU and keep IEEE
+# semantics (SIMD variants are chosen at run time).
+UNIX_OPT = ["-O3", "-fvisibility=hidden"]
+
+
+def openmp_flags(compiler_type, compiler_cmd):
+    """(compile, link) flags enabling OpenMP for this compiler, or ([], []) when opted out."""
+    if os.environ.get("FASTNN_NO_OPENMP", "") not in ("", "0"):
+        return [], []
+    if compiler_type == "msvc":
+        return ["/openmp"], []
+    if sys.platform == "darwin" and "clang" in " ".join(compiler_cmd):
+        # Apple clang has no -fopenmp driver flag; libomp (e.g. from Homebrew) provides the runtime.
+        prefix = os.environ.get("LIBOMP_PREFIX", "/opt/homebrew/opt/libomp")
+        return (["-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
+                [f"-L{prefix}/lib", "-lomp"])
+    return ["-fopenmp"], ["-fopenmp"]
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        ctype = self.compiler.compiler_type
+        cmd = getattr(self.compiler, "compiler_so", None) or [os.environ.get("CXX", "")]
+        compile_omp, link_omp = openmp_flags(ctype, cmd)
+        for ext in self.extensions:
+            ext.extra_compile_args += (["/O2"] if ctype == "msvc" else UNIX_OPT) + compile_omp
+            ext.extra_link_args += link_omp
+        super().build_extensions()
+
+
+ext = Pybind11Extension(
+    "fastnn._core",
+    sorted(glob("csrc/*.cpp")),
+    include_dirs=["csrc"],
+    cxx_std=17,
+)
+
+setup(ext_modules=[ext], cmdclass={"build_ext": BuildExt})

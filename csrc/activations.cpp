@@ -33,7 +33,9 @@ void act_forward(Act act, T* y, const T* x, idx n, T alpha) {
         case Act::step: for_each(n, [=](idx i) { y[i] = x[i] > T(0) ? T(1) : T(0); }); break;
         case Act::sigmoid: for_each(n, [=](idx i) { y[i] = sigmoid(x[i]); }); break;
         case Act::tanh: for_each(n, [=](idx i) { y[i] = std::tanh(x[i]); }); break;
-        case Act::relu: for_each(n, [=](idx i) { y[i] = x[i] > T(0) ? x[i] : T(0); }); break;
+        case Act::relu:  // written so that NaN passes through, as numpy.maximum does
+            for_each(n, [=](idx i) { y[i] = x[i] < T(0) ? T(0) : x[i]; });
+            break;
         case Act::leaky_relu:
             for_each(n, [=](idx i) { y[i] = x[i] > T(0) ? x[i] : alpha * x[i]; });
             break;

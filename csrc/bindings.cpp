@@ -3,8 +3,10 @@
 // releases the GIL and calls one kernel. Signatures match fastnn/reference/ name for name.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -34,11 +36,26 @@ std::string shape_of(const py::array& a) {
 
 std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
+// Dtypes are compared by kind, size and byte order, not by identity: an unpickled array or
+// numpy.longlong has an equal but distinct dtype object.
+bool native_order(const py::dtype& dt) {
+    const char order = dt.byteorder();  // '=' native, '|' not applicable, '<' little, '>' big
+    if (order == '=' || order == '|') return true;
+    const std::uint16_t probe = 1;
+    const bool little = *reinterpret_cast<const unsigned char*>(&probe) == 1;
+    return order == (little ? '<' : '>');
+}
+
+bool has_dtype(const py::array& a, char kind, py::ssize_t size) {
+    const py::dtype dt = a.dtype();
+    return dt.kind() == kind && dt.itemsize() == size && native_order(dt);
+}
+
 DT float_dtype(const py::array& a, const char* name) {
-    if (a.dtype().is(py::dtype::of<float>())) return DT::f32;
-    if (a.dtype().is(py::dtype::of<double>())) return DT::f64;
-    throw py::type_error(std::string(name) + " must be a float32 or float64 array, got dtype " +
-                         dtype_name(a));
+    if (has_dtype(a, 'f', 4)) return DT::f32;
+    if (has_dtype(a, 'f', 8)) return DT::f64;
+    throw py::type_error(std::string(name) + " must be a float32 or float64 array in native byte "
+                         "order, got dtype " + dtype_name(a));
 }
 
 // Checks dtype, number of dimensions (-1: any), C-contiguity and, for outputs, writability.
@@ -257,8 +274,9 @@ py::tuple sparse_softmax_cross_entropy(py::array logits, py::array labels, py::o
     const DT dt = float_dtype(logits, "logits");
     check(logits, "logits", dt, 2);
     const idx N = logits.shape(0), C = logits.shape(1);
-    if (!labels.dtype().is(py::dtype::of<std::int64_t>()))
-        throw py::type_error("labels must be an int64 array, got dtype " + dtype_name(labels));
+    if (!has_dtype(labels, 'i', 8))
+        throw py::type_error("labels must be an int64 array in native byte order, got dtype " +
+                             dtype_name(labels));
     if (!(labels.flags() & py::array::c_style))
         throw py::value_error("labels must be C-contiguous");
     check_shape(labels, "labels", {N});
@@ -335,6 +353,9 @@ void sgd_update(py::array param, py::array grad, py::object velocity, double lr,
     py::array vel;
     if (momentum != 0.0) {
         if (velocity.is_none()) throw py::value_error("velocity is required when momentum != 0");
+        if (!py::isinstance<py::array>(velocity))
+            throw py::type_error("velocity must be a numpy.ndarray, got " +
+                                 py::str(py::type::of(velocity)).cast<std::string>());
         vel = py::reinterpret_borrow<py::array>(velocity);
         check_state(vel, "velocity", dt, param);
     }
@@ -435,6 +456,17 @@ PYBIND11_MODULE(_core, m) {
     m.def("adam_update", &adam_update, "param"_a, "grad"_a, "m"_a, "v"_a, "learning_rate"_a,
           "beta_1"_a, "beta_2"_a, "epsilon"_a, "step"_a);
 
+    m.def("cpu_capability", [] { return std::string(fastnn::capability_name(fastnn::cpu_capability())); },
+          "The GEMM variant in use: 'generic' or 'avx2'.");
+    m.def("available_cpu_capabilities", &fastnn::available_capabilities,
+          "GEMM variants this CPU and build can run.");
+    m.def("set_cpu_capability", [](const std::string& name) {
+        try {
+            fastnn::set_cpu_capability(fastnn::parse_capability(name));
+        } catch (const std::invalid_argument& e) {
+            throw py::value_error(e.what());
+        }
+    }, "name"_a, "Use the GEMM variant 'generic' or 'avx2' (ValueError if unavailable).");
     m.def("get_num_threads", &fastnn::max_threads, "Threads the kernels use (OpenMP max threads).");
     m.def("set_num_threads", [](int n) {
         if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));

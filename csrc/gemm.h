@@ -6,9 +6,21 @@
 // whatever the number of threads, so results do not depend on the thread count.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "common.h"
 
 namespace fastnn {
+
+// Instruction-set variants of the GEMM; all compute the same sums, in the same order per element
+// (the AVX2 variant fuses multiply and add, so its last bits can differ from the generic one).
+enum class CpuCapability { generic, avx2 };
+CpuCapability parse_capability(const std::string& name);  // throws std::invalid_argument
+const char* capability_name(CpuCapability c);
+CpuCapability cpu_capability();
+void set_cpu_capability(CpuCapability c);
+std::vector<std::string> available_capabilities();
 
 template <typename T>
 void gemm(bool trans_a, bool trans_b, idx M, idx N, idx K, T alpha, const T* A, idx lda,

@@ -11,6 +11,7 @@ Keras argument order holds for the public call: ``loss(y_true, y_pred) -> float`
 import numpy as np
 
 from . import backend
+from .utils import as_float_array
 
 EPSILON = 1e-7  # Keras backend epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON]
 
@@ -48,11 +49,10 @@ class Loss:
 
     def __call__(self, y_true, y_pred):
         """Mean loss of predictions ``y_pred`` against ``y_true`` (Keras argument order)."""
-        pred = _numeric(y_pred, "y_pred")
+        pred = as_float_array(_numeric(y_pred, "y_pred"), "y_pred")
         if pred.ndim == 1:
             pred = pred[:, None]
-        dtype = pred.dtype if pred.dtype in (np.float32, np.float64) else np.dtype(backend.floatx())
-        pred = np.ascontiguousarray(pred, dtype=dtype)
+        dtype = pred.dtype
         y = self.prepare_targets(y_true, len(pred), pred.shape[1:], dtype)
         return self.value_and_grad(y, pred, need_grad=False)[0]
 

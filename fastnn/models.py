@@ -166,9 +166,11 @@ class Sequential:
                 and act.name == self.loss.fused_activation)
 
     # -- validation at the boundary -------------------------------------------------------------
-    def _prepare_x(self, x):
+    def _prepare_x(self, x, expected=None):
+        """``x`` as a float array of the model's dtype, checked against the model's input shape
+        (or ``expected`` when the model is not built yet)."""
         x = utils.as_float_array(x, "x", self._dtype or np.dtype(backend.floatx()))
-        expected = self._input_shape
+        expected = self._input_shape or expected
         if x.ndim < 2:
             want = "(N, ...)" if expected is None else "(N, " + ", ".join(map(str, expected)) + ")"
             raise ValueError(f"{self.name} expects a batch of inputs of shape {want}, got array of shape "
@@ -185,11 +187,11 @@ class Sequential:
         self._output_shapes(x.shape[1:])
         return x
 
-    def _prepare_xy(self, x, y, what="x"):
+    def _prepare_xy(self, x, y, what="x", expected=None):
         if self.loss is None:
             raise RuntimeError("the model must be compiled before training or evaluation: call "
                                "model.compile(optimizer=..., loss=...)")
-        x = self._prepare_x(x)
+        x = self._prepare_x(x, expected)
         if len(x) == 0:
             raise ValueError(f"{what} is empty (shape {x.shape}); at least one sample is needed")
         utils.check_finite(x, what)
@@ -270,7 +272,7 @@ class Sequential:
                 if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                     raise ValueError("validation_data must be a tuple (x_val, y_val), got "
                                      f"{type(validation_data).__name__}")
-                val = self._prepare_xy(*validation_data, what="validation x")
+                val = self._prepare_xy(*validation_data, what="validation x", expected=x.shape[1:])
             self._check_trainable()
             cbs = list(callbacks or [])
             for cb in cbs:
@@ -298,7 +300,7 @@ class Sequential:
             total, seen, logs = 0.0, 0, {}
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
-            bar = utils.Progbar(steps, interactive=None if verbose == 1 else False)
+            bar = utils.Progbar(steps, interactive=None if verbose == 1 else False, show_bar=verbose == 1)
             for step in range(steps):
                 lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
                 xb, yb = self._gather(x, y, slice(lo, hi) if order is None else order[lo:hi])

@@ -11,14 +11,15 @@ modified (only ``gemm``'s ``c`` and the optimizer updates work in place, by defi
 import numpy as np
 
 from . import backend
-from .utils import as_float_array
+from .utils import as_float_array, native_float_dtype
 
 
 def _floats(*arrays, names):
-    """Convert every array to the dtype of the first float64/float32 one (floatx otherwise)."""
-    first = [np.asarray(a) for a in arrays]
-    dtype = next((a.dtype for a in first if a.dtype in (np.float32, np.float64)), np.dtype(backend.floatx()))
-    return [as_float_array(a, n, dtype) for a, n in zip(first, names)]
+    """Convert every argument to one float dtype: that of the first float32/float64 ndarray among
+    them, else ``floatx``. Lists and scalars take the arrays' dtype, as in Keras (a list of Python
+    floats becomes float32 by default)."""
+    dtype = next((d for d in map(native_float_dtype, arrays) if d is not None), np.dtype(backend.floatx()))
+    return [as_float_array(a, n, dtype) for a, n in zip(arrays, names)]
 
 
 def _rows(x, name="x"):

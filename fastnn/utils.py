@@ -38,8 +38,9 @@ class Progbar:
     prints only the final line, so logs stay readable.
     """
 
-    def __init__(self, target, width=30, stream=None, interactive=None):
+    def __init__(self, target, width=30, stream=None, interactive=None, show_bar=True):
         self.target = target
+        self.show_bar = show_bar
         self.width = width
         self.stream = stream or sys.stdout
         if interactive is None:
@@ -64,7 +65,9 @@ class Progbar:
             eta = elapsed / max(current, 1) * (self.target - current)
             timing = f"ETA: {eta:.0f}s"
         metrics = "".join(f" - {k}: {format_number(v)}" for k, v in values)
-        line = f"{current:>{len(str(self.target))}}/{self.target} [{bar:<{self.width}}] - {timing}{metrics}"
+        counter = f"{current:>{len(str(self.target))}}/{self.target}"
+        line = f"{counter} [{bar:<{self.width}}] - {timing}{metrics}" if self.show_bar else \
+            f"{counter} - {timing}{metrics}"
         if self.interactive:
             self.stream.write("\r" + line + ("\n" if finalize else ""))
         elif finalize:
@@ -85,8 +88,15 @@ def as_float_array(x, name, dtype=None):
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a real numeric array (float, int or bool), got dtype {arr.dtype}")
     if dtype is None:
-        dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(backend.floatx())
+        dtype = native_float_dtype(arr) or np.dtype(backend.floatx())
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def native_float_dtype(arr):
+    """float32/float64 in native byte order for a float32/float64 array of any byte order, else None."""
+    if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and arr.dtype.itemsize in (4, 8):
+        return np.dtype(f"f{arr.dtype.itemsize}")
+    return None
 
 
 def check_finite(arr, name):

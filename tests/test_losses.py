@@ -1,0 +1,301 @@
+"""Tests of ``fastnn.losses``: the public ``loss(y_true, y_pred)`` against hand-written NumPy
+formulas (Keras clipping with EPSILON = 1e-7 for probabilities), the from-logits forms at extreme
+logits, gradients against finite differences, target validation and lookup by name.
+"""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import losses
+
+BACKENDS = ["native", "numpy"]
+EPS = 1e-7  # Keras backend epsilon
+CLIP_ORDER_SLACK = EPS  # per class: see test_categorical_crossentropy_value_on_probabilities
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def clip(p):
+    return np.clip(p, EPS, 1 - EPS)
+
+
+def np_mse(y, p):
+    return np.mean((np.asarray(p, np.float64) - np.asarray(y, np.float64)) ** 2)
+
+
+def np_bce(y, p):
+    p = clip(np.asarray(p, np.float64))
+    return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def np_cce(y, p):
+    # Keras: normalise rows to sum to one, clip, then -sum(y log p)
+    p = np.asarray(p, np.float64)
+    p = clip(p / p.sum(axis=1, keepdims=True))
+    return -np.mean(np.sum(y * np.log(p), axis=1))
+
+
+def np_sparse_cce(labels, p):
+    return np_cce(np.eye(p.shape[1])[labels], p)
+
+
+def np_log_softmax(z):
+    z = np.asarray(z, np.float64)
+    m = z.max(axis=1, keepdims=True)
+    return z - m - np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
+
+
+def np_bce_logits(y, z):
+    z = np.asarray(z, np.float64)
+    return np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+
+
+def probabilities(n, c, seed=0):
+    return rng(seed).dirichlet(np.ones(c), size=n)
+
+
+# -- values of the public call ----------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_mse_value(backend, dtype, rtol):
+    fastnn.set_backend(backend)
+    y, p = rng(0).normal(size=(13, 3)), rng(1).normal(size=(13, 3))
+    got = losses.MeanSquaredError()(y.astype(dtype), p.astype(dtype))
+    assert got == pytest.approx(np_mse(y.astype(dtype), p.astype(dtype)), rel=rtol)
+    assert losses.get("mse")(y, p) == pytest.approx(np_mse(y, p), rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mse_flat_targets_against_column_predictions_do_not_broadcast(backend):
+    fastnn.set_backend(backend)
+    y, p = rng(0).normal(size=10), rng(1).normal(size=(10, 1))
+    expected = np.mean((p[:, 0] - y) ** 2)
+    assert expected != pytest.approx(np.mean((p - y) ** 2), rel=1e-3)  # the (10, 10) broadcast
+    loss = losses.MeanSquaredError()
+    assert loss(y, p) == pytest.approx(expected, rel=1e-12)
+    assert loss(y, p[:, 0]) == pytest.approx(expected, rel=1e-12)
+    assert loss(y[:, None], p) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError):
+        loss(y[:9], p)
+    with pytest.raises(ValueError):
+        loss(rng(2).normal(size=(10, 2)), p)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+def test_binary_crossentropy_value_on_probabilities(backend, dtype, rtol):
+    fastnn.set_backend(backend)
+    y = rng(0).integers(0, 2, (12, 2)).astype(np.float64)
+    y[0] = [0.3, 0.8]  # soft targets are allowed
+    p = rng(1).random((12, 2))
+    got = losses.BinaryCrossentropy()(y.astype(dtype), p.astype(dtype))
+    assert got == pytest.approx(np_bce(y, p.astype(dtype).astype(np.float64)), rel=rtol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_binary_crossentropy_clips_probabilities_at_epsilon(backend):
+    fastnn.set_backend(backend)
+    y = np.array([[1.0], [0.0], [1.0], [0.0]])
+    p = np.array([[0.0], [1.0], [1.0], [0.0]])  # two certain mistakes, two certain hits
+    expected = 2 * -np.log(EPS) / 4  # -log(1e-7) = 16.118 per mistake, -log(1 - 1e-7) ~ 1e-7 per hit
+    assert losses.BinaryCrossentropy()(y, p) == pytest.approx(expected, rel=1e-6)
+    assert losses.BinaryCrossentropy()(y, p) == pytest.approx(np_bce(y, p), rel=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+def test_categorical_crossentropy_value_on_probabilities(backend, dtype, rtol):
+    fastnn.set_backend(backend)
+    p = probabilities(9, 4)
+    p[0] = [1.0, 0.0, 0.0, 0.0]  # clipped entries
+    p[1] = [0.0, 0.0, 0.0, 1.0]
+    y = np.eye(4)[[0, 2, 1, 3, 0, 1, 2, 3, 0]]
+    y[2] = [0.1, 0.6, 0.2, 0.1]  # soft targets
+    got = losses.CategoricalCrossentropy()(y.astype(dtype), p.astype(dtype))
+    # Keras normalises then clips; clipping then normalising (as Keras's TF sparse path does)
+    # moves a clipped row by at most (classes - 1) * EPSILON: allow that much per sample.
+    assert got == pytest.approx(np_cce(y, p.astype(dtype)), rel=rtol, abs=CLIP_ORDER_SLACK * 4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+def test_sparse_categorical_crossentropy_value_on_probabilities(backend, dtype, rtol):
+    fastnn.set_backend(backend)
+    p = probabilities(10, 3, seed=2)
+    p[0] = [0.0, 1.0, 0.0]  # label 2 below: clipped to 1e-7
+    labels = np.array([2, 0, 1, 2, 1, 0, 0, 2, 1, 1])
+    got = losses.SparseCategoricalCrossentropy()(labels, p.astype(dtype))
+    assert got == pytest.approx(np_sparse_cce(labels, p.astype(dtype)), rel=rtol, abs=CLIP_ORDER_SLACK * 3)
+    assert got > -np.log(EPS) / 10  # the certain mistake alone contributes 16.1 / 10
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sparse_equals_categorical_with_one_hot(backend):
+    fastnn.set_backend(backend)
+    p = probabilities(20, 5, seed=3)
+    labels = rng(4).integers(0, 5, 20)
+    sparse = losses.SparseCategoricalCrossentropy()(labels, p)
+    cat = losses.CategoricalCrossentropy()(np.eye(5)[labels], p)
+    assert sparse == pytest.approx(cat, rel=1e-12)
+    z = rng(5).normal(size=(20, 5)) * 10
+    sparse = losses.SparseCategoricalCrossentropy(from_logits=True)(labels, z)
+    cat = losses.CategoricalCrossentropy(from_logits=True)(np.eye(5)[labels], z)
+    assert sparse == pytest.approx(cat, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_from_logits_values(backend):
+    fastnn.set_backend(backend)
+    z = rng(0).normal(size=(8, 4)) * 5
+    labels = rng(1).integers(0, 4, 8)
+    onehot = np.eye(4)[labels]
+    expected = -np.mean(np_log_softmax(z)[np.arange(8), labels])
+    assert losses.SparseCategoricalCrossentropy(from_logits=True)(labels, z) == pytest.approx(expected, rel=1e-12)
+    assert losses.CategoricalCrossentropy(from_logits=True)(onehot, z) == pytest.approx(expected, rel=1e-12)
+    yb = rng(2).integers(0, 2, (8, 4)).astype(np.float64)
+    assert losses.BinaryCrossentropy(from_logits=True)(yb, z) == pytest.approx(np_bce_logits(yb, z), rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_from_logits_exact_at_huge_logits(backend, dtype):
+    # no clipping, no overflow: the loss of a confident mistake is the logit gap itself
+    fastnn.set_backend(backend)
+    z = np.array([[1e4, 0.0, -1e4], [0.0, 3e4, 0.0]], dtype=dtype)
+    labels = np.array([1, 1])
+    loss = losses.SparseCategoricalCrossentropy(from_logits=True)(labels, z)
+    assert np.isfinite(loss)
+    assert loss == pytest.approx(1e4 / 2, rel=1e-6)
+    zb = np.array([[1e4], [-1e4], [1e4]], dtype=dtype)
+    yb = np.array([[0.0], [1.0], [1.0]], dtype=dtype)
+    assert losses.BinaryCrossentropy(from_logits=True)(yb, zb) == pytest.approx(2e4 / 3, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sparse_categorical_crossentropy", "categorical_crossentropy",
+                                  "binary_crossentropy"])
+def test_probability_path_equals_logits_path_away_from_clipping(name):
+    fastnn.set_floatx("float64")
+    z = rng(0).normal(size=(6, 3))
+    if name == "binary_crossentropy":
+        y = rng(1).integers(0, 2, (6, 3)).astype(np.float64)
+        p = 1 / (1 + np.exp(-z))
+    else:
+        y = rng(1).integers(0, 3, 6)
+        if name == "categorical_crossentropy":
+            y = np.eye(3)[y]
+        p = np.exp(np_log_softmax(z))
+    probs = losses.get(name)(y, p)
+    logits = type(losses.get(name))(from_logits=True)(y, z)
+    assert probs == pytest.approx(logits, rel=1e-10)
+
+
+# -- gradients -----------------------------------------------------------------------------------
+CASES = {
+    "mse": (lambda: losses.MeanSquaredError(), lambda r: r.normal(size=(5, 3)), lambda r: r.normal(size=(5, 3))),
+    "bce": (lambda: losses.BinaryCrossentropy(), lambda r: r.integers(0, 2, (5, 3)).astype(float),
+            lambda r: r.uniform(0.05, 0.95, (5, 3))),
+    "bce_logits": (lambda: losses.BinaryCrossentropy(from_logits=True), lambda r: r.random((5, 3)),
+                   lambda r: r.normal(size=(5, 3)) * 3),
+    "cce": (lambda: losses.CategoricalCrossentropy(), lambda r: r.dirichlet(np.ones(3), 5),
+            lambda r: r.dirichlet(np.ones(3) * 3, 5)),
+    "cce_logits": (lambda: losses.CategoricalCrossentropy(from_logits=True),
+                   lambda r: r.dirichlet(np.ones(3), 5), lambda r: r.normal(size=(5, 3)) * 3),
+    "sparse": (lambda: losses.SparseCategoricalCrossentropy(), lambda r: r.integers(0, 3, 5),
+               lambda r: r.dirichlet(np.ones(3) * 3, 5)),
+    "sparse_logits": (lambda: losses.SparseCategoricalCrossentropy(from_logits=True),
+                      lambda r: r.integers(0, 3, 5), lambda r: r.normal(size=(5, 3)) * 3),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_value_and_grad_matches_finite_differences(backend, case):
+    fastnn.set_backend(backend)
+    make, make_y, make_p = CASES[case]
+    r = rng(7)
+    loss, y, pred = make(), make_y(r), make_p(r)
+    targets = loss.prepare_targets(y, len(pred), pred.shape[1:], np.float64)
+    value, grad = loss.value_and_grad(targets, np.ascontiguousarray(pred))
+    assert value == pytest.approx(loss(y, pred), rel=1e-12)
+    eps = 1e-6
+    numeric = np.zeros_like(pred)
+    for i in np.ndindex(pred.shape):
+        hi, lo = pred.copy(), pred.copy()
+        hi[i] += eps
+        lo[i] -= eps
+        numeric[i] = (loss(y, hi) - loss(y, lo)) / (2 * eps)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_public_call_does_not_modify_inputs():
+    y, p = rng(0).integers(0, 3, 6), probabilities(6, 3)
+    p[0] = [1.0, 0.0, 0.0]
+    y_copy, p_copy = y.copy(), p.copy()
+    losses.SparseCategoricalCrossentropy()(y, p)
+    losses.CategoricalCrossentropy()(np.eye(3)[y], p)
+    losses.BinaryCrossentropy()(np.eye(3)[y], p)
+    np.testing.assert_array_equal(y, y_copy)
+    np.testing.assert_array_equal(p, p_copy)
+
+
+# -- target validation -------------------------------------------------------------------------
+@pytest.mark.parametrize("labels, pattern", [
+    ([0, 1, 3], r"got 3 at index 2"),
+    ([0, -1, 2], r"got -1 at index 1"),
+    ([0.0, 1.5, 2.0], r"got 1\.5 at index 1"),
+    ([0.0, np.nan, 2.0], r"got nan at index 1"),
+])
+def test_sparse_labels_validated(labels, pattern):
+    p = probabilities(3, 3)
+    with pytest.raises(ValueError, match=pattern) as info:
+        losses.SparseCategoricalCrossentropy()(np.array(labels), p)
+    assert "[0, 3)" in str(info.value)
+
+
+def test_other_target_errors():
+    p = probabilities(4, 3)
+    with pytest.raises(ValueError, match="same number of samples"):
+        losses.SparseCategoricalCrossentropy()(np.array([0, 1, 2]), p)
+    with pytest.raises(ValueError, match="categorical_crossentropy"):
+        losses.SparseCategoricalCrossentropy()(np.eye(3)[[0, 1, 2, 0]], p)  # one-hot given to sparse
+    with pytest.raises(ValueError, match="one-hot"):
+        losses.CategoricalCrossentropy()(np.array([0, 1, 2, 0]), p)  # labels given to one-hot loss
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        losses.BinaryCrossentropy()(np.array([[0.0], [2.0], [1.0], [0.0]]), p[:, :1])
+    with pytest.raises(ValueError, match="NaN"):
+        losses.MeanSquaredError()(np.array([[0.0], [np.nan], [1.0], [0.0]]), p[:, :1])
+    with pytest.raises(TypeError):
+        losses.MeanSquaredError()(np.array([["a"], ["b"], ["c"], ["d"]]), p[:, :1])
+    with pytest.raises(TypeError):
+        losses.MeanSquaredError()(np.zeros((4, 1)), np.array([["a"], ["b"], ["c"], ["d"]]))
+
+
+# -- lookup -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, cls", [
+    ("mse", losses.MeanSquaredError), ("mean_squared_error", losses.MeanSquaredError),
+    ("MSE", losses.MeanSquaredError),
+    ("binary_crossentropy", losses.BinaryCrossentropy),
+    ("categorical_crossentropy", losses.CategoricalCrossentropy),
+    ("sparse_categorical_crossentropy", losses.SparseCategoricalCrossentropy),
+])
+def test_get_by_name(name, cls):
+    loss = losses.get(name)
+    assert type(loss) is cls
+    assert loss.from_logits is False
+
+
+def test_get_passes_instances_and_rejects_unknown():
+    instance = losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert losses.get(instance) is instance
+    for bad in ("hinge", "crossentropy", None, 3, losses.MeanSquaredError):
+        with pytest.raises(ValueError, match="unknown loss"):
+            losses.get(bad)
+
+
+def test_get_config():
+    assert losses.BinaryCrossentropy(from_logits=True).get_config() == {
+        "name": "binary_crossentropy", "from_logits": True}
+    assert losses.MeanSquaredError().get_config() == {"name": "mean_squared_error"}
+    assert losses.EPSILON == 1e-7

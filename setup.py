@@ -11,8 +11,9 @@ from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
 # -O3 but never -march=native or -ffast-math: the wheel must run on any x86-64 CPU and keep IEEE
-# semantics (SIMD variants are chosen at run time).
-UNIX_OPT = ["-O3", "-fvisibility=hidden"]
+# semantics (SIMD variants are chosen at run time). -fno-math-errno only stops libm calls from
+# setting errno (no result changes); without it GCC cannot vectorise loops that call sqrt.
+UNIX_OPT = ["-O3", "-fno-math-errno", "-fvisibility=hidden"]
 
 
 def openmp_flags(compiler_type, compiler_cmd):
@@ -30,6 +31,12 @@ def openmp_flags(compiler_type, compiler_cmd):
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        # pip builds in the source tree and setuptools only recompiles when a .cpp is newer than
+        # the library, missing edits to headers, gemm_kernel.inc and flags: always rebuild.
+        self.force = True
+
     def build_extensions(self):
         ctype = self.compiler.compiler_type
         cmd = getattr(self.compiler, "compiler_so", None) or [os.environ.get("CXX", "")]

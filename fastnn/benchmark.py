@@ -42,31 +42,28 @@ def predict_table(model, batch_sizes=BATCH_SIZES, budget=0.2, backends=backend.B
     """Rows ``(batch, {backend: seconds per sample})`` for ``predict`` at each batch size."""
     rng = np.random.default_rng(0)
     n_in = model.input_shape[1]
-    rows = []
-    for batch in batch_sizes:
-        x = rng.random((batch, n_in), dtype=np.float32)
-        per_sample = {}
-        for name in backends:
-            with backend.backend_scope(name):
-                per_sample[name] = median_time(lambda: model.predict(x, batch_size=batch), budget=budget) / batch
-        rows.append((batch, per_sample))
-    return rows
+    inputs = {batch: rng.random((batch, n_in), dtype=np.float32) for batch in batch_sizes}
+    times = {batch: {} for batch in batch_sizes}
+    # One backend at a time: OpenBLAS's and OpenMP's worker threads both spin for a while after a
+    # call, so alternating them on two cores would slow both down.
+    for name in backends:
+        with backend.backend_scope(name):
+            for batch, x in inputs.items():
+                times[batch][name] = median_time(lambda: model.predict(x, batch_size=batch), budget=budget) / batch
+    return list(times.items())
 
 
 def train_step_table(sizes, batch_sizes, budget=0.3, backends=backend.BACKENDS):
     """Rows ``(batch, {backend: samples per second})`` for ``train_on_batch`` of an MLP."""
     rng = np.random.default_rng(0)
-    rows = []
-    for batch in batch_sizes:
-        x = rng.random((batch, sizes[0]), dtype=np.float32)
-        y = rng.integers(0, sizes[-1], batch)
-        rates = {}
-        for name in backends:
-            model = mlp(sizes)
-            with backend.backend_scope(name):
-                rates[name] = batch / median_time(lambda: model.train_on_batch(x, y), budget=budget)
-        rows.append((batch, rates))
-    return rows
+    data = {b: (rng.random((b, sizes[0]), dtype=np.float32), rng.integers(0, sizes[-1], b)) for b in batch_sizes}
+    rates = {batch: {} for batch in batch_sizes}
+    for name in backends:  # one backend at a time, as in predict_table
+        with backend.backend_scope(name):
+            for batch, (x, y) in data.items():
+                model = mlp(sizes)
+                rates[batch][name] = batch / median_time(lambda: model.train_on_batch(x, y), budget=budget)
+    return list(rates.items())
 
 
 def format_time(seconds):

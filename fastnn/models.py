@@ -39,6 +39,7 @@ class Sequential:
         self.name = name or _auto_name("Sequential")
         self._layers = []
         self._input_shape = None
+        self._shapes = None  # output shape of each layer for _input_shape, once built
         self._dtype = None
         self.optimizer = None
         self.loss = None
@@ -71,6 +72,7 @@ class Sequential:
             if input_shape is not None:
                 self._output_shapes(input_shape, self._layers + [layer])  # raises before any change
             self._layers.append(layer)
+            self._shapes = None
             self._input_shape = input_shape
             if input_shape is not None:
                 self._build_layers()
@@ -109,6 +111,8 @@ class Sequential:
 
     def _output_shapes(self, input_shape, layers=None):
         """Output shape of each layer for ``input_shape``; ValueError naming the first misfit."""
+        if layers is None and self._shapes is not None and input_shape == self._input_shape:
+            return self._shapes
         shapes, shape = [], tuple(input_shape)
         for layer in self._layers if layers is None else layers:
             if layer.built and shape != layer.input_shape:
@@ -119,6 +123,7 @@ class Sequential:
         return shapes or [tuple(input_shape)]
 
     def _build_layers(self):
+        self._shapes = None
         shape = self._input_shape
         if self._dtype is None:
             built = [l.dtype for l in self._layers if l.built]
@@ -128,6 +133,7 @@ class Sequential:
                 layer.dtype = self._dtype
                 layer.build(shape)
             shape = layer.compute_output_shape(shape)
+        self._shapes = self._output_shapes(self._input_shape)  # cached: every call needs them
 
     @property
     def _params(self):

@@ -119,6 +119,18 @@ template <typename F> void with_type(DT dt, F&& f) {
     if (dt == DT::f32) f(float{}); else f(double{});
 }
 
+// A backward kernel's (dy, x, y): one float dtype, C-contiguous, all of dy's shape.
+DT check_backward_args(const py::array& dy, const py::array& x, const py::array& y, int ndim) {
+    const DT dt = float_dtype(dy, "dy");
+    check(dy, "dy", dt, ndim);
+    check(x, "x", dt, ndim);
+    check(y, "y", dt, ndim);
+    const auto shape = shape_vec(dy);
+    check_shape(x, "x", shape);
+    check_shape(y, "y", shape);
+    return dt;
+}
+
 // ---- GEMM -------------------------------------------------------------------------------------
 
 py::array gemm(py::array a, py::array b, py::array c, double alpha, double beta, bool trans_a,
@@ -212,14 +224,8 @@ py::array act_forward(fastnn::Act act, py::array x, double alpha, py::object out
 
 py::array act_backward(fastnn::Act act, py::array dy, py::array x, py::array y, double alpha,
                        py::object out) {
-    const DT dt = float_dtype(dy, "dy");
-    check(dy, "dy", dt, -1);
-    check(x, "x", dt, -1);
-    check(y, "y", dt, -1);
-    const auto shape = shape_vec(dy);
-    check_shape(x, "x", shape);
-    check_shape(y, "y", shape);
-    py::array dx = output(out, "out", dt, shape);
+    const DT dt = check_backward_args(dy, x, y, -1);
+    py::array dx = output(out, "out", dt, shape_vec(dy));
     with_type(dt, [&](auto tag) {
         using T = decltype(tag);
         T* DX = ptr<T>(dx); const T* DY = cptr<T>(dy); const T* X = cptr<T>(x); const T* Y = cptr<T>(y);
@@ -248,14 +254,8 @@ py::array softmax_fwd(py::array x, py::object out) {
 
 template <bool Log>
 py::array softmax_bwd(py::array dy, py::array x, py::array y, py::object out) {
-    const DT dt = float_dtype(dy, "dy");
-    check(dy, "dy", dt, 2);
-    check(x, "x", dt, 2);
-    check(y, "y", dt, 2);
-    const auto shape = shape_vec(dy);
-    check_shape(x, "x", shape);
-    check_shape(y, "y", shape);
-    py::array dx = output(out, "out", dt, shape);
+    const DT dt = check_backward_args(dy, x, y, 2);
+    py::array dx = output(out, "out", dt, shape_vec(dy));
     with_type(dt, [&](auto tag) {
         using T = decltype(tag);
         T* DX = ptr<T>(dx); const T* DY = cptr<T>(dy); const T* Y = cptr<T>(y);

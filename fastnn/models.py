@@ -381,21 +381,15 @@ class Sequential:
 
     def predict_on_batch(self, x):
         """Outputs for one batch ``x`` (one forward pass)."""
-        with self._lock:
-            x = self._prepare_x(x)
-            if not self.built:
-                self.build(x.shape[1:])
-            return np.array(self._forward(x, training=False), copy=True)
+        return self(x)
 
     def __call__(self, x, training=False):
-        return self.predict_on_batch(x) if not training else self._call_training(x)
-
-    def _call_training(self, x):
+        """One forward pass over ``x`` in training or inference mode; returns a new array."""
         with self._lock:
             x = self._prepare_x(x)
             if not self.built:
                 self.build(x.shape[1:])
-            return np.array(self._forward(x, training=True), copy=True)
+            return np.array(self._forward(x, training=bool(training)), copy=True)
 
     def train_on_batch(self, x, y):
         """One optimizer step on (x, y); returns the batch loss, or ``[loss, *metrics]``."""

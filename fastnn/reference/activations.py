@@ -13,18 +13,12 @@ All results keep the input dtype: float32 in, float32 out.
 
 import numpy as np
 
+from ._out import _into
+
 # Constants from Klambauer et al. 2017, "Self-Normalizing Neural Networks",
 # arXiv:1706.02515, eq. (14): the fixed point with zero mean, unit variance.
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def _into(out, value, dtype):
-    """Write ``value`` into ``out`` if given, else return it as ``dtype``."""
-    if out is None:
-        return np.asarray(value, dtype=dtype)
-    out[...] = value
-    return out
 
 
 def _sigmoid(x):

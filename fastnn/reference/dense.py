@@ -8,13 +8,7 @@ Bengio & Courville, *Deep Learning* (2016), section 6.5
 
 import numpy as np
 
-
-def _into(out, value, dtype):
-    """Write ``value`` into ``out`` if given, else return it as ``dtype``."""
-    if out is None:
-        return np.asarray(value, dtype=dtype)
-    out[...] = value
-    return out
+from ._out import _into
 
 
 def dense_forward(x, w, b=None, out=None):

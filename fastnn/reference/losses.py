@@ -13,15 +13,9 @@ finite for logits as extreme as +-1e30 in float32.
 
 import numpy as np
 
+from ._out import _into
+
 from .activations import sigmoid_forward
-
-
-def _into(out, value, dtype):
-    """Write ``value`` into ``out`` if given, else return it as ``dtype``."""
-    if out is None:
-        return np.asarray(value, dtype=dtype)
-    out[...] = value
-    return out
 
 
 def _log_softmax(logits):

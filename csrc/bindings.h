@@ -1,0 +1,138 @@
+// Shared helpers of the thin bindings (fastnn._core): dtype, shape and contiguity checks that
+// raise clear Python errors, output allocation, and dispatch on float32/float64. Each bind_*.cpp
+// file registers one concern's kernels; kernels themselves never include pybind11.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace fastnn {
+namespace bind {
+
+namespace py = pybind11;
+using namespace py::literals;
+
+enum class DT { f32, f64 };
+
+inline std::string shape_of(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+        if (i) s += ", ";
+        s += std::to_string(a.shape(i));
+    }
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+inline std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+// Dtypes are compared by kind, size and byte order, not by identity: an unpickled array or
+// numpy.longlong has an equal but distinct dtype object.
+inline bool native_order(const py::dtype& dt) {
+    const char order = dt.byteorder();  // '=' native, '|' not applicable, '<' little, '>' big
+    if (order == '=' || order == '|') return true;
+    const std::uint16_t probe = 1;
+    const bool little = *reinterpret_cast<const unsigned char*>(&probe) == 1;
+    return order == (little ? '<' : '>');
+}
+
+inline bool has_dtype(const py::array& a, char kind, py::ssize_t size) {
+    const py::dtype dt = a.dtype();
+    return dt.kind() == kind && dt.itemsize() == size && native_order(dt);
+}
+
+inline DT float_dtype(const py::array& a, const char* name) {
+    if (has_dtype(a, 'f', 4)) return DT::f32;
+    if (has_dtype(a, 'f', 8)) return DT::f64;
+    throw py::type_error(std::string(name) + " must be a float32 or float64 array in native byte "
+                         "order, got dtype " + dtype_name(a));
+}
+
+// Checks dtype, number of dimensions (-1: any), C-contiguity and, for outputs, writability.
+inline void check(const py::array& a, const char* name, DT dt, int ndim, bool output = false) {
+    if (float_dtype(a, name) != dt)
+        throw py::type_error(std::string(name) + " must have the same dtype as the other arrays (" +
+                             (dt == DT::f32 ? "float32" : "float64") + "), got " + dtype_name(a));
+    if (ndim >= 0 && a.ndim() != ndim)
+        throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) +
+                              "-D, got shape " + shape_of(a));
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error(std::string(name) + " must be C-contiguous, got a strided array of shape " +
+                              shape_of(a) + " (use numpy.ascontiguousarray or fastnn.ops)");
+    if (output && !a.writeable())
+        throw py::value_error(std::string(name) + " must be writeable, got a read-only array");
+}
+
+inline void check_shape(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape) {
+    bool ok = a.ndim() == py::ssize_t(shape.size());
+    for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+    if (!ok) {
+        py::array expected(a.dtype(), shape);
+        throw py::value_error(std::string(name) + " must have shape " + shape_of(expected) +
+                              ", got " + shape_of(a));
+    }
+}
+
+inline std::vector<py::ssize_t> shape_vec(const py::array& a) {
+    return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+inline py::dtype dtype_for(DT dt) { return dt == DT::f32 ? py::dtype::of<float>() : py::dtype::of<double>(); }
+
+// The given output array after checks, or a new one when `out` is None.
+inline py::array output(py::object out, const char* name, DT dt, const std::vector<py::ssize_t>& shape) {
+    if (out.is_none()) return py::array(dtype_for(dt), shape);
+    if (!py::isinstance<py::array>(out))
+        throw py::type_error(std::string(name) + " must be a numpy.ndarray or None, got " +
+                             py::str(py::type::of(out)).cast<std::string>());
+    py::array a = py::reinterpret_borrow<py::array>(out);
+    check(a, name, dt, -1, true);
+    check_shape(a, name, shape);
+    return a;
+}
+
+template <typename T> T* ptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+template <typename T> const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
+
+// An optional output: the checked (or new) array and its data pointer, or None and nullptr.
+template <typename T>
+T* optional_output(bool wanted, py::object given, const char* name, DT dt,
+                   const std::vector<py::ssize_t>& shape, py::object& result) {
+    if (!wanted) return nullptr;
+    py::array a = output(given, name, dt, shape);
+    result = a;
+    return ptr<T>(a);
+}
+
+// Runs f(T{}) with T = float or double according to dt.
+template <typename F> void with_type(DT dt, F&& f) {
+    if (dt == DT::f32) f(float{}); else f(double{});
+}
+
+// A backward kernel's (dy, x, y): one float dtype, C-contiguous, all of dy's shape.
+inline DT check_backward_args(const py::array& dy, const py::array& x, const py::array& y, int ndim) {
+    const DT dt = float_dtype(dy, "dy");
+    check(dy, "dy", dt, ndim);
+    check(x, "x", dt, ndim);
+    check(y, "y", dt, ndim);
+    const auto shape = shape_vec(dy);
+    check_shape(x, "x", shape);
+    check_shape(y, "y", shape);
+    return dt;
+}
+
+// One registration function per concern, called from bindings.cpp.
+void bind_dense(py::module_& m);        // bind_dense.cpp: gemm, dense
+void bind_activations(py::module_& m);  // bind_activations.cpp: activations, softmax
+void bind_losses(py::module_& m);       // bind_losses.cpp
+void bind_optim(py::module_& m);        // bind_optim.cpp
+
+}  // namespace bind
+}  // namespace fastnn

@@ -2,10 +2,40 @@
 #include "bindings.h"
 #include "gemm.h"
 
+#include <atomic>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define FASTNN_HAVE_ATFORK 1
+#endif
+
 namespace fastnn {
 namespace bind {
+namespace {
+
+// libgomp's thread pool does not survive fork(): a child that enters a parallel region after the
+// parent ran one waits forever for threads that were not copied. The child therefore runs every
+// kernel on its own thread (one team member needs no pool), and refuses to start more.
+std::atomic<bool> g_forked_child{false};
+
+void after_fork_in_child() {
+    g_forked_child = true;
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+}
+
+void register_fork_handler() {
+#ifdef FASTNN_HAVE_ATFORK
+    static const bool registered = pthread_atfork(nullptr, nullptr, after_fork_in_child) == 0;
+    (void)registered;
+#endif
+}
+
+}  // namespace
 
 void bind_runtime(py::module_& m) {
+    register_fork_handler();
     m.def("cpu_capability", [] { return std::string(fastnn::capability_name(fastnn::cpu_capability())); },
           "The GEMM variant in use: 'generic' or 'avx2'.");
     m.def("available_cpu_capabilities", &fastnn::available_capabilities,
@@ -20,6 +50,10 @@ void bind_runtime(py::module_& m) {
     m.def("get_num_threads", &fastnn::max_threads, "Threads the kernels use (OpenMP max threads).");
     m.def("set_num_threads", [](int n) {
         if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
+        if (n > 1 && g_forked_child)
+            throw std::runtime_error("this process was forked after fastnn started: OpenMP threads cannot "
+                                  "be used in it, so it runs single-threaded (got num_threads=" +
+                                  std::to_string(n) + "); use the 'spawn' start method for parallel workers");
 #ifdef _OPENMP
         omp_set_num_threads(n);
 #endif

@@ -1,0 +1,108 @@
+"""Run-time behaviour of the native module: fork safety, thread settings, GEMM variants."""
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _core
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+
+
+def _parallel_workload():
+    """Kernels large enough to enter their OpenMP regions; returns True when all results are right."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 300), dtype=np.float32)
+    c = np.empty_like(a)
+    _core.gemm(a, a, c)
+    x = rng.standard_normal(1 << 16).astype(np.float32)
+    y = _core.tanh_forward(x)
+    logits = rng.standard_normal((1000, 10)).astype(np.float32)
+    probs = _core.softmax_forward(logits)
+    loss, _ = _core.sparse_softmax_cross_entropy(logits, rng.integers(0, 10, 1000))
+    p, g = np.zeros(1 << 16, np.float32), np.ones(1 << 16, np.float32)
+    _core.adam_update(p, g, np.zeros_like(p), np.zeros_like(p), 0.1, 0.9, 0.999, 1e-7, 1)
+    return (np.allclose(c, a @ a, rtol=1e-4, atol=1e-3) and np.allclose(y, np.tanh(x), atol=1e-6)
+            and np.allclose(probs.sum(1), 1, atol=1e-5) and np.isfinite(loss)
+            and np.allclose(p, -0.1, rtol=1e-4))
+
+
+def _wait(pid, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return None
+
+
+@needs_fork
+@pytest.mark.skipif(not _core.openmp, reason="built without OpenMP: no thread pool to break")
+def test_fork_after_parallel_kernels_does_not_hang():
+    fastnn.set_num_threads(2)
+    assert _parallel_workload()  # the parent's pool is now running
+    pid = os.fork()
+    if pid == 0:  # child: must finish, single-threaded, with correct results
+        try:
+            ok = _parallel_workload() and _core.get_num_threads() == 1
+        finally:
+            os._exit(0 if ok else 3)
+    assert _wait(pid, timeout=60) == 0, "child hung (killed after 60 s) or computed wrong results"
+    assert _parallel_workload()  # the parent still runs in parallel afterwards
+    assert _core.get_num_threads() == 2
+
+
+@needs_fork
+@pytest.mark.skipif(not _core.openmp, reason="built without OpenMP: threads cannot be requested")
+def test_forked_child_refuses_more_threads_with_a_clear_error():
+    _core.gemm(np.ones((300, 300), np.float32), np.ones((300, 300), np.float32),
+               np.empty((300, 300), np.float32))
+    pid = os.fork()
+    if pid == 0:
+        code = 6  # any other exception
+        try:
+            fastnn.set_num_threads(2)
+            code = 4  # accepted: wrong
+        except RuntimeError as exc:
+            code = 0 if "forked" in str(exc) and "spawn" in str(exc) else 5
+        finally:
+            os._exit(code)
+    assert _wait(pid, timeout=60) == 0
+
+
+def test_cpu_capability_is_one_of_the_available_variants():
+    available = _core.available_cpu_capabilities()
+    assert available[0] == "generic" and _core.cpu_capability() in available
+    with pytest.raises(ValueError, match="generic"):
+        _core.set_cpu_capability("sse9")
+
+
+def test_every_gemm_variant_agrees_with_numpy():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((67, 300))
+    b = rng.standard_normal((300, 45))
+    previous = _core.cpu_capability()
+    try:
+        for name in _core.available_cpu_capabilities():
+            _core.set_cpu_capability(name)
+            c = np.empty((67, 45))
+            _core.gemm(a, b, c)
+            np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-12 * np.sqrt(300))
+    finally:
+        _core.set_cpu_capability(previous)
+
+
+def test_cpu_capability_environment_override():
+    import subprocess
+    code = "import fastnn._core as c; print(c.cpu_capability())"
+    env = {**os.environ, "FASTNN_CPU_CAPABILITY": "generic", "PYTHONPATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd="/", timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "generic"

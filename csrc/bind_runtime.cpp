@@ -1,6 +1,7 @@
 // Bindings: run-time settings -- OpenMP threads and the GEMM instruction-set variant.
 #include "bindings.h"
 #include "gemm.h"
+#include "probe.h"
 
 #include <atomic>
 
@@ -48,6 +49,13 @@ void bind_runtime(py::module_& m) {
         }
     }, "name"_a, "Use the GEMM variant 'generic' or 'avx2' (ValueError if unavailable).");
     m.def("get_num_threads", &fastnn::max_threads, "Threads the kernels use (OpenMP max threads).");
+    m.def("measure_peak_gflops", [](double seconds) {
+        if (!(seconds > 0)) throw py::value_error("seconds must be positive, got " + std::to_string(seconds));
+        const bool avx2 = fastnn::cpu_capability() == fastnn::CpuCapability::avx2;
+        py::gil_scoped_release nogil;
+        return fastnn::measure_peak_gflops(avx2, seconds);
+    }, "seconds"_a = 0.2,
+    "Measured float32 multiply-add peak (GFLOP/s) on all threads, for the GEMM variant in use.");
     m.def("set_num_threads", [](int n) {
         if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
         if (n > 1 && g_forked_child)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastnn demo [--mnist DIR]``.
+"""Command line: ``python -m fastnn demo [--mnist DIR]`` and ``python -m fastnn bench [--plot PNG]``.
 
 The demo needs no files and no network: it shows a single-layer perceptron failing on XOR where a
 two-layer network succeeds, trains an MLP on a generated 3-class spiral with a progress bar, and
@@ -87,8 +87,20 @@ def main(argv=None):
     demo.add_argument("--backend", choices=backend.BACKENDS, default=backend.get_backend())
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--budget", type=float, default=0.2, help="seconds of timing per table cell")
+    bench = sub.add_parser("bench", help="print GEMM, training and batch-vs-single benchmark tables")
+    bench.add_argument("--budget", type=float, default=0.3, help="seconds of timing per table cell")
+    bench.add_argument("--plot", metavar="PNG", help="also write per-sample time vs batch size to PNG")
     args = parser.parse_args(argv)
 
+    if args.command == "bench":
+        if not args.budget > 0:
+            parser.error(f"--budget must be positive, got {args.budget}")
+        try:
+            benchmark.report(budget=args.budget, plot=args.plot)
+        except ImportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
     backend.set_backend(args.backend)

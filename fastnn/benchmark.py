@@ -67,7 +67,172 @@ def train_step_table(sizes, batch_sizes, budget=0.3, backends=backend.BACKENDS):
 
 
 def format_time(seconds):
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+    """Three significant digits in s, ms, us or ns, never in exponent notation (999.7 us -> 1000 us)."""
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale or unit == "ns":
+            value = seconds / scale
+            return f"{value:.0f} {unit}" if value >= 100 else f"{value:.3g} {unit}"
+
+
+# -- the report printed by `python -m fastnn bench` ---------------------------------------------
+
+GEMM_SHAPES = [(64, 64, 64), (128, 128, 128), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048),
+               (512, 256, 784), (32, 128, 784)]  # (M, N, K); the last two are MLP forward passes
+TRAIN_BATCHES = (1, 8, 32, 512, 2048)
+
+
+def _blas_threads(n):
+    """Context limiting NumPy's BLAS to ``n`` threads (needs threadpoolctl), or None without it."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def gemm_table(shapes=GEMM_SHAPES, threads=(1, 2), budget=0.2):
+    """Rows ``(shape, threads, fastnn GFLOP/s, numpy GFLOP/s or None)``, one implementation timed at
+    a time. NumPy is limited to the same thread count when threadpoolctl is installed."""
+    from . import ops
+    rng = np.random.default_rng(0)
+    cases = [(m, n, k, rng.standard_normal((m, k), dtype=np.float32),
+              rng.standard_normal((k, n), dtype=np.float32), np.empty((m, n), np.float32))
+             for m, n, k in shapes]
+    rows = []
+    previous = backend.get_num_threads()
+    try:
+        for nt in threads:
+            backend.set_num_threads(nt)
+            fast = [median_time(lambda: ops.gemm(a, b, c), budget=budget) for *_, a, b, c in cases]
+            limit = _blas_threads(nt)
+            if limit is None and nt != threads[-1]:
+                slow = [None] * len(cases)  # cannot pin OpenBLAS to nt threads without threadpoolctl
+            else:
+                with limit or _nullcontext():
+                    slow = [median_time(lambda: np.matmul(a, b, out=c), budget=budget) for *_, a, b, c in cases]
+            for (m, n, k, *_), tf, tn in zip(cases, fast, slow):
+                gflop = 2 * m * n * k / 1e9
+                rows.append(((m, n, k), nt, gflop / tf, None if tn is None else gflop / tn))
+    finally:
+        backend.set_num_threads(previous)
+    return rows
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _torch_mlp(sizes):
+    """The same MLP in PyTorch (an optional peer), or None when torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers)
+    return torch, net, torch.optim.Adam(net.parameters(), lr=1e-3)
+
+
+def torch_rates(sizes, batches, budget):
+    """PyTorch eager train-step samples/s and predict seconds/sample, or None without torch."""
+    peer = _torch_mlp(sizes)
+    if peer is None:
+        return None
+    torch, net, opt = peer
+    loss_fn = torch.nn.CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    train, predict = {}, {}
+    for batch in batches:
+        x = torch.from_numpy(rng.random((batch, sizes[0]), dtype=np.float32))
+        y = torch.from_numpy(rng.integers(0, sizes[-1], batch))
+
+        def step():
+            opt.zero_grad()
+            loss_fn(net(x), y).backward()
+            opt.step()
+
+        def infer():
+            with torch.no_grad():
+                torch.softmax(net(x), dim=1).numpy()
+        train[batch] = batch / median_time(step, budget=budget)
+        predict[batch] = median_time(infer, budget=budget) / batch
+    return train, predict
+
+
+def report(budget=0.3, plot=None, write=print):
+    """Print the benchmark tables (and write a PNG of per-sample time when ``plot`` is a path)."""
+    import datetime
+    import os
+    from . import _core
+    cap = _core.cpu_capability()
+    peak = _core.measure_peak_gflops(0.3)
+    write(f"fastnn benchmark, {datetime.date.today()}: {os.cpu_count()} cores, "
+          f"{backend.get_num_threads()} threads, GEMM variant {cap}, numpy {np.__version__}; "
+          f"medians of repeated calls, ratios from this run.")
+    write(f"Measured {cap} float32 multiply-add peak on {backend.get_num_threads()} threads: "
+          f"{peak:.0f} GFLOP/s.\n")
+
+    write("float32 GEMM (GFLOP/s; % of the measured peak for that many threads)")
+    write("| M x K @ K x N | threads | fastnn | % peak | numpy | fastnn / numpy |")
+    write("|---|---:|---:|---:|---:|---:|")
+    per_thread_peak = peak / backend.get_num_threads()
+    for (m, n, k), nt, g_fast, g_np in gemm_table(budget=budget / 2):
+        ratio = "n/a (no threadpoolctl)" if g_np is None else f"{g_fast / g_np:.2f}x"
+        numpy_col = "n/a" if g_np is None else f"{g_np:.1f}"
+        write(f"| {m}x{k} @ {k}x{n} | {nt} | {g_fast:.1f} | {100 * g_fast / (per_thread_peak * nt):.0f}% | "
+              f"{numpy_col} | {ratio} |")
+
+    torch_peer = torch_rates((784, 128, 10), TRAIN_BATCHES, budget)
+    write("\ntrain_on_batch, 784-128-10 ReLU, softmax cross-entropy, Adam (samples/s)")
+    write("| batch | native | numpy reference | native / reference |" + (" pytorch |" if torch_peer else ""))
+    write("|---:|---:|---:|---:|" + ("---:|" if torch_peer else ""))
+    for batch, r in train_step_table((784, 128, 10), TRAIN_BATCHES, budget=budget):
+        extra = f" {torch_peer[0][batch]:,.0f} |" if torch_peer else ""
+        write(f"| {batch} | {r['native']:,.0f} | {r['numpy']:,.0f} | {r['native'] / r['numpy']:.2f}x |{extra}")
+
+    rows = predict_table(mlp((784, 128, 10)), budget=budget)
+    torch_predict = torch_rates((784, 128, 10), BATCH_SIZES, budget)[1] if torch_peer else None
+    write("\npredict, 784-128-10: time per sample")
+    write("| batch | native | numpy reference | native / reference | native vs its batch 1 |"
+          + (" pytorch |" if torch_predict else ""))
+    write("|---:|---:|---:|---:|---:|" + ("---:|" if torch_predict else ""))
+    single = rows[0][1]["native"]
+    for batch, t in rows:
+        extra = f" {format_time(torch_predict[batch])} |" if torch_predict else ""
+        write(f"| {batch} | {format_time(t['native'])} | {format_time(t['numpy'])} | "
+              f"{t['numpy'] / t['native']:.2f}x | {single / t['native']:.1f}x |{extra}")
+    if plot:
+        plot_per_sample(rows, plot, torch_predict)
+        write(f"\nwrote {plot}")
+
+
+def plot_per_sample(rows, path, torch_predict=None):
+    """Log-log PNG of predict time per sample against batch size, one line per backend."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("--plot needs matplotlib: pip install 'fastnn[plot]'") from None
+    batches = [b for b, _ in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in backend.BACKENDS:
+        ax.plot(batches, [t[name] * 1e6 for _, t in rows], marker="o", label=f"fastnn {name}")
+    if torch_predict:
+        ax.plot(batches, [torch_predict[b] * 1e6 for b in batches], marker="o", label="pytorch")
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="predict time per sample (us)",
+           title="784-128-10: batch vs single sample")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -51,3 +51,26 @@ def test_demo_mnist_missing_directory_is_a_clear_error(tmp_path):
 def test_bad_arguments_exit_with_usage(args):
     result = run_cli(*args)
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_bench_prints_every_table():
+    result = run_cli("bench", "--budget", "0.002")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    peak = float(re.search(r"multiply-add peak on \d+ threads: (\d+) GFLOP/s", out).group(1))
+    assert peak > 0
+    gemm_rows = re.findall(r"^\| (\d+)x(\d+) @ (\d+)x(\d+) \| (\d) \| ([\d.]+) \| (\d+)% \|", out, re.M)
+    assert len(gemm_rows) == 14  # 7 shapes on 1 and 2 threads
+    assert all(float(r[5]) > 0 for r in gemm_rows)  # values only: timings here may be under load
+    train = re.findall(r"^\| (\d+) \| [\d,]+ \| [\d,]+ \| [\d.]+x \|", out, re.M)
+    assert [int(b) for b in train] == [1, 8, 32, 512, 2048]
+    predict = re.findall(r"^\| (\d+) \| [\d.]+ [mun]?s \| [\d.]+ [mun]?s \|", out, re.M)
+    assert [int(b) for b in predict] == [1, 8, 64, 512, 4096]
+
+
+def test_bench_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib", reason="--plot needs the plot extra (matplotlib)")
+    path = tmp_path / "per_sample.png"
+    result = run_cli("bench", "--budget", "0.002", "--plot", str(path))
+    assert result.returncode == 0, result.stderr
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000

@@ -1,0 +1,64 @@
+#include "probe.h"
+
+#include <chrono>
+
+#include "common.h"
+
+namespace fastnn {
+namespace {
+
+// Ten independent accumulators hide the multiply-add latency (4 cycles; 2 issued per cycle needs
+// at least 8 in flight). Returns the FLOP count performed.
+#define FASTNN_FMA_LOOP(BYTES)                                                   \
+    typedef float V __attribute__((vector_size(BYTES)));                         \
+    constexpr int W = BYTES / sizeof(float), A = 10;                             \
+    V acc[A];                                                                    \
+    for (int i = 0; i < A; ++i) acc[i] = V{} + float(i) * 1e-3f;                 \
+    const V a = V{} + 0.999999f, b = V{} + 1e-7f;                                \
+    for (long it = 0; it < iterations; ++it)                                     \
+        for (int i = 0; i < A; ++i) acc[i] = acc[i] * a + b;                     \
+    V sum = V{};                                                                 \
+    for (int i = 0; i < A; ++i) sum += acc[i];                                   \
+    volatile float sink = sum[0]; /* keeps the loop from being optimised away */ \
+    (void)sink;                                                                  \
+    return 2.0 * W * A * double(iterations);
+
+double generic_loop(long iterations) { FASTNN_FMA_LOOP(16) }
+
+#if defined(FASTNN_HAVE_AVX2_VARIANT)
+__attribute__((target("avx2,fma"))) double avx2_loop(long iterations) { FASTNN_FMA_LOOP(32) }
+#endif
+#undef FASTNN_FMA_LOOP
+
+}  // namespace
+
+double measure_peak_gflops(bool avx2, double seconds) {
+    using clock = std::chrono::steady_clock;
+    auto run = [avx2](long n) {
+#if defined(FASTNN_HAVE_AVX2_VARIANT)
+        if (avx2) return avx2_loop(n);
+#endif
+        (void)avx2;
+        return generic_loop(n);
+    };
+    // Calibrate on one thread, then run that many iterations on every thread at once.
+    long n = 1 << 16;
+    for (;;) {
+        const auto t0 = clock::now();
+        run(n);
+        const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+        if (dt > seconds / 4 || n > (1L << 40)) {
+            n = long(n * (seconds / dt));
+            break;
+        }
+        n *= 4;
+    }
+    double flops = 0;
+    const auto t0 = clock::now();
+#pragma omp parallel reduction(+ : flops)
+    flops += run(n);
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    return flops / dt / 1e9;
+}
+
+}  // namespace fastnn

@@ -16,7 +16,14 @@ lecun_normal        truncated N(0, 1/fan_in)                             LeCun e
 "Truncated N(0, var)" follows Keras's VarianceScaling: a normal cut at two standard deviations
 (values beyond are redrawn), with the standard deviation divided by 0.87962566103423978 (the std of
 a unit normal truncated to [-2, 2]) so that the samples keep the stated variance.
+
+The others: ``zeros``, ``ones``, ``constant(value=0)``; ``random_normal`` N(mean=0, stddev=0.05);
+``random_uniform`` U(-0.05, 0.05); ``truncated_normal`` N(0, 0.05^2) cut at two standard deviations,
+*without* the variance correction (Keras defaults throughout).
 ``zeros`` is kept on purpose: it lets a learner watch the symmetry problem (all units stay equal).
+
+Every initializer is available by Keras name (``"he_normal"``), as a class (``HeNormal(seed=1)``;
+a seed makes its draws repeatable) and by Keras's lowercase alias (``initializers.he_normal``).
 """
 import math
 
@@ -66,16 +73,23 @@ def _truncated_normal(rng, shape, mean, stddev):
 
 
 class Zeros(Initializer):
+    """All zeros. Every unit of a zero-initialised layer computes the same thing and receives the
+    same gradient, so the units never become different (the symmetry problem)."""
+
     def sample(self, shape):
         return np.zeros(shape)
 
 
 class Ones(Initializer):
+    """All ones (BatchNormalization's gamma and moving variance start here)."""
+
     def sample(self, shape):
         return np.ones(shape)
 
 
 class Constant(Initializer):
+    """Every value equal to ``value``; Keras default 0."""
+
     def __init__(self, value=0.0):
         super().__init__()
         self.value = float(value)
@@ -166,12 +180,25 @@ def _variance_scaling(scale, mode, distribution, doc):
     return Named
 
 
-GlorotUniform = _variance_scaling(1.0, "fan_avg", "uniform", "U(-l, l), l = sqrt(6/(fan_in+fan_out)).")
-GlorotNormal = _variance_scaling(1.0, "fan_avg", "truncated_normal", "Truncated N(0, 2/(fan_in+fan_out)).")
-HeUniform = _variance_scaling(2.0, "fan_in", "uniform", "U(-l, l), l = sqrt(6/fan_in).")
-HeNormal = _variance_scaling(2.0, "fan_in", "truncated_normal", "Truncated N(0, 2/fan_in).")
-LecunUniform = _variance_scaling(1.0, "fan_in", "uniform", "U(-l, l), l = sqrt(3/fan_in).")
-LecunNormal = _variance_scaling(1.0, "fan_in", "truncated_normal", "Truncated N(0, 1/fan_in).")
+_TRUNC = " (std before the cut: sqrt(variance) / 0.8796, cut at 2 of those std)"
+GlorotUniform = _variance_scaling(
+    1.0, "fan_avg", "uniform", "Glorot/Xavier uniform (Glorot & Bengio 2010): U(-l, l), "
+    "l = sqrt(6 / (fan_in + fan_out)), i.e. variance 2 / (fan_in + fan_out). Keras's Dense default.")
+GlorotNormal = _variance_scaling(
+    1.0, "fan_avg", "truncated_normal", "Glorot/Xavier normal (Glorot & Bengio 2010): truncated "
+    "normal with variance 2 / (fan_in + fan_out)" + _TRUNC + ".")
+HeUniform = _variance_scaling(
+    2.0, "fan_in", "uniform", "He uniform (He et al. 2015, for ReLU): U(-l, l), l = sqrt(6 / fan_in), "
+    "i.e. variance 2 / fan_in.")
+HeNormal = _variance_scaling(
+    2.0, "fan_in", "truncated_normal", "He normal (He et al. 2015, for ReLU): truncated normal with "
+    "variance 2 / fan_in" + _TRUNC + ".")
+LecunUniform = _variance_scaling(
+    1.0, "fan_in", "uniform", "LeCun uniform (LeCun et al. 1998, for SELU): U(-l, l), "
+    "l = sqrt(3 / fan_in), i.e. variance 1 / fan_in.")
+LecunNormal = _variance_scaling(
+    1.0, "fan_in", "truncated_normal", "LeCun normal (LeCun et al. 1998, for SELU): truncated normal "
+    "with variance 1 / fan_in" + _TRUNC + ".")
 for _cls, _name in [(GlorotUniform, "GlorotUniform"), (GlorotNormal, "GlorotNormal"),
                     (HeUniform, "HeUniform"), (HeNormal, "HeNormal"),
                     (LecunUniform, "LecunUniform"), (LecunNormal, "LecunNormal")]:
@@ -185,18 +212,24 @@ _BY_NAME = {
     "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
 }
 
+# Keras's lowercase aliases
+zeros, ones, constant = Zeros, Ones, Constant
+random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
 glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
 he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunUniform, LecunNormal
 
 
 def get(identifier):
-    """An initializer from a Keras name (``"he_normal"``), a class, or an instance."""
+    """An initializer from a Keras name (``"he_normal"`` or ``"HeNormal"``), a class, or an instance."""
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
+    by_class = {cls.__name__: cls for cls in _BY_NAME.values()}
+    if isinstance(identifier, str) and identifier in by_class:
+        return by_class[identifier]()
     raise ValueError(f"unknown initializer {identifier!r}; expected one of {', '.join(_BY_NAME)}")
 
 

@@ -206,3 +206,27 @@ def test_variance_scaling_validates_and_rejects_3d_shapes():
         initializers.HeNormal()((3, 3, 3))
     vs = initializers.VarianceScaling(scale=3.0, mode="fan_out", distribution="uniform", seed=0)
     check_moments(vs(SHAPE), 3.0 / FAN_OUT, "uniform")
+
+
+# -- the twelve Keras names ----------------------------------------------------------------------
+KERAS_NAMES = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+               "lecun_normal", "zeros", "ones", "constant", "random_normal", "random_uniform",
+               "truncated_normal"]
+
+
+@pytest.mark.parametrize("name", KERAS_NAMES)
+def test_every_keras_name_is_a_documented_class_with_a_lowercase_alias(name):
+    cls = type(initializers.get(name))
+    assert getattr(initializers, name) is cls            # keras.initializers.he_normal style
+    assert initializers.get(cls.__name__).__class__ is cls   # and "HeNormal"
+    assert initializers.name_of(cls()) == name
+    assert cls.__doc__ and len(cls.__doc__) > 20
+    if name not in ("zeros", "ones", "constant"):
+        a, b = cls(seed=5)((20, 10)), cls(seed=5)((20, 10))
+        np.testing.assert_array_equal(a, b)
+
+
+def test_variance_scaling_docstrings_state_the_keras_definitions():
+    assert "6 / (fan_in + fan_out)" in initializers.GlorotUniform.__doc__
+    assert "2 / fan_in" in initializers.HeNormal.__doc__
+    assert "0.8796" in initializers.LecunNormal.__doc__

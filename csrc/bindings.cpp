@@ -10,5 +10,6 @@ PYBIND11_MODULE(_core, m) {
     bind_activations(m);
     bind_losses(m);
     bind_optim(m);
+    bind_norm(m);
     bind_runtime(m);
 }

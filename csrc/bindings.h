@@ -133,6 +133,7 @@ void bind_dense(py::module_& m);        // bind_dense.cpp: gemm, dense
 void bind_activations(py::module_& m);  // bind_activations.cpp: activations, softmax
 void bind_losses(py::module_& m);       // bind_losses.cpp
 void bind_optim(py::module_& m);        // bind_optim.cpp
+void bind_norm(py::module_& m);         // bind_norm.cpp: batch/layer normalization, dropout
 void bind_runtime(py::module_& m);      // bind_runtime.cpp: threads, GEMM variant
 
 }  // namespace bind

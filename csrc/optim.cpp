@@ -1,9 +1,42 @@
 #include "optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace fastnn {
+namespace {
+
+constexpr idx kSumBlock = 4096;  // values per partial sum; fixed, so sums do not depend on threads
+constexpr int kLanes = 8;        // interleaved accumulators per block (independent add chains)
+
+// Returns sum_i term(i) over [0, n) in double: blocks of kSumBlock in parallel, each summed in
+// kLanes interleaved lanes combined in order, then the block sums in order.
+template <typename F>
+double block_sum(idx n, F term) {
+    const idx blocks = (n + kSumBlock - 1) / kSumBlock;
+    thread_local std::vector<double> partial;  // grows once, then reused
+    if (partial.size() < size_t(blocks)) partial.resize(blocks);
+    double* part = partial.data();
+#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
+    for (idx b = 0; b < blocks; ++b) {
+        const idx i0 = b * kSumBlock, i1 = std::min(n, i0 + kSumBlock);
+        double lane[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+        idx i = i0;
+        for (; i + kLanes <= i1; i += kLanes)
+            for (int l = 0; l < kLanes; ++l) lane[l] += term(i + l);
+        for (; i < i1; ++i) lane[0] += term(i);
+        double s = 0;
+        for (int l = 0; l < kLanes; ++l) s += lane[l];
+        part[b] = s;
+    }
+    double total = 0;
+    for (idx b = 0; b < blocks; ++b) total += part[b];
+    return total;
+}
+
+}  // namespace
 
 template <typename T>
 void sgd_update(T* p, const T* g, T* vel, idx n, T lr, T momentum, bool nesterov) {
@@ -41,11 +74,44 @@ void adam_update(T* p, const T* g, T* m, T* v, idx n, double lr, double b1, doub
     }
 }
 
+template <typename T>
+double sum_squares(const T* x, idx n) {
+    return block_sum(n, [=](idx i) { const double v = double(x[i]); return v * v; });
+}
+
+template <typename T>
+void clip_gradient(T* out, const T* g, idx n, T scale, T clipvalue) {
+#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
+    for (idx i = 0; i < n; ++i) out[i] = std::min(std::max(scale * g[i], -clipvalue), clipvalue);
+}
+
+template <typename T>
+double l1_l2_penalty(T* grad, const T* w, idx n, double l1, double l2) {
+    if (grad) {
+        const T tl1 = T(l1), tl2 = T(2.0 * l2);
+#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
+        for (idx i = 0; i < n; ++i) {
+            const T sign = T(w[i] > T(0)) - T(w[i] < T(0));
+            grad[i] += tl1 * sign + tl2 * w[i];
+        }
+    }
+    return block_sum(n, [=](idx i) {
+        const double v = double(w[i]);
+        return l1 * std::fabs(v) + l2 * v * v;
+    });
+}
+
 template void sgd_update<float>(float*, const float*, float*, idx, float, float, bool);
 template void sgd_update<double>(double*, const double*, double*, idx, double, double, bool);
 template void adam_update<float>(float*, const float*, float*, float*, idx, double, double, double,
                                  double, std::int64_t);
 template void adam_update<double>(double*, const double*, double*, double*, idx, double, double,
                                   double, double, std::int64_t);
+template double sum_squares<float>(const float*, idx);
+template double sum_squares<double>(const double*, idx);
+template void clip_gradient<float>(float*, const float*, idx, float, float);
+template void clip_gradient<double>(double*, const double*, idx, double, double);
+template double l1_l2_penalty<float>(float*, const float*, idx, double, double);
+template double l1_l2_penalty<double>(double*, const double*, idx, double, double);
 
 }  // namespace fastnn

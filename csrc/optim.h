@@ -1,4 +1,7 @@
-// Optimizer updates, in place on the parameter and its state, over n contiguous values.
+// Optimizer updates, in place on the parameter and its state, over n contiguous values, and the
+// gradient transforms that run before them: norms and clipping (Keras clipnorm / clipvalue /
+// global_clipnorm) and the L1/L2 weight penalty. Sums are taken in double over fixed blocks
+// (kSumBlock values each), then the block sums in order: the same for any thread count.
 #pragma once
 
 #include "common.h"
@@ -16,5 +19,18 @@ void sgd_update(T* p, const T* g, T* vel, idx n, T lr, T momentum, bool nesterov
 template <typename T>
 void adam_update(T* p, const T* g, T* m, T* v, idx n, double lr, double b1, double b2, double eps,
                  std::int64_t step);
+
+// Returns sum_i x[i]^2 over x[n], accumulated in double.
+template <typename T>
+double sum_squares(const T* x, idx n);
+
+// out[n] = min(max(scale * g[n], -clipvalue), clipvalue); clipvalue may be +inf. out may alias g.
+template <typename T>
+void clip_gradient(T* out, const T* g, idx n, T scale, T clipvalue);
+
+// Returns l1 * sum_i |w[i]| + l2 * sum_i w[i]^2 (accumulated in double) and, when grad is not null,
+// ACCUMULATES its gradient: grad[n] += l1 * sign(w[n]) + 2 * l2 * w[n]   (sign(0) = 0).
+template <typename T>
+double l1_l2_penalty(T* grad, const T* w, idx n, double l1, double l2);
 
 }  // namespace fastnn

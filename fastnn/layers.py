@@ -2,7 +2,14 @@
 ``backward`` through the active backend's kernels.
 
 Shapes passed to ``build`` and ``compute_output_shape`` exclude the batch dimension, as Keras's
-``input_shape=`` does. Weights are stored in Keras order (Dense: kernel (in, out), then bias (out,)).
+``input_shape=`` does. Weights are stored in Keras order (Dense: kernel (in, out), then bias (out,);
+BatchNormalization: gamma, beta, moving_mean, moving_variance). A weight is trainable (the optimizer
+updates it from its gradient) or not (BatchNormalization's moving statistics, updated by the layer
+itself); ``grads`` lines up with ``trainable_weights``.
+
+``training`` selects the mode: ``fit``/``train_on_batch`` run layers with ``training=True``,
+``predict``/``evaluate`` with ``training=False``. Only BatchNormalization (batch vs moving
+statistics) and Dropout (random mask vs identity) behave differently.
 
 ``forward`` and ``backward`` write into buffers the layer keeps between calls (no allocation per
 training step once shapes repeat); the arrays they return stay valid until the layer's next call.
@@ -14,7 +21,7 @@ from collections import Counter
 import numpy as np
 
 from . import activations as activations_module
-from . import backend, initializers
+from . import backend, initializers, regularizers, utils
 
 _name_counts = Counter()
 
@@ -48,9 +55,15 @@ class Layer:
         self.built = False
         self.input_shape = None
         self.dtype = None
-        self._weights = []   # (name, array) in Keras order
-        self._grads = []     # gradient arrays, same order and shapes
+        self._weights = []      # (name, array, trainable) in Keras order
+        self._grads = []        # one gradient array per trainable weight, same order and shapes
+        self._regularized = []  # (weight, its gradient, regularizer)
         self._buffers = {}
+
+    @property
+    def min_training_batch(self):
+        """Fewest samples a training-mode call accepts (BatchNormalization needs two)."""
+        return 1
 
     # -- construction ---------------------------------------------------------------------------
     def build(self, input_shape):
@@ -64,10 +77,14 @@ class Layer:
         naming the layer when the inputs do not fit it."""
         return tuple(input_shape)
 
-    def add_weight(self, name, shape, initializer):
+    def add_weight(self, name, shape, initializer, trainable=True, regularizer=None):
+        """Create a weight; a trainable one also gets a gradient array (and its regularizer)."""
         value = initializers.get(initializer)(shape, self.dtype)
-        self._weights.append((name, value))
-        self._grads.append(np.zeros_like(value))
+        self._weights.append((name, value, bool(trainable)))
+        if trainable:
+            self._grads.append(np.zeros_like(value))
+            if regularizer is not None:
+                self._regularized.append((value, self._grads[-1], regularizer))
         return value
 
     # -- computation ----------------------------------------------------------------------------
@@ -81,6 +98,23 @@ class Layer:
         and return dL/d(input), or None when ``need_dx`` is False."""
         raise NotImplementedError
 
+    def regularization_loss(self, add_grads=False):
+        """Sum of the penalties of this layer's regularized trainable weights (0.0 when frozen).
+        With ``add_grads`` the penalties' gradients are added into ``grads`` (after ``backward``)."""
+        if not self.trainable:
+            return 0.0
+        total = 0.0
+        for weight, grad, regularizer in self._regularized:
+            total += regularizer.penalty_and_grad(weight, grad) if add_grads else regularizer(weight)
+        return total
+
+    def check_training_batch(self, n):
+        """Raise ValueError when a training-mode call on ``n`` samples cannot be computed."""
+        if n < self.min_training_batch:
+            raise ValueError(f"{self.name} ({type(self).__name__}) needs at least "
+                             f"{self.min_training_batch} samples per training batch (the batch "
+                             f"statistics of one sample are undefined), got a batch of {n}")
+
     def _buffer(self, key, shape, dtype):
         buf = self._buffers.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
@@ -88,30 +122,41 @@ class Layer:
         return buf
 
     def __call__(self, x, training=False):
-        from .utils import as_float_array
-        x = as_float_array(x, "x", self.dtype)
+        x = utils.as_float_array(x, "x", self.dtype)
         if x.ndim < 2:
             raise ValueError(f"{self.name} expects a batch of inputs (at least 2-D), got shape {x.shape}")
         if not self.built:
             self.compute_output_shape(x.shape[1:])
-            self.build(x.shape[1:])
-            x = as_float_array(x, "x", self.dtype)
         elif x.shape[1:] != self.input_shape:
             raise ValueError(f"{self.name} expects inputs of shape (None, "
                              f"{', '.join(map(str, self.input_shape))}), got array of shape {x.shape}")
+        training = bool(training)
+        if training:
+            self.check_training_batch(len(x))
+        if not self.built:
+            self.build(x.shape[1:])
+            x = utils.as_float_array(x, "x", self.dtype)
         return np.array(self.forward(x, training=training), copy=True)
 
     # -- weights --------------------------------------------------------------------------------
     @property
     def weights(self):
-        return [w for _, w in self._weights]
+        """All weight arrays in Keras order (trainable and not)."""
+        return [w for _, w, _ in self._weights]
 
     @property
     def trainable_weights(self):
-        return self.weights if self.trainable else []
+        """The weights the optimizer updates (none when the layer is frozen); ``grads`` lines up."""
+        return [w for _, w, t in self._weights if t] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        """Weights the optimizer never touches: moving statistics, or all weights of a frozen layer."""
+        return [w for _, w, t in self._weights if not (t and self.trainable)]
 
     @property
     def grads(self):
+        """One gradient array per trainable weight (whether or not the layer is frozen)."""
         return self._grads
 
     def count_params(self):
@@ -125,14 +170,14 @@ class Layer:
         if len(weights) != len(self._weights):
             raise ValueError(f"{self.name} has {len(self._weights)} weight arrays, got {len(weights)}")
         arrays = []
-        for (name, current), new in zip(self._weights, weights):
+        for (name, current, _), new in zip(self._weights, weights):
             new = np.asarray(new)
             if new.shape != current.shape:
                 raise ValueError(f"{self.name}: weight '{name}' has shape {current.shape}, got {new.shape}")
             if new.dtype.kind not in "fiu":
                 raise TypeError(f"{self.name}: weight '{name}' must be numeric, got dtype {new.dtype}")
             arrays.append(new)
-        for (_, current), new in zip(self._weights, arrays):
+        for (_, current, _), new in zip(self._weights, arrays):
             current[...] = new
 
     def get_config(self):
@@ -166,12 +211,15 @@ def Input(shape, name=None):
 class Dense(Layer):
     """Fully connected layer: ``y = activation(x @ kernel + bias)``.
 
-    Defaults follow Keras: glorot_uniform kernel, zero bias, no activation.
+    Defaults follow Keras: glorot_uniform kernel, zero bias, no activation, no regularizer.
+    ``kernel_regularizer`` / ``bias_regularizer`` (``fastnn.regularizers``) add a weight penalty to
+    the loss and its gradient to the weight's gradient.
     Shapes: x (N, in) -> y (N, units); kernel (in, units); bias (units,).
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", input_dim=None, input_shape=None, name=None, trainable=True):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 input_dim=None, input_shape=None, name=None, trainable=True):
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         super().__init__(name=name, input_shape=input_shape, trainable=trainable)
@@ -182,6 +230,8 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
@@ -191,8 +241,10 @@ class Dense(Layer):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.kernel = self.add_weight("kernel", (input_shape[0], self.units), self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+        self.kernel = self.add_weight("kernel", (input_shape[0], self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
 
     def forward(self, x, training=False, logits=False):
         n = x.shape[0]
@@ -220,7 +272,9 @@ class Dense(Layer):
         return {**super().get_config(), "units": self.units,
                 "activation": self.activation.get_config(), "use_bias": self.use_bias,
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
-                "bias_initializer": initializers.name_of(self.bias_initializer)}
+                "bias_initializer": initializers.name_of(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
 
 class Activation(Layer):
@@ -302,6 +356,251 @@ class Softmax(Activation):
         return {**config, "axis": -1}
 
 
+def _last_axis(axis, input_shape, layer):
+    """Check that ``axis`` names the last axis of inputs ``(None,) + input_shape``."""
+    last = len(input_shape)  # index of the last axis counting the batch axis
+    if axis not in (-1, last):
+        raise ValueError(f"{layer.name} ({type(layer).__name__}) normalizes the last (feature) axis: "
+                         f"axis must be -1 or {last} for inputs of shape (None, "
+                         f"{', '.join(map(str, input_shape))}), got axis={axis!r}")
+
+
+def _check_axis_arg(axis):
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ValueError(f"axis must be an integer (fastnn normalizes the last axis, -1), got {axis!r}")
+    return int(axis)
+
+
+def _positive_float(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a positive number, got {value!r}")
+    return float(value)
+
+
+class BatchNormalization(Layer):
+    """Batch normalization (Ioffe & Szegedy 2015, arXiv:1502.03167) with Keras's semantics.
+
+    Training (``fit``, ``train_on_batch``, ``training=True``): each feature is normalized with the
+    mean and biased variance of the batch, ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``,
+    and the moving statistics are updated: ``moving = momentum * moving + (1 - momentum) * batch``.
+    Inference (``predict``, ``evaluate``): the moving statistics replace the batch's.
+    A frozen layer (``trainable=False``) always runs in inference mode, as in Keras.
+
+    Defaults are Keras's: axis=-1, momentum=0.99, epsilon=1e-3, center=True (beta), scale=True
+    (gamma); gamma starts at ones, beta and the moving mean at zeros, the moving variance at ones.
+    Weights, in Keras order: gamma, beta (trainable), moving_mean, moving_variance (non-trainable).
+    Shapes: x (N, ..., C) -> y of the same shape; statistics over every axis but the last.
+
+    A training batch needs at least two samples. ``fit`` merges a last batch of one sample into the
+    batch before it; ``train_on_batch`` and ``layer(x, training=True)`` raise ValueError.
+    Formulas and numerics: ``fastnn.reference.norm``.
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones",
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 name=None, input_shape=None, trainable=True):
+        super().__init__(name=name, input_shape=input_shape, trainable=trainable)
+        self.axis = _check_axis_arg(axis)
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)) \
+                or not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNormalization momentum must be in [0, 1], got {momentum!r}")
+        self.momentum = float(momentum)
+        self.epsilon = _positive_float(epsilon, "BatchNormalization epsilon")
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+
+    @property
+    def min_training_batch(self):
+        return 2 if self.trainable else 1
+
+    def compute_output_shape(self, input_shape):
+        _last_axis(self.axis, input_shape, self)
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        c = (input_shape[-1],)
+        self.gamma = self.add_weight("gamma", c, self.gamma_initializer) if self.scale else None
+        self.beta = self.add_weight("beta", c, self.beta_initializer) if self.center else None
+        self.moving_mean = self.add_weight("moving_mean", c, self.moving_mean_initializer, trainable=False)
+        self.moving_variance = self.add_weight("moving_variance", c, self.moving_variance_initializer,
+                                               trainable=False)
+
+    def forward(self, x, training=False, logits=False):
+        x2 = x.reshape(-1, x.shape[-1])
+        k = backend.kernels()
+        out = self._buffer("y", x2.shape, x.dtype)
+        self._x, self._training = x2, bool(training and self.trainable)
+        if self._training:
+            c = (x2.shape[1],)
+            y, self._mean, self._rstd = k.batchnorm_forward(
+                x2, self.gamma, self.beta, self.moving_mean, self.moving_variance, self.momentum,
+                self.epsilon, out=out, mean=self._buffer("mean", c, x.dtype),
+                rstd=self._buffer("rstd", c, x.dtype))
+        else:
+            y = k.batchnorm_inference(x2, self.gamma, self.beta, self.moving_mean, self.moving_variance,
+                                      self.epsilon, out=out)
+        return y.reshape(x.shape)
+
+    def backward(self, dy, need_dx=True, logits=False):
+        dy2 = dy.reshape(self._x.shape)
+        dx_buf = self._buffer("dx", self._x.shape, dy.dtype) if need_dx else None
+        grads = iter(self._grads)
+        dgamma = next(grads) if self.scale else None
+        dbeta = next(grads) if self.center else None
+        if self._training:
+            dx, _, _ = backend.kernels().batchnorm_backward(
+                dy2, self._x, self.gamma, self._mean, self._rstd, dx=dx_buf, dgamma=dgamma,
+                dbeta=dbeta, need_dx=need_dx, need_dgamma=self.scale, need_dbeta=self.center)
+        else:
+            dx = self._inference_backward(dy2, dx_buf, dgamma, dbeta)
+        return None if dx is None else dx.reshape(dy.shape)
+
+    def _inference_backward(self, dy, dx, dgamma, dbeta):
+        """Backward of the inference-mode transform, a fixed per-feature affine map (a frozen layer
+        during fit): dx = dy * gamma * rstd, with rstd from the moving variance."""
+        rstd = (1.0 / np.sqrt(self.moving_variance.astype(np.float64) + self.epsilon)).astype(dy.dtype)
+        if self.trainable:  # only reachable through the layer protocol, never from fit
+            xhat = (self._x - self.moving_mean) * rstd
+            if dgamma is not None:
+                dgamma[...] = (dy.astype(np.float64) * xhat).sum(axis=0)
+            if dbeta is not None:
+                dbeta[...] = dy.sum(axis=0, dtype=np.float64)
+        if dx is None:
+            return None
+        return np.multiply(dy, rstd if self.gamma is None else self.gamma * rstd, out=dx)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers.name_of(self.beta_initializer),
+                "gamma_initializer": initializers.name_of(self.gamma_initializer),
+                "moving_mean_initializer": initializers.name_of(self.moving_mean_initializer),
+                "moving_variance_initializer": initializers.name_of(self.moving_variance_initializer)}
+
+
+class LayerNormalization(Layer):
+    """Layer normalization (Ba, Kiros & Hinton 2016, arXiv:1607.06450) with Keras's semantics.
+
+    Each sample is normalized over its features, ``y = gamma * (x - mean) / sqrt(var + epsilon)
+    + beta`` with the mean and biased variance of that sample alone, so training and inference
+    compute the same thing and any batch size works.
+
+    Defaults are Keras's: axis=-1, epsilon=1e-3, center=True, scale=True; gamma starts at ones and
+    beta at zeros. Weights, in Keras order: gamma, beta.
+    Shapes: x (N, ..., C) -> y of the same shape; statistics over the last axis.
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", name=None, input_shape=None, trainable=True):
+        super().__init__(name=name, input_shape=input_shape, trainable=trainable)
+        self.axis = _check_axis_arg(axis)
+        self.epsilon = _positive_float(epsilon, "LayerNormalization epsilon")
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+
+    def compute_output_shape(self, input_shape):
+        _last_axis(self.axis, input_shape, self)
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        c = (input_shape[-1],)
+        self.gamma = self.add_weight("gamma", c, self.gamma_initializer) if self.scale else None
+        self.beta = self.add_weight("beta", c, self.beta_initializer) if self.center else None
+
+    def forward(self, x, training=False, logits=False):
+        x2 = x.reshape(-1, x.shape[-1])
+        rows = (x2.shape[0],)
+        y, self._mean, self._rstd = backend.kernels().layernorm_forward(
+            x2, self.gamma, self.beta, self.epsilon, out=self._buffer("y", x2.shape, x.dtype),
+            mean=self._buffer("mean", rows, x.dtype), rstd=self._buffer("rstd", rows, x.dtype))
+        self._x = x2
+        return y.reshape(x.shape)
+
+    def backward(self, dy, need_dx=True, logits=False):
+        grads = iter(self._grads)
+        dgamma = next(grads) if self.scale else None
+        dbeta = next(grads) if self.center else None
+        dx, _, _ = backend.kernels().layernorm_backward(
+            dy.reshape(self._x.shape), self._x, self.gamma, self._mean, self._rstd,
+            dx=self._buffer("dx", self._x.shape, dy.dtype) if need_dx else None, dgamma=dgamma,
+            dbeta=dbeta, need_dx=need_dx, need_dgamma=self.scale, need_dbeta=self.center)
+        return None if dx is None else dx.reshape(dy.shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers.name_of(self.beta_initializer),
+                "gamma_initializer": initializers.name_of(self.gamma_initializer)}
+
+
+SEED_LIMIT = 2 ** 64  # dropout seeds are 64-bit unsigned integers (the counter-based generator's key)
+
+
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al. 2014, JMLR 15:1929): in training, each value is zeroed
+    with probability ``rate`` and the kept ones are scaled by ``1 / (1 - rate)``; in inference the
+    layer is the identity.
+
+    The course notes describe the original, non-inverted form: keep values unscaled in training
+    and multiply by ``1 - rate`` at test time. Both give every unit the same expected output in
+    training as at test time (inverted: E[mask] = (1 - rate) / (1 - rate) = 1; original: both
+    sides carry the factor 1 - rate), so they train the same network; the inverted form leaves
+    inference untouched. Keras uses it too.
+
+    The mask comes from a counter-based generator (``fastnn.reference.dropout``): with the same
+    ``seed`` the same calls draw the same masks, on any number of threads and on either backend.
+    Without a seed, one is drawn from fastnn's generator when the layer is built (so
+    ``fastnn.utils.set_random_seed`` makes runs repeatable). Each training call advances a step
+    counter, giving a new mask every step.
+    Shapes: x -> y of the same shape.
+    """
+
+    def __init__(self, rate, seed=None, name=None, input_shape=None, trainable=True):
+        super().__init__(name=name, input_shape=input_shape, trainable=trainable)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+                or not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or not 0 <= seed < SEED_LIMIT):
+            raise ValueError(f"Dropout seed must be None or an integer in [0, 2**64), got {seed!r}")
+        self.rate = float(rate)
+        self.seed = None if seed is None else int(seed)
+        self.step = 0        # training calls so far: the generator's counter
+        self._key = None     # the seed in use (drawn at build when seed is None)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._key = self.seed if self.seed is not None else int(utils.rng().integers(SEED_LIMIT, dtype=np.uint64))
+
+    def forward(self, x, training=False, logits=False):
+        self._dropped = bool(training) and self.rate > 0
+        if not self._dropped:
+            return x
+        y, self._mask = backend.kernels().dropout_forward(
+            x, self.rate, self._key, self.step, out=self._buffer("y", x.shape, x.dtype),
+            mask=self._buffer("mask", x.shape, x.dtype))
+        self.step += 1
+        return y
+
+    def backward(self, dy, need_dx=True, logits=False):
+        if not need_dx:
+            return None
+        if not self._dropped:
+            return dy
+        return backend.kernels().dropout_backward(dy, self._mask, out=self._buffer("dx", dy.shape, dy.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
 class Flatten(Layer):
     """Reshapes each sample to one dimension: (N, 28, 28) -> (N, 784). A view, no copy."""
 
@@ -318,7 +617,8 @@ class Flatten(Layer):
 
 def get(config):
     """A layer from ``{"class_name": ..., "config": {...}}`` as produced by ``Sequential.get_config``."""
-    classes = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, ReLU, LeakyReLU, Softmax, Flatten)}
+    classes = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, ReLU, LeakyReLU, Softmax,
+                                             Flatten, BatchNormalization, LayerNormalization, Dropout)}
     cls = classes.get(config.get("class_name"))
     if cls is None:
         raise ValueError(f"unknown layer type {config.get('class_name')!r}; expected one of {', '.join(classes)}")

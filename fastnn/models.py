@@ -4,7 +4,6 @@ Every public method validates its inputs completely before it changes anything (
 state, buffers, built status), so a call that raises leaves the model exactly as it was.
 Calls on one model are serialised by a lock: layers reuse their buffers between calls.
 """
-import math
 import numbers
 import threading
 
@@ -137,11 +136,32 @@ class Sequential:
 
     @property
     def _params(self):
-        return [w for l in self._layers if l.trainable for w in l.weights]
+        """The weights the optimizer updates, layer by layer (``_grads`` lines up)."""
+        return [w for l in self._layers for w in l.trainable_weights]
 
     @property
     def _grads(self):
         return [g for l in self._layers if l.trainable for g in l.grads]
+
+    @property
+    def trainable_weights(self):
+        return self._params
+
+    @property
+    def non_trainable_weights(self):
+        return [w for l in self._layers for w in l.non_trainable_weights]
+
+    def _min_training_batch(self):
+        return max([l.min_training_batch for l in self._layers], default=1)
+
+    def _check_training_batch(self, n):
+        """ValueError, before anything changes, when a layer cannot train on a batch of ``n``."""
+        for layer in self._layers:
+            layer.check_training_batch(n)
+
+    def _regularization_loss(self, add_grads=False):
+        """Sum of the layers' weight penalties (Keras adds them to the reported loss)."""
+        return sum(layer.regularization_loss(add_grads) for layer in self._layers)
 
     # -- compile --------------------------------------------------------------------------------
     def compile(self, optimizer="adam", loss=None, metrics=None):
@@ -240,13 +260,16 @@ class Sequential:
         return loss, grad, outputs
 
     def _train_step(self, x, y):
+        """Forward, loss, backward, weight penalties (value and gradient), optimizer update.
+        Returns the loss including the penalties, and the outputs."""
         loss, grad, outputs = self._loss_and_outputs(x, y, training=True)
         fused = self._fused()
-        with_weights = [i for i, l in enumerate(self._layers) if l.weights]
+        with_weights = [i for i, l in enumerate(self._layers) if l.trainable_weights]
         first = with_weights[0] if with_weights else len(self._layers)
         last = len(self._layers) - 1
         for i in range(last, first - 1, -1):
             grad = self._layers[i].backward(grad, need_dx=i > first, logits=fused and i == last)
+        loss += self._regularization_loss(add_grads=True)
         self.optimizer.apply(self._params, self._grads)
         return loss, outputs
 
@@ -265,7 +288,9 @@ class Sequential:
         """Train for ``epochs`` passes over (x, y) in shuffled mini-batches; returns a History.
 
         ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per epoch. ``batch_size``
-        defaults to 32; a batch larger than the data trains on all of it at once.
+        defaults to 32; a batch larger than the data trains on all of it at once. With a
+        BatchNormalization layer, a last batch of a single sample (its batch statistics are
+        undefined) is merged into the batch before it, which then holds ``batch_size + 1`` samples.
         """
         with self._lock:
             batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
@@ -280,6 +305,7 @@ class Sequential:
                                      f"{type(validation_data).__name__}")
                 val = self._prepare_xy(*validation_data, what="validation x", expected=x.shape[1:])
             self._check_trainable()
+            bounds = self._batch_bounds(len(x), batch_size)
             cbs = list(callbacks or [])
             for cb in cbs:
                 if not isinstance(cb, callbacks_module.Callback):
@@ -287,11 +313,21 @@ class Sequential:
             # Everything is valid: from here on the model may change.
             if not self.built:
                 self.build(x.shape[1:])
-            return self._fit_loop(x, y, batch_size, int(epochs), verbose, cbs, val, shuffle)
+            return self._fit_loop(x, y, bounds, int(epochs), verbose, cbs, val, shuffle, batch_size)
 
-    def _fit_loop(self, x, y, batch_size, epochs, verbose, cbs, val, shuffle):
+    def _batch_bounds(self, n, batch_size):
+        """Start of each training batch, then ``n``. A last batch smaller than a layer accepts (one
+        sample, with BatchNormalization) joins the batch before it; ValueError when even that fails."""
+        bounds = list(range(0, n, batch_size)) + [n]
+        need = self._min_training_batch()
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] < need:
+            del bounds[-2]
+        self._check_training_batch(min(b - a for a, b in zip(bounds, bounds[1:])))
+        return bounds
+
+    def _fit_loop(self, x, y, bounds, epochs, verbose, cbs, val, shuffle, batch_size):
         n = len(x)
-        steps = math.ceil(n / batch_size)
+        steps = len(bounds) - 1
         history = callbacks_module.History()
         params = {"epochs": epochs, "steps": steps, "verbose": verbose}
         cb = callbacks_module.CallbackList([history] + cbs, self, params)
@@ -308,7 +344,7 @@ class Sequential:
                 print(f"Epoch {epoch + 1}/{epochs}")
             bar = utils.Progbar(steps, interactive=None if verbose == 1 else False, show_bar=verbose == 1)
             for step in range(steps):
-                lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+                lo, hi = bounds[step], bounds[step + 1]
                 xb, yb = self._gather(x, y, slice(lo, hi) if order is None else order[lo:hi])
                 cb.on_train_batch_begin(step, {})
                 loss, outputs = self._train_step(xb, yb)
@@ -343,7 +379,8 @@ class Sequential:
             total += loss * len(xb)
             for m in metrics:
                 m.update_state(yb, outputs)
-        return {"loss": total / len(x), **{m.name: m.result() for m in metrics}}
+        loss = total / len(x) + self._regularization_loss()  # the weights are fixed meanwhile
+        return {"loss": loss, **{m.name: m.result() for m in metrics}}
 
     def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False):
         """Loss (and metrics) over (x, y): a float, ``[loss, *metrics]``, or a dict with return_dict."""
@@ -384,9 +421,14 @@ class Sequential:
         return self(x)
 
     def __call__(self, x, training=False):
-        """One forward pass over ``x`` in training or inference mode; returns a new array."""
+        """One forward pass over ``x`` in training or inference mode; returns a new array.
+
+        ``training=True`` uses batch statistics in BatchNormalization (and updates its moving
+        statistics) and drops units in Dropout, as in ``fit``; no weight is trained."""
         with self._lock:
             x = self._prepare_x(x)
+            if training:
+                self._check_training_batch(len(x))
             if not self.built:
                 self.build(x.shape[1:])
             return np.array(self._forward(x, training=bool(training)), copy=True)
@@ -396,6 +438,7 @@ class Sequential:
         with self._lock:
             x, y = self._prepare_xy(x, y)
             self._check_trainable()
+            self._check_training_batch(len(x))
             if not self.built:
                 self.build(x.shape[1:])
             loss, outputs = self._train_step(x, y)
@@ -439,16 +482,16 @@ class Sequential:
             raise ValueError(f"{self.name} has not been built yet: give the first layer input_shape=..., "
                              "start with Input(shape=...), call build(), or fit it on data first")
         print_fn = print_fn or print
-        widths = (33, 26, 12)
+        names = [f"{layer.name} ({type(layer).__name__})" for layer in self._layers]
+        widths = (max([33] + [len(n) + 2 for n in names]), 26, 12)  # long names widen the column
         rule = "_" * sum(widths)
         lines = [f'Model: "{self.name}"', rule,
                  f"{'Layer (type)':<{widths[0]}}{'Output Shape':<{widths[1]}}{'Param #':>{widths[2]}}",
                  "=" * sum(widths)]
-        for layer, shape in zip(self._layers, self._output_shapes(self._input_shape)):
-            name = f"{layer.name} ({type(layer).__name__})"
+        for name, layer, shape in zip(names, self._layers, self._output_shapes(self._input_shape)):
             lines.append(f"{name:<{widths[0]}}{_shape_str(shape):<{widths[1]}}{layer.count_params():>{widths[2]},}")
         total = self.count_params()
-        trainable = sum(l.count_params() for l in self._layers if l.trainable)
+        trainable = sum(w.size for w in self.trainable_weights)
         lines += ["=" * sum(widths),f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                   f"Non-trainable params: {total - trainable:,}", rule]
         for line in lines:

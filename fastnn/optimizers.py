@@ -3,7 +3,18 @@
 Each update runs as one in-place kernel per weight array (``sgd_update``, ``adam_update``) on the
 active backend; the formulas are in ``fastnn.reference.optim``. Per-weight state (velocity, moments)
 is created on the first update and reused, so steady-state training allocates nothing here.
+
+Gradient clipping takes Keras's arguments, at most one of them (as Keras 3 requires):
+
+* ``clipnorm=c``: each gradient g is scaled by c / max(||g||, c), so no gradient is longer than c;
+* ``global_clipnorm=c``: all gradients are scaled by c / max(sqrt(sum ||g||^2), c), together;
+* ``clipvalue=v``: each gradient element is clipped to [-v, v].
+
+Norms come from the ``sum_squares`` kernel (a fixed-order float64 sum) and the clipped gradients
+from ``clip_gradient``, written to buffers the optimizer keeps: the caller's gradients are never
+modified.
 """
+import math
 import numbers
 
 import numpy as np
@@ -23,14 +34,31 @@ def _fraction(value, name):
     return float(value)
 
 
-class Optimizer:
-    """Base class: ``apply(params, grads)`` updates each array of ``params`` in place."""
+def _optional_positive(value, name):
+    return None if value is None else _positive(value, name)
 
-    def __init__(self, learning_rate):
+
+class Optimizer:
+    """Base class: ``apply(params, grads)`` updates each array of ``params`` in place.
+
+    ``clipnorm``, ``clipvalue``, ``global_clipnorm``: gradient clipping, Keras semantics (see the
+    module docstring); at most one may be set.
+    """
+
+    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None):
         self.learning_rate = _positive(learning_rate, "learning_rate")
+        self.clipnorm = _optional_positive(clipnorm, "clipnorm")
+        self.clipvalue = _optional_positive(clipvalue, "clipvalue")
+        self.global_clipnorm = _optional_positive(global_clipnorm, "global_clipnorm")
+        given = [f"{n}={v!r}" for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                           ("global_clipnorm", global_clipnorm)) if v is not None]
+        if len(given) > 1:
+            raise ValueError("only one of clipnorm, clipvalue and global_clipnorm can be set (as in "
+                             f"Keras), got {', '.join(given)}")
         self.iterations = 0
         self._slots = None
         self._shapes = None
+        self._clipped = None  # buffers for clipped gradients, one per weight, when clipping
 
     def _make_slots(self, param):
         """Per-weight state arrays (zeros like ``param``), as a tuple."""
@@ -46,10 +74,30 @@ class Optimizer:
                                  "use a new optimizer for a different model")
             self._slots = [self._make_slots(p) for p in params]
             self._shapes = shapes
-        self.iterations += 1
         kernels = backend.kernels()
+        grads = self._clip(kernels, params, grads)
+        self.iterations += 1
         for param, grad, slots in zip(params, grads, self._slots):
             self._update(kernels, param, grad, slots)
+
+    def _clip(self, kernels, params, grads):
+        """The gradients after Keras's clipping (the same arrays when no clipping is set)."""
+        if self.clipnorm is None and self.clipvalue is None and self.global_clipnorm is None:
+            return grads
+        if self._clipped is None:
+            self._clipped = [np.empty_like(p) for p in params]
+        if self.clipvalue is not None:
+            return [kernels.clip_gradient(g, 1.0, self.clipvalue, out=out)
+                    for g, out in zip(grads, self._clipped)]
+        if self.clipnorm is not None:
+            scales = [_norm_scale(math.sqrt(kernels.sum_squares(g)), self.clipnorm) for g in grads]
+        else:
+            total = math.sqrt(sum(kernels.sum_squares(g) for g in grads))  # a fixed order: weights'
+            # Keras: an infinite or NaN global norm makes every gradient NaN
+            scale = _norm_scale(total, self.global_clipnorm) if math.isfinite(total) else math.nan
+            scales = [scale] * len(grads)
+        return [kernels.clip_gradient(g, scale, math.inf, out=out)
+                for g, scale, out in zip(grads, scales, self._clipped)]
 
     def apply_gradients(self, grads_and_vars):
         """Keras spelling: ``apply_gradients(zip(grads, weights))``."""
@@ -61,7 +109,19 @@ class Optimizer:
         return [s for slots in (self._slots or []) for s in slots]
 
     def get_config(self):
-        return {"name": type(self).__name__, "learning_rate": self.learning_rate}
+        config = {"name": type(self).__name__, "learning_rate": self.learning_rate}
+        for key in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if getattr(self, key) is not None:
+                config[key] = getattr(self, key)
+        return config
+
+
+def _norm_scale(norm, clip):
+    """Keras's factor c / max(norm, c): 1 for a short gradient, c / norm for a long one. A NaN norm
+    gives NaN and an infinite one 0, so (as in Keras) inf entries become NaN, never finite."""
+    if math.isnan(norm):
+        return math.nan
+    return clip / max(norm, clip)
 
 
 class SGD(Optimizer):
@@ -70,8 +130,9 @@ class SGD(Optimizer):
     v = momentum * v - lr * g;  w += v   (Nesterov: w += momentum * v - lr * g)
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm)
         self.momentum = _fraction(momentum, "momentum")
         self.nesterov = bool(nesterov)
 
@@ -89,8 +150,9 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba 2014, arXiv:1412.6980); Keras defaults lr=1e-3, beta_1=0.9,
     beta_2=0.999, epsilon=1e-7."""
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm)
         self.beta_1 = _fraction(beta_1, "beta_1")
         self.beta_2 = _fraction(beta_2, "beta_2")
         self.epsilon = _positive(epsilon, "epsilon")

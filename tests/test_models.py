@@ -1010,3 +1010,30 @@ def test_backend_scope_restores_and_models_switch_backend():
     with pytest.raises(ValueError):
         fastnn.set_backend("cuda")
     assert fastnn.get_backend() == "native"
+
+
+# -- models with BatchNormalization and Dropout: a failed call changes nothing --------------------
+def _trained_bn_dropout_model():
+    set_random_seed(0)
+    model = fastnn.Sequential([Dense(16, use_bias=False, input_shape=(784,)), layers.BatchNormalization(),
+                               Activation("relu"), layers.Dropout(0.3), Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = small_data()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("name", ["features", "len_mismatch_tob", "label_too_big", "x_nan_tob",
+                                  "val_labels", "batch_0", "bad_callback", "empty_tob", "y_nan_fit"])
+def test_bad_input_leaves_bn_and_dropout_state_unchanged(name):
+    call, exc, _ = BAD_CALLS[name]
+    model = _trained_bn_dropout_model()
+    before = snapshot(model)
+    step = model.layers[3].step
+    moving = [w.copy() for w in model.non_trainable_weights]
+    with pytest.raises(exc):
+        call(model)
+    assert_unchanged(model, before)
+    assert model.layers[3].step == step
+    for a, b in zip(model.non_trainable_weights, moving):
+        assert a.tobytes() == b.tobytes()

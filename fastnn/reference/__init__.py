@@ -17,7 +17,10 @@ One file per concern:
 * ``dense.py``       - fully connected layer, forward and backward
 * ``activations.py`` - activation functions and their derivatives
 * ``losses.py``      - losses fused with their gradients
-* ``optim.py``       - in-place SGD and Adam updates
+* ``norm.py``        - batch and layer normalization, forward and backward
+* ``dropout.py``     - inverted dropout with a counter-based random mask
+* ``optim.py``       - in-place SGD and Adam updates; gradient norms,
+  clipping and L1/L2 weight penalties
 
 This package depends only on NumPy and the standard library; it imports
 nothing from the rest of fastnn, so it can be read and tested on its own.
@@ -56,17 +59,34 @@ from .losses import (
     softmax_cross_entropy,
     sparse_softmax_cross_entropy,
 )
-from .optim import adam_update, sgd_update
+from .dropout import dropout_backward, dropout_forward
+from .norm import (
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_inference,
+    layernorm_backward,
+    layernorm_forward,
+)
+from .optim import adam_update, clip_gradient, l1_l2_penalty, sgd_update, sum_squares
 
 __all__ = [
     "SELU_ALPHA",
     "SELU_SCALE",
     "adam_update",
+    "batchnorm_backward",
+    "batchnorm_forward",
+    "batchnorm_inference",
+    "clip_gradient",
     "dense_backward",
     "dense_forward",
+    "dropout_backward",
+    "dropout_forward",
     "elu_backward",
     "elu_forward",
     "gemm",
+    "l1_l2_penalty",
+    "layernorm_backward",
+    "layernorm_forward",
     "leaky_relu_backward",
     "leaky_relu_forward",
     "linear_backward",
@@ -89,6 +109,7 @@ __all__ = [
     "softplus_forward",
     "sparse_softmax_cross_entropy",
     "step_forward",
+    "sum_squares",
     "tanh_backward",
     "tanh_forward",
 ]

@@ -1,13 +1,17 @@
-"""Optimizer update rules, applied in place.
+"""Optimizer update rules, applied in place, and the gradient transforms before them.
 
-Each function updates ``param`` and its state arrays (velocity, moments)
-in place and returns None.  The rules follow Keras exactly, so a model
-trained here matches one trained with the same Keras optimizer.
+Each update function updates ``param`` and its state arrays (velocity,
+moments) in place and returns None.  The rules follow Keras exactly, so a
+model trained here matches one trained with the same Keras optimizer.
+The transforms (gradient norms, clipping, L1/L2 weight penalties) are
+what Keras applies between computing the gradients and the update.
 """
 
 import math
 
 import numpy as np
+
+from ._out import _into
 
 
 def sgd_update(param, grad, velocity, learning_rate, momentum=0.0, nesterov=False):
@@ -73,3 +77,60 @@ def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step)
     lr_t = learning_rate * math.sqrt(1 - beta_2**step) / (1 - beta_1**step)
     param -= lr_t * m / (np.sqrt(v) + epsilon)
     return None
+
+
+# -- gradient transforms: norms, clipping, weight penalties -------------------------------------
+
+def sum_squares(x):
+    """Sum of squares, ``sum_i x[i]**2``, accumulated in float64; returns a Python float.
+
+    The squared L2 norm of one gradient; Keras's ``global_clipnorm`` adds these over all
+    gradients before taking the square root.
+
+    Shapes: x: any shape.
+    """
+    x64 = x.astype(np.float64).ravel()
+    return float(np.dot(x64, x64))
+
+
+def clip_gradient(grad, scale=1.0, clipvalue=math.inf, out=None):
+    """Scale, then clip, a gradient elementwise.
+
+    Formula::
+
+        out = clip(scale * grad, -clipvalue, clipvalue)
+
+    Keras's three clipping options (``keras.optimizers.Optimizer``) are all of this form:
+
+    * ``clipnorm=c``:        scale = c / max(||g||, c)   per gradient (clipvalue = inf)
+    * ``global_clipnorm=c``: scale = c / max(sqrt(sum over all gradients of ||g||**2), c)
+    * ``clipvalue=v``:       scale = 1, clipvalue = v
+
+    so the direction of a norm-clipped gradient is kept and only its length is capped
+    (Pascanu, Mikolov & Bengio 2013, "On the difficulty of training recurrent neural networks",
+    https://arxiv.org/abs/1211.5063, section 3.2).
+
+    Shapes: grad, out: any shape, equal. ``out`` may be ``grad`` (in place).
+    """
+    return _into(out, np.clip(scale * grad, -clipvalue, clipvalue), grad.dtype)
+
+
+def l1_l2_penalty(w, l1, l2, grad=None):
+    """L1 and L2 weight penalty and, if ``grad`` is given, its gradient added into ``grad``.
+
+    Formula (Keras ``regularizers.L1L2``)::
+
+        penalty = l1 * sum_i |w[i]| + l2 * sum_i w[i]**2
+        grad   += l1 * sign(w) + 2 * l2 * w              (sign(0) = 0)
+
+    L1 (the lasso) pushes weights to exactly zero; L2 (ridge, "weight decay") shrinks them in
+    proportion to their size. The penalty is added to the loss, so minimising the total trades
+    data fit against weight size.
+
+    Shapes: w, grad: any shape, equal. ``grad`` is ACCUMULATED into (it already holds the data
+    loss's gradient). Returns the penalty as a Python float (summed in float64).
+    """
+    if grad is not None:
+        grad += l1 * np.sign(w) + 2 * l2 * w
+    w64 = w.astype(np.float64).ravel()
+    return float(l1 * np.abs(w64).sum() + l2 * np.dot(w64, w64))

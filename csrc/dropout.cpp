@@ -1,0 +1,47 @@
+#include "dropout.h"
+
+#include <cmath>
+
+namespace fastnn {
+namespace {
+
+constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;  // 2^64 / golden ratio, splitmix64's step
+
+// splitmix64's output function (Steele, Lea & Flood 2014): a bijection of 64-bit integers whose
+// outputs for consecutive inputs pass BigCrush.
+inline std::uint64_t mix(std::uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+}  // namespace
+
+template <typename T>
+void dropout_forward(T* Y, T* mask, const T* X, idx n, double rate, std::uint64_t seed,
+                     std::uint64_t counter) {
+    const std::uint64_t key = mix(mix(seed) ^ counter);
+    const std::uint64_t threshold = std::uint64_t(std::ceil(rate * 9007199254740992.0));  // 2^53
+    const T scale = T(1.0 / (1.0 - rate));
+#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
+    for (idx i = 0; i < n; ++i) {
+        const std::uint64_t u = mix(key + std::uint64_t(i + 1) * kGolden);
+        mask[i] = (u >> 11) >= threshold ? scale : T(0);
+        Y[i] = X[i] * mask[i];
+    }
+}
+
+template <typename T>
+void dropout_backward(T* dX, const T* dY, const T* mask, idx n) {
+#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
+    for (idx i = 0; i < n; ++i) dX[i] = dY[i] * mask[i];
+}
+
+template void dropout_forward<float>(float*, float*, const float*, idx, double, std::uint64_t,
+                                     std::uint64_t);
+template void dropout_forward<double>(double*, double*, const double*, idx, double, std::uint64_t,
+                                      std::uint64_t);
+template void dropout_backward<float>(float*, const float*, const float*, idx);
+template void dropout_backward<double>(double*, const double*, const double*, idx);
+
+}  // namespace fastnn

@@ -1,0 +1,25 @@
+// Inverted dropout (Srivastava et al. 2014, JMLR 15:1929), forward and backward, over n values.
+//
+// The keep decision of element i is a pure function of (seed, counter, i): a counter-based
+// generator (splitmix64's output function applied to a per-call key plus i), so a mask is the same
+// for any thread count and fastnn.reference.dropout_forward computes it bit for bit in NumPy.
+#pragma once
+
+#include <cstdint>
+
+#include "common.h"
+
+namespace fastnn {
+
+// key = mix(mix(seed) ^ counter);  u[i] = mix(key + (i + 1) * 0x9E3779B97F4A7C15)   (mod 2^64)
+// keep[i] = (u[i] >> 11) >= ceil(rate * 2^53)          (P(keep) = 1 - rate to within 2^-53)
+// mask[n] = keep ? 1 / (1 - rate) : 0;  Y[n] = X[n] * mask[n].   Saves mask for backward.
+template <typename T>
+void dropout_forward(T* Y, T* mask, const T* X, idx n, double rate, std::uint64_t seed,
+                     std::uint64_t counter);
+
+// dX[n] = dY[n] * mask[n]. Overwrites dX (may alias dY).
+template <typename T>
+void dropout_backward(T* dX, const T* dY, const T* mask, idx n);
+
+}  // namespace fastnn

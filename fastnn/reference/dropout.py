@@ -1,0 +1,95 @@
+"""Dropout: forward and backward passes, with a counter-based random mask.
+
+Dropout (Srivastava, Hinton, Krizhevsky, Sutskever & Salakhutdinov 2014, "Dropout: A Simple Way
+to Prevent Neural Networks from Overfitting", JMLR 15:1929-1958,
+https://jmlr.org/papers/v15/srivastava14a.html) sets each unit to zero with probability ``rate``
+during training, so that no unit can rely on particular others being present.
+
+The random mask comes from a *counter-based* generator: whether element ``i`` is kept is a pure
+function of ``(seed, counter, i)``, computed with 64-bit integer arithmetic (splitmix64's output
+function; Steele, Lea & Flood 2014, "Fast splittable pseudorandom number generators",
+https://doi.org/10.1145/2714064.2660195). There is no generator state to share between threads,
+so the C++ kernel draws the same mask on any number of threads, and this NumPy twin draws it bit
+for bit too.
+"""
+
+import math
+
+import numpy as np
+
+from ._out import _into
+
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: splitmix64's step between consecutive states
+TWO_POW_53 = 1 << 53         # keep decisions compare the top 53 bits of a 64-bit hash
+
+
+def _mix(z):
+    """splitmix64's output function: a bijection of 64-bit integers that scrambles every bit.
+
+    Works on Python ints (masked to 64 bits) and on numpy uint64 arrays (which wrap by themselves).
+    """
+    if isinstance(z, np.ndarray):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def dropout_keep(n, rate, seed, counter):
+    """Boolean keep mask of ``n`` elements for one call ``(seed, counter)``.
+
+    Formula (all arithmetic modulo 2**64)::
+
+        key  = mix(mix(seed) ^ counter)
+        u[i] = mix(key + (i + 1) * 0x9E3779B97F4A7C15)       (splitmix64's i-th output from key)
+        keep[i] = (u[i] >> 11) >= ceil(rate * 2**53)
+
+    ``u[i] >> 11`` is uniform on [0, 2**53), so an element is kept with probability 1 - rate
+    (exactly, up to the 2**-53 resolution). ``rate * 2**53`` is exact in float64, so C++ and NumPy
+    agree on the threshold.
+    """
+    key = _mix(_mix(seed & MASK64) ^ (counter & MASK64))
+    threshold = np.uint64(math.ceil(rate * TWO_POW_53))
+    i = np.arange(1, n + 1, dtype=np.uint64)
+    u = _mix(np.uint64(key) + i * np.uint64(GOLDEN))
+    return (u >> np.uint64(11)) >= threshold
+
+
+def dropout_forward(x, rate, seed, counter, out=None, mask=None):
+    """Inverted dropout in training mode.
+
+    Formula::
+
+        mask[i] = 1 / (1 - rate)  if keep[i]  else 0       (keep[i] from ``dropout_keep``)
+        y[i]    = x[i] * mask[i]
+
+    Why "inverted": the original paper keeps units unscaled during training and multiplies the
+    weights by the keep probability ``1 - rate`` at test time. Either way the expected value a
+    unit passes on during training equals what it passes at test time: E[mask] * x = x here, and
+    (1 - rate) * x = (1 - rate) * x there. Scaling by 1 / (1 - rate) during training moves all the
+    work into training, so inference is the identity and needs no knowledge of ``rate``. Keras's
+    ``Dropout`` layer does the same.
+
+    Shapes: x, y, mask: any shape, all equal; ``i`` runs over the flattened (row-major) array.
+    ``rate`` in [0, 1); ``seed`` and ``counter`` are integers in [0, 2**64). The layer advances
+    ``counter`` after each training call so every call draws a new mask.
+    ``out`` and ``mask`` are optional preallocated outputs.
+
+    Returns ``(y, mask)``; ``mask`` is saved for ``dropout_backward``.
+    """
+    dtype = x.dtype
+    keep = dropout_keep(x.size, rate, seed, counter).reshape(x.shape)
+    scale = np.asarray(1.0 / (1.0 - rate), dtype=dtype)
+    mask_value = _into(mask, np.where(keep, scale, np.zeros((), dtype)), dtype)
+    return _into(out, x * mask_value, dtype), mask_value
+
+
+def dropout_backward(dy, mask, out=None):
+    """Gradient of dropout: ``dx = dy * mask`` (dropped units pass no gradient back).
+
+    Shapes: dy, mask, dx: any shape, all equal. ``out`` is overwritten if given.
+    """
+    return _into(out, dy * mask, dy.dtype)

@@ -625,5 +625,5 @@ def get(config):
     kwargs = dict(config.get("config", {}))
     if cls is InputLayer:
         kwargs["shape"] = kwargs.pop("input_shape")
-    kwargs.pop("trainable", None)
+        kwargs.pop("trainable", None)
     return cls(**kwargs)

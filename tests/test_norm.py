@@ -575,11 +575,11 @@ def test_norm_layer_arguments_are_validated(make, pattern):
 
 def test_norm_layers_round_trip_through_config():
     model = fastnn.Sequential([Dense(4, use_bias=False, input_shape=(3,)),
-                               BatchNormalization(momentum=0.9, epsilon=1e-4, center=False),
+                               BatchNormalization(momentum=0.9, epsilon=1e-4, center=False, trainable=False),
                                LayerNormalization(epsilon=0.5, scale=False)])
     clone = fastnn.Sequential.from_config(model.get_config())
     a, b = model.layers[1], clone.layers[1]
-    assert (b.momentum, b.epsilon, b.center, b.scale) == (0.9, 1e-4, False, True)
+    assert (b.momentum, b.epsilon, b.center, b.scale, b.trainable) == (0.9, 1e-4, False, True, False)
     c = clone.layers[2]
     assert (c.epsilon, c.center, c.scale) == (0.5, True, False)
     assert isinstance(a, layers.BatchNormalization)

@@ -10,11 +10,16 @@ from .backend import (backend_scope, floatx, get_backend, get_num_threads, set_b
                       set_num_threads)
 from .models import Sequential
 from . import models
+import sys as _sys
+
+# ``import fastnn as tf`` makes Keras code that spells ``tf.keras.layers.Dense`` run unchanged:
+# fastnn.keras is fastnn itself (layers, models, optimizers, losses, ... under Keras's names).
+keras = _sys.modules[__name__]
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "activations", "backend", "backend_scope", "callbacks", "datasets", "floatx",
-    "get_backend", "get_num_threads", "initializers", "layers", "losses", "metrics", "models", "ops",
+    "get_backend", "get_num_threads", "initializers", "keras", "layers", "losses", "metrics", "models", "ops",
     "optimizers", "reference", "regularizers", "set_backend", "set_floatx", "set_num_threads", "utils",
 ]

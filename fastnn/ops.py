@@ -17,9 +17,9 @@ from .utils import as_float_array, native_float_dtype
 def _floats(*arrays, names):
     """Convert every argument to one float dtype: that of the first float32/float64 ndarray among
     them, else ``floatx``. Lists and scalars take the arrays' dtype, as in Keras (a list of Python
-    floats becomes float32 by default)."""
+    floats becomes float32 by default). ``None`` (an optional argument) stays None."""
     dtype = next((d for d in map(native_float_dtype, arrays) if d is not None), np.dtype(backend.floatx()))
-    return [as_float_array(a, n, dtype) for a, n in zip(arrays, names)]
+    return [None if a is None else as_float_array(a, n, dtype) for a, n in zip(arrays, names)]
 
 
 def _rows(x, name="x"):
@@ -47,10 +47,7 @@ def gemm(a, b, c, alpha=1.0, beta=0.0, trans_a=False, trans_b=False):
 
 def dense_forward(x, w, b=None, out=None):
     """y = x @ w + b (b optional). Shapes: x (N, K), w (K, M), b (M,) -> y (N, M)."""
-    if b is None:
-        x, w = _floats(x, w, names=("x", "w"))
-    else:
-        x, w, b = _floats(x, w, b, names=("x", "w", "b"))
+    x, w, b = _floats(x, w, b, names=("x", "w", "b"))
     _rows(x)
     return backend.kernels().dense_forward(x, w, b, out=out)
 
@@ -126,3 +123,27 @@ def _target_loss(kernel, pred_name):
 softmax_cross_entropy = _target_loss("softmax_cross_entropy", "logits")
 sigmoid_binary_cross_entropy = _target_loss("sigmoid_binary_cross_entropy", "logits")
 mean_squared_error = _target_loss("mean_squared_error", "pred")
+
+
+def layer_norm(x, gamma=None, beta=None, epsilon=1e-3, out=None):
+    """Each row normalised to mean 0 and variance 1 over its features, then ``gamma * . + beta``
+    (epsilon 1e-3: the Keras LayerNormalization default). Shapes: x (N, C), gamma/beta (C,)."""
+    x, gamma, beta = _floats(x, gamma, beta, names=("x", "gamma", "beta"))
+    return backend.kernels().layernorm_forward(_rows(x), gamma, beta, epsilon, out=out)[0]
+
+
+def batch_norm(x, gamma, beta, moving_mean, moving_variance, epsilon=1e-3, out=None):
+    """Batch normalisation in inference mode, with given statistics:
+    ``gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta``. Shapes: x (N, C), others (C,)."""
+    x, gamma, beta, mean, var = _floats(x, gamma, beta, moving_mean, moving_variance,
+                                        names=("x", "gamma", "beta", "moving_mean", "moving_variance"))
+    return backend.kernels().batchnorm_inference(_rows(x), gamma, beta, mean, var, epsilon, out=out)
+
+
+def dropout(x, rate, seed=0, counter=0, out=None):
+    """Inverted dropout in training mode: each element kept with probability ``1 - rate`` and scaled
+    by ``1 / (1 - rate)``; the mask depends only on (seed, counter, element index)."""
+    if not 0 <= rate < 1:
+        raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+    (x,) = _floats(x, names=("x",))
+    return backend.kernels().dropout_forward(x, rate, seed, counter, out=out)[0]

@@ -380,3 +380,49 @@ def test_set_num_threads_accepts_numpy_integers():
     assert fastnn.get_num_threads() == 1
     fastnn.set_num_threads(2)
     assert fastnn.get_num_threads() == 2
+
+
+# ---- normalisation and dropout as functions ------------------------------------------------------
+
+@pytest.mark.parametrize("backend_name", ["native", "numpy"])
+def test_layer_norm_rows_have_zero_mean_unit_variance(backend_name):
+    x = np.random.default_rng(0).normal(5.0, 3.0, (7, 33)).tolist()  # a list: converted to float32
+    with fastnn.backend_scope(backend_name):
+        y = fastnn.ops.layer_norm(x, epsilon=0.0)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=1), 1, rtol=1e-4)
+
+
+def test_layer_norm_applies_gamma_and_beta_and_matches_the_formula():
+    rng = np.random.default_rng(1)
+    x, gamma, beta = rng.normal(size=(5, 9)), rng.normal(size=9), rng.normal(size=9)
+    mean, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
+    expected = gamma * (x - mean) / np.sqrt(var + 1.0) + beta
+    np.testing.assert_allclose(fastnn.ops.layer_norm(x, gamma, beta, epsilon=1.0), expected, rtol=1e-12)
+
+
+def test_batch_norm_inference_formula():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 4))
+    gamma, beta, mean, var = rng.normal(size=4), rng.normal(size=4), rng.normal(size=4), rng.random(4) + 0.5
+    expected = gamma * (x - mean) / np.sqrt(var + 1e-3) + beta
+    np.testing.assert_allclose(fastnn.ops.batch_norm(x, gamma, beta, mean, var), expected, rtol=1e-12)
+
+
+def test_dropout_is_repeatable_scaled_and_keeps_the_mean():
+    x = np.ones((200, 500), np.float32)
+    a = fastnn.ops.dropout(x, 0.25, seed=7, counter=3)
+    np.testing.assert_array_equal(a, fastnn.ops.dropout(x, 0.25, seed=7, counter=3))
+    assert set(np.unique(a)) == {0.0, np.float32(1 / 0.75)}
+    assert abs(a.mean() - 1.0) < 0.01  # 100,000 draws: std of the mean is about 0.0019
+    assert not np.array_equal(a, fastnn.ops.dropout(x, 0.25, seed=7, counter=4))
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        fastnn.ops.dropout(x, 1.0)
+
+
+def test_keras_alias_runs_course_code_spelled_with_tf_keras():
+    import fastnn as tf  # the only change a course example needs
+    layer = tf.keras.layers.Activation("relu")
+    assert isinstance(layer, fastnn.layers.Activation)
+    assert tf.keras.models.Sequential is fastnn.Sequential

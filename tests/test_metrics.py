@@ -1,7 +1,10 @@
-"""Tests of ``fastnn.metrics``: the accuracy functions against NumPy formulas, stateful
-accumulation over unequal batches (a ratio of totals, not a mean of ratios), how "accuracy"
-resolves from the loss, and the figures fit/evaluate report.
+"""Tests of ``fastnn.metrics``: the Keras per-sample functions against NumPy formulas, stateful
+accumulation over unequal batches (a ratio of totals, not a mean of ratios) for every metric
+object, how names resolve from the loss, and the figures fit/evaluate report.
+(Parity with scikit-learn is in test_metrics_sklearn.py.)
 """
+import warnings
+
 import numpy as np
 import pytest
 
@@ -104,11 +107,49 @@ def test_accuracy_resolves_like_keras(loss, shape, fn, name):
 
 
 def test_metric_lookup_errors():
-    for bad in ("f1", "precision", "", 3, None):
+    for bad in ("f2", "precisions", "", 3, None, metrics.Precision):
         with pytest.raises(ValueError, match="metric"):
             metrics.get(bad, losses.MeanSquaredError(), (1,))
-    m = metrics.Metric(metrics.binary_accuracy, "mine")
-    assert metrics.get(m, None, (1,)) is m
+    with pytest.raises(ValueError, match="average='binary'.*10 outputs"):
+        metrics.get(metrics.Precision(), losses.SparseCategoricalCrossentropy(), (10,))
+    multi_label = metrics.get("precision", losses.BinaryCrossentropy(), (3,))
+    with pytest.raises(ValueError, match="multi-label"):
+        multi_label.update_state(np.array([[1.0, 1.0, 0.0]]), np.array([[0.9, 0.8, 0.1]]))
+    with pytest.raises(ValueError, match="average"):
+        metrics.Recall(average=None)
+    with pytest.raises(ValueError, match="zero_division"):
+        metrics.F1Score(zero_division=0.5)
+    with pytest.raises(ValueError, match="curve"):
+        metrics.AUC(curve="DET")
+
+
+def test_get_clones_instances_with_an_empty_state():
+    m = metrics.MeanMetricWrapper(metrics.binary_accuracy, "mine", threshold=0.3)
+    m.update_state([[1.0]], [[0.4]])
+    got = metrics.get(m, None, (1,))
+    assert got is not m and type(got) is type(m)
+    assert (got.name, got.fn, got.kwargs, got.count) == ("mine", metrics.binary_accuracy, {"threshold": 0.3}, 0)
+    assert m.count == 1  # the user's instance is untouched
+
+
+@pytest.mark.parametrize("name, loss, shape, cls, average", [
+    ("precision", losses.BinaryCrossentropy(), (1,), metrics.Precision, "binary"),
+    ("recall", losses.SparseCategoricalCrossentropy(), (2,), metrics.Recall, "binary"),
+    ("f1_score", losses.SparseCategoricalCrossentropy(), (10,), metrics.F1Score, "macro"),
+    ("F1", losses.CategoricalCrossentropy(), (3,), metrics.F1Score, "macro"),
+    ("auc", losses.BinaryCrossentropy(), (1,), metrics.AUC, "macro"),
+    ("mae", losses.MeanSquaredError(), (4,), metrics.MeanAbsoluteError, None),
+    ("rmse", losses.MeanSquaredError(), (1,), metrics.RootMeanSquaredError, None),
+    ("r2_score", losses.MeanSquaredError(), (1,), metrics.R2Score, None),
+    ("log_loss", losses.SparseCategoricalCrossentropy(), (3,), metrics.LogLoss, None),
+    ("cosine_similarity", losses.MeanSquaredError(), (3,), metrics.CosineSimilarity, None),
+    ("top_k_categorical_accuracy", losses.CategoricalCrossentropy(), (9,),
+     metrics.TopKCategoricalAccuracy, None),
+])
+def test_names_resolve_to_metric_objects(name, loss, shape, cls, average):
+    m = metrics.get(name, loss, shape)
+    assert type(m) is cls and m.name == name
+    assert getattr(m, "average", None) == average
 
 
 # -- inside fit and evaluate -----------------------------------------------------------------
@@ -182,3 +223,182 @@ def test_fit_epoch_accuracy_counts_every_sample_once_with_a_ragged_last_batch():
     history = model.fit(x, y, batch_size=5, epochs=2, verbose=0)  # batches 5,5,5,5,3
     _, acc = model.evaluate(x, y)
     assert history.history["accuracy"] == [pytest.approx(acc, abs=1e-15)] * 2
+
+
+# -- every metric object: many ragged batches equal the metric on the concatenated data ---------
+sk = pytest.importorskip("sklearn.metrics", reason="scikit-learn is a test dependency: "
+                         "pip install '.[test]'")
+from sklearn.metrics.pairwise import cosine_similarity as sk_pairwise_cosine  # noqa: E402
+
+N = 240
+
+
+def softmax_rows(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def multiclass_data(seed=30):
+    y = rng(seed).integers(0, 4, N)
+    p = softmax_rows(rng(seed + 1).normal(size=(N, 4)) + 1.5 * np.eye(4)[y])
+    return y, p
+
+
+def onehot_data():
+    y, p = multiclass_data(32)
+    return np.eye(4)[y], p
+
+
+def binary_data():
+    y = rng(34).integers(0, 2, (N, 1)).astype(np.float64)
+    p = 1 / (1 + np.exp(-(rng(35).normal(size=(N, 1)) + 2 * y - 1)))
+    p[:5] = np.round(p[:5], 1)  # some ties
+    return y, p
+
+
+def regression_data():
+    y = rng(36).normal(size=(N, 3)) * [1.0, 5.0, 0.1] + [0.0, 3.0, 1e3]
+    return y, y + rng(37).normal(size=(N, 3))
+
+
+def labels_of(p):
+    return (p[:, 0] > 0.5).astype(int) if p.shape[1] == 1 else np.argmax(p, axis=1)
+
+
+STATEFUL = {  # name: (make the metric, data, the metric of all the data at once)
+    "Accuracy": (metrics.Accuracy, multiclass_data,
+                 lambda y, p, w: sk.accuracy_score(y, labels_of(p), sample_weight=w)),
+    "Accuracy binary column": (metrics.Accuracy, binary_data,
+                               lambda y, p, w: sk.accuracy_score(y[:, 0], labels_of(p), sample_weight=w)),
+    "BinaryAccuracy": (lambda: metrics.BinaryAccuracy(threshold=0.4), binary_data,
+                       lambda y, p, w: np.average((p[:, 0] > 0.4) == (y[:, 0] > 0.4), weights=w)),
+    "CategoricalAccuracy": (metrics.CategoricalAccuracy, onehot_data,
+                            lambda y, p, w: sk.accuracy_score(y.argmax(1), p.argmax(1), sample_weight=w)),
+    "SparseCategoricalAccuracy": (metrics.SparseCategoricalAccuracy, multiclass_data,
+                                  lambda y, p, w: sk.accuracy_score(y, p.argmax(1), sample_weight=w)),
+    "TopKCategoricalAccuracy": (lambda: metrics.TopKCategoricalAccuracy(k=2), onehot_data,
+                                lambda y, p, w: sk.top_k_accuracy_score(y.argmax(1), p, k=2, sample_weight=w)),
+    "SparseTopKCategoricalAccuracy": (lambda: metrics.SparseTopKCategoricalAccuracy(k=3), multiclass_data,
+                                      lambda y, p, w: sk.top_k_accuracy_score(y, p, k=3, sample_weight=w)),
+    "CosineSimilarity": (metrics.CosineSimilarity, regression_data,
+                         lambda y, p, w: np.average(np.diag(sk_pairwise_cosine(y, p)), weights=w)),
+    "LogLoss": (metrics.LogLoss, multiclass_data,
+                lambda y, p, w: sk.log_loss(y, p, sample_weight=w, labels=[0, 1, 2, 3])),
+    "LogLoss binary": (metrics.LogLoss, binary_data,
+                       lambda y, p, w: sk.log_loss(y[:, 0], p[:, 0], sample_weight=w)),
+    "LogLoss one-hot": (metrics.LogLoss, onehot_data,
+                        lambda y, p, w: sk.log_loss(y.argmax(1), p, sample_weight=w)),
+    "AUC": (metrics.AUC, binary_data, lambda y, p, w: sk.roc_auc_score(y[:, 0], p[:, 0], sample_weight=w)),
+    "AUC PR": (lambda: metrics.AUC(curve="PR"), binary_data,
+               lambda y, p, w: sk.average_precision_score(y[:, 0], p[:, 0], sample_weight=w)),
+    "AUC ovr": (metrics.AUC, multiclass_data,
+                lambda y, p, w: sk.roc_auc_score(y, p, multi_class="ovr", sample_weight=w)),
+    "AUC ovr weighted": (lambda: metrics.AUC(average="weighted"), multiclass_data,
+                         lambda y, p, w: sk.roc_auc_score(y, p, multi_class="ovr", average="weighted",
+                                                          sample_weight=w)),
+    "AUC PR multiclass": (lambda: metrics.AUC(curve="PR"), multiclass_data,
+                          lambda y, p, w: sk.average_precision_score(y, p, sample_weight=w)),
+    "MeanAbsoluteError": (metrics.MeanAbsoluteError, regression_data,
+                          lambda y, p, w: sk.mean_absolute_error(y, p, sample_weight=w)),
+    "MeanSquaredError": (metrics.MeanSquaredError, regression_data,
+                         lambda y, p, w: sk.mean_squared_error(y, p, sample_weight=w)),
+    "RootMeanSquaredError": (metrics.RootMeanSquaredError, regression_data,
+                             lambda y, p, w: sk.root_mean_squared_error(y, p, sample_weight=w)),
+    "MeanSquaredError weights": (lambda: metrics.MeanSquaredError(multioutput=[1, 2, 3]), regression_data,
+                                 lambda y, p, w: sk.mean_squared_error(y, p, sample_weight=w,
+                                                                       multioutput=[1, 2, 3])),
+    "R2Score": (metrics.R2Score, regression_data, lambda y, p, w: sk.r2_score(y, p, sample_weight=w)),
+    "R2Score variance_weighted": (lambda: metrics.R2Score(multioutput="variance_weighted"), regression_data,
+                                  lambda y, p, w: sk.r2_score(y, p, sample_weight=w,
+                                                              multioutput="variance_weighted")),
+}
+for _average in ("micro", "macro", "weighted"):
+    for _cls, _fn in ((metrics.Precision, sk.precision_score), (metrics.Recall, sk.recall_score),
+                      (metrics.F1Score, sk.f1_score)):
+        STATEFUL[f"{_cls.__name__} {_average}"] = (
+            lambda c=_cls, a=_average: c(average=a), multiclass_data,
+            lambda y, p, w, f=_fn, a=_average: f(y, p.argmax(1), average=a, sample_weight=w,
+                                                 zero_division=0.0))
+for _cls, _fn in ((metrics.Precision, sk.precision_score), (metrics.Recall, sk.recall_score),
+                  (metrics.F1Score, sk.f1_score)):
+    STATEFUL[f"{_cls.__name__} binary"] = (
+        _cls, binary_data, lambda y, p, w, f=_fn: f(y[:, 0], labels_of(p), sample_weight=w))
+STATEFUL["FBetaScore weighted"] = (
+    lambda: metrics.FBetaScore(beta=2.0, average="weighted"), multiclass_data,
+    lambda y, p, w: sk.fbeta_score(y, p.argmax(1), beta=2.0, average="weighted", sample_weight=w))
+
+
+def ragged_batches(n, seed):
+    """Batch boundaries with sizes from 1 to 40, single-sample batches included."""
+    sizes = [1, 1]
+    r = rng(seed)
+    while sum(sizes) < n:
+        sizes.append(int(min(r.integers(1, 41), n - sum(sizes))))
+    return np.cumsum([0] + sizes)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("name", sorted(STATEFUL))
+def test_metric_over_many_batches_equals_metric_of_all_data(name, weighted):
+    make, data, whole = STATEFUL[name]
+    y, p = data()
+    w = rng(38).uniform(0, 2, N) if weighted else None
+    m = make()
+    edges = ragged_batches(N, 39)
+    assert len(edges) > 10
+    # like models.py: every batch's targets and outputs in reused buffers
+    y_buffer, p_buffer = np.empty_like(y), np.empty_like(p)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        yb, pb = y_buffer[:hi - lo], p_buffer[:hi - lo]
+        yb[...], pb[...] = y[lo:hi], p[lo:hi]
+        m.update_state(yb, pb, sample_weight=None if w is None else w[lo:hi])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = whole(y, p, w)
+    scale = max(1.0, abs(expected))
+    assert isinstance(m.result(), float)
+    assert m.result() == pytest.approx(expected, rel=0, abs=1e-10 * scale)
+    m.reset_state()
+    m.update_state(y, p, sample_weight=w)  # one batch: the same figure
+    assert m.result() == pytest.approx(expected, rel=0, abs=1e-10 * scale)
+
+
+def test_r2_accumulation_is_stable_for_targets_far_from_zero():
+    y = 1e8 + rng(40).normal(size=(N, 1))
+    p = y + 0.5 * rng(41).normal(size=(N, 1))
+    m = metrics.R2Score()
+    for lo in range(0, N, 7):
+        m.update_state(y[lo:lo + 7], p[lo:lo + 7])
+    # the naive sum(y^2) - N*mean^2 would lose all 16 digits here
+    assert m.result() == pytest.approx(sk.r2_score(y, p), rel=0, abs=1e-7)
+    assert 0.5 < m.result() < 0.9
+
+
+def test_metric_objects_before_any_data_and_undefined_auc():
+    for make in (metrics.Accuracy, metrics.Precision, metrics.LogLoss, metrics.MeanSquaredError):
+        assert make().result() == 0.0
+    assert np.isnan(metrics.R2Score().result())
+    auc = metrics.AUC()
+    assert np.isnan(auc.result())
+    auc.update_state(np.ones((3, 1)), np.array([[0.2], [0.7], [0.9]]))  # one class so far
+    assert np.isnan(auc.result())
+    auc.update_state(np.zeros((1, 1)), np.array([[0.5]]))
+    assert auc.result() == pytest.approx(2 / 3, abs=1e-15)
+    multi = metrics.AUC()
+    multi.update_state([0, 1, 1], softmax_rows(rng(42).normal(size=(3, 3))))  # class 2 not seen yet
+    assert np.isnan(multi.result())
+
+
+def test_precision_object_learns_new_labels_between_batches():
+    m = metrics.Precision(average="macro")
+    m.update_state([0, 0], [0, 0])
+    m.update_state([2, 1, 2], [2, 2, 1])
+    m.update_state([5], [1])
+    assert m.classes.tolist() == [0, 1, 2, 5]
+    expected = sk.precision_score([0, 0, 2, 1, 2, 5], [0, 0, 2, 2, 1, 1], average="macro",
+                                  zero_division=0.0)
+    assert m.result() == pytest.approx(expected, abs=1e-15)
+    binary = metrics.Precision()
+    binary.update_state([0, 1, 2], [0, 1, 2])
+    with pytest.raises(ValueError, match="multiclass.*average='binary'"):
+        binary.result()

@@ -21,6 +21,7 @@ std::atomic<bool> g_forked_child{false};
 
 void after_fork_in_child() {
     g_forked_child = true;
+    request_threads(1);
 #ifdef _OPENMP
     omp_set_num_threads(1);
 #endif
@@ -48,10 +49,14 @@ void bind_runtime(py::module_& m) {
             throw py::value_error(e.what());
         }
     }, "name"_a, "Use the GEMM variant 'generic' or 'avx2' (ValueError if unavailable).");
-    m.def("get_num_threads", &fastnn::max_threads, "Threads the kernels use (OpenMP max threads).");
+    m.def("get_num_threads", [] {
+        apply_thread_setting();
+        return fastnn::max_threads();
+    }, "Threads the kernels use: the last set_num_threads, else OMP_NUM_THREADS, else the cores.");
     m.def("measure_peak_gflops", [](double seconds) {
         if (!(seconds > 0)) throw py::value_error("seconds must be positive, got " + std::to_string(seconds));
         const bool avx2 = fastnn::cpu_capability() == fastnn::CpuCapability::avx2;
+        apply_thread_setting();
         py::gil_scoped_release nogil;
         return fastnn::measure_peak_gflops(avx2, seconds);
     }, "seconds"_a = 0.2,
@@ -63,7 +68,8 @@ void bind_runtime(py::module_& m) {
                                   "be used in it, so it runs single-threaded (got num_threads=" +
                                   std::to_string(n) + "); use the 'spawn' start method for parallel workers");
 #ifdef _OPENMP
-        omp_set_num_threads(n);
+        request_threads(n);  // every Python thread adopts it at its next kernel call
+        apply_thread_setting();
 #endif
     }, "n"_a);
 #ifdef _OPENMP

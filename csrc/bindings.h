@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -111,8 +112,40 @@ T* optional_output(bool wanted, py::object given, const char* name, DT dt,
     return ptr<T>(a);
 }
 
-// Runs f(T{}) with T = float or double according to dt.
+// The thread count asked for with set_num_threads, for every Python thread. OpenMP keeps the
+// setting per calling thread, so each binding call first adopts the latest request -- once per
+// request (a generation count), so that a later per-thread change such as a threadpoolctl limit
+// still holds until set_num_threads is called again.
+struct ThreadRequest {
+    std::atomic<int> threads{0};
+    std::atomic<long> generation{0};
+};
+
+inline ThreadRequest& thread_request() {
+    static ThreadRequest request;
+    return request;
+}
+
+inline void request_threads(int n) {
+    thread_request().threads.store(n, std::memory_order_relaxed);
+    thread_request().generation.fetch_add(1, std::memory_order_release);
+}
+
+inline void apply_thread_setting() {
+#ifdef _OPENMP
+    thread_local long seen = 0;
+    const long generation = thread_request().generation.load(std::memory_order_acquire);
+    if (generation != seen) {
+        seen = generation;
+        const int n = thread_request().threads.load(std::memory_order_relaxed);
+        if (n > 0) omp_set_num_threads(n);
+    }
+#endif
+}
+
+// Runs f(T{}) with T = float or double according to dt, with the requested thread count.
 template <typename F> void with_type(DT dt, F&& f) {
+    apply_thread_setting();
     if (dt == DT::f32) f(float{}); else f(double{});
 }
 

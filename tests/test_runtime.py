@@ -106,3 +106,30 @@ def test_cpu_capability_environment_override():
                          cwd="/", timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "generic"
+
+
+@pytest.mark.skipif(not _core.openmp, reason="built without OpenMP: always one thread")
+def test_set_num_threads_applies_to_every_python_thread():
+    import threading
+    seen = {}
+
+    def worker():
+        a = np.ones((300, 300), np.float32)
+        _core.gemm(a, a, np.empty_like(a))
+        seen["threads"] = fastnn.get_num_threads()
+
+    for n in (1, 2):
+        fastnn.set_num_threads(n)
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+        assert seen["threads"] == n
+
+
+@pytest.mark.skipif(not _core.openmp, reason="built without OpenMP: no pool for threadpoolctl to see")
+def test_threadpoolctl_sees_and_limits_the_openmp_pool():
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl is an optional test tool")
+    libs = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "openmp"]
+    assert libs, "threadpoolctl found no OpenMP runtime in a process that loaded fastnn._core"
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert _core.get_num_threads() == 1

@@ -41,22 +41,87 @@ void sgd_update(py::array param, py::array grad, py::object velocity, double lr,
     });
 }
 
-void adam_update(py::array param, py::array grad, py::array m, py::array v, double lr, double beta_1,
-                 double beta_2, double epsilon, std::int64_t step) {
-    const DT dt = float_dtype(param, "param");
+// An optional state array (None: not used): checked like param, or an empty array when None.
+py::array optional_state(const py::object& a, const char* name, DT dt, const py::array& param) {
+    if (a.is_none()) return py::array();
+    if (!py::isinstance<py::array>(a))
+        throw py::type_error(std::string(name) + " must be a numpy.ndarray or None, got " +
+                             py::str(py::type::of(a)).cast<std::string>());
+    py::array arr = py::reinterpret_borrow<py::array>(a);
+    check_state(arr, name, dt, param);
+    return arr;
+}
+
+void check_param_grad(const py::array& param, const py::array& grad, DT dt) {
     check_state(param, "param", dt, param);
     check(grad, "grad", dt, -1);
     check_shape(grad, "grad", shape_vec(param));
+}
+
+void adam_update(py::array param, py::array grad, py::array m, py::array v, double lr, double beta_1,
+                 double beta_2, double epsilon, std::int64_t step, py::object v_hat) {
+    const DT dt = float_dtype(param, "param");
+    check_param_grad(param, grad, dt);
     check_state(m, "m", dt, param);
     check_state(v, "v", dt, param);
+    py::array vh = optional_state(v_hat, "v_hat", dt, param);
     if (step < 1) throw py::value_error("step must be >= 1 (the count including this update), got " +
                                         std::to_string(step));
+    const bool amsgrad = !v_hat.is_none();
     with_type(dt, [&](auto tag) {
         using T = decltype(tag);
         T* P = ptr<T>(param); const T* G = cptr<T>(grad); T* Mm = ptr<T>(m); T* Vv = ptr<T>(v);
+        T* Vh = amsgrad ? ptr<T>(vh) : nullptr;
         const idx n = param.size();
         py::gil_scoped_release nogil;
-        fastnn::adam_update<T>(P, G, Mm, Vv, n, lr, beta_1, beta_2, epsilon, step);
+        fastnn::adam_update<T>(P, G, Mm, Vv, Vh, n, lr, beta_1, beta_2, epsilon, step);
+    });
+}
+
+void adagrad_update(py::array param, py::array grad, py::array accumulator, double lr, double epsilon) {
+    const DT dt = float_dtype(param, "param");
+    check_param_grad(param, grad, dt);
+    check_state(accumulator, "accumulator", dt, param);
+    with_type(dt, [&](auto tag) {
+        using T = decltype(tag);
+        T* P = ptr<T>(param); const T* G = cptr<T>(grad); T* A = ptr<T>(accumulator);
+        const idx n = param.size();
+        py::gil_scoped_release nogil;
+        fastnn::adagrad_update<T>(P, G, A, n, T(lr), T(epsilon));
+    });
+}
+
+void rmsprop_update(py::array param, py::array grad, py::array velocity, py::object average_grad,
+                    py::object momentum_velocity, double lr, double rho, double momentum,
+                    double epsilon) {
+    const DT dt = float_dtype(param, "param");
+    check_param_grad(param, grad, dt);
+    check_state(velocity, "velocity", dt, param);
+    py::array avg = optional_state(average_grad, "average_grad", dt, param);
+    py::array mom = optional_state(momentum_velocity, "momentum_velocity", dt, param);
+    if (momentum != 0.0 && momentum_velocity.is_none())
+        throw py::value_error("momentum_velocity is required when momentum != 0");
+    const bool centered = !average_grad.is_none(), with_momentum = !momentum_velocity.is_none();
+    with_type(dt, [&](auto tag) {
+        using T = decltype(tag);
+        T* P = ptr<T>(param); const T* G = cptr<T>(grad); T* V = ptr<T>(velocity);
+        T* A = centered ? ptr<T>(avg) : nullptr;
+        T* M = with_momentum ? ptr<T>(mom) : nullptr;
+        const idx n = param.size();
+        py::gil_scoped_release nogil;
+        fastnn::rmsprop_update<T>(P, G, V, A, M, n, T(lr), T(rho), T(momentum), T(epsilon));
+    });
+}
+
+void weight_decay_update(py::array param, double lr, double weight_decay) {
+    const DT dt = float_dtype(param, "param");
+    check_state(param, "param", dt, param);
+    with_type(dt, [&](auto tag) {
+        using T = decltype(tag);
+        T* P = ptr<T>(param);
+        const idx n = param.size();
+        py::gil_scoped_release nogil;
+        fastnn::weight_decay_update<T>(P, n, T(lr), T(weight_decay));
     });
 }
 
@@ -124,7 +189,13 @@ void bind_optim(py::module_& m) {
     m.def("sgd_update", &sgd_update, "param"_a, "grad"_a, "velocity"_a, "learning_rate"_a,
           "momentum"_a = 0.0, "nesterov"_a = false);
     m.def("adam_update", &adam_update, "param"_a, "grad"_a, "m"_a, "v"_a, "learning_rate"_a,
-          "beta_1"_a, "beta_2"_a, "epsilon"_a, "step"_a);
+          "beta_1"_a, "beta_2"_a, "epsilon"_a, "step"_a, "v_hat"_a = py::none());
+    m.def("adagrad_update", &adagrad_update, "param"_a, "grad"_a, "accumulator"_a,
+          "learning_rate"_a, "epsilon"_a);
+    m.def("rmsprop_update", &rmsprop_update, "param"_a, "grad"_a, "velocity"_a, "average_grad"_a,
+          "momentum_velocity"_a, "learning_rate"_a, "rho"_a, "momentum"_a, "epsilon"_a);
+    m.def("weight_decay_update", &weight_decay_update, "param"_a, "learning_rate"_a,
+          "weight_decay"_a, "param -= param * weight_decay * learning_rate (Keras 3)");
     m.def("sum_squares", &sum_squares, "x"_a, "sum(x**2), accumulated in double in a fixed order");
     m.def("clip_gradient", &clip_gradient, "grad"_a, "scale"_a = 1.0,
           "clipvalue"_a = std::numeric_limits<double>::infinity(), "out"_a = py::none(),

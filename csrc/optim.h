@@ -16,9 +16,25 @@ void sgd_update(T* p, const T* g, T* vel, idx n, T lr, T momentum, bool nesterov
 // Keras Adam (Kingma & Ba 2014, arXiv:1412.6980, with the paper's "epsilon hat"):
 // m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; p -= lr_t * m / (sqrt(v) + eps),
 // lr_t = lr * sqrt(1 - b2^step) / (1 - b1^step), step counting this update (1 on the first).
+// AMSGrad (Reddi et al. 2018) when vhat is not null: vhat = max(vhat, v), used in place of v.
 template <typename T>
-void adam_update(T* p, const T* g, T* m, T* v, idx n, double lr, double b1, double b2, double eps,
-                 std::int64_t step);
+void adam_update(T* p, const T* g, T* m, T* v, T* vhat, idx n, double lr, double b1, double b2,
+                 double eps, std::int64_t step);
+
+// Keras Adagrad (Duchi et al. 2011): acc += g^2; p -= lr * g / sqrt(acc + eps).   p, g, acc: [n]
+template <typename T>
+void adagrad_update(T* p, const T* g, T* acc, idx n, T lr, T eps);
+
+// Keras RMSprop (Hinton, lecture 6e):  p, g, vel, avg, mom: [n]
+// vel = rho*vel + (1-rho)*g^2; den = vel + eps, or centered (avg not null):
+// avg = rho*avg + (1-rho)*g; den = vel - avg^2 + eps.  inc = lr * g / sqrt(den);
+// p -= inc, or with momentum (mom not null): mom = momentum*mom + inc; p -= mom.
+template <typename T>
+void rmsprop_update(T* p, const T* g, T* vel, T* avg, T* mom, idx n, T lr, T rho, T momentum, T eps);
+
+// Keras 3 weight decay, applied before every optimizer's update: p -= p * wd * lr.   p: [n]
+template <typename T>
+void weight_decay_update(T* p, idx n, T lr, T wd);
 
 // Returns sum_i x[i]^2 over x[n], accumulated in double.
 template <typename T>

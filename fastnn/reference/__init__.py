@@ -19,8 +19,9 @@ One file per concern:
 * ``losses.py``      - losses fused with their gradients
 * ``norm.py``        - batch and layer normalization, forward and backward
 * ``dropout.py``     - inverted dropout with a counter-based random mask
-* ``optim.py``       - in-place SGD and Adam updates; gradient norms,
-  clipping and L1/L2 weight penalties
+* ``optim.py``       - in-place SGD, AdaGrad, RMSprop and Adam/AMSGrad
+  updates, decoupled weight decay; gradient norms, clipping and L1/L2
+  weight penalties
 
 This package depends only on NumPy and the standard library; it imports
 nothing from the rest of fastnn, so it can be read and tested on its own.
@@ -67,11 +68,21 @@ from .norm import (
     layernorm_backward,
     layernorm_forward,
 )
-from .optim import adam_update, clip_gradient, l1_l2_penalty, sgd_update, sum_squares
+from .optim import (
+    adagrad_update,
+    adam_update,
+    clip_gradient,
+    l1_l2_penalty,
+    rmsprop_update,
+    sgd_update,
+    sum_squares,
+    weight_decay_update,
+)
 
 __all__ = [
     "SELU_ALPHA",
     "SELU_SCALE",
+    "adagrad_update",
     "adam_update",
     "batchnorm_backward",
     "batchnorm_forward",
@@ -95,6 +106,7 @@ __all__ = [
     "log_softmax_forward",
     "mean_squared_error",
     "relu_backward",
+    "rmsprop_update",
     "relu_forward",
     "selu_backward",
     "selu_forward",
@@ -112,4 +124,5 @@ __all__ = [
     "sum_squares",
     "tanh_backward",
     "tanh_forward",
+    "weight_decay_update",
 ]

@@ -1,7 +1,9 @@
 """Optimizer update rules, applied in place, and the gradient transforms before them.
 
 Each update function updates ``param`` and its state arrays (velocity,
-moments) in place and returns None.  The rules follow Keras exactly, so a
+moments, accumulators) in place and returns None.  In order of increasing
+complexity: SGD, AdaGrad, RMSprop, Adam (and AMSGrad), plus the decoupled
+weight decay that Keras 3 applies before any of them (AdamW).  The rules follow Keras exactly, so a
 model trained here matches one trained with the same Keras optimizer.
 The transforms (gradient norms, clipping, L1/L2 weight penalties) are
 what Keras applies between computing the gradients and the update.
@@ -43,7 +45,7 @@ def sgd_update(param, grad, velocity, learning_rate, momentum=0.0, nesterov=Fals
     return None
 
 
-def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step):
+def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step, v_hat=None):
     """One Adam step (Kingma & Ba 2014, "Adam: A Method for Stochastic
     Optimization", arXiv:1412.6980), in the form Keras uses.
 
@@ -66,8 +68,17 @@ def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step)
     whenever sqrt(v) is much larger than epsilon and differ slightly when
     v is tiny (early steps, near-zero gradients).
 
-    Shapes: param, grad, m, v: any shape, all equal.  ``param``, ``m`` and
-    ``v`` are updated in place.
+    AMSGrad (Reddi, Kale & Kumar 2018, "On the Convergence of Adam and
+    Beyond", ICLR, https://openreview.net/forum?id=ryQu7f-RZ), Keras's
+    ``amsgrad=True``: pass ``v_hat`` (zeros at first); the step then divides
+    by the largest second moment seen so far, so the effective step size
+    never grows::
+
+        v_hat = maximum(v_hat, v)
+        param -= lr_t * m / (sqrt(v_hat) + epsilon)
+
+    Shapes: param, grad, m, v, v_hat: any shape, all equal.  ``param``,
+    ``m``, ``v`` (and ``v_hat``) are updated in place.
     No defaults here: the caller passes the optimizer's hyper-parameters
     (Keras defaults are learning_rate=0.001, beta_1=0.9, beta_2=0.999,
     epsilon=1e-7; the paper uses epsilon=1e-8).
@@ -75,7 +86,99 @@ def adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step)
     m[...] = beta_1 * m + (1 - beta_1) * grad
     v[...] = beta_2 * v + (1 - beta_2) * (grad * grad)
     lr_t = learning_rate * math.sqrt(1 - beta_2**step) / (1 - beta_1**step)
-    param -= lr_t * m / (np.sqrt(v) + epsilon)
+    if v_hat is not None:
+        np.maximum(v_hat, v, out=v_hat)
+        param -= lr_t * m / (np.sqrt(v_hat) + epsilon)
+    else:
+        param -= lr_t * m / (np.sqrt(v) + epsilon)
+    return None
+
+
+def adagrad_update(param, grad, accumulator, learning_rate, epsilon):
+    """One AdaGrad step (Duchi, Hazan & Singer 2011, "Adaptive Subgradient
+    Methods for Online Learning and Stochastic Optimization", JMLR 12,
+    https://jmlr.org/papers/v12/duchi11a.html), in Keras's form.
+
+    Formula (Keras ``Adagrad``)::
+
+        accumulator += grad**2
+        param -= learning_rate * grad / sqrt(accumulator + epsilon)
+
+    Each weight gets its own step size, shrinking with the sum of its
+    squared gradients so far: rarely-updated weights keep large steps.
+    The sum only grows, so the steps decay to zero in long runs (the
+    problem RMSprop fixes).
+
+    Shapes: param, grad, accumulator: any shape, all equal; ``param`` and
+    ``accumulator`` are updated in place.
+    Keras defaults: learning_rate=0.001, initial_accumulator_value=0.1 (the
+    accumulator's starting value), epsilon=1e-7.
+    """
+    accumulator += grad * grad
+    param -= learning_rate * grad / np.sqrt(accumulator + epsilon)
+    return None
+
+
+def rmsprop_update(param, grad, velocity, average_grad, momentum_velocity, learning_rate, rho,
+                   momentum, epsilon):
+    """One RMSprop step (Hinton, Srivastava & Swersky, "Neural Networks for
+    Machine Learning", lecture 6e, 2012,
+    https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf),
+    in Keras's form.
+
+    Formula (Keras ``RMSprop``)::
+
+        velocity = rho * velocity + (1 - rho) * grad**2
+        centered (average_grad given; Graves 2013, arXiv:1308.0850, eq. 38):
+            average_grad = rho * average_grad + (1 - rho) * grad
+            denominator  = velocity - average_grad**2 + epsilon
+        otherwise:
+            denominator  = velocity + epsilon
+        increment = learning_rate * grad / sqrt(denominator)
+        momentum_velocity given:  momentum_velocity = momentum * momentum_velocity + increment
+                                  param -= momentum_velocity
+        otherwise:                param -= increment
+
+    Unlike AdaGrad's sum, the running mean of squared gradients forgets
+    old gradients, so the step size does not decay to zero.  Centering
+    divides by an estimate of the gradient's variance instead of its
+    second moment.
+
+    Shapes: param, grad, velocity, average_grad, momentum_velocity: any
+    shape, all equal; ``average_grad`` and ``momentum_velocity`` may be None
+    (not centered; no momentum).  State arrays are updated in place.
+    Keras defaults: learning_rate=0.001, rho=0.9, momentum=0.0,
+    epsilon=1e-7, centered=False.
+    """
+    velocity[...] = rho * velocity + (1 - rho) * (grad * grad)
+    if average_grad is not None:
+        average_grad[...] = rho * average_grad + (1 - rho) * grad
+        denominator = velocity - average_grad * average_grad
+    else:
+        denominator = velocity
+    increment = learning_rate * grad / np.sqrt(denominator + epsilon)
+    if momentum_velocity is not None:
+        momentum_velocity[...] = momentum * momentum_velocity + increment
+        param -= momentum_velocity
+    else:
+        param -= increment
+    return None
+
+
+def weight_decay_update(param, learning_rate, weight_decay):
+    """Decoupled weight decay, as every Keras 3 optimizer applies it before its update.
+
+    Formula (Keras ``Optimizer._apply_weight_decay``)::
+
+        param -= param * weight_decay * learning_rate
+
+    Unlike an L2 penalty on the loss (whose gradient Adam would rescale), the decay shrinks every
+    weight by the same factor whatever the optimizer does: Loshchilov & Hutter 2017/2019,
+    "Decoupled Weight Decay Regularization", https://arxiv.org/abs/1711.05101 (AdamW).
+
+    Shapes: param: any shape, updated in place.
+    """
+    param -= param * weight_decay * learning_rate
     return None
 
 

@@ -1161,7 +1161,9 @@ class AUC(Metric):
     Keeps every label and score, so the result is exact (Keras's AUC approximates the curve with
     200 thresholds). Model outputs: one column, or two (column 1 is used), is a binary problem;
     C > 2 columns are one-vs-rest (or one-vs-one) over the classes ``labels`` (default 0..C-1).
-    ``result()`` is nan while the AUC is undefined (a class without samples yet).
+    ``result()`` is nan while the AUC is undefined (a class without samples yet). Exactness has a
+    price: ``result()`` sorts all n scores seen, O(n log n), and ``fit`` asks for it after every
+    batch; on large training sets prefer AUC in ``evaluate`` or on validation data.
     """
     default_name = "auc"
 

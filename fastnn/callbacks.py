@@ -1,7 +1,18 @@
 """Callbacks: hooks that ``fit`` calls around epochs and batches, with ``self.model`` set.
 
 Set ``self.model.stop_training = True`` in a hook to end training after the current batch.
+Keras's callbacks, with its arguments and semantics: ``History`` (returned by fit), ``EarlyStopping``,
+``ReduceLROnPlateau``, ``LearningRateScheduler``, ``TerminateOnNaN``, ``ModelCheckpoint``,
+``CSVLogger``, ``LambdaCallback``.
 """
+import csv
+import math
+import numbers
+import os
+import sys
+import warnings
+
+import numpy as np
 
 
 class Callback:
@@ -41,6 +52,325 @@ class History(Callback):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
+
+    def plot(self, path=None, keys=None):
+        """Plot each metric per epoch (with its ``val_`` curve on the same axes), one panel per
+        metric; saves to ``path`` (PNG, SVG... by extension) or shows the figure. Needs matplotlib.
+        Returns the matplotlib Figure."""
+        try:
+            import matplotlib
+            if path is not None:
+                matplotlib.use("Agg", force=False)
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("History.plot needs matplotlib: pip install matplotlib") from None
+        names = keys or [k for k in self.history if not k.startswith("val_")]
+        if not names:
+            raise ValueError("History is empty: nothing to plot (did fit run any epoch?)")
+        fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+        epochs = [e + 1 for e in self.epoch]
+        for ax, name in zip(axes[0], names):
+            if name not in self.history:
+                raise ValueError(f"no {name!r} in the history; recorded: {sorted(self.history)}")
+            ax.plot(epochs, self.history[name], marker="o", label=name)
+            if "val_" + name in self.history:
+                ax.plot(epochs, self.history["val_" + name], marker="o", label="val_" + name)
+            ax.set_xlabel("epoch")
+            ax.set_title(name)
+            ax.legend()
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path)
+            plt.close(fig)
+        else:
+            plt.show()
+        return fig
+
+
+def _monitor_op(mode, monitor, who):
+    """(np.less or np.greater, mode) for Keras's mode="min" / "max" / "auto"."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{who} mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":  # Keras: accuracy-like metrics are maximised, everything else minimised
+        mode = "max" if monitor.endswith(("acc", "accuracy", "auc")) else "min"
+    return (np.less if mode == "min" else np.greater), mode
+
+
+def _get_lr(model, who):
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        raise RuntimeError(f"{who} needs a compiled model with an optimizer")
+    return float(optimizer.learning_rate)
+
+
+def _check_settable_lr(model, who):
+    _get_lr(model, who)
+    schedule = model.optimizer.learning_rate_schedule
+    if schedule is not None:
+        raise TypeError(f"{who} cannot change the learning rate of an optimizer driven by a "
+                        f"{type(schedule).__name__} schedule; use a float learning_rate")
+
+
+def _set_lr(model, value, who):
+    optimizer = model.optimizer
+    _check_settable_lr(model, who)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{who}: the learning rate must be a positive finite number, got {value!r}")
+    optimizer.learning_rate = float(value)
+
+
+class EarlyStopping(Callback):
+    """Stop training when ``monitor`` has not improved for ``patience`` epochs (Keras semantics).
+
+    Improvement means beating the best value so far by more than ``min_delta``. With ``baseline``,
+    the patience counter restarts only when the value also beats the baseline. Epochs before
+    ``start_from_epoch`` are ignored. ``restore_best_weights=True`` puts back the weights of the
+    best epoch when training ends, whether or not it stopped early.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        self.monitor = monitor
+        self.patience = _non_negative_int(patience, "patience")
+        self.start_from_epoch = _non_negative_int(start_from_epoch, "start_from_epoch")
+        self.verbose = verbose
+        self.baseline = baseline
+        self.min_delta = abs(float(min_delta))
+        self.restore_best_weights = bool(restore_best_weights)
+        self.monitor_op, self.mode = _monitor_op(mode, monitor, "EarlyStopping")
+        self._reset()
+
+    def _reset(self):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_weights = None
+        self.best_epoch = 0
+
+    def _is_improvement(self, value, reference):
+        delta = -self.min_delta if self.mode == "min" else self.min_delta
+        return bool(self.monitor_op(value - delta, reference))
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            warnings.warn(f"EarlyStopping monitors {self.monitor!r}, which is not in the logs "
+                          f"(available: {', '.join(sorted(logs or {}))})", stacklevel=2)
+            return
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()  # the first epoch counts as best so far
+        self.wait += 1
+        if self._is_improvement(current, self.best):
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement of
+    ``monitor`` (by more than ``min_delta``), then wait ``cooldown`` epochs; never below ``min_lr``.
+    Keras defaults: factor=0.1, patience=10, min_delta=1e-4, cooldown=0, min_lr=0."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+        super().__init__()
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 <= factor < 1:
+            raise ValueError(f"ReduceLROnPlateau factor must be in [0, 1), got {factor!r}")
+        self.monitor, self.factor, self.verbose = monitor, float(factor), verbose
+        self.patience = _non_negative_int(patience, "patience")
+        self.cooldown = _non_negative_int(cooldown, "cooldown")
+        self.min_delta, self.min_lr = float(min_delta), float(min_lr)
+        self.monitor_op, self.mode = _monitor_op(mode, monitor, "ReduceLROnPlateau")
+        self._reset()
+
+    def _reset(self):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait = 0
+        self.cooldown_counter = 0
+
+    def _improved(self, current):
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        _check_settable_lr(self.model, "ReduceLROnPlateau")
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = _get_lr(self.model, "ReduceLROnPlateau")
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"ReduceLROnPlateau monitors {self.monitor!r}, which is not in the logs "
+                          f"(available: {', '.join(sorted(logs))})", stacklevel=2)
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(current):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = _get_lr(self.model, "ReduceLROnPlateau")
+                if old > self.min_lr:
+                    new = max(old * self.factor, self.min_lr)
+                    _set_lr(self.model, new, "ReduceLROnPlateau")
+                    if self.verbose:
+                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class LearningRateScheduler(Callback):
+    """At the start of each epoch set the learning rate to ``schedule(epoch, lr)`` (or
+    ``schedule(epoch)`` for a one-argument function), as Keras does; epochs count from 0."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler needs a callable schedule, got {schedule!r}")
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_train_begin(self, logs=None):
+        _check_settable_lr(self.model, "LearningRateScheduler")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = _get_lr(self.model, "LearningRateScheduler")
+        try:
+            new = self.schedule(epoch, lr)
+        except TypeError:  # a schedule of the epoch only (Keras accepts both)
+            new = self.schedule(epoch)
+        _set_lr(self.model, new, "LearningRateScheduler")
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {float(new)}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = _get_lr(self.model, "LearningRateScheduler")
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch's loss is NaN or infinite, printing where it happened."""
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Epoch {self._epoch + 1}, batch {batch}: invalid loss {loss}, terminating training",
+                  file=sys.stdout)
+            self.model.stop_training = True
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (``model.save``) or its weights (``save_weights_only=True``) at the end of each
+    epoch; ``filepath`` may hold ``{epoch}`` (1-based) and log keys, e.g. ``"m-{epoch:02d}-{val_loss:.2f}.fnn"``.
+    With ``save_best_only`` a file is written only when ``monitor`` improves on the best so far."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto"):
+        super().__init__()
+        self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
+        self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
+        self.monitor_op, self.mode = _monitor_op(mode, monitor, "ModelCheckpoint")
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None:
+                warnings.warn(f"ModelCheckpoint monitors {self.monitor!r}, which is not in the logs "
+                              f"(available: {', '.join(sorted(logs))}); skipping", stacklevel=2)
+                return
+            if not self.monitor_op(current, self.best):
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to {current}, "
+                      f"saving model to {path}")
+            self.best = current
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class CSVLogger(Callback):
+    """Append each epoch's logs to a CSV file: a header ``epoch,<keys...>`` then one row per epoch."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
+        self._keys = None
+
+    def on_train_begin(self, logs=None):
+        self._keys = None
+        if not self.append and os.path.exists(self.filename):
+            os.remove(self.filename)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        new_file = not os.path.exists(self.filename) or os.path.getsize(self.filename) == 0
+        if self._keys is None:
+            self._keys = sorted(logs)
+        with open(self.filename, "a", newline="") as f:
+            writer = csv.writer(f, delimiter=self.separator)
+            if new_file:
+                writer.writerow(["epoch"] + self._keys)
+            writer.writerow([epoch] + [logs.get(k, "NA") for k in self._keys])
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``.
+    Accepts on_train_begin/end(logs), on_epoch_begin/end(epoch, logs), on_batch_begin/end(batch, logs)
+    and on_train_batch_begin/end(batch, logs)."""
+
+    _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_batch_begin",
+              "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
+
+    def __init__(self, **hooks):
+        super().__init__()
+        for name, fn in hooks.items():
+            if name not in self._HOOKS:
+                raise TypeError(f"LambdaCallback got an unknown hook {name!r}; expected one of "
+                                f"{', '.join(self._HOOKS)}")
+            if fn is not None:
+                if not callable(fn):
+                    raise TypeError(f"LambdaCallback {name} must be callable, got {fn!r}")
+                setattr(self, name, fn)
+
+
+def _non_negative_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 class CallbackList:

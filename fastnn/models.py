@@ -4,6 +4,7 @@ Every public method validates its inputs completely before it changes anything (
 state, buffers, built status), so a call that raises leaves the model exactly as it was.
 Calls on one model are serialised by a lock: layers reuse their buffers between calls.
 """
+import math
 import numbers
 import threading
 
@@ -167,7 +168,7 @@ class Sequential:
     def compile(self, optimizer="adam", loss=None, metrics=None):
         """Choose the optimizer, the loss and the metrics reported by fit and evaluate.
 
-        ``optimizer`` defaults to ``"adam"`` (Keras's default, RMSprop, is not in fastnn yet).
+        ``optimizer`` defaults to ``"adam"`` (Keras's default is ``"rmsprop"``; pass it by name).
         """
         with self._lock:
             opt = optimizers_module.get(optimizer)
@@ -247,22 +248,28 @@ class Sequential:
             x = layer.forward(x, training=training, logits=logits and i == last)
         return x
 
-    def _loss_and_outputs(self, x, y, training):
-        """Forward pass and loss; returns (loss, dL/d(last output), outputs as the model gives them)."""
+    def _loss_and_outputs(self, x, y, training, weights=None):
+        """Forward pass and loss; returns (loss, dL/d(last output), outputs as the model gives them).
+
+        ``weights[N]`` (optional) weights each sample's loss as Keras does: sum(w_n * l_n) / N."""
         fused = self._fused()
         h = self._forward(x, training, logits=fused)
         grad_out = self._buffer("dout", h.shape, h.dtype) if training else None
         fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
         loss, grad = fn(y, h, grad_out, training)
+        if weights is not None:
+            loss = _weighted_loss(fn, y, h, weights)
+            if training:  # row n of the mean loss's gradient is dl_n / N: scale it by w_n
+                grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
         outputs = h
         if fused:
             outputs = self._layers[-1].activation.forward(h, out=self._buffer("outputs", h.shape, h.dtype))
         return loss, grad, outputs
 
-    def _train_step(self, x, y):
+    def _train_step(self, x, y, weights=None):
         """Forward, loss, backward, weight penalties (value and gradient), optimizer update.
         Returns the loss including the penalties, and the outputs."""
-        loss, grad, outputs = self._loss_and_outputs(x, y, training=True)
+        loss, grad, outputs = self._loss_and_outputs(x, y, training=True, weights=weights)
         fused = self._fused()
         with_weights = [i for i, l in enumerate(self._layers) if l.trainable_weights]
         first = with_weights[0] if with_weights else len(self._layers)
@@ -283,22 +290,44 @@ class Sequential:
         return xb, yb
 
     # -- fit / evaluate / predict ---------------------------------------------------------------
-    def fit(self, x, y, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_data=None,
-            shuffle=True):
+    def fit(self, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0):
         """Train for ``epochs`` passes over (x, y) in shuffled mini-batches; returns a History.
 
-        ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per epoch. ``batch_size``
-        defaults to 32; a batch larger than the data trains on all of it at once. With a
-        BatchNormalization layer, a last batch of a single sample (its batch statistics are
-        undefined) is merged into the batch before it, which then holds ``batch_size + 1`` samples.
+        Keras semantics: ``verbose`` 0 silent, 1 (or "auto") a progress bar per epoch with an ETA
+        (only the final line when output is not a terminal), 2 one line per epoch.
+        ``validation_split=f`` holds out the LAST fraction f of (x, y), taken before shuffling
+        (ignored when ``validation_data`` is given). ``sample_weight[N]`` and ``class_weight``
+        ({class: weight}) scale each sample's loss: the loss is sum(w_n * l_n) / N. Training runs
+        epochs ``initial_epoch .. epochs - 1``; a second ``fit`` continues from the current weights
+        and optimizer state. ``batch_size`` defaults to 32; a batch larger than the data trains on
+        all of it at once. With a BatchNormalization layer, a last batch of a single sample (its
+        batch statistics are undefined) is merged into the batch before it.
         """
         with self._lock:
             batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
             if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
                 raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+            if (isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral)
+                    or initial_epoch < 0):
+                raise ValueError(f"initial_epoch must be a non-negative integer, got {initial_epoch!r}")
+            if (isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real)
+                    or not 0 <= validation_split < 1):
+                raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
             verbose = _check_verbose(verbose)
             x, y = self._prepare_xy(x, y)
+            weights = _sample_weights(y, len(x), sample_weight, class_weight, x.dtype)
             val = None
+            if validation_split and validation_data is None:
+                split_at = int(math.floor(len(x) * (1.0 - validation_split)))
+                if split_at == 0 or split_at == len(x):
+                    raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves "
+                                     f"{split_at} for training and {len(x) - split_at} for validation; "
+                                     "both need at least one")
+                val = (x[split_at:], y[split_at:])
+                x, y = x[:split_at], y[:split_at]
+                weights = None if weights is None else weights[:split_at]
             if validation_data is not None:
                 if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                     raise ValueError("validation_data must be a tuple (x_val, y_val), got "
@@ -313,7 +342,8 @@ class Sequential:
             # Everything is valid: from here on the model may change.
             if not self.built:
                 self.build(x.shape[1:])
-            return self._fit_loop(x, y, bounds, int(epochs), verbose, cbs, val, shuffle, batch_size)
+            return self._fit_loop(x, y, weights, bounds, int(initial_epoch), int(epochs), verbose, cbs,
+                                  val, shuffle, batch_size)
 
     def _batch_bounds(self, n, batch_size):
         """Start of each training batch, then ``n``. A last batch smaller than a layer accepts (one
@@ -325,16 +355,18 @@ class Sequential:
         self._check_training_batch(min(b - a for a, b in zip(bounds, bounds[1:])))
         return bounds
 
-    def _fit_loop(self, x, y, bounds, epochs, verbose, cbs, val, shuffle, batch_size):
+    def _fit_loop(self, x, y, weights, bounds, initial_epoch, epochs, verbose, cbs, val, shuffle,
+                  batch_size):
         n = len(x)
         steps = len(bounds) - 1
         history = callbacks_module.History()
         params = {"epochs": epochs, "steps": steps, "verbose": verbose}
-        cb = callbacks_module.CallbackList([history] + cbs, self, params)
+        cb = callbacks_module.CallbackList(cbs + [history], self, params)  # last, as in Keras: it
+        # records what the other callbacks added to the logs (learning_rate)
         metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
         self.stop_training = False
         cb.on_train_begin({})
-        for epoch in range(epochs):
+        for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {})
             order = utils.rng().permutation(n) if shuffle else None
             for m in metrics:
@@ -345,9 +377,10 @@ class Sequential:
             bar = utils.Progbar(steps, interactive=None if verbose == 1 else False, show_bar=verbose == 1)
             for step in range(steps):
                 lo, hi = bounds[step], bounds[step + 1]
-                xb, yb = self._gather(x, y, slice(lo, hi) if order is None else order[lo:hi])
+                index = slice(lo, hi) if order is None else order[lo:hi]
+                xb, yb = self._gather(x, y, index)
                 cb.on_train_batch_begin(step, {})
-                loss, outputs = self._train_step(xb, yb)
+                loss, outputs = self._train_step(xb, yb, None if weights is None else weights[index])
                 total += loss * len(xb)
                 seen += len(xb)
                 for m in metrics:
@@ -361,7 +394,7 @@ class Sequential:
             if val is not None:
                 val_logs = self._evaluate_arrays(*val, batch_size)
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
-            if verbose:
+            if verbose and steps:
                 bar.update(step + 1, list(logs.items()), finalize=True)
             cb.on_epoch_end(epoch, dict(logs))
             if self.stop_training:
@@ -506,6 +539,53 @@ class Sequential:
     @classmethod
     def from_config(cls, config):
         return cls([layer_from_config(c) for c in config["layers"]], name=config.get("name"))
+
+
+def _sample_weights(y, n, sample_weight, class_weight, dtype):
+    """Per-sample loss weights[n] from ``sample_weight`` times ``class_weight[class of y]``, or None."""
+    if sample_weight is None and class_weight is None:
+        return None
+    weights = np.ones(n, dtype=np.float64)
+    if sample_weight is not None:
+        sw = utils.as_float_array(sample_weight, "sample_weight", np.float64)
+        if sw.ndim == 2 and sw.shape[1] == 1:
+            sw = sw[:, 0]
+        if sw.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), one weight per sample, got "
+                             f"array of shape {sw.shape}")
+        if not np.isfinite(sw).all() or (sw < 0).any():
+            raise ValueError("sample_weight must be finite and non-negative")
+        weights *= sw
+    if class_weight is not None:
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}")
+        classes = np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else \
+            np.rint(np.asarray(y, np.float64).reshape(n)).astype(np.int64)
+        table = {}
+        for key, value in class_weight.items():
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+                    or value < 0):
+                raise ValueError(f"class_weight[{key!r}] must be a non-negative number, got {value!r}")
+            table[int(key)] = float(value)
+        missing = sorted(set(np.unique(classes).tolist()) - set(table))
+        if missing:
+            raise ValueError(f"class_weight has no weight for class(es) {missing} present in y; "
+                             f"got keys {sorted(table)}")
+        weights *= np.array([table[c] for c in classes.tolist()], dtype=np.float64)
+    return weights.astype(dtype)
+
+
+def _weighted_loss(fn, y, h, weights):
+    """sum_n w_n * l_n / N from a kernel that returns mean losses: samples sharing a weight are
+    averaged by one kernel call (class weights take few distinct values)."""
+    total = 0.0
+    for value in np.unique(weights):
+        if value == 0:
+            continue
+        rows = np.flatnonzero(weights == value)
+        group_loss, _ = fn(y[rows], np.ascontiguousarray(h[rows]), None, False)
+        total += float(value) * float(group_loss) * len(rows)
+    return total / len(weights)
 
 
 def _check_verbose(verbose):

@@ -2,6 +2,10 @@
 #include "bindings.h"
 #include "losses.h"
 
+#include <cmath>
+#include <string>
+#include <type_traits>
+
 namespace fastnn {
 namespace bind {
 namespace {
@@ -60,40 +64,82 @@ py::tuple dense_target_loss(const char* pred_name, const char* grad_name, py::ar
     return py::make_tuple(loss, grad);
 }
 
-struct SoftmaxCE {
-    template <typename T> double operator()(T* g, const T* p, const T* y, idx N, idx C) const {
-        return fastnn::softmax_cross_entropy<T>(g, p, y, N, C);
+// Checks a loss hyperparameter: in [lo, hi], or in (0, inf) when positive is set.
+double checked(double value, const char* name, bool positive, double lo = 0.0, double hi = 1.0) {
+    const bool ok = positive ? (value > 0.0 && value < INFINITY) : (value >= lo && value <= hi);
+    if (!ok)
+        throw py::value_error(std::string(name) + (positive ? " must be a positive finite number"
+                                                            : " must be in [0, 1]") +
+                              ", got " + std::to_string(value));
+    return value;
+}
+
+// Kernel(grad, pred, target, N, C, param) with the parameter converted to the arrays' type.
+#define FASTNN_WITH_PARAM(kernel, param)                                         \
+    [param](auto* G, auto* P, auto* Y, idx N, idx C) {                         \
+        using T = std::remove_pointer_t<decltype(G)>;                          \
+        return fastnn::kernel<T>(G, P, Y, N, C, T(param));                     \
     }
-};
-struct SigmoidBCE {
-    template <typename T> double operator()(T* g, const T* p, const T* y, idx N, idx C) const {
-        return fastnn::sigmoid_binary_cross_entropy<T>(g, p, y, N, C);
-    }
-};
-struct MSE {
-    template <typename T> double operator()(T* g, const T* p, const T* y, idx N, idx C) const {
-        return fastnn::mean_squared_error<T>(g, p, y, N, C);
-    }
-};
+#define FASTNN_NO_PARAM(kernel) \
+    [](auto* G, auto* P, auto* Y, idx N, idx C) { return fastnn::kernel(G, P, Y, N, C); }
 
 }  // namespace
 
 void bind_losses(py::module_& m) {
     m.def("sparse_softmax_cross_entropy", &sparse_softmax_cross_entropy, "logits"_a, "labels"_a,
           "dlogits"_a = py::none(), "need_grad"_a = true);
+
+    // On logits, with Keras's label smoothing.
     m.def("softmax_cross_entropy",
-          [](py::array z, py::array t, py::object g, bool need) {
-              return dense_target_loss("logits", "dlogits", z, t, g, need, SoftmaxCE{});
-          }, "logits"_a, "targets"_a, "dlogits"_a = py::none(), "need_grad"_a = true);
+          [](py::array z, py::array t, py::object g, bool need, double label_smoothing) {
+              const double s = checked(label_smoothing, "label_smoothing", false);
+              return dense_target_loss("logits", "dlogits", z, t, g, need,
+                                       FASTNN_WITH_PARAM(softmax_cross_entropy, s));
+          }, "logits"_a, "targets"_a, "dlogits"_a = py::none(), "need_grad"_a = true,
+          "label_smoothing"_a = 0.0);
     m.def("sigmoid_binary_cross_entropy",
-          [](py::array z, py::array t, py::object g, bool need) {
-              return dense_target_loss("logits", "dlogits", z, t, g, need, SigmoidBCE{});
-          }, "logits"_a, "targets"_a, "dlogits"_a = py::none(), "need_grad"_a = true);
+          [](py::array z, py::array t, py::object g, bool need, double label_smoothing) {
+              const double s = checked(label_smoothing, "label_smoothing", false);
+              return dense_target_loss("logits", "dlogits", z, t, g, need,
+                                       FASTNN_WITH_PARAM(sigmoid_binary_cross_entropy, s));
+          }, "logits"_a, "targets"_a, "dlogits"_a = py::none(), "need_grad"_a = true,
+          "label_smoothing"_a = 0.0);
+
+    // On predictions: name(pred, target, dpred=None, need_grad=True[, parameter]).
+    m.def("hinge",
+          [](py::array p, py::array t, py::object g, bool need) {
+              return dense_target_loss("pred", "dpred", p, t, g, need, FASTNN_NO_PARAM(hinge));
+          }, "pred"_a, "target"_a, "dpred"_a = py::none(), "need_grad"_a = true);
+    m.def("kl_divergence",
+          [](py::array p, py::array t, py::object g, bool need, double epsilon) {
+              const double eps = checked(epsilon, "epsilon", true);
+              return dense_target_loss("pred", "dpred", p, t, g, need,
+                                       FASTNN_WITH_PARAM(kl_divergence, eps));
+          }, "pred"_a, "target"_a, "dpred"_a = py::none(), "need_grad"_a = true,
+          "epsilon"_a = 1e-7);
     m.def("mean_squared_error",
           [](py::array p, py::array t, py::object g, bool need) {
-              return dense_target_loss("pred", "dpred", p, t, g, need, MSE{});
+              return dense_target_loss("pred", "dpred", p, t, g, need,
+                                       FASTNN_NO_PARAM(mean_squared_error));
+          }, "pred"_a, "target"_a, "dpred"_a = py::none(), "need_grad"_a = true);
+    m.def("mean_absolute_error",
+          [](py::array p, py::array t, py::object g, bool need) {
+              return dense_target_loss("pred", "dpred", p, t, g, need,
+                                       FASTNN_NO_PARAM(mean_absolute_error));
+          }, "pred"_a, "target"_a, "dpred"_a = py::none(), "need_grad"_a = true);
+    m.def("huber",
+          [](py::array p, py::array t, py::object g, bool need, double delta) {
+              const double d = checked(delta, "delta", true);
+              return dense_target_loss("pred", "dpred", p, t, g, need, FASTNN_WITH_PARAM(huber, d));
+          }, "pred"_a, "target"_a, "dpred"_a = py::none(), "need_grad"_a = true, "delta"_a = 1.0);
+    m.def("log_cosh",
+          [](py::array p, py::array t, py::object g, bool need) {
+              return dense_target_loss("pred", "dpred", p, t, g, need, FASTNN_NO_PARAM(log_cosh));
           }, "pred"_a, "target"_a, "dpred"_a = py::none(), "need_grad"_a = true);
 }
+
+#undef FASTNN_WITH_PARAM
+#undef FASTNN_NO_PARAM
 
 }  // namespace bind
 }  // namespace fastnn

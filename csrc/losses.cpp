@@ -36,6 +36,22 @@ inline T sigmoid(T x) {
     return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 
+// Mean over N*C of f(d) for the residuals d = P - Tgt; dP = f'(d) / (N*C) when dP is non-null.
+// f(d, g) returns the loss of one residual and stores its derivative in g.
+template <typename T, typename F>
+double residual_mean(T* dP, const T* P, const T* Tgt, idx N, idx C, F f) {
+    const T inv = T(1) / T(N * C);
+    return sum_rows(N, [=](idx n) {
+        double loss = 0;
+        for (idx i = n * C; i < (n + 1) * C; ++i) {
+            T g;
+            loss += f(P[i] - Tgt[i], g);
+            if (dP) dP[i] = g * inv;
+        }
+        return loss;
+    }) / double(N * C);
+}
+
 }  // namespace
 
 template <typename T>
@@ -58,62 +74,127 @@ double sparse_softmax_cross_entropy(T* dZ, const T* Z, const std::int64_t* label
 }
 
 template <typename T>
-double softmax_cross_entropy(T* dZ, const T* Z, const T* P, idx N, idx C) {
+double softmax_cross_entropy(T* dZ, const T* Z, const T* P, idx N, idx C, T label_smoothing) {
     const T invN = T(1) / T(N);
+    const T keep = T(1) - label_smoothing, add = label_smoothing / T(C);  // Q = P * keep + add
     return sum_rows(N, [=](idx n) {
         const T* z = Z + n * C;
         const T* p = P + n * C;
         const T mx = *std::max_element(z, z + C);
-        T sum = 0, psum = 0;
+        T sum = 0, qsum = 0;
         for (idx c = 0; c < C; ++c) {
             sum += std::exp(z[c] - mx);
-            psum += p[c];
+            qsum += p[c] * keep + add;
         }
         const T lse = std::log(sum);
         double loss = 0;
-        for (idx c = 0; c < C; ++c) loss -= double(p[c]) * double(z[c] - mx - lse);
+        for (idx c = 0; c < C; ++c) loss -= double(p[c] * keep + add) * double(z[c] - mx - lse);
         if (dZ) {
             T* dz = dZ + n * C;
-            for (idx c = 0; c < C; ++c) dz[c] = (std::exp(z[c] - mx - lse) * psum - p[c]) * invN;
+            for (idx c = 0; c < C; ++c)
+                dz[c] = (std::exp(z[c] - mx - lse) * qsum - (p[c] * keep + add)) * invN;
         }
         return loss;
     }) / double(N);
 }
 
 template <typename T>
-double sigmoid_binary_cross_entropy(T* dZ, const T* Z, const T* Tgt, idx N, idx C) {
+double sigmoid_binary_cross_entropy(T* dZ, const T* Z, const T* Tgt, idx N, idx C, T label_smoothing) {
     const T inv = T(1) / T(N * C);
+    const T keep = T(1) - label_smoothing, add = label_smoothing / T(2);  // q = t * keep + add
     return sum_rows(N, [=](idx n) {
         double loss = 0;
         for (idx c = n * C; c < (n + 1) * C; ++c) {
-            const T z = Z[c], t = Tgt[c];
-            // log(1 + e^z) - z*t written so that neither exp nor log can overflow.
-            loss += double((z > T(0) ? z : T(0)) - z * t + std::log1p(std::exp(-std::fabs(z))));
-            if (dZ) dZ[c] = (sigmoid(z) - t) * inv;
+            const T z = Z[c], q = Tgt[c] * keep + add;
+            // log(1 + e^z) - z*q written so that neither exp nor log can overflow.
+            loss += double((z > T(0) ? z : T(0)) - z * q + std::log1p(std::exp(-std::fabs(z))));
+            if (dZ) dZ[c] = (sigmoid(z) - q) * inv;
         }
         return loss;
     }) / double(N * C);
 }
 
 template <typename T>
-double mean_squared_error(T* dP, const T* P, const T* Tgt, idx N, idx C) {
-    const T scale = T(2) / T(N * C);
+double hinge(T* dP, const T* P, const T* Tgt, idx N, idx C) {
+    const T inv = T(1) / T(N * C);
     return sum_rows(N, [=](idx n) {
         double loss = 0;
         for (idx c = n * C; c < (n + 1) * C; ++c) {
-            const T d = P[c] - Tgt[c];
-            loss += double(d) * double(d);
-            if (dP) dP[c] = scale * d;
+            const T margin = T(1) - Tgt[c] * P[c];
+            const bool active = margin > T(0);
+            if (active) loss += double(margin);
+            if (dP) dP[c] = active ? -Tgt[c] * inv : T(0);
         }
         return loss;
     }) / double(N * C);
 }
 
+template <typename T>
+double kl_divergence(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon) {
+    const T invN = T(1) / T(N);
+    return sum_rows(N, [=](idx n) {
+        double loss = 0;
+        for (idx c = n * C; c < (n + 1) * C; ++c) {
+            const T q = std::min(std::max(Tgt[c], epsilon), T(1));
+            const T p = std::min(std::max(P[c], epsilon), T(1));
+            loss += double(q * std::log(q / p));
+            // like Keras's clip, the clipped (out-of-range) predictions get no gradient
+            if (dP) dP[c] = (P[c] >= epsilon && P[c] <= T(1)) ? -q / p * invN : T(0);
+        }
+        return loss;
+    }) / double(N);
+}
+
+template <typename T>
+double mean_squared_error(T* dP, const T* P, const T* Tgt, idx N, idx C) {
+    return residual_mean(dP, P, Tgt, N, C, [](T d, T& g) {
+        g = T(2) * d;
+        return double(d) * double(d);
+    });
+}
+
+template <typename T>
+double mean_absolute_error(T* dP, const T* P, const T* Tgt, idx N, idx C) {
+    return residual_mean(dP, P, Tgt, N, C, [](T d, T& g) {
+        g = T(d > T(0)) - T(d < T(0));
+        return double(std::fabs(d));
+    });
+}
+
+template <typename T>
+double huber(T* dP, const T* P, const T* Tgt, idx N, idx C, T delta) {
+    return residual_mean(dP, P, Tgt, N, C, [delta](T d, T& g) {
+        const T a = std::fabs(d);
+        if (a <= delta) {
+            g = d;
+            return 0.5 * double(d) * double(d);
+        }
+        g = d > T(0) ? delta : -delta;
+        return double(delta) * (double(a) - 0.5 * double(delta));
+    });
+}
+
+template <typename T>
+double log_cosh(T* dP, const T* P, const T* Tgt, idx N, idx C) {
+    const T log2 = std::log(T(2));
+    return residual_mean(dP, P, Tgt, N, C, [log2](T d, T& g) {
+        const T a = std::fabs(d);
+        g = std::tanh(d);
+        // log(cosh d) = |d| + log(1 + e^(-2|d|)) - log 2: no overflow for any finite d
+        return double(a + std::log1p(std::exp(T(-2) * a)) - log2);
+    });
+}
+
 #define FASTNN_INSTANTIATE(T)                                                                    \
     template double sparse_softmax_cross_entropy<T>(T*, const T*, const std::int64_t*, idx, idx); \
-    template double softmax_cross_entropy<T>(T*, const T*, const T*, idx, idx);                  \
-    template double sigmoid_binary_cross_entropy<T>(T*, const T*, const T*, idx, idx);           \
-    template double mean_squared_error<T>(T*, const T*, const T*, idx, idx);
+    template double softmax_cross_entropy<T>(T*, const T*, const T*, idx, idx, T);               \
+    template double sigmoid_binary_cross_entropy<T>(T*, const T*, const T*, idx, idx, T);        \
+    template double hinge<T>(T*, const T*, const T*, idx, idx);                                  \
+    template double kl_divergence<T>(T*, const T*, const T*, idx, idx, T);                       \
+    template double mean_squared_error<T>(T*, const T*, const T*, idx, idx);                     \
+    template double mean_absolute_error<T>(T*, const T*, const T*, idx, idx);                    \
+    template double huber<T>(T*, const T*, const T*, idx, idx, T);                               \
+    template double log_cosh<T>(T*, const T*, const T*, idx, idx);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

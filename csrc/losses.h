@@ -1,5 +1,8 @@
 // Losses with their gradients in one pass. Each returns the mean loss over the batch and, when
 // the gradient pointer is non-null, writes the gradient of that mean (overwriting it).
+// Reduction follows Keras: the mean over the batch of per-sample losses, where a per-sample loss
+// is the mean over its C outputs (MSE, MAE, Huber, log-cosh, hinge, binary cross-entropy) or the
+// sum over its C classes (categorical cross-entropies, KL divergence).
 // Per-row losses are summed in fixed blocks of rows, so the result does not depend on the thread count.
 #pragma once
 
@@ -9,24 +12,54 @@
 
 namespace fastnn {
 
+// ---- Classification: on logits, stable for any finite logit ----------------------------------
+
 // loss = mean_n( logsumexp(Z[n,:]) - Z[n, labels[n]] )          Z[N,C], labels[N] in [0, C)
 // dZ[N,C] = (softmax(Z) - onehot(labels)) / N
 template <typename T>
 double sparse_softmax_cross_entropy(T* dZ, const T* Z, const std::int64_t* labels, idx N, idx C);
 
-// loss = mean_n( -sum_c P[n,c] * log_softmax(Z)[n,c] )           Z[N,C], P[N,C] targets
-// dZ[N,C] = (softmax(Z) * sum_c P[n,c] - P) / N
+// Q = P * (1 - s) + s / C  (label smoothing s in [0, 1], Keras)  Z[N,C], P[N,C] targets
+// loss = mean_n( -sum_c Q[n,c] * log_softmax(Z)[n,c] )
+// dZ[N,C] = (softmax(Z) * sum_c Q[n,c] - Q) / N
 template <typename T>
-double softmax_cross_entropy(T* dZ, const T* Z, const T* P, idx N, idx C);
+double softmax_cross_entropy(T* dZ, const T* Z, const T* P, idx N, idx C, T label_smoothing = T(0));
 
-// loss = mean over N*C of max(z,0) - z*t + log1p(exp(-|z|))      Z[N,C], Tgt[N,C]
-// dZ[N,C] = (sigmoid(Z) - Tgt) / (N*C)
+// q = t * (1 - s) + s / 2  (label smoothing s in [0, 1], Keras)  Z[N,C], Tgt[N,C]
+// loss = mean over N*C of max(z,0) - z*q + log1p(exp(-|z|))
+// dZ[N,C] = (sigmoid(Z) - Q) / (N*C)
 template <typename T>
-double sigmoid_binary_cross_entropy(T* dZ, const T* Z, const T* Tgt, idx N, idx C);
+double sigmoid_binary_cross_entropy(T* dZ, const T* Z, const T* Tgt, idx N, idx C,
+                                    T label_smoothing = T(0));
 
-// loss = mean over N*C of (P - Tgt)^2                            P[N,C], Tgt[N,C]
-// dP[N,C] = 2 * (P - Tgt) / (N*C)
+// loss = mean over N*C of max(1 - Tgt*P, 0)                     P[N,C] scores, Tgt[N,C] in {-1, 1}
+// dP[N,C] = -Tgt / (N*C) where Tgt*P < 1, else 0
+template <typename T>
+double hinge(T* dP, const T* P, const T* Tgt, idx N, idx C);
+
+// q = clip(Tgt, eps, 1), p = clip(P, eps, 1)                     P[N,C], Tgt[N,C] distributions
+// loss = mean_n( sum_c q * log(q / p) )
+// dP[N,C] = -q / p / N where eps <= P <= 1, else 0 (clipped entries have no gradient)
+template <typename T>
+double kl_divergence(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon);
+
+// ---- Regression: d = P - Tgt elementwise, P[N,C], Tgt[N,C] ------------------------------------
+
+// loss = mean over N*C of d^2;  dP = 2 d / (N*C)
 template <typename T>
 double mean_squared_error(T* dP, const T* P, const T* Tgt, idx N, idx C);
+
+// loss = mean over N*C of |d|;  dP = sign(d) / (N*C)  (0 where d == 0)
+template <typename T>
+double mean_absolute_error(T* dP, const T* P, const T* Tgt, idx N, idx C);
+
+// loss = mean over N*C of (|d| <= delta ? d^2 / 2 : delta * (|d| - delta / 2))
+// dP = clip(d, -delta, delta) / (N*C)
+template <typename T>
+double huber(T* dP, const T* P, const T* Tgt, idx N, idx C, T delta);
+
+// loss = mean over N*C of log(cosh(d)) = |d| + log1p(exp(-2|d|)) - log(2);  dP = tanh(d) / (N*C)
+template <typename T>
+double log_cosh(T* dP, const T* P, const T* Tgt, idx N, idx C);
 
 }  // namespace fastnn

@@ -1,5 +1,10 @@
 """Losses by Keras name, each turning (targets, model output) into a mean loss and its gradient.
 
+Reduction is Keras's: the mean over the batch of per-sample losses, where a per-sample loss is the
+mean over the outputs (MSE, MAE, Huber, log-cosh, hinge, binary cross-entropy) or the sum over the
+classes (categorical cross-entropies, KL divergence). Every loss is one native kernel with a NumPy
+twin of the same name in ``fastnn.reference.losses``.
+
 Cross-entropies have a *fused* path: when the model ends in the matching activation (softmax for
 the categorical ones, sigmoid for binary) the model hands the loss the pre-activation logits and the
 loss and gradient come from one stable kernel (log-sum-exp / log1p form), so logits of 1e4 give a
@@ -11,9 +16,17 @@ Keras argument order holds for the public call: ``loss(y_true, y_pred) -> float`
 import numpy as np
 
 from . import backend
+from .reference import losses as reference_losses
 from .utils import as_float_array
 
 EPSILON = 1e-7  # Keras backend epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON]
+HUBER_DELTA = 1.0  # Keras Huber default
+
+
+def _kernels():
+    """The active backend's loss kernels: ``fastnn._core``, or the NumPy twins in
+    ``fastnn.reference.losses`` on the numpy backend."""
+    return backend.kernels() if backend.get_backend() == "native" else reference_losses
 
 
 def _numeric(y, name):
@@ -21,6 +34,14 @@ def _numeric(y, name):
     if y.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a numeric array, got dtype {y.dtype}")
     return y
+
+
+def _fraction(value, name):
+    """``value`` as a float in [0, 1]; ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 class Loss:
@@ -45,7 +66,7 @@ class Loss:
 
     def logits_value_and_grad(self, y, logits, out=None, need_grad=True):
         """(mean loss, d loss / d logits) where the model output is fused_activation(logits)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name} has no fused path from logits")
 
     def __call__(self, y_true, y_pred):
         """Mean loss of predictions ``y_pred`` against ``y_true`` (Keras argument order)."""
@@ -57,6 +78,7 @@ class Loss:
         return self.value_and_grad(y, pred, need_grad=False)[0]
 
     def get_config(self):
+        """The constructor arguments, plus ``name``: ``type(loss)(**config minus name)`` rebuilds it."""
         return {"name": self.name, "from_logits": self.from_logits}
 
     def _check_len(self, y, n):
@@ -77,6 +99,12 @@ class Loss:
         _check_finite(y, "y")
         return y
 
+    def _check_range(self, y, lo, hi, what):
+        if y.size and (y.min() < lo or y.max() > hi):
+            raise ValueError(f"{self.name} expects {what} in [{lo}, {hi}], got values in "
+                             f"[{y.min()}, {y.max()}]")
+        return y
+
 
 def _check_finite(a, name):
     if a.dtype.kind == "f" and not np.isfinite(a).all():
@@ -89,23 +117,98 @@ def _clipped(pred):
     return np.clip(pred, EPSILON, 1 - EPSILON)
 
 
-class MeanSquaredError(Loss):
-    """mean((y_pred - y_true)^2) over all outputs of the batch."""
-    name = "mean_squared_error"
+def _store(out, value):
+    if out is None:
+        return value
+    out[...] = value
+    return out
+
+
+# -- regression: targets with the output's shape, one kernel on (pred, target) -------------------
+class _PredictionLoss(Loss):
+    """A loss computed by the kernel ``kernel(pred, target, dpred, need_grad, **kernel_args)``."""
+    kernel = None
 
     def __init__(self):
         super().__init__(False)
+
+    def _kernel_args(self):
+        return {}
 
     def prepare_targets(self, y, n, output_shape, dtype):
         return self._dense_targets(y, n, output_shape, dtype, "targets")
 
     def value_and_grad(self, y, pred, out=None, need_grad=True):
-        return backend.kernels().mean_squared_error(pred, y, out, need_grad)
+        return getattr(_kernels(), self.kernel)(pred, y, out, need_grad, **self._kernel_args())
+
+    def get_config(self):
+        return {"name": self.name, **self._kernel_args()}
+
+
+class MeanSquaredError(_PredictionLoss):
+    """mean((y_pred - y_true)^2) over all outputs of the batch."""
+    name = kernel = "mean_squared_error"
+
+
+class MeanAbsoluteError(_PredictionLoss):
+    """mean(|y_pred - y_true|) over all outputs of the batch."""
+    name = kernel = "mean_absolute_error"
+
+
+class Huber(_PredictionLoss):
+    """mean of d^2/2 where |d| <= delta, delta * (|d| - delta/2) elsewhere, d = y_pred - y_true."""
+    name = "huber_loss"  # Keras's Huber class name
+    kernel = "huber"
+
+    def __init__(self, delta=HUBER_DELTA):
+        super().__init__()
+        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.integer, np.floating)) \
+                or not 0 < delta < np.inf:
+            raise ValueError(f"Huber delta must be a positive finite number, got {delta!r}")
+        self.delta = float(delta)
+
+    def _kernel_args(self):
+        return {"delta": self.delta}
+
+
+class LogCosh(_PredictionLoss):
+    """mean(log(cosh(y_pred - y_true))) over all outputs: about d^2/2 near 0, |d| - log 2 far away."""
+    name = "log_cosh"
+    kernel = "log_cosh"
+
+
+class Hinge(_PredictionLoss):
+    """mean(max(1 - y_true * y_pred, 0)) for labels -1/+1 (0/1 labels become -1/+1, as in Keras)."""
+    name = kernel = "hinge"
+
+    def prepare_targets(self, y, n, output_shape, dtype):
+        y = self._dense_targets(y, n, output_shape, dtype, "labels")
+        values = np.unique(y)
+        if np.isin(values, [0, 1]).all():
+            return np.ascontiguousarray(2 * y - 1)
+        if not np.isin(values, [-1, 1]).all():
+            raise ValueError(f"{self.name} expects labels -1 and 1 (or 0 and 1), got values "
+                             f"{values[:5].tolist()}{'...' if len(values) > 5 else ''}")
+        return y
+
+
+class KLDivergence(_PredictionLoss):
+    """mean over samples of sum_c y_true * log(y_true / y_pred), both clipped to [EPSILON, 1]."""
+    name = "kl_divergence"
+    kernel = "kl_divergence"
+
+    def prepare_targets(self, y, n, output_shape, dtype):
+        y = self._dense_targets(y, n, output_shape, dtype, "target distributions")
+        return self._check_range(y, 0, 1, "target probabilities")
+
+    def _kernel_args(self):
+        return {"epsilon": EPSILON}
 
     def get_config(self):
         return {"name": self.name}
 
 
+# -- classification: probabilities or logits, fused with softmax / sigmoid ----------------------
 class _CrossEntropy(Loss):
     """Shared probability path: p -> logits = log(p) turns the softmax kernel into cross-entropy on
     probabilities (softmax(log p) = p / sum(p), the normalisation Keras applies)."""
@@ -120,13 +223,6 @@ class _CrossEntropy(Loss):
             return loss, None
         grad = dlogits / p * ((pred > EPSILON) & (pred < 1 - EPSILON))  # clipped entries get no gradient
         return loss, _store(out, grad)
-
-
-def _store(out, value):
-    if out is None:
-        return value
-    out[...] = value
-    return out
 
 
 class SparseCategoricalCrossentropy(_CrossEntropy):
@@ -154,34 +250,46 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         return np.ascontiguousarray(y, dtype=np.int64)
 
     def logits_value_and_grad(self, y, logits, out=None, need_grad=True):
-        return backend.kernels().sparse_softmax_cross_entropy(logits, y, out, need_grad)
+        return _kernels().sparse_softmax_cross_entropy(logits, y, out, need_grad)
 
 
 class CategoricalCrossentropy(_CrossEntropy):
-    """-mean(sum(y_true * log p)) for one-hot or probability targets of shape (N, classes)."""
+    """-mean(sum(q * log p)) for one-hot or probability targets y of shape (N, classes), with
+    q = y * (1 - label_smoothing) + label_smoothing / classes (Keras)."""
     name = "categorical_crossentropy"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0):
+        super().__init__(from_logits)
+        self.label_smoothing = _fraction(label_smoothing, "label_smoothing")
 
     def prepare_targets(self, y, n, output_shape, dtype):
         return self._dense_targets(y, n, output_shape, dtype, "one-hot targets")
 
     def logits_value_and_grad(self, y, logits, out=None, need_grad=True):
-        return backend.kernels().softmax_cross_entropy(logits, y, out, need_grad)
+        return _kernels().softmax_cross_entropy(logits, y, out, need_grad,
+                                                label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
 class BinaryCrossentropy(Loss):
-    """-mean(t log p + (1 - t) log(1 - p)) over all outputs, targets t in [0, 1]."""
+    """-mean(q log p + (1 - q) log(1 - p)) over all outputs, targets y in [0, 1] and
+    q = y * (1 - label_smoothing) + label_smoothing / 2 (Keras)."""
     name = "binary_crossentropy"
     fused_activation = "sigmoid"
 
+    def __init__(self, from_logits=False, label_smoothing=0.0):
+        super().__init__(from_logits)
+        self.label_smoothing = _fraction(label_smoothing, "label_smoothing")
+
     def prepare_targets(self, y, n, output_shape, dtype):
         y = self._dense_targets(y, n, output_shape, dtype, "targets")
-        if y.size and (y.min() < 0 or y.max() > 1):
-            raise ValueError(f"{self.name} expects targets in [0, 1], got values in "
-                             f"[{y.min()}, {y.max()}]")
-        return y
+        return self._check_range(y, 0, 1, "targets")
 
     def logits_value_and_grad(self, y, logits, out=None, need_grad=True):
-        return backend.kernels().sigmoid_binary_cross_entropy(logits, y, out, need_grad)
+        return _kernels().sigmoid_binary_cross_entropy(logits, y, out, need_grad,
+                                                       label_smoothing=self.label_smoothing)
 
     def value_and_grad(self, y, pred, out=None, need_grad=True):
         if self.from_logits:
@@ -194,20 +302,31 @@ class BinaryCrossentropy(Loss):
         grad = dlogits / (p * (1 - p)) * ((pred > EPSILON) & (pred < 1 - EPSILON))
         return loss, _store(out, grad)
 
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
-_BY_NAME = {
+
+_KERAS_NAMES = {  # Keras's loss function names and aliases
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber, "huber_loss": Huber,
+    "log_cosh": LogCosh, "logcosh": LogCosh,
+    "hinge": Hinge,
+    "kld": KLDivergence, "kl_divergence": KLDivergence, "kullback_leibler_divergence": KLDivergence,
     "binary_crossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
 }
+# Keras also accepts class names as strings ("MeanSquaredError"); names are matched lower-case.
+_BY_NAME = {**{cls.__name__.lower(): cls for cls in set(_KERAS_NAMES.values())}, **_KERAS_NAMES}
 
 
 def get(identifier):
-    """A :class:`Loss` from a Keras name (``"mse"``, ``"sparse_categorical_crossentropy"``...) or instance."""
+    """A :class:`Loss` from a Keras name (``"mse"``, ``"sparse_categorical_crossentropy"``...), a
+    class name (``"MeanSquaredError"``) or an instance (returned as it is)."""
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
     raise ValueError(f"unknown loss {identifier!r}; expected a Loss instance or one of "
-                     f"{', '.join(sorted(_BY_NAME))}")
+                     f"{', '.join(sorted(_KERAS_NAMES))}")

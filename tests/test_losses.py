@@ -206,6 +206,24 @@ CASES = {
                lambda r: r.dirichlet(np.ones(3) * 3, 5)),
     "sparse_logits": (lambda: losses.SparseCategoricalCrossentropy(from_logits=True),
                       lambda r: r.integers(0, 3, 5), lambda r: r.normal(size=(5, 3)) * 3),
+    "cce_smoothed": (lambda: losses.CategoricalCrossentropy(label_smoothing=0.2),
+                     lambda r: np.eye(3)[r.integers(0, 3, 5)], lambda r: r.dirichlet(np.ones(3) * 3, 5)),
+    "cce_logits_smoothed": (lambda: losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+                            lambda r: np.eye(3)[r.integers(0, 3, 5)], lambda r: r.normal(size=(5, 3)) * 3),
+    "bce_smoothed": (lambda: losses.BinaryCrossentropy(label_smoothing=0.3),
+                     lambda r: r.integers(0, 2, (5, 3)).astype(float), lambda r: r.uniform(0.05, 0.95, (5, 3))),
+    "bce_logits_smoothed": (lambda: losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.3),
+                            lambda r: r.integers(0, 2, (5, 3)).astype(float), lambda r: r.normal(size=(5, 3)) * 3),
+    # residuals kept away from the kinks (0, +-delta) so central differences are exact enough
+    "mae": (lambda: losses.MeanAbsoluteError(), lambda r: r.normal(size=(5, 3)),
+            lambda r: r.choice([-1, 1], (5, 3)) * r.uniform(0.1, 2, (5, 3))),
+    "huber": (lambda: losses.Huber(delta=0.7), lambda r: np.zeros((5, 3)),
+              lambda r: r.choice([-1, 1], (5, 3)) * r.choice([0.3, 1.5], (5, 3))),
+    "log_cosh": (lambda: losses.LogCosh(), lambda r: r.normal(size=(5, 3)), lambda r: r.normal(size=(5, 3)) * 3),
+    "hinge": (lambda: losses.Hinge(), lambda r: r.integers(0, 2, (5, 3)),
+              lambda r: r.choice([-1, 1], (5, 3)) * r.choice([0.4, 1.6], (5, 3))),
+    "kld": (lambda: losses.KLDivergence(), lambda r: r.dirichlet(np.ones(3), 5),
+            lambda r: r.dirichlet(np.ones(3) * 3, 5)),
 }
 
 
@@ -275,7 +293,13 @@ def test_other_target_errors():
 # -- lookup -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, cls", [
     ("mse", losses.MeanSquaredError), ("mean_squared_error", losses.MeanSquaredError),
-    ("MSE", losses.MeanSquaredError),
+    ("MSE", losses.MeanSquaredError), ("MeanSquaredError", losses.MeanSquaredError),
+    ("mae", losses.MeanAbsoluteError), ("mean_absolute_error", losses.MeanAbsoluteError),
+    ("huber", losses.Huber), ("huber_loss", losses.Huber), ("Huber", losses.Huber),
+    ("log_cosh", losses.LogCosh), ("logcosh", losses.LogCosh), ("hinge", losses.Hinge),
+    ("kld", losses.KLDivergence), ("kl_divergence", losses.KLDivergence),
+    ("kullback_leibler_divergence", losses.KLDivergence), ("KLDivergence", losses.KLDivergence),
+    ("BinaryCrossentropy", losses.BinaryCrossentropy),
     ("binary_crossentropy", losses.BinaryCrossentropy),
     ("categorical_crossentropy", losses.CategoricalCrossentropy),
     ("sparse_categorical_crossentropy", losses.SparseCategoricalCrossentropy),
@@ -289,13 +313,159 @@ def test_get_by_name(name, cls):
 def test_get_passes_instances_and_rejects_unknown():
     instance = losses.SparseCategoricalCrossentropy(from_logits=True)
     assert losses.get(instance) is instance
-    for bad in ("hinge", "crossentropy", None, 3, losses.MeanSquaredError):
+    for bad in ("squared_hinge", "crossentropy", "", None, 3, losses.MeanSquaredError):
         with pytest.raises(ValueError, match="unknown loss"):
             losses.get(bad)
 
 
 def test_get_config():
     assert losses.BinaryCrossentropy(from_logits=True).get_config() == {
-        "name": "binary_crossentropy", "from_logits": True}
+        "name": "binary_crossentropy", "from_logits": True, "label_smoothing": 0.0}
     assert losses.MeanSquaredError().get_config() == {"name": "mean_squared_error"}
+    assert losses.Huber(2).get_config() == {"name": "huber_loss", "delta": 2.0}
     assert losses.EPSILON == 1e-7
+    for loss in (losses.CategoricalCrossentropy(True, 0.25), losses.Huber(0.5), losses.Hinge(),
+                 losses.LogCosh(), losses.KLDivergence(), losses.MeanAbsoluteError()):
+        config = loss.get_config()
+        config.pop("name")
+        assert type(loss)(**config).get_config() == loss.get_config()
+
+
+# -- the losses added for Keras parity: values of the public call ----------------------------
+def keras_formula(name, y, p, delta=1.0):
+    """Keras's per-sample definitions (mean over the last axis, or sum for KLD), then the batch mean."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    d = p - y
+    per_sample = {
+        "mae": lambda: np.mean(np.abs(d), axis=-1),
+        "huber": lambda: np.mean(np.where(np.abs(d) <= delta, 0.5 * d ** 2,
+                                          delta * np.abs(d) - 0.5 * delta ** 2), axis=-1),
+        "log_cosh": lambda: np.mean(d + np.logaddexp(0, -2 * d) - np.log(2), axis=-1),
+        "hinge": lambda: np.mean(np.maximum(1 - np.where(np.isin(y, [0, 1]).all(), 2 * y - 1, y) * p, 0),
+                                 axis=-1),
+        "kld": lambda: np.sum(np.clip(y, EPS, 1) * np.log(np.clip(y, EPS, 1) / np.clip(p, EPS, 1)), axis=-1),
+    }[name]()
+    return float(np.mean(per_sample))
+
+
+NEW_LOSSES = {
+    "mae": (losses.MeanAbsoluteError, lambda r: r.normal(size=(11, 3)), lambda r: r.normal(size=(11, 3))),
+    "huber": (lambda: losses.Huber(delta=0.8), lambda r: r.normal(size=(11, 3)),
+              lambda r: r.normal(size=(11, 3)) * 2),
+    "log_cosh": (losses.LogCosh, lambda r: r.normal(size=(11, 3)), lambda r: r.normal(size=(11, 3)) * 4),
+    "hinge": (losses.Hinge, lambda r: r.choice([-1.0, 1.0], (11, 3)), lambda r: r.normal(size=(11, 3))),
+    "hinge01": (losses.Hinge, lambda r: r.integers(0, 2, (11, 3)), lambda r: r.normal(size=(11, 3))),
+    "kld": (losses.KLDivergence, lambda r: r.dirichlet(np.ones(3), 11), lambda r: r.dirichlet(np.ones(3), 11)),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+@pytest.mark.parametrize("case", sorted(NEW_LOSSES))
+def test_new_loss_values_follow_keras_formulas(backend, dtype, rtol, case):
+    fastnn.set_backend(backend)
+    make, make_y, make_p = NEW_LOSSES[case]
+    y, p = make_y(rng(1)), make_p(rng(2)).astype(dtype)
+    loss = make()
+    expected = keras_formula(case.rstrip("01"), y, p, getattr(loss, "delta", 1.0))
+    assert loss(y, p) == pytest.approx(expected, rel=rtol, abs=rtol)
+    assert losses.get(loss.name)(y, p) == pytest.approx(keras_formula(case.rstrip("01"), y, p), rel=rtol, abs=rtol)
+
+
+def test_hinge_labels_and_kld_targets_validated():
+    p = rng(0).normal(size=(4, 1))
+    with pytest.raises(ValueError, match=r"labels -1 and 1 \(or 0 and 1\)"):
+        losses.Hinge()(np.array([0.0, 1.0, 2.0, 1.0]), p)
+    with pytest.raises(ValueError, match=r"labels -1 and 1"):
+        losses.Hinge()(np.array([0.0, 1.0, -1.0, 1.0]), p)  # 0 and -1 mixed
+    prepared = losses.Hinge().prepare_targets(np.array([0, 1, 1, 0]), 4, (1,), np.float32)
+    assert prepared.dtype == np.float32 and prepared[:, 0].tolist() == [-1, 1, 1, -1]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        losses.KLDivergence()(np.array([[0.5, 1.5]]), np.array([[0.5, 0.5]]))
+    for bad in (0, -1.0, np.inf, np.nan, "1", True):
+        with pytest.raises(ValueError, match="delta"):
+            losses.Huber(bad)
+    for bad in (-0.1, 1.5, np.nan, "0.1", None):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            losses.CategoricalCrossentropy(label_smoothing=bad)
+        with pytest.raises(ValueError, match="label_smoothing"):
+            losses.BinaryCrossentropy(label_smoothing=bad)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_label_smoothing_equals_keras_smoothed_targets(backend):
+    fastnn.set_backend(backend)
+    p = probabilities(7, 4, seed=3)
+    y = np.eye(4)[rng(4).integers(0, 4, 7)]
+    s = 0.1
+    cce = losses.CategoricalCrossentropy(label_smoothing=s)
+    assert cce(y, p) == pytest.approx(np_cce(y * (1 - s) + s / 4, p), rel=1e-10)
+    z = rng(5).normal(size=(7, 4)) * 3
+    expected = -np.mean(np.sum((y * (1 - s) + s / 4) * np_log_softmax(z), axis=1))
+    assert losses.CategoricalCrossentropy(True, s)(y, z) == pytest.approx(expected, rel=1e-12)
+    yb = rng(6).integers(0, 2, (7, 2)).astype(float)
+    pb = rng(7).uniform(0.01, 0.99, (7, 2))
+    bce = losses.BinaryCrossentropy(label_smoothing=0.3)
+    assert bce(yb, pb) == pytest.approx(np_bce(yb * 0.7 + 0.15, pb), rel=1e-10)
+    assert losses.BinaryCrossentropy(True, 0.3)(yb, z[:, :2]) == pytest.approx(
+        np_bce_logits(yb * 0.7 + 0.15, z[:, :2]), rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_true_class_200_below_the_top_logit(backend, dtype):
+    # the issue's stability requirement, through the public losses on both backends
+    fastnn.set_backend(backend)
+    z = np.zeros((2, 5), dtype)
+    z[:, 0] = 100.0
+    z[:, 3] = -100.0
+    labels = np.array([3, 3])
+    for loss, y in ((losses.SparseCategoricalCrossentropy(from_logits=True), labels),
+                    (losses.CategoricalCrossentropy(from_logits=True), np.eye(5, dtype=dtype)[labels])):
+        targets = loss.prepare_targets(y, 2, (5,), dtype)
+        value, grad = loss.value_and_grad(targets, z)
+        assert value == pytest.approx(200.0, rel=1e-6)
+        assert np.isfinite(grad).all()
+        np.testing.assert_allclose(grad[:, 3], -0.5, rtol=1e-6)  # (softmax - 1) / N
+        np.testing.assert_allclose(grad[:, 0], 0.5, rtol=1e-6)
+    zb = np.array([[-200.0], [200.0]], dtype)
+    value, grad = losses.BinaryCrossentropy(from_logits=True).value_and_grad(
+        np.array([[1.0], [0.0]], dtype), zb)
+    assert value == pytest.approx(200.0, rel=1e-6) and np.isfinite(grad).all()
+    np.testing.assert_allclose(grad[:, 0], [-0.5, 0.5], rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", [losses.BinaryCrossentropy(), losses.CategoricalCrossentropy(),
+                                  losses.SparseCategoricalCrossentropy(), losses.KLDivergence(),
+                                  losses.CategoricalCrossentropy(label_smoothing=0.1),
+                                  losses.BinaryCrossentropy(label_smoothing=0.1)], ids=lambda l: l.name)
+def test_probabilities_of_exactly_zero_and_one(backend, loss):
+    fastnn.set_backend(backend)
+    p = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    labels = np.array([0, 1, 1])  # one certain hit, one certain miss, one certain hit
+    y = labels if loss.name.startswith("sparse") else np.eye(3)[labels]
+    targets = loss.prepare_targets(y, 3, (3,), np.float64)
+    value, grad = loss.value_and_grad(targets, p)
+    assert np.isfinite(value) and np.isfinite(grad).all()
+    assert 0 < value < 17  # a certain miss costs about -log(EPSILON) = 16.1, then averaged
+
+
+@pytest.mark.parametrize("name", ["mae", "huber", "log_cosh"])
+def test_regression_losses_train_the_same_on_both_backends(name):
+    from fastnn.layers import Dense
+    from fastnn.utils import set_random_seed
+    fastnn.set_floatx("float64")
+    x = rng(8).normal(size=(64, 3))
+    y = x @ np.array([[1.0], [-2.0], [0.5]]) + 0.1 * rng(9).normal(size=(64, 1))
+    histories = []
+    for backend in BACKENDS:
+        fastnn.set_backend(backend)
+        set_random_seed(3)
+        model = fastnn.Sequential([Dense(8, activation="tanh", input_shape=(3,)), Dense(1)])
+        model.compile(optimizer=fastnn.optimizers.Adam(0.02), loss=name, metrics=["mae"])
+        histories.append(model.fit(x, y, batch_size=16, epochs=15, verbose=0).history)
+    native, numpy_ = histories
+    np.testing.assert_allclose(native["loss"], numpy_["loss"], rtol=1e-9)
+    assert native["loss"][-1] < 0.5 * native["loss"][0]  # it learns
+    assert native["mae"][-1] < 0.5 * native["mae"][0]

@@ -55,6 +55,11 @@ from .activations import (
 from .dense import dense_backward, dense_forward
 from .gemm import gemm
 from .losses import (
+    hinge,
+    huber,
+    kl_divergence,
+    log_cosh,
+    mean_absolute_error,
     mean_squared_error,
     sigmoid_binary_cross_entropy,
     softmax_cross_entropy,
@@ -80,6 +85,11 @@ from .optim import (
 )
 
 __all__ = [
+    "mean_absolute_error",
+    "log_cosh",
+    "kl_divergence",
+    "huber",
+    "hinge",
     "SELU_ALPHA",
     "SELU_SCALE",
     "adagrad_update",

@@ -9,6 +9,13 @@ instead of being chained through the activation.
 
 The losses on logits never exponentiate a positive number, so they stay
 finite for logits as extreme as +-1e30 in float32.
+
+Reduction follows Keras (``reduction="sum_over_batch_size"``): the loss is
+the mean over the batch of per-sample losses, and a per-sample loss is the
+mean over the sample's C outputs (MSE, MAE, Huber, log-cosh, hinge, binary
+cross-entropy) or the sum over its C classes (categorical cross-entropies,
+KL divergence).  So the first group is a mean over all N * C elements and
+the second a sum over classes divided by N.
 """
 
 import numpy as np
@@ -49,46 +56,55 @@ def sparse_softmax_cross_entropy(logits, labels, dlogits=None, need_grad=True):
     return float(loss), _into(dlogits, grad / n, logits.dtype)
 
 
-def softmax_cross_entropy(logits, targets, dlogits=None, need_grad=True):
+def softmax_cross_entropy(logits, targets, dlogits=None, need_grad=True, label_smoothing=0.0):
     """Softmax cross-entropy against target distributions (or one-hot rows).
 
-    Formula::
+    Formula, with label smoothing ``s`` as in Keras's ``CategoricalCrossentropy``
+    (https://keras.io/api/losses/probabilistic_losses/#categoricalcrossentropy-class;
+    Szegedy et al. 2016, section 7, https://arxiv.org/abs/1512.00567)::
 
-        loss    = mean_n( -sum_c targets[n, c] * log_softmax(logits)[n, c] )
-        dlogits = (softmax(logits) * sum_c targets[n, c] - targets) / N
+        q       = targets * (1 - s) + s / C
+        loss    = mean_n( -sum_c q[n, c] * log_softmax(logits)[n, c] )
+        dlogits = (softmax(logits) * sum_c q[n, c] - q) / N
 
-    The factor ``sum_c targets[n, c]`` is 1 for proper distributions; it is
+    The factor ``sum_c q[n, c]`` is 1 for proper distributions; it is
     kept so the gradient is exact for rows that are not exactly normalised.
 
     Shapes: logits, targets, dlogits: [N, C].
+    Defaults: label_smoothing = 0 (Keras), which leaves the targets as given.
     """
-    n = logits.shape[0]
+    n, c = logits.shape
+    q = targets * (1 - label_smoothing) + label_smoothing / c
     log_probs = _log_softmax(logits)
-    loss = -np.mean((targets * log_probs).sum(axis=1))
+    loss = -np.mean((q * log_probs).sum(axis=1))
     if not need_grad:
         return float(loss), None
-    row_mass = targets.sum(axis=1, keepdims=True)
-    grad = (np.exp(log_probs) * row_mass - targets) / n
+    row_mass = q.sum(axis=1, keepdims=True)
+    grad = (np.exp(log_probs) * row_mass - q) / n
     return float(loss), _into(dlogits, grad, logits.dtype)
 
 
-def sigmoid_binary_cross_entropy(logits, targets, dlogits=None, need_grad=True):
+def sigmoid_binary_cross_entropy(logits, targets, dlogits=None, need_grad=True, label_smoothing=0.0):
     """Binary cross-entropy of ``sigmoid(logits)`` against targets in [0, 1].
 
     Formula, the stable form documented for TensorFlow's
     ``sigmoid_cross_entropy_with_logits``
-    (https://www.tensorflow.org/api_docs/python/tf/nn/sigmoid_cross_entropy_with_logits)::
+    (https://www.tensorflow.org/api_docs/python/tf/nn/sigmoid_cross_entropy_with_logits),
+    with Keras's label smoothing ``s`` (``BinaryCrossentropy``, which pulls
+    targets towards 1/2)::
 
+        t       = targets * (1 - s) + s / 2
         loss    = mean over all elements of  max(z, 0) - z * t + log1p(exp(-|z|))
         dlogits = (sigmoid(z) - t) / (N * C)
 
     It equals ``-t*log(sigmoid(z)) - (1-t)*log(1-sigmoid(z))`` but never
     takes the log of a probability that has rounded to 0 or 1.
 
-    Shapes: logits (z), targets (t), dlogits: [N, C]; the mean is over all
+    Shapes: logits (z), targets, dlogits: [N, C]; the mean is over all
     N * C elements (independent binary problems).
+    Defaults: label_smoothing = 0 (Keras).
     """
-    z, t = logits, targets
+    z, t = logits, targets * (1 - label_smoothing) + label_smoothing / 2
     per_element = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
     loss = np.mean(per_element)
     if not need_grad:
@@ -97,8 +113,60 @@ def sigmoid_binary_cross_entropy(logits, targets, dlogits=None, need_grad=True):
     return float(loss), _into(dlogits, grad, logits.dtype)
 
 
+def hinge(pred, target, dpred=None, need_grad=True):
+    """Hinge loss of scores against labels -1 or +1 (the SVM loss).
+
+    Formula, Keras's ``hinge``
+    (https://keras.io/api/losses/hinge_losses/#hinge-function;
+    https://en.wikipedia.org/wiki/Hinge_loss)::
+
+        loss  = mean over all elements of max(1 - target * pred, 0)
+        dpred = -target / (N * C)   where target * pred < 1, else 0
+
+    At the kink (``target * pred == 1``) the subgradient 0 is taken.
+    Keras turns 0/1 labels into -1/+1 before this formula; in fastnn that
+    happens once, in ``fastnn.losses.Hinge.prepare_targets``.
+
+    Shapes: pred, target, dpred: [N, C].
+    """
+    margin = 1 - target * pred
+    loss = np.mean(np.maximum(margin, 0))
+    if not need_grad:
+        return float(loss), None
+    grad = np.where(margin > 0, -target, 0) / pred.size
+    return float(loss), _into(dpred, grad, pred.dtype)
+
+
+def kl_divergence(pred, target, dpred=None, need_grad=True, epsilon=1e-7):
+    """Kullback-Leibler divergence KL(target || pred) of two distributions.
+
+    Formula, Keras's ``kl_divergence``
+    (https://keras.io/api/losses/probabilistic_losses/#kldivergence-class;
+    https://en.wikipedia.org/wiki/Kullback%E2%80%93Leibler_divergence), with
+    both arguments clipped to [epsilon, 1] so that the logarithm is finite::
+
+        q     = clip(target, epsilon, 1),  p = clip(pred, epsilon, 1)
+        loss  = mean_n( sum_c q[n, c] * log(q[n, c] / p[n, c]) )
+        dpred = -q / p / N   where epsilon <= pred <= 1, else 0
+
+    Like the gradient of Keras's clip, clipped predictions get no gradient.
+
+    Shapes: pred, target, dpred: [N, C].
+    Defaults: epsilon = 1e-7, Keras's backend epsilon.
+    """
+    n = pred.shape[0]
+    q = np.clip(target, epsilon, 1)
+    p = np.clip(pred, epsilon, 1)
+    loss = np.sum(q * np.log(q / p)) / n
+    if not need_grad:
+        return float(loss), None
+    inside = (pred >= epsilon) & (pred <= 1)
+    grad = np.where(inside, -q / p, 0) / n
+    return float(loss), _into(dpred, grad, pred.dtype)
+
+
 def mean_squared_error(pred, target, dpred=None, need_grad=True):
-    """Mean squared error.
+    """Mean squared error (Keras's ``mean_squared_error``).
 
     Formula::
 
@@ -112,3 +180,67 @@ def mean_squared_error(pred, target, dpred=None, need_grad=True):
     if not need_grad:
         return float(loss), None
     return float(loss), _into(dpred, 2 * diff / diff.size, pred.dtype)
+
+
+def mean_absolute_error(pred, target, dpred=None, need_grad=True):
+    """Mean absolute error (Keras's ``mean_absolute_error``).
+
+    Formula (https://keras.io/api/losses/regression_losses/#meanabsoluteerror-class)::
+
+        loss  = mean over all elements of |pred - target|
+        dpred = sign(pred - target) / (N * C)     (0 where pred == target)
+
+    Shapes: pred, target, dpred: [N, C].
+    """
+    diff = pred - target
+    loss = np.mean(np.abs(diff))
+    if not need_grad:
+        return float(loss), None
+    return float(loss), _into(dpred, np.sign(diff) / diff.size, pred.dtype)
+
+
+def huber(pred, target, dpred=None, need_grad=True, delta=1.0):
+    """Huber loss: quadratic for small residuals, linear beyond ``delta``.
+
+    Formula, Keras's ``huber``
+    (https://keras.io/api/losses/regression_losses/#huber-class;
+    Huber 1964, https://en.wikipedia.org/wiki/Huber_loss), with d = pred - target::
+
+        loss  = mean over all elements of  d**2 / 2                   if |d| <= delta
+                                           delta * (|d| - delta / 2)  otherwise
+        dpred = clip(d, -delta, delta) / (N * C)
+
+    Both branches are one expression with m = min(|d|, delta), the part of
+    the residual inside the quadratic zone:  m**2 / 2 + delta * (|d| - m).
+
+    Shapes: pred, target, dpred: [N, C].
+    Defaults: delta = 1.0 (Keras).
+    """
+    d = pred - target
+    a = np.abs(d)
+    m = np.minimum(a, delta)
+    loss = np.mean(0.5 * m * m + delta * (a - m))
+    if not need_grad:
+        return float(loss), None
+    return float(loss), _into(dpred, np.clip(d, -delta, delta) / d.size, pred.dtype)
+
+
+def log_cosh(pred, target, dpred=None, need_grad=True):
+    """Log-cosh loss: about d**2 / 2 for small residuals d and |d| - log(2) for large ones.
+
+    Formula, Keras's ``log_cosh``
+    (https://keras.io/api/losses/regression_losses/#logcosh-class), with
+    d = pred - target, written so that cosh never overflows::
+
+        log(cosh(d)) = |d| + log1p(exp(-2 |d|)) - log(2)
+        loss  = mean over all elements of log(cosh(d))
+        dpred = tanh(d) / (N * C)
+
+    Shapes: pred, target, dpred: [N, C].
+    """
+    d = pred - target
+    a = np.abs(d)
+    loss = np.mean(a + np.log1p(np.exp(-2 * a)) - np.log(2.0))
+    if not need_grad:
+        return float(loss), None
+    return float(loss), _into(dpred, np.tanh(d) / d.size, pred.dtype)

@@ -15,6 +15,7 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from . import saving
 from . import utils
 from .layers import InputLayer, Layer, _auto_name
 from .layers import get as layer_from_config
@@ -506,6 +507,24 @@ class Sequential:
     def weights(self):
         return [w for layer in self._layers for w in layer.weights]
 
+    # -- files ----------------------------------------------------------------------------------
+    def save(self, filepath, include_optimizer=True):
+        """Write the whole model to one file: architecture, compile settings, weights and (with
+        ``include_optimizer``) the optimizer state. Atomic; see ``fastnn.saving``."""
+        with self._lock:
+            saving.save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath):
+        """Write only the weights to one file (atomically); read back with ``load_weights``."""
+        with self._lock:
+            saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        """Replace the weights with those in ``filepath`` (from ``save_weights`` or ``save``);
+        raises ``saving.ModelFileError`` and changes nothing when the file is bad or does not fit."""
+        with self._lock:
+            saving.load_weights(self, filepath)
+
     def count_params(self):
         return sum(layer.count_params() for layer in self._layers)
 
@@ -539,6 +558,12 @@ class Sequential:
     @classmethod
     def from_config(cls, config):
         return cls([layer_from_config(c) for c in config["layers"]], name=config.get("name"))
+
+
+def load_model(filepath, compile=True):
+    """The model saved with ``model.save(filepath)``: identical predictions and, with the optimizer
+    state in the file, identical continued training. Never runs code from the file."""
+    return saving.load_model(filepath, compile=compile)
 
 
 def _sample_weights(y, n, sample_weight, class_weight, dtype):

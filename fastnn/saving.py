@@ -1,0 +1,242 @@
+"""Model files: one file holding a JSON description and raw arrays, versioned, checksummed and
+written atomically. No pickle: loading parses JSON and copies bytes into float arrays, so a file
+can never run code.
+
+Layout (all integers little-endian)::
+
+    b"FASTNN\\x00M"              8 bytes  magic
+    format_version               u32      FORMAT_VERSION
+    header_length                u64      bytes of the JSON header
+    header                       JSON     kind ("model" / "weights"), model config, dtype, compile
+                                          config, and for every array its name, dtype, shape,
+                                          offset and length in the payload
+    payload                      bytes    the arrays, C order, one after another
+    sha256                       32 bytes of everything above: any truncation or flipped bit fails
+
+``save_model`` writes to a temporary file in the target's directory, fsyncs it and renames it over
+the target (``os.replace`` is atomic), so a crash mid-save leaves the previous file intact.
+Loading checks the whole file before building anything, and ``load_weights`` checks every array
+against the model before changing any, so a bad file leaves the model untouched.
+"""
+import hashlib
+import json
+import os
+import struct
+import tempfile
+
+import numpy as np
+
+MAGIC = b"FASTNN\x00M"
+FORMAT_VERSION = 1
+_DIGEST = 32                                   # sha256 bytes at the end of the file
+_PREFIX = struct.Struct("<8sIQ")               # magic, format_version, header_length
+_DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+
+
+class ModelFileError(ValueError):
+    """A file that is not a valid fastnn model file (truncated, corrupted, wrong version, or not
+    matching the model it is loaded into)."""
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+def _array_entries(arrays, prefix):
+    """Header entries and the byte chunks for ``arrays``, laid out from offset 0."""
+    entries, chunks, offset = [], [], 0
+    for i, a in enumerate(arrays):
+        a = np.ascontiguousarray(a)
+        if a.dtype.name not in _DTYPES:
+            raise TypeError(f"{prefix} array {i} has dtype {a.dtype}; only float32 and float64 are saved")
+        data = a.astype(_DTYPES[a.dtype.name], copy=False).tobytes()
+        entries.append({"name": f"{prefix}/{i}", "dtype": a.dtype.name, "shape": list(a.shape),
+                        "offset": offset, "length": len(data)})
+        chunks.append(data)
+        offset += len(data)
+    return entries, chunks
+
+
+def _encode(header, chunks):
+    header_bytes = json.dumps(header, sort_keys=True, allow_nan=False).encode("utf-8")
+    body = [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)), header_bytes, *chunks]
+    digest = hashlib.sha256()
+    for part in body:
+        digest.update(part)
+    return body + [digest.digest()]
+
+
+def _atomic_write(path, parts):
+    """Write ``parts`` to ``path`` via a temporary file in the same directory, fsync, rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for part in parts:
+                f.write(part)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable (POSIX); not possible on every platform
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _compile_config(model):
+    if model.loss is None:
+        return None
+    loss_config = dict(model.loss.get_config())
+    loss_config.pop("name", None)
+    metrics = [m for m in model._metric_ids if isinstance(m, str)]
+    return {"loss": {"class_name": type(model.loss).__name__, "config": loss_config},
+            "metrics": metrics}
+
+
+def save_model(model, path, include_optimizer=True):
+    """Write ``model`` (architecture, compile settings, weights, optionally the optimizer state)
+    to the single file ``path``, atomically."""
+    from . import optimizers
+    arrays = [w for w in model.weights]
+    header = {"kind": "model", "model_config": model.get_config(),
+              "dtype": None if model._dtype is None else model._dtype.name,
+              "compile_config": _compile_config(model), "optimizer": None}
+    entries, chunks = _array_entries(arrays, "weights")
+    if model.optimizer is not None:
+        header["optimizer"] = {"config": optimizers.serialize(model.optimizer), "iterations": None}
+        if include_optimizer and model.optimizer._slots is not None:
+            iterations, variables = model.optimizer.get_state()
+            opt_entries, opt_chunks = _array_entries(variables, "optimizer")
+            shift = sum(len(c) for c in chunks)
+            for e in opt_entries:
+                e["offset"] += shift
+            entries += opt_entries
+            chunks += opt_chunks
+            header["optimizer"]["iterations"] = iterations
+    header["arrays"] = entries
+    _atomic_write(path, _encode(header, chunks))
+
+
+def save_weights(model, path):
+    """Write only the weight arrays of ``model`` (and its config, to check against on loading)."""
+    entries, chunks = _array_entries(model.weights, "weights")
+    header = {"kind": "weights", "model_config": model.get_config(), "arrays": entries}
+    _atomic_write(path, _encode(header, chunks))
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+def read_file(path):
+    """(header dict, {array name: new array}) after checking magic, version, checksum and layout;
+    ModelFileError naming the problem otherwise."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    name = os.path.basename(path)
+    if len(data) < _PREFIX.size + _DIGEST:
+        if not MAGIC.startswith(data[:len(MAGIC)]) or not data:
+            raise ModelFileError(f"{name} is not a fastnn model file ({len(data)} bytes, no fastnn header)")
+        raise ModelFileError(f"{name} is truncated: {len(data)} bytes, shorter than any fastnn model file")
+    magic, version, header_length = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise ModelFileError(f"{name} is not a fastnn model file (starts with {data[:8]!r}, expected {MAGIC!r})")
+    if hashlib.sha256(data[:-_DIGEST]).digest() != data[-_DIGEST:]:
+        raise ModelFileError(f"{name} is corrupted or truncated: its sha256 checksum does not match "
+                             f"its contents ({len(data)} bytes)")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{name} has file format version {version}; this fastnn reads version "
+                             f"{FORMAT_VERSION}")
+    start = _PREFIX.size
+    payload = memoryview(data)[start + header_length:len(data) - _DIGEST]
+    try:
+        header = json.loads(data[start:start + header_length].decode("utf-8"))
+        arrays = {}
+        for e in header["arrays"]:
+            dtype = _DTYPES[e["dtype"]]
+            shape = tuple(int(s) for s in e["shape"])
+            offset, length = int(e["offset"]), int(e["length"])
+            if offset < 0 or offset + length > len(payload) or length != int(np.prod(shape)) * dtype.itemsize:
+                raise ValueError(f"array {e['name']} does not fit the payload")
+            arrays[e["name"]] = np.frombuffer(payload[offset:offset + length], dtype=dtype).reshape(
+                shape).astype(dtype.newbyteorder("="), copy=True)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{name} has a malformed header: {exc}") from None
+    return header, arrays
+
+
+def _weights_from(header, arrays, name, model):
+    """The file's weight arrays, checked against ``model.weights`` (count, shape)."""
+    weights = [arrays[e["name"]] for e in header["arrays"] if e["name"].startswith("weights/")]
+    current = model.weights
+    if len(weights) != len(current):
+        raise ModelFileError(f"{name} holds {len(weights)} weight arrays, the model {model.name} has "
+                             f"{len(current)}")
+    for i, (cur, new) in enumerate(zip(current, weights)):
+        if cur.shape != new.shape:
+            raise ModelFileError(f"{name}: weight {i} has shape {new.shape}, the model expects {cur.shape}")
+    return weights
+
+
+def load_weights(model, path):
+    """Load weights saved by ``save_weights`` or ``save`` into ``model`` (built, same layer shapes);
+    checks the whole file and every shape before changing any weight."""
+    name = os.path.basename(os.fspath(path))
+    header, arrays = read_file(path)
+    if not model.built:
+        raise ModelFileError(f"{model.name} is not built; build it (or fit/predict once) before "
+                             f"loading weights from {name}")
+    weights = _weights_from(header, arrays, name, model)
+    for cur, new in zip(model.weights, weights):
+        cur[...] = new
+
+
+def load_model(path, compile=True):
+    """The model saved in ``path``: same architecture and weights (identical predictions) and, when
+    the file holds it, the optimizer with its state (identical continued training)."""
+    from . import losses, optimizers
+    from .layers import get as layer_from_config
+    from .models import Sequential
+    name = os.path.basename(os.fspath(path))
+    header, arrays = read_file(path)
+    if header.get("kind") != "model":
+        raise ModelFileError(f"{name} holds only weights (save_weights); build the model and call "
+                             "model.load_weights, or save it with model.save")
+    try:
+        config = header["model_config"]
+        model = Sequential(name=config.get("name"))
+        if header.get("dtype") is not None:
+            model._dtype = np.dtype(header["dtype"])
+        for layer_config in config["layers"]:
+            model.add(layer_from_config(layer_config))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{name}: cannot rebuild the model from its configuration: {exc}") from None
+    weights = _weights_from(header, arrays, name, model)
+    for cur, new in zip(model.weights, weights):
+        cur[...] = new
+    compile_config = header.get("compile_config")
+    if compile and compile_config is not None:
+        loss_cls = getattr(losses, compile_config["loss"]["class_name"], None)
+        if not (isinstance(loss_cls, type) and issubclass(loss_cls, losses.Loss)):
+            raise ModelFileError(f"{name}: unknown loss {compile_config['loss']['class_name']!r}")
+        opt = header.get("optimizer")
+        optimizer = optimizers.deserialize(opt["config"]) if opt else "adam"
+        model.compile(optimizer=optimizer, loss=loss_cls(**compile_config["loss"]["config"]),
+                      metrics=compile_config.get("metrics") or None)
+        if opt and opt.get("iterations") is not None:
+            variables = [arrays[e["name"]] for e in header["arrays"] if e["name"].startswith("optimizer/")]
+            try:
+                model.optimizer.set_state(model._params, opt["iterations"], variables)
+            except ValueError as exc:
+                raise ModelFileError(f"{name}: optimizer state does not match the model: {exc}") from None
+    return model

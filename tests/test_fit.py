@@ -167,3 +167,18 @@ def test_every_optimizer_lowers_mnist_loss(mnist, name):
     hist = model.fit(x, y, epochs=2, batch_size=32, verbose=0)
     assert hist.history["loss"][1] < hist.history["loss"][0]
     assert model.evaluate(x, y, batch_size=1000) < 0.6 * start
+
+
+def test_sample_weight_with_mse_on_several_outputs():
+    """Not fused (linear output, MSE over 2 outputs): loss = sum_n w_n mean_d (p - y)^2 / N."""
+    fastnn.set_floatx("float64")
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(10, 3)), rng.normal(size=(10, 2))
+    sw = rng.uniform(0, 2, 10)
+    model = _model(outputs=2, activation="linear", loss="mse")
+    w0, b0 = model.get_weights()
+    hist = model.fit(x, y, batch_size=10, shuffle=False, sample_weight=sw, verbose=0)
+    r = x @ w0 + b0 - y
+    assert hist.history["loss"][0] == pytest.approx((sw * (r ** 2).mean(axis=1)).sum() / 10, rel=1e-12)
+    dz = sw[:, None] * 2 * r / 20
+    np.testing.assert_allclose(model.get_weights()[0], w0 - 0.1 * x.T @ dz, rtol=1e-12)

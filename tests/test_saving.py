@@ -192,3 +192,15 @@ def test_dropout_model_round_trip(tmp_path):
     x, _ = _data()
     _same([loaded.predict(x)], [model.predict(x)])
     assert loaded.layers[1].rate == 0.5
+
+
+@pytest.mark.parametrize("loss", [fastnn.losses.Huber(delta=2.0), "mae",
+                                  fastnn.losses.CategoricalCrossentropy(label_smoothing=0.1)])
+def test_loss_settings_round_trip(tmp_path, loss):
+    fastnn.utils.set_random_seed(0)
+    model = Sequential([Dense(3, activation="softmax", input_shape=(6,))])
+    model.compile(optimizer="rmsprop", loss=loss)
+    model.save(tmp_path / "l.fnn")
+    loaded = load_model(tmp_path / "l.fnn")
+    assert type(loaded.loss) is type(model.loss) and loaded.loss.get_config() == model.loss.get_config()
+    assert isinstance(loaded.optimizer, optimizers.RMSprop)

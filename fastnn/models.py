@@ -326,14 +326,22 @@ class Sequential:
                     raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves "
                                      f"{split_at} for training and {len(x) - split_at} for validation; "
                                      "both need at least one")
-                val = (x[split_at:], y[split_at:])
+                val = (x[split_at:], y[split_at:],
+                       None if weights is None else weights[split_at:])
                 x, y = x[:split_at], y[:split_at]
                 weights = None if weights is None else weights[:split_at]
             if validation_data is not None:
-                if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                    raise ValueError("validation_data must be a tuple (x_val, y_val), got "
-                                     f"{type(validation_data).__name__}")
-                val = self._prepare_xy(*validation_data, what="validation x", expected=x.shape[1:])
+                if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                    raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                                     f"val_sample_weight), got {type(validation_data).__name__}"
+                                     + (f" of length {len(validation_data)}"
+                                        if isinstance(validation_data, (tuple, list)) else ""))
+                x_val, y_val = self._prepare_xy(*validation_data[:2], what="validation x",
+                                                expected=x.shape[1:])
+                val_weights = None
+                if len(validation_data) == 3:
+                    val_weights = _sample_weights(y_val, len(x_val), validation_data[2], None, x.dtype)
+                val = (x_val, y_val, val_weights)
             self._check_trainable()
             bounds = self._batch_bounds(len(x), batch_size)
             cbs = list(callbacks or [])
@@ -393,7 +401,7 @@ class Sequential:
                 if self.stop_training:
                     break
             if val is not None:
-                val_logs = self._evaluate_arrays(*val, batch_size)
+                val_logs = self._evaluate_arrays(val[0], val[1], batch_size, val[2])
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
             if verbose and steps:
                 bar.update(step + 1, list(logs.items()), finalize=True)
@@ -404,27 +412,30 @@ class Sequential:
         self.history = history
         return history
 
-    def _evaluate_arrays(self, x, y, batch_size):
+    def _evaluate_arrays(self, x, y, batch_size, weights=None):
         metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
         total = 0.0
         for lo in range(0, len(x), batch_size):
             xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
-            loss, _, outputs = self._loss_and_outputs(xb, yb, training=False)
+            wb = None if weights is None else weights[lo:lo + batch_size]
+            loss, _, outputs = self._loss_and_outputs(xb, yb, training=False, weights=wb)
             total += loss * len(xb)
             for m in metrics:
                 m.update_state(yb, outputs)
         loss = total / len(x) + self._regularization_loss()  # the weights are fixed meanwhile
         return {"loss": loss, **{m.name: m.result() for m in metrics}}
 
-    def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False):
-        """Loss (and metrics) over (x, y): a float, ``[loss, *metrics]``, or a dict with return_dict."""
+    def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None, return_dict=False):
+        """Loss (and metrics) over (x, y): a float, ``[loss, *metrics]``, or a dict with return_dict.
+        ``sample_weight[N]`` weights each sample's loss, sum(w_n * l_n) / N, as in fit."""
         with self._lock:
             batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
             verbose = _check_verbose(verbose)
             x, y = self._prepare_xy(x, y)
+            weights = _sample_weights(y, len(x), sample_weight, None, x.dtype)
             if not self.built:
                 self.build(x.shape[1:])
-            logs = self._evaluate_arrays(x, y, batch_size)
+            logs = self._evaluate_arrays(x, y, batch_size, weights)
             if verbose:
                 print(" - ".join(f"{k}: {utils.format_number(v)}" for k, v in logs.items()))
             if return_dict:

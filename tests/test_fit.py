@@ -182,3 +182,21 @@ def test_sample_weight_with_mse_on_several_outputs():
     assert hist.history["loss"][0] == pytest.approx((sw * (r ** 2).mean(axis=1)).sum() / 10, rel=1e-12)
     dz = sw[:, None] * 2 * r / 20
     np.testing.assert_allclose(model.get_weights()[0], w0 - 0.1 * x.T @ dz, rtol=1e-12)
+
+
+def test_weighted_validation_and_evaluate():
+    x, y = _data(20)
+    sw = np.linspace(0.0, 2.0, 20)
+    model = _model()
+    hist = model.fit(x, y, epochs=1, batch_size=5, shuffle=False, sample_weight=sw,
+                     validation_split=0.25, verbose=0)
+    # the held-out rows keep their own weights
+    val = model.evaluate(x[15:], y[15:], sample_weight=sw[15:], batch_size=2)
+    assert hist.history["val_loss"] == [pytest.approx(val, rel=1e-6)]
+    hist = model.fit(x[:15], y[:15], epochs=1, verbose=0, validation_data=(x[15:], y[15:], sw[15:]))
+    assert hist.history["val_loss"][0] == pytest.approx(
+        model.evaluate(x[15:], y[15:], sample_weight=sw[15:]), rel=1e-6)
+    plain = model.evaluate(x, y)
+    assert model.evaluate(x, y, sample_weight=np.full(20, 2.0)) == pytest.approx(2 * plain, rel=1e-6)
+    with pytest.raises(ValueError, match=r"validation_data must be a tuple .* of length 4"):
+        model.fit(x, y, validation_data=(x, y, sw, sw), verbose=0)

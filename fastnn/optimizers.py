@@ -120,13 +120,13 @@ class Optimizer:
 
     def apply(self, params, grads):
         """One update of every weight array in ``params`` by its gradient in ``grads``."""
-        self.build(params)
-        kernels = backend.kernels()
-        grads = self._clip(kernels, params, grads)
-        lr = self.learning_rate
+        lr = self.learning_rate  # checked before any state is created or changed
         if not math.isfinite(lr) or lr < 0:
             raise ValueError(f"the learning-rate schedule gave {lr!r} at step {self.iterations}; "
                              "expected a finite non-negative number")
+        self.build(params)
+        kernels = backend.kernels()
+        grads = self._clip(kernels, params, grads)
         if self.weight_decay is not None:
             for param in params:
                 kernels.weight_decay_update(param, lr, self.weight_decay)

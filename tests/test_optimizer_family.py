@@ -225,3 +225,17 @@ def test_native_kernels_check_their_arguments():
         core.adam_update(w, w.copy(), w.copy(), w.copy(), 0.1, 0.9, 0.999, 1e-7, 1, np.zeros(4, np.float32))
     with pytest.raises(TypeError, match="accumulator must have the same dtype"):
         core.adagrad_update(w, w.copy(), np.zeros(3), 0.1, 1e-7)
+
+
+def test_a_bad_schedule_value_changes_nothing():
+    class Broken(schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return float("nan")
+
+        def get_config(self):
+            return {}
+    opt = optimizers.Adam(learning_rate=Broken())
+    w = np.ones(3)
+    with pytest.raises(ValueError, match="schedule gave nan at step 0"):
+        opt.apply([w], [np.ones(3)])
+    assert opt.iterations == 0 and opt.variables() == [] and (w == 1).all()

@@ -239,3 +239,30 @@ def test_a_bad_schedule_value_changes_nothing():
     with pytest.raises(ValueError, match="schedule gave nan at step 0"):
         opt.apply([w], [np.ones(3)])
     assert opt.iterations == 0 and opt.variables() == [] and (w == 1).all()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_parallel_path_matches_reference(threads):
+    """Above the OpenMP threshold (2**15 elements) the kernels split the loop; results must not change."""
+    fastnn.set_num_threads(threads)
+    rng = np.random.default_rng(2)
+    n = 70_001
+    p0, g = rng.normal(size=n).astype(np.float32), rng.normal(size=n).astype(np.float32)
+    core, ref = fastnn.backend._core, fastnn.reference
+    calls = [
+        lambda k, p, s: k.adagrad_update(p, g, s[0], 0.1, 1e-7),
+        lambda k, p, s: k.rmsprop_update(p, g, s[0], s[1], s[2], 0.01, 0.9, 0.5, 1e-7),
+        lambda k, p, s: k.adam_update(p, g, s[0], s[1], 0.01, 0.9, 0.999, 1e-7, 3, s[2]),
+        lambda k, p, s: k.weight_decay_update(p, 0.1, 0.004),
+    ]
+    for call in calls:
+        out = []
+        for k in (core, ref):
+            p = p0.copy()
+            state = [np.full(n, 0.1, np.float32) for _ in range(3)]
+            call(k, p, state)
+            call(k, p, state)
+            out.append((p, state))
+        np.testing.assert_allclose(out[0][0], out[1][0], rtol=2e-6, atol=1e-7)
+        for a, b in zip(out[0][1], out[1][1]):
+            np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)

@@ -5,10 +5,10 @@ Hot kernels are C++17/OpenMP (``fastnn._core``); each has a plain NumPy twin in
 engine with ``fastnn.set_backend("numpy")`` or ``with fastnn.backend_scope("numpy"): ...``.
 """
 from . import (activations, backend, callbacks, datasets, initializers, layers, losses, metrics,
-               ops, optimizers, plot, reference, regularizers, utils)
+               ops, optimizers, plot, reference, regularizers, saving, schedules, utils)
 from .backend import (backend_scope, floatx, get_backend, get_num_threads, set_backend, set_floatx,
                       set_num_threads)
-from .models import Sequential
+from .models import Sequential, load_model
 from . import models
 import sys as _sys
 
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "activations", "backend", "backend_scope", "callbacks", "datasets", "floatx",
-    "get_backend", "get_num_threads", "initializers", "keras", "layers", "losses", "metrics",
-    "models", "ops", "optimizers", "plot", "reference", "regularizers", "set_backend",
-    "set_floatx", "set_num_threads", "utils",
+    "get_backend", "get_num_threads", "initializers", "keras", "layers", "load_model", "losses",
+    "metrics", "models", "ops", "optimizers", "plot", "reference", "regularizers", "saving",
+    "schedules", "set_backend", "set_floatx", "set_num_threads", "utils",
 ]

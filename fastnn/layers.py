@@ -186,6 +186,16 @@ class Layer:
             config["input_shape"] = list(self.input_shape_arg)
         return config
 
+    def get_state(self):
+        """State that is neither configuration nor weights but decides future training steps (a
+        random stream's position), as JSON values; saved with the model. Most layers have none."""
+        return {}
+
+    def set_state(self, state):
+        """Restore what :meth:`get_state` returned (on a built layer)."""
+        if state:
+            raise ValueError(f"{self.name} ({type(self).__name__}) keeps no state, got {state!r}")
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
 
@@ -599,6 +609,18 @@ class Dropout(Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+    def get_state(self):
+        """The random stream's key and position: a reloaded model draws the same next masks."""
+        return {"key": self._key, "step": self.step}
+
+    def set_state(self, state):
+        key, step = state.get("key"), state.get("step")
+        for name, value in (("key", key), ("step", step)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
+                raise ValueError(f"{self.name}: dropout state '{name}' must be an integer in [0, 2**64), "
+                                 f"got {value!r}")
+        self._key, self.step = key, step
 
 
 class Flatten(Layer):

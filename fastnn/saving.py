@@ -111,7 +111,8 @@ def save_model(model, path, include_optimizer=True):
     arrays = [w for w in model.weights]
     header = {"kind": "model", "model_config": model.get_config(),
               "dtype": None if model._dtype is None else model._dtype.name,
-              "compile_config": _compile_config(model), "optimizer": None}
+              "compile_config": _compile_config(model), "optimizer": None,
+              "layer_states": [layer.get_state() for layer in model.layers]}
     entries, chunks = _array_entries(arrays, "weights")
     if model.optimizer is not None:
         header["optimizer"] = {"config": optimizers.serialize(model.optimizer), "iterations": None}
@@ -224,6 +225,14 @@ def load_model(path, compile=True):
     weights = _weights_from(header, arrays, name, model)
     for cur, new in zip(model.weights, weights):
         cur[...] = new
+    states = header.get("layer_states") or [{}] * len(model.layers)
+    try:
+        if len(states) != len(model.layers):
+            raise ValueError(f"{len(states)} layer states for {len(model.layers)} layers")
+        for layer, state in zip(model.layers, states):
+            layer.set_state(state)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ModelFileError(f"{name}: layer state does not match the model: {exc}") from None
     compile_config = header.get("compile_config")
     if compile and compile_config is not None:
         loss_cls = getattr(losses, compile_config["loss"]["class_name"], None)

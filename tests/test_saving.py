@@ -204,3 +204,21 @@ def test_loss_settings_round_trip(tmp_path, loss):
     loaded = load_model(tmp_path / "l.fnn")
     assert type(loaded.loss) is type(model.loss) and loaded.loss.get_config() == model.loss.get_config()
     assert isinstance(loaded.optimizer, optimizers.RMSprop)
+
+
+def test_dropout_model_continues_training_identically(tmp_path):
+    """The dropout stream's key and position travel with the model: the next masks are the same."""
+    x, y = _data()
+    fastnn.utils.set_random_seed(0)
+    model = Sequential([Dense(8, input_shape=(6,), activation="relu"), Dropout(0.5), Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    model.save(tmp_path / "d.fnn")
+    loaded = load_model(tmp_path / "d.fnn")
+    assert loaded.layers[1].get_state() == model.layers[1].get_state() != {}
+    fastnn.utils.set_random_seed(5)
+    h1 = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    fastnn.utils.set_random_seed(5)
+    h2 = loaded.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert h1.history == h2.history
+    _same(loaded.get_weights(), model.get_weights())

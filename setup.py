@@ -10,9 +10,10 @@ from glob import glob
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
-# -O3 but never -march=native or -ffast-math: the wheel must run on any x86-64 CPU and keep IEEE
-# semantics (SIMD variants are chosen at run time). -fno-math-errno only stops libm calls from
-# setting errno (no result changes); without it GCC cannot vectorise loops that call sqrt.
+# -O3, but no flag that targets the build machine's CPU or relaxes IEEE arithmetic: the wheel must
+# run on any x86-64 CPU and keep IEEE semantics (SIMD variants are chosen at run time).
+# -fno-math-errno only stops libm calls from setting errno (no result changes); without it GCC
+# cannot vectorise loops that call sqrt.
 UNIX_OPT = ["-O3", "-fno-math-errno", "-fvisibility=hidden"]
 
 

@@ -1,6 +1,7 @@
 // Run-time choice of the GEMM variant: the best one the CPU supports, unless the environment
 // variable FASTNN_CPU_CAPABILITY (generic | avx2) asks for another. Wheels are built for the
-// baseline ISA (no -march=native); the AVX2 code path is only ever entered on AVX2+FMA CPUs.
+// baseline instruction set (nothing tuned to the build machine); the AVX2 code path is only ever
+// entered on AVX2+FMA CPUs.
 #include "gemm.h"
 
 #include <atomic>

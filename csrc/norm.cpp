@@ -21,6 +21,23 @@ void for_column_blocks(idx N, idx C, F f) {
     for (idx b = 0; b < blocks; ++b) f(b * width, std::min(C, (b + 1) * width));
 }
 
+// Y[:, j0:j0+w] = gamma * (X - m) * rs + beta for the columns of one block (m, rs: [w];
+// gamma, beta: [C] or null). Shared by the training and inference forms of batch norm.
+template <typename T>
+inline void normalize_columns(T* Y, const T* X, const T* m, const T* rs, const T* gamma,
+                              const T* beta, idx N, idx C, idx j0, idx w) {
+    for (idx n = 0; n < N; ++n) {
+        const T* x = X + n * C + j0;
+        T* y = Y + n * C + j0;
+        for (idx j = 0; j < w; ++j) {
+            T v = (x[j] - m[j]) * rs[j];
+            if (gamma) v = gamma[j0 + j] * v;
+            if (beta) v = v + beta[j0 + j];
+            y[j] = v;
+        }
+    }
+}
+
 }  // namespace
 
 template <typename T>
@@ -53,16 +70,7 @@ void batchnorm_forward(T* Y, T* mean, T* rstd, T* moving_mean, T* moving_var, co
         }
         const T* m = mean + j0;
         const T* rs = rstd + j0;
-        for (idx n = 0; n < N; ++n) {
-            const T* x = X + n * C + j0;
-            T* y = Y + n * C + j0;
-            for (idx j = 0; j < w; ++j) {
-                T v = (x[j] - m[j]) * rs[j];
-                if (gamma) v = gamma[j0 + j] * v;
-                if (beta) v = v + beta[j0 + j];
-                y[j] = v;
-            }
-        }
+        normalize_columns(Y, X, m, rs, gamma, beta, N, C, j0, w);
     });
 }
 
@@ -74,16 +82,7 @@ void batchnorm_inference(T* Y, const T* X, const T* gamma, const T* beta, const 
         T rs[kMaxCols];
         for (idx j = 0; j < w; ++j) rs[j] = T(1.0 / std::sqrt(double(moving_var[j0 + j]) + eps));
         const T* m = moving_mean + j0;
-        for (idx n = 0; n < N; ++n) {
-            const T* x = X + n * C + j0;
-            T* y = Y + n * C + j0;
-            for (idx j = 0; j < w; ++j) {
-                T v = (x[j] - m[j]) * rs[j];
-                if (gamma) v = gamma[j0 + j] * v;
-                if (beta) v = v + beta[j0 + j];
-                y[j] = v;
-            }
-        }
+        normalize_columns(Y, X, m, rs, gamma, beta, N, C, j0, w);
     });
 }
 

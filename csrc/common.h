@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -46,6 +47,22 @@ inline int num_threads_in_team() {
 #else
     return 1;
 #endif
+}
+
+// Sums block_sum(b) over b in [0, blocks): the blocks in parallel (when `parallel`), then their
+// sums in order. Block boundaries are fixed by the caller, never by the thread count, so the total
+// is the same on any number of threads. The partial sums live in a per-thread buffer that grows
+// once and is reused (no allocation per call in steady state).
+template <typename F>
+double ordered_block_sum(idx blocks, bool parallel, F block_sum) {
+    thread_local std::vector<double> partial;
+    if (partial.size() < size_t(blocks)) partial.resize(blocks);
+    double* part = partial.data();
+#pragma omp parallel for schedule(static) if (parallel)
+    for (idx b = 0; b < blocks; ++b) part[b] = block_sum(b);
+    double total = 0;
+    for (idx b = 0; b < blocks; ++b) total += part[b];
+    return total;
 }
 
 }  // namespace fastnn

@@ -15,19 +15,11 @@ constexpr idx kRowBlock = 64;  // rows per partial sum; fixed, so sums are threa
 // row_loss may also write that row's gradient.
 template <typename F>
 double sum_rows(idx N, F row_loss) {
-    const idx blocks = (N + kRowBlock - 1) / kRowBlock;
-    thread_local std::vector<double> partial;  // grows once, then reused
-    if (partial.size() < size_t(blocks)) partial.resize(blocks);
-    double* part = partial.data();
-#pragma omp parallel for schedule(static) if (N >= kParallelRows)
-    for (idx b = 0; b < blocks; ++b) {
+    return ordered_block_sum((N + kRowBlock - 1) / kRowBlock, N >= kParallelRows, [=](idx b) {
         double s = 0;
         for (idx n = b * kRowBlock, end = std::min(N, n + kRowBlock); n < end; ++n) s += row_loss(n);
-        part[b] = s;
-    }
-    double total = 0;
-    for (idx b = 0; b < blocks; ++b) total += part[b];
-    return total;
+        return s;
+    });
 }
 
 template <typename T>

@@ -11,16 +11,11 @@ namespace {
 constexpr idx kSumBlock = 4096;  // values per partial sum; fixed, so sums do not depend on threads
 constexpr int kLanes = 8;        // interleaved accumulators per block (independent add chains)
 
-// Returns sum_i term(i) over [0, n) in double: blocks of kSumBlock in parallel, each summed in
-// kLanes interleaved lanes combined in order, then the block sums in order.
+// Returns sum_i term(i) over [0, n) in double: blocks of kSumBlock, each summed in kLanes
+// interleaved lanes combined in order, then the block sums in order (ordered_block_sum).
 template <typename F>
 double block_sum(idx n, F term) {
-    const idx blocks = (n + kSumBlock - 1) / kSumBlock;
-    thread_local std::vector<double> partial;  // grows once, then reused
-    if (partial.size() < size_t(blocks)) partial.resize(blocks);
-    double* part = partial.data();
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-    for (idx b = 0; b < blocks; ++b) {
+    return ordered_block_sum((n + kSumBlock - 1) / kSumBlock, n >= kParallelElementwise, [=](idx b) {
         const idx i0 = b * kSumBlock, i1 = std::min(n, i0 + kSumBlock);
         double lane[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
         idx i = i0;
@@ -29,11 +24,8 @@ double block_sum(idx n, F term) {
         for (; i < i1; ++i) lane[0] += term(i);
         double s = 0;
         for (int l = 0; l < kLanes; ++l) s += lane[l];
-        part[b] = s;
-    }
-    double total = 0;
-    for (idx b = 0; b < blocks; ++b) total += part[b];
-    return total;
+        return s;
+    });
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "softmax.h"
@@ -44,6 +45,28 @@ double residual_mean(T* dP, const T* P, const T* Tgt, idx N, idx C, F f) {
     }) / double(N * C);
 }
 
+template <typename T>
+constexpr T kInf = std::numeric_limits<T>::infinity();
+
+// A row whose largest logit is +inf: its softmax is the limit as the k logits at +inf grow
+// together, 1/k on each of them and 0 elsewhere. count_pos_inf returns k, or -1 when the row also
+// holds a NaN; pos_inf_share is that softmax entry for logit z (NaN when k < 0).
+template <typename T>
+idx count_pos_inf(const T* z, idx C) {
+    idx k = 0;
+    for (idx c = 0; c < C; ++c) {
+        if (std::isnan(z[c])) return -1;
+        k += z[c] == kInf<T>;
+    }
+    return k;
+}
+
+template <typename T>
+T pos_inf_share(T z, idx k) {
+    if (k < 0) return std::numeric_limits<T>::quiet_NaN();
+    return z == kInf<T> ? T(1) / T(k) : T(0);
+}
+
 }  // namespace
 
 template <typename T>
@@ -53,6 +76,15 @@ double sparse_softmax_cross_entropy(T* dZ, const T* Z, const std::int64_t* label
         const T* z = Z + n * C;
         const idx label = idx(labels[n]);
         const T mx = *std::max_element(z, z + C);
+        if (mx == kInf<T>) {  // softmax is 1/k on the k entries at +inf (see softmax.cpp)
+            const idx k = count_pos_inf(z, C);
+            if (dZ) {
+                T* dz = dZ + n * C;
+                for (idx c = 0; c < C; ++c) dz[c] = pos_inf_share(z[c], k) * invN;
+                dz[label] -= invN;
+            }
+            return k < 0 ? double(NAN) : z[label] == kInf<T> ? std::log(double(k)) : double(INFINITY);
+        }
         T sum = 0;
         for (idx c = 0; c < C; ++c) sum += std::exp(z[c] - mx);
         const T lse = std::log(sum);
@@ -78,9 +110,27 @@ double softmax_cross_entropy(T* dZ, const T* Z, const T* P, idx N, idx C, T labe
             sum += std::exp(z[c] - mx);
             qsum += p[c] * keep + add;
         }
+        if (mx == kInf<T>) {  // softmax is 1/k on the k entries at +inf (see softmax.cpp)
+            const idx k = count_pos_inf(z, C);
+            double loss = k < 0 ? double(NAN) : 0.0;
+            for (idx c = 0; c < C && k >= 0; ++c) {
+                const T q = p[c] * keep + add;
+                if (z[c] == kInf<T>) loss += double(q) * std::log(double(k));  // -q * log(1/k)
+                else if (q != T(0)) loss = double(INFINITY);  // probability 0 for a target class
+            }
+            if (dZ) {
+                T* dz = dZ + n * C;
+                for (idx c = 0; c < C; ++c) dz[c] = (pos_inf_share(z[c], k) * qsum - (p[c] * keep + add)) * invN;
+            }
+            return loss;
+        }
         const T lse = std::log(sum);
         double loss = 0;
-        for (idx c = 0; c < C; ++c) loss -= double(p[c] * keep + add) * double(z[c] - mx - lse);
+        for (idx c = 0; c < C; ++c) {
+            const T q = p[c] * keep + add, logp = z[c] - mx - lse;
+            if (q == T(0) && logp == -kInf<T>) continue;  // 0 * log(0) = 0: a -inf logit off target
+            loss -= double(q) * double(logp);
+        }
         if (dZ) {
             T* dz = dZ + n * C;
             for (idx c = 0; c < C; ++c)
@@ -98,8 +148,12 @@ double sigmoid_binary_cross_entropy(T* dZ, const T* Z, const T* Tgt, idx N, idx 
         double loss = 0;
         for (idx c = n * C; c < (n + 1) * C; ++c) {
             const T z = Z[c], q = Tgt[c] * keep + add;
-            // log(1 + e^z) - z*q written so that neither exp nor log can overflow.
-            loss += double((z > T(0) ? z : T(0)) - z * q + std::log1p(std::exp(-std::fabs(z))));
+            // log(1 + e^z) - z*q written so that neither exp nor log can overflow. At z = +-inf
+            // the limit: 0 when the target agrees exactly (q = 1 at +inf, q = 0 at -inf), else inf.
+            if (std::isinf(z))
+                loss += (z > T(0) ? q == T(1) : q == T(0)) ? 0.0 : double(INFINITY);
+            else
+                loss += double((z > T(0) ? z : T(0)) - z * q + std::log1p(std::exp(-std::fabs(z))));
             if (dZ) dZ[c] = (sigmoid(z) - q) * inv;
         }
         return loss;

@@ -21,6 +21,23 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
+def _shift_by_row_max(x):
+    """``x - max_c x[n]`` per row, with the limit taken in rows whose maximum is +inf.
+
+    Such a row is the limit of logits growing without bound together, so its entries at +inf
+    become 0 and all others -inf: the softmax then puts 1/k on each of the k entries at +inf and
+    0 elsewhere. A row of only -inf gives -inf - (-inf) = NaN (no distribution exists), and a NaN
+    anywhere in a row makes the whole row NaN.
+    """
+    mx = x.max(axis=1, keepdims=True)  # NaN when the row holds a NaN
+    with np.errstate(invalid="ignore"):  # -inf - (-inf): the documented NaN row
+        shifted = x - mx
+    top = np.isposinf(mx[:, 0])
+    if top.any():
+        shifted[top] = np.where(np.isposinf(x[top]), 0, -np.inf)
+    return shifted
+
+
 def _sigmoid(x):
     # exp(-|x|) lies in (0, 1], so neither branch can overflow; for large
     # |x| it underflows to 0, which is the correct limit.
@@ -231,9 +248,17 @@ def softmax_forward(x, out=None):
     Subtracting the row maximum changes nothing mathematically but makes
     the largest exponent exp(0) = 1, so nothing overflows.
 
+    Infinite logits (the result both backends give):
+
+    - a row with k entries at +inf: ``1/k`` at each of them and 0 elsewhere,
+      the limit as those logits grow together (``[inf, 0, 1] -> [1, 0, 0]``);
+      -inf entries in a row with a finite maximum get exactly 0;
+    - a row of only -inf: NaN in every entry, since no distribution exists
+      (the same as a NaN logit, which makes its whole row NaN).
+
     Shapes: x, y: [N, C].
     """
-    e = np.exp(x - x.max(axis=1, keepdims=True))
+    e = np.exp(_shift_by_row_max(x))
     return _into(out, e / e.sum(axis=1, keepdims=True), x.dtype)
 
 
@@ -260,9 +285,14 @@ def log_softmax_forward(x, out=None):
     Computing it this way, rather than ``log(softmax(x))``, stays finite
     when a probability underflows to 0.
 
+    Infinite logits, as for ``softmax_forward``: a row with k entries at
+    +inf gives ``-log(k)`` there and -inf elsewhere (``[inf, 0] -> [0, -inf]``);
+    -inf entries in a row with a finite maximum give -inf; a row of only
+    -inf gives NaN everywhere.
+
     Shapes: x, y: [N, C].
     """
-    shifted = x - x.max(axis=1, keepdims=True)
+    shifted = _shift_by_row_max(x)
     log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     return _into(out, shifted - log_sum, x.dtype)
 

@@ -10,6 +10,17 @@ instead of being chained through the activation.
 The losses on logits never exponentiate a positive number, so they stay
 finite for logits as extreme as +-1e30 in float32.
 
+Infinite logits give the limit of the formula, the same on both backends:
+the softmax of a row with k logits at +inf is 1/k on each of them and 0
+elsewhere, so a sample whose target mass lies only on +inf logits has
+loss ``sum_c q[c] * log(k)`` (0 for a single +inf logit), a sample with
+target mass on a logit below +inf (or on a -inf logit) has loss +inf,
+and terms with target 0 on a -inf logit count 0 (``0 * log 0 = 0``). The
+gradient ``(softmax - q) / N`` stays finite in all these cases. A row of
+only -inf logits has no softmax: its loss and gradient are NaN, as for a
+NaN logit. The binary cross-entropy at z = +inf is 0 for target 1 and +inf
+otherwise, at z = -inf 0 for target 0 and +inf otherwise.
+
 Reduction follows Keras (``reduction="sum_over_batch_size"``): the loss is
 the mean over the batch of per-sample losses, and a per-sample loss is the
 mean over the sample's C outputs (MSE, MAE, Huber, log-cosh, hinge, binary
@@ -22,13 +33,14 @@ import numpy as np
 
 from ._out import _into
 
-from .activations import sigmoid_forward
+from .activations import _shift_by_row_max, sigmoid_forward
 
 
 def _log_softmax(logits):
     # log-sum-exp with the row maximum subtracted: the largest exponent is
     # exp(0) = 1, so the sum lies in [1, C] and its log is always finite.
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    # Rows with +inf logits take the limit (see activations._shift_by_row_max).
+    shifted = _shift_by_row_max(logits)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
@@ -76,7 +88,10 @@ def softmax_cross_entropy(logits, targets, dlogits=None, need_grad=True, label_s
     n, c = logits.shape
     q = targets * (1 - label_smoothing) + label_smoothing / c
     log_probs = _log_softmax(logits)
-    loss = -np.mean((q * log_probs).sum(axis=1))
+    with np.errstate(invalid="ignore"):  # 0 * -inf, replaced by 0 just below
+        terms = q * log_probs
+    terms[(q == 0) & (log_probs == -np.inf)] = 0  # 0 * log(0) = 0: a -inf logit off target
+    loss = -np.mean(terms.sum(axis=1))
     if not need_grad:
         return float(loss), None
     row_mass = q.sum(axis=1, keepdims=True)
@@ -105,7 +120,11 @@ def sigmoid_binary_cross_entropy(logits, targets, dlogits=None, need_grad=True, 
     Defaults: label_smoothing = 0 (Keras).
     """
     z, t = logits, targets * (1 - label_smoothing) + label_smoothing / 2
-    per_element = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    with np.errstate(invalid="ignore"):  # inf - inf and 0 * inf at infinite z, replaced below
+        per_element = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    if np.isinf(z).any():  # the limit: 0 when the target agrees exactly, else +inf
+        agrees = np.where(z > 0, t == 1, t == 0)
+        per_element = np.where(np.isinf(z), np.where(agrees, 0, np.inf), per_element)
     loss = np.mean(per_element)
     if not need_grad:
         return float(loss), None

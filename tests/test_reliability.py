@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import callbacks, losses, ops, optimizers, saving
+from fastnn import callbacks, losses, ops, optimizers
 from fastnn.layers import BatchNormalization, Dense, Dropout, Flatten
 from fastnn.models import Sequential, load_model
 from fastnn.saving import ModelFileError

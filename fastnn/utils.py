@@ -112,3 +112,5 @@ def check_batch_size(batch_size, allow_none=False):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
+
+from .gradcheck import gradient_check  # noqa: E402  (the public helper lives in its own module)

@@ -13,7 +13,8 @@
 
 namespace fastnn {
 
-// Instruction-set variants of the GEMM; all compute the same sums, in the same order per element
+// Instruction-set variants of the GEMM (and of the optimizer updates, optim.cpp); all compute the
+// same sums, in the same order per element
 // (the AVX2 variant fuses multiply and add, so its last bits can differ from the generic one).
 enum class CpuCapability { generic, avx2 };
 CpuCapability parse_capability(const std::string& name);  // throws std::invalid_argument

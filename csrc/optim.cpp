@@ -1,4 +1,5 @@
 #include "optim.h"
+#include "gemm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -30,80 +31,44 @@ double block_sum(idx n, F term) {
 
 }  // namespace
 
+// The updates run in the instruction-set variant the GEMM uses (gemm.h: cpu_capability).
+#define FASTNN_DECLARE_VARIANT(NS)                                                                \
+    namespace NS {                                                                                \
+    template <typename T> void sgd_update(T*, const T*, T*, idx, T, T, bool);                    \
+    template <typename T>                                                                         \
+    void adam_update(T*, const T*, T*, T*, T*, idx, double, double, double, double, std::int64_t); \
+    template <typename T> void adagrad_update(T*, const T*, T*, idx, T, T);                       \
+    template <typename T> void rmsprop_update(T*, const T*, T*, T*, T*, idx, T, T, T, T);         \
+    }
+FASTNN_DECLARE_VARIANT(optim_generic)
+#if defined(FASTNN_HAVE_AVX2_VARIANT)
+FASTNN_DECLARE_VARIANT(optim_avx2)
+#define FASTNN_VARIANT_CALL(fn, ...)                                                               \
+    (cpu_capability() == CpuCapability::avx2 ? optim_avx2::fn<T>(__VA_ARGS__)                     \
+                                             : optim_generic::fn<T>(__VA_ARGS__))
+#else
+#define FASTNN_VARIANT_CALL(fn, ...) optim_generic::fn<T>(__VA_ARGS__)
+#endif
+
 template <typename T>
 void sgd_update(T* p, const T* g, T* vel, idx n, T lr, T momentum, bool nesterov) {
-    const bool par = n >= kParallelElementwise;
-    if (momentum == T(0)) {
-#pragma omp parallel for schedule(static) if (par)
-        for (idx i = 0; i < n; ++i) p[i] -= lr * g[i];
-    } else if (nesterov) {
-#pragma omp parallel for schedule(static) if (par)
-        for (idx i = 0; i < n; ++i) {
-            vel[i] = momentum * vel[i] - lr * g[i];
-            p[i] += momentum * vel[i] - lr * g[i];
-        }
-    } else {
-#pragma omp parallel for schedule(static) if (par)
-        for (idx i = 0; i < n; ++i) {
-            vel[i] = momentum * vel[i] - lr * g[i];
-            p[i] += vel[i];
-        }
-    }
+    FASTNN_VARIANT_CALL(sgd_update, p, g, vel, n, lr, momentum, nesterov);
 }
 
 template <typename T>
 void adam_update(T* p, const T* g, T* m, T* v, T* vhat, idx n, double lr, double b1, double b2,
                  double eps, std::int64_t step) {
-    const double s = double(step);
-    const T lr_t = T(lr * std::sqrt(1.0 - std::pow(b2, s)) / (1.0 - std::pow(b1, s)));
-    const T tb1 = T(b1), tb2 = T(b2), te = T(eps);
-    const T c1 = T(1.0 - b1), c2 = T(1.0 - b2);  // rounded once, as NumPy does with a Python float
-    if (vhat) {
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-        for (idx i = 0; i < n; ++i) {
-            m[i] = tb1 * m[i] + c1 * g[i];
-            v[i] = tb2 * v[i] + c2 * (g[i] * g[i]);
-            vhat[i] = std::max(vhat[i], v[i]);
-            p[i] -= lr_t * m[i] / (std::sqrt(vhat[i]) + te);
-        }
-        return;
-    }
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-    for (idx i = 0; i < n; ++i) {
-        m[i] = tb1 * m[i] + c1 * g[i];
-        v[i] = tb2 * v[i] + c2 * (g[i] * g[i]);
-        p[i] -= lr_t * m[i] / (std::sqrt(v[i]) + te);
-    }
+    FASTNN_VARIANT_CALL(adam_update, p, g, m, v, vhat, n, lr, b1, b2, eps, step);
 }
 
 template <typename T>
 void adagrad_update(T* p, const T* g, T* acc, idx n, T lr, T eps) {
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-    for (idx i = 0; i < n; ++i) {
-        acc[i] += g[i] * g[i];
-        p[i] -= lr * g[i] / std::sqrt(acc[i] + eps);
-    }
+    FASTNN_VARIANT_CALL(adagrad_update, p, g, acc, n, lr, eps);
 }
 
 template <typename T>
 void rmsprop_update(T* p, const T* g, T* vel, T* avg, T* mom, idx n, T lr, T rho, T momentum, T eps) {
-    const T c = T(1) - rho;
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-    for (idx i = 0; i < n; ++i) {
-        vel[i] = rho * vel[i] + c * (g[i] * g[i]);
-        T den = vel[i];
-        if (avg) {
-            avg[i] = rho * avg[i] + c * g[i];
-            den = vel[i] - avg[i] * avg[i];
-        }
-        const T inc = lr * g[i] / std::sqrt(den + eps);
-        if (mom) {
-            mom[i] = momentum * mom[i] + inc;
-            p[i] -= mom[i];
-        } else {
-            p[i] -= inc;
-        }
-    }
+    FASTNN_VARIANT_CALL(rmsprop_update, p, g, vel, avg, mom, n, lr, rho, momentum, eps);
 }
 
 template <typename T>

@@ -98,6 +98,12 @@ class Layer:
         and return dL/d(input), or None when ``need_dx`` is False."""
         raise NotImplementedError
 
+    def release(self):
+        """Drop references to the last call's arrays (the input may be the caller's own array):
+        ``backward`` is valid only between ``forward`` and this. Sequential releases every layer
+        when a public call returns, so a model never keeps its caller's arrays alive."""
+        self._x = self._y = None
+
     def regularization_loss(self, add_grads=False):
         """Sum of the penalties of this layer's regularized trainable weights (0.0 when frozen).
         With ``add_grads`` the penalties' gradients are added into ``grads`` (after ``backward``)."""
@@ -583,12 +589,26 @@ class Dropout(Layer):
             raise ValueError(f"Dropout seed must be None or an integer in [0, 2**64), got {seed!r}")
         self.rate = float(rate)
         self.seed = None if seed is None else int(seed)
-        self.step = 0        # training calls so far: the generator's counter
-        self._key = None     # the seed in use (drawn at build when seed is None)
+        # The generator's state: {key, step} -- the seed in use (drawn at build when seed is None)
+        # and the training calls so far. One array, shared with the compiled training plan.
+        self._stream = np.zeros(2, dtype=np.uint64)
+
+    @property
+    def step(self):
+        """Training calls so far: the counter of the mask generator."""
+        return int(self._stream[1])
+
+    @step.setter
+    def step(self, value):
+        self._stream[1] = value
+
+    @property
+    def _key(self):
+        return int(self._stream[0]) if self.built else None
 
     def build(self, input_shape):
         super().build(input_shape)
-        self._key = self.seed if self.seed is not None else int(utils.rng().integers(SEED_LIMIT, dtype=np.uint64))
+        self._stream[0] = self.seed if self.seed is not None else utils.rng().integers(SEED_LIMIT, dtype=np.uint64)
 
     def forward(self, x, training=False, logits=False):
         self._dropped = bool(training) and self.rate > 0
@@ -620,7 +640,7 @@ class Dropout(Layer):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
                 raise ValueError(f"{self.name}: dropout state '{name}' must be an integer in [0, 2**64), "
                                  f"got {value!r}")
-        self._key, self.step = key, step
+        self._stream[:] = (key, step)
 
 
 class Flatten(Layer):
@@ -631,7 +651,7 @@ class Flatten(Layer):
 
     def forward(self, x, training=False, logits=False):
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # not -1: 0 rows are fine too
 
     def backward(self, dy, need_dx=True, logits=False):
         return dy.reshape(self._shape) if need_dx else None

@@ -15,6 +15,7 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from . import plan as plan_module
 from . import saving
 from . import utils
 from .layers import InputLayer, Layer, _auto_name
@@ -22,6 +23,21 @@ from .layers import get as layer_from_config
 
 DEFAULT_BATCH_SIZE = 32    # Keras default for fit/evaluate
 PREDICT_CHUNK = 4096       # predict(batch_size=None) runs at most this many rows at once
+
+
+def _releasing(method):
+    """Run a public method under the model's lock and release the layers' references to the
+    caller's arrays when it returns (or raises)."""
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                for layer in self._layers:
+                    layer.release()
+    wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    wrapper.__wrapped__ = method
+    return wrapper
 
 
 def _shape_str(shape):
@@ -49,6 +65,8 @@ class Sequential:
         self.history = None
         self._lock = threading.RLock()
         self._buffers = {}
+        self._plan = None          # (key, compiled training plan or None): see _training_plan
+        self._predict_plan = None  # (inference-only plan or None,) for models never trained
         for layer in layers or []:
             self.add(layer)
 
@@ -74,6 +92,7 @@ class Sequential:
                 self._output_shapes(input_shape, self._layers + [layer])  # raises before any change
             self._layers.append(layer)
             self._shapes = None
+            self._plan = self._predict_plan = None
             self._input_shape = input_shape
             if input_shape is not None:
                 self._build_layers()
@@ -182,6 +201,7 @@ class Sequential:
             for m in metric_ids:  # resolve once now so that unknown names fail here
                 metrics_module.get(m, loss_obj, (2,))
             self.optimizer, self.loss, self._metric_ids = opt, loss_obj, metric_ids
+            self._plan = None
 
     def _make_metrics(self, output_shape):
         return [metrics_module.get(m, self.loss, output_shape) for m in self._metric_ids]
@@ -236,6 +256,33 @@ class Sequential:
                 raise ValueError(f"layer {layer.name} uses the 'step' activation, which has no gradient; "
                                  "train with 'sigmoid' (or 'tanh') and threshold the output instead")
 
+    # -- the compiled plan (native backend) -----------------------------------------------------
+    def _training_plan(self):
+        """The compiled training plan (fastnn.plan) of this built, compiled model: built on first
+        use and rebuilt when what it copied changed (see plan.plan_key); None on the NumPy backend
+        or when some part of the model has no plan entry (it then trains layer by layer)."""
+        if backend.get_backend() != "native":
+            return None
+        cached = self._plan
+        if cached is not None and plan_module.same_key(cached[0], plan_module.plan_key(self)):
+            return cached[1]
+        plan = plan_module.build(self)
+        self._plan = (plan_module.plan_key(self), plan)  # after build: it creates optimizer state
+        return plan
+
+    def _inference_plan(self):
+        """The plan ``predict`` runs through: the training plan when there is one, else a plan
+        built for inference alone (so that predicting never creates optimizer state)."""
+        if backend.get_backend() != "native":
+            return None
+        cached = self._plan
+        if cached is not None and cached[1] is not None and plan_module.same_key(
+                cached[0], plan_module.plan_key(self)):
+            return cached[1]
+        if self._predict_plan is None:
+            self._predict_plan = (plan_module.build(self, inference_only=True),)
+        return self._predict_plan[0]
+
     # -- the steps ------------------------------------------------------------------------------
     def _buffer(self, key, shape, dtype):
         buf = self._buffers.get(key)
@@ -267,9 +314,17 @@ class Sequential:
             outputs = self._layers[-1].activation.forward(h, out=self._buffer("outputs", h.shape, h.dtype))
         return loss, grad, outputs
 
-    def _train_step(self, x, y, weights=None):
+    def _train_step(self, x, y, weights=None, want_outputs=True):
         """Forward, loss, backward, weight penalties (value and gradient), optimizer update.
-        Returns the loss including the penalties, and the outputs."""
+        Returns the loss including the penalties, and the outputs (None when not wanted and the
+        step ran as one call of the compiled plan; per-sample weights take the layer path)."""
+        plan = self._training_plan() if weights is None else None
+        if plan is not None:
+            opt = self.optimizer
+            lr = plan_module.check_learning_rate(opt)
+            result = plan.train_step(x, y, lr, opt.iterations + 1, want_outputs)
+            opt.iterations += 1
+            return result
         loss, grad, outputs = self._loss_and_outputs(x, y, training=True, weights=weights)
         fused = self._fused()
         with_weights = [i for i, l in enumerate(self._layers) if l.trainable_weights]
@@ -291,6 +346,7 @@ class Sequential:
         return xb, yb
 
     # -- fit / evaluate / predict ---------------------------------------------------------------
+    @_releasing
     def fit(self, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0):
@@ -389,7 +445,8 @@ class Sequential:
                 index = slice(lo, hi) if order is None else order[lo:hi]
                 xb, yb = self._gather(x, y, index)
                 cb.on_train_batch_begin(step, {})
-                loss, outputs = self._train_step(xb, yb, None if weights is None else weights[index])
+                loss, outputs = self._train_step(xb, yb, None if weights is None else weights[index],
+                                                 want_outputs=bool(metrics))
                 total += loss * len(xb)
                 seen += len(xb)
                 for m in metrics:
@@ -425,6 +482,7 @@ class Sequential:
         loss = total / len(x) + self._regularization_loss()  # the weights are fixed meanwhile
         return {"loss": loss, **{m.name: m.result() for m in metrics}}
 
+    @_releasing
     def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None, return_dict=False):
         """Loss (and metrics) over (x, y): a float, ``[loss, *metrics]``, or a dict with return_dict.
         ``sample_weight[N]`` weights each sample's loss, sum(w_n * l_n) / N, as in fit."""
@@ -443,6 +501,7 @@ class Sequential:
             values = list(logs.values())
             return values[0] if len(values) == 1 else values
 
+    @_releasing
     def predict(self, x, batch_size=None, verbose=0):
         """Model outputs for ``x`` as a new array of shape (N, outputs). NaN inputs give NaN outputs.
 
@@ -457,14 +516,19 @@ class Sequential:
                 self.build(x.shape[1:])
             out_shape = self._output_shapes(self._input_shape)[-1]
             result = np.empty((len(x),) + out_shape, dtype=self._dtype)
+            plan = self._inference_plan()
             for lo in range(0, len(x), batch_size):
-                result[lo:lo + batch_size] = self._forward(x[lo:lo + batch_size], training=False)
+                if plan is not None:
+                    plan.predict(x[lo:lo + batch_size], result[lo:lo + batch_size])
+                else:
+                    result[lo:lo + batch_size] = self._forward(x[lo:lo + batch_size], training=False)
             return result
 
     def predict_on_batch(self, x):
         """Outputs for one batch ``x`` (one forward pass)."""
         return self(x)
 
+    @_releasing
     def __call__(self, x, training=False):
         """One forward pass over ``x`` in training or inference mode; returns a new array.
 
@@ -478,6 +542,7 @@ class Sequential:
                 self.build(x.shape[1:])
             return np.array(self._forward(x, training=bool(training)), copy=True)
 
+    @_releasing
     def train_on_batch(self, x, y):
         """One optimizer step on (x, y); returns the batch loss, or ``[loss, *metrics]``."""
         with self._lock:
@@ -486,8 +551,8 @@ class Sequential:
             self._check_training_batch(len(x))
             if not self.built:
                 self.build(x.shape[1:])
-            loss, outputs = self._train_step(x, y)
             metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
+            loss, outputs = self._train_step(x, y, want_outputs=bool(metrics))
             for m in metrics:
                 m.update_state(y, outputs)
             return loss if not metrics else [loss] + [m.result() for m in metrics]

@@ -89,7 +89,7 @@ def as_float_array(x, name, dtype=None):
         raise TypeError(f"{name} must be a real numeric array (float, int or bool), got dtype {arr.dtype}")
     if dtype is None:
         dtype = native_float_dtype(arr) or np.dtype(backend.floatx())
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")  # keeps a 0-d array 0-d (ascontiguousarray would not)
 
 
 def native_float_dtype(arr):

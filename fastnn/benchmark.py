@@ -53,16 +53,32 @@ def predict_table(model, batch_sizes=BATCH_SIZES, budget=0.2, backends=backend.B
     return list(times.items())
 
 
-def train_step_table(sizes, batch_sizes, budget=0.3, backends=backend.BACKENDS):
+TRAIN_MODELS = (((784, 128, 10), "relu"), ((784, 256, 256, 10), "relu"), ((784, 50, 100, 10), "sigmoid"))
+
+
+def batch_pool(sizes, batch, n_batches=16, seed=0):
+    """``n_batches`` different (x, y) batches of random inputs and labels. Steps cycle through them:
+    repeating one batch lets the model memorise it, its gradients vanish towards subnormal
+    numbers, and every backend then slows down for reasons no real training run has."""
+    rng = np.random.default_rng(seed)
+    return [(rng.random((batch, sizes[0]), dtype=np.float32), rng.integers(0, sizes[-1], batch))
+            for _ in range(n_batches)]
+
+
+def train_step_table(sizes, batch_sizes, budget=0.3, backends=backend.BACKENDS, activation="relu"):
     """Rows ``(batch, {backend: samples per second})`` for ``train_on_batch`` of an MLP."""
-    rng = np.random.default_rng(0)
-    data = {b: (rng.random((b, sizes[0]), dtype=np.float32), rng.integers(0, sizes[-1], b)) for b in batch_sizes}
     rates = {batch: {} for batch in batch_sizes}
     for name in backends:  # one backend at a time, as in predict_table
         with backend.backend_scope(name):
-            for batch, (x, y) in data.items():
-                model = mlp(sizes)
-                rates[batch][name] = batch / median_time(lambda: model.train_on_batch(x, y), budget=budget)
+            for batch in batch_sizes:
+                pool = batch_pool(sizes, batch)
+                model = mlp(sizes, activation)
+                step = iter(range(10 ** 9))
+
+                def train():
+                    x, y = pool[next(step) % len(pool)]
+                    model.train_on_batch(x, y)
+                rates[batch][name] = batch / median_time(train, budget=budget)
     return list(rates.items())
 
 
@@ -126,7 +142,7 @@ class _nullcontext:
         return False
 
 
-def _torch_mlp(sizes):
+def _torch_mlp(sizes, activation="relu"):
     """The same MLP in PyTorch (an optional peer), or None when torch is not installed."""
     try:
         import torch
@@ -136,14 +152,14 @@ def _torch_mlp(sizes):
     for i in range(len(sizes) - 1):
         layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
+            layers.append(torch.nn.ReLU() if activation == "relu" else torch.nn.Sigmoid())
     net = torch.nn.Sequential(*layers)
     return torch, net, torch.optim.Adam(net.parameters(), lr=1e-3)
 
 
-def torch_rates(sizes, batches, budget):
+def torch_rates(sizes, batches, budget, activation="relu"):
     """PyTorch eager train-step samples/s and predict seconds/sample, or None without torch."""
-    peer = _torch_mlp(sizes)
+    peer = _torch_mlp(sizes, activation)
     if peer is None:
         return None
     torch, net, opt = peer
@@ -167,6 +183,11 @@ def torch_rates(sizes, batches, budget):
     return train, predict
 
 
+def _rate(gflops):
+    """GFLOP/s with one decimal, or two significant digits when smaller (a busy machine)."""
+    return f"{gflops:.1f}" if gflops >= 0.1 else f"{gflops:.2g}"
+
+
 def report(budget=0.3, plot=None, write=print):
     """Print the benchmark tables (and write a PNG of per-sample time when ``plot`` is a path)."""
     import datetime
@@ -186,20 +207,26 @@ def report(budget=0.3, plot=None, write=print):
     per_thread_peak = peak / backend.get_num_threads()
     for (m, n, k), nt, g_fast, g_np in gemm_table(budget=budget / 2):
         ratio = "n/a (no threadpoolctl)" if g_np is None else f"{g_fast / g_np:.2f}x"
-        numpy_col = "n/a" if g_np is None else f"{g_np:.1f}"
-        write(f"| {m}x{k} @ {k}x{n} | {nt} | {g_fast:.1f} | {100 * g_fast / (per_thread_peak * nt):.0f}% | "
+        numpy_col = "n/a" if g_np is None else _rate(g_np)
+        write(f"| {m}x{k} @ {k}x{n} | {nt} | {_rate(g_fast)} | {100 * g_fast / (per_thread_peak * nt):.0f}% | "
               f"{numpy_col} | {ratio} |")
 
-    torch_peer = torch_rates((784, 128, 10), TRAIN_BATCHES, budget)
-    write("\ntrain_on_batch, 784-128-10 ReLU, softmax cross-entropy, Adam (samples/s)")
-    write("| batch | native | numpy reference | native / reference |" + (" pytorch |" if torch_peer else ""))
-    write("|---:|---:|---:|---:|" + ("---:|" if torch_peer else ""))
-    for batch, r in train_step_table((784, 128, 10), TRAIN_BATCHES, budget=budget):
-        extra = f" {torch_peer[0][batch]:,.0f} |" if torch_peer else ""
-        write(f"| {batch} | {r['native']:,.0f} | {r['numpy']:,.0f} | {r['native'] / r['numpy']:.2f}x |{extra}")
+    write("\ntrain_on_batch: one step of forward, softmax cross-entropy, backward, Adam (samples/s)")
+    torch_peers = {sizes: torch_rates(sizes, TRAIN_BATCHES, budget, activation)
+                   for sizes, activation in TRAIN_MODELS}
+    with_torch = any(torch_peers.values())
+    write("| model | batch | native | numpy reference | native / reference |" + (" pytorch |" if with_torch else ""))
+    write("|---|---:|---:|---:|---:|" + ("---:|" if with_torch else ""))
+    for sizes, activation in TRAIN_MODELS:
+        label = "-".join(map(str, sizes)) + f" {activation}"
+        peer = torch_peers[sizes]
+        for batch, r in train_step_table(sizes, TRAIN_BATCHES, budget=budget, activation=activation):
+            extra = f" {peer[0][batch]:,.0f} |" if peer else ""
+            write(f"| {label} | {batch} | {r['native']:,.0f} | {r['numpy']:,.0f} | "
+                  f"{r['native'] / r['numpy']:.2f}x |{extra}")
 
     rows = predict_table(mlp((784, 128, 10)), budget=budget)
-    torch_predict = torch_rates((784, 128, 10), BATCH_SIZES, budget)[1] if torch_peer else None
+    torch_predict = torch_rates((784, 128, 10), BATCH_SIZES, budget)[1] if with_torch else None
     write("\npredict, 784-128-10: time per sample")
     write("| batch | native | numpy reference | native / reference | native vs its batch 1 |"
           + (" pytorch |" if torch_predict else ""))

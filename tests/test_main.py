@@ -59,11 +59,14 @@ def test_bench_prints_every_table():
     out = result.stdout
     peak = float(re.search(r"multiply-add peak on \d+ threads: (\d+) GFLOP/s", out).group(1))
     assert peak > 0
-    gemm_rows = re.findall(r"^\| (\d+)x(\d+) @ (\d+)x(\d+) \| (\d) \| ([\d.]+) \| (\d+)% \|", out, re.M)
+    gemm_rows = re.findall(r"^\| (\d+)x(\d+) @ (\d+)x(\d+) \| (\d) \| ([\d.e+-]+) \| (\d+)% \|", out, re.M)
     assert len(gemm_rows) == 14  # 7 shapes on 1 and 2 threads
     assert all(float(r[5]) > 0 for r in gemm_rows)  # values only: timings here may be under load
-    train = re.findall(r"^\| (\d+) \| [\d,]+ \| [\d,]+ \| [\d.]+x \|", out, re.M)
-    assert [int(b) for b in train] == [1, 8, 32, 512, 2048]
+    train = re.findall(r"^\| ([\d-]+ \w+) \| (\d+) \| [\d,]+ \| [\d,]+ \| [\d.]+x \|", out, re.M)
+    assert [(label, int(b)) for label, b in train] == [
+        ("784-128-10 relu", b) for b in (1, 8, 32, 512, 2048)] + [
+        ("784-256-256-10 relu", b) for b in (1, 8, 32, 512, 2048)] + [
+        ("784-50-100-10 sigmoid", b) for b in (1, 8, 32, 512, 2048)]
     predict = re.findall(r"^\| (\d+) \| [\d.]+ [mun]?s \| [\d.]+ [mun]?s \|", out, re.M)
     assert [int(b) for b in predict] == [1, 8, 64, 512, 4096]
 

@@ -66,7 +66,7 @@ class Sequential:
         self._lock = threading.RLock()
         self._buffers = {}
         self._plan = None          # (key, compiled training plan or None): see _training_plan
-        self._predict_plan = None  # (inference-only plan or None,) for models never trained
+        self._predict_plan = None  # (inference-only plan or None,): see _inference_plan
         for layer in layers or []:
             self.add(layer)
 
@@ -271,14 +271,11 @@ class Sequential:
         return plan
 
     def _inference_plan(self):
-        """The plan ``predict`` runs through: the training plan when there is one, else a plan
-        built for inference alone (so that predicting never creates optimizer state)."""
+        """The plan ``predict`` runs through: built for inference alone, so that predicting never
+        creates optimizer state and needs no check of the training settings. It shares every
+        array with the layers (and so with the training plan); only ``add`` invalidates it."""
         if backend.get_backend() != "native":
             return None
-        cached = self._plan
-        if cached is not None and cached[1] is not None and plan_module.same_key(
-                cached[0], plan_module.plan_key(self)):
-            return cached[1]
         if self._predict_plan is None:
             self._predict_plan = (plan_module.build(self, inference_only=True),)
         return self._predict_plan[0]

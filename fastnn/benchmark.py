@@ -158,26 +158,42 @@ def _torch_mlp(sizes, activation="relu"):
 
 
 def torch_rates(sizes, batches, budget, activation="relu"):
-    """PyTorch eager train-step samples/s and predict seconds/sample, or None without torch."""
-    peer = _torch_mlp(sizes, activation)
-    if peer is None:
+    """PyTorch eager train-step samples/s and predict seconds/sample, or None without torch.
+
+    Measured in a child process: PyTorch brings its own OpenMP runtime, and two thread pools
+    that spin while they wait for work slow each other down badly on a 2-core machine (measured:
+    100x and more when both run in one process), which would time the collision, not PyTorch."""
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+    if importlib.util.find_spec("torch") is None:
         return None
-    torch, net, opt = peer
+    code = (f"import json; from fastnn.benchmark import _torch_rates_here as f; "
+            f"t, p = f({tuple(sizes)!r}, {tuple(batches)!r}, {budget!r}, {activation!r}); "
+            f"print(json.dumps([list(t.items()), list(p.items())]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    train, predict = json.loads(out.stdout.strip().splitlines()[-1])
+    return dict(train), dict(predict)
+
+
+def _torch_rates_here(sizes, batches, budget, activation):
+    torch, net, opt = _torch_mlp(sizes, activation)
     loss_fn = torch.nn.CrossEntropyLoss()
-    rng = np.random.default_rng(0)
     train, predict = {}, {}
     for batch in batches:
-        x = torch.from_numpy(rng.random((batch, sizes[0]), dtype=np.float32))
-        y = torch.from_numpy(rng.integers(0, sizes[-1], batch))
+        pool = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batch_pool(sizes, batch)]
+        steps = iter(range(10 ** 9))
 
         def step():
+            x, y = pool[next(steps) % len(pool)]
             opt.zero_grad()
             loss_fn(net(x), y).backward()
             opt.step()
 
         def infer():
             with torch.no_grad():
-                torch.softmax(net(x), dim=1).numpy()
+                torch.softmax(net(pool[0][0]), dim=1).numpy()
         train[batch] = batch / median_time(step, budget=budget)
         predict[batch] = median_time(infer, budget=budget) / batch
     return train, predict

@@ -1,7 +1,9 @@
 """Build script for fastnn's native extension, fastnn._core (C++17, OpenMP).
 
 Metadata lives in pyproject.toml; this file only describes the extension, because the OpenMP flags
-depend on the compiler that setuptools picks. Set FASTNN_NO_OPENMP=1 to build a serial extension.
+depend on the compiler that setuptools picks. Set FASTNN_NO_OPENMP=1 to build a serial extension,
+FASTNN_SANITIZE=1 to build one instrumented with AddressSanitizer and UndefinedBehaviorSanitizer
+(for .ci/sanitize; it only loads with the compiler's ASan runtime preloaded).
 """
 import os
 import sys
@@ -31,6 +33,21 @@ def openmp_flags(compiler_type, compiler_cmd):
     return ["-fopenmp"], ["-fopenmp"]
 
 
+def sanitize_flags(compiler_type):
+    """(compile, link) flags for an ASan + UBSan build when FASTNN_SANITIZE is set, else ([], [])."""
+    if os.environ.get("FASTNN_SANITIZE", "") in ("", "0"):
+        return [], []
+    if compiler_type == "msvc":
+        raise RuntimeError("FASTNN_SANITIZE=1 needs GCC or Clang")
+    # Every UBSan finding aborts instead of printing and going on; frame pointers give full stacks.
+    # -O0 -g1 come after the flags above, so they win: unoptimised code keeps every memory access
+    # for ASan to check, line tables put file:line in the reports, and the instrumented pybind11
+    # bindings compile in half the time they take at -O1 -g (about 1 minute in all on 2 cores).
+    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                "-fno-omit-frame-pointer"]
+    return sanitize + ["-O0", "-g1"], sanitize
+
+
 class BuildExt(build_ext):
     def finalize_options(self):
         super().finalize_options()
@@ -42,9 +59,11 @@ class BuildExt(build_ext):
         ctype = self.compiler.compiler_type
         cmd = getattr(self.compiler, "compiler_so", None) or [os.environ.get("CXX", "")]
         compile_omp, link_omp = openmp_flags(ctype, cmd)
+        compile_san, link_san = sanitize_flags(ctype)
         for ext in self.extensions:
-            ext.extra_compile_args += (["/O2"] if ctype == "msvc" else UNIX_OPT) + compile_omp
-            ext.extra_link_args += link_omp
+            ext.extra_compile_args += ((["/O2"] if ctype == "msvc" else UNIX_OPT) + compile_omp +
+                                       compile_san)
+            ext.extra_link_args += link_omp + link_san
         super().build_extensions()
 
 

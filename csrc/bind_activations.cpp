@@ -42,6 +42,9 @@ template <bool Log>
 py::array softmax_fwd(py::array x, py::object out) {
     const DT dt = float_dtype(x, "x");
     check(x, "x", dt, 2);
+    if (x.shape(1) == 0)  // a row without classes has no maximum and no distribution
+        throw py::value_error(std::string(Log ? "log_softmax" : "softmax") +
+                              " needs at least one class per row, got x of shape " + shape_of(x));
     py::array y = output(out, "out", dt, shape_vec(x));
     with_type(dt, [&](auto tag) {
         using T = decltype(tag);

@@ -109,7 +109,7 @@ void rmsprop_update(py::array param, py::array grad, py::array velocity, py::obj
         T* M = with_momentum ? ptr<T>(mom) : nullptr;
         const idx n = param.size();
         py::gil_scoped_release nogil;
-        fastnn::rmsprop_update<T>(P, G, V, A, M, n, T(lr), T(rho), T(momentum), T(epsilon));
+        fastnn::rmsprop_update<T>(P, G, V, A, M, n, T(lr), rho, T(momentum), T(epsilon));
     });
 }
 

@@ -67,6 +67,9 @@ inline void check(const py::array& a, const char* name, DT dt, int ndim, bool ou
     if (!(a.flags() & py::array::c_style))
         throw py::value_error(std::string(name) + " must be C-contiguous, got a strided array of shape " +
                               shape_of(a) + " (use numpy.ascontiguousarray or fastnn.ops)");
+    if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))  // kernels load whole floats
+        throw py::value_error(std::string(name) + " must be aligned to its element size, got a "
+                              "misaligned view (use numpy.require(a, requirements='CA') or fastnn.ops)");
     if (output && !a.writeable())
         throw py::value_error(std::string(name) + " must be writeable, got a read-only array");
 }

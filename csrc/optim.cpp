@@ -38,7 +38,7 @@ double block_sum(idx n, F term) {
     template <typename T>                                                                         \
     void adam_update(T*, const T*, T*, T*, T*, idx, double, double, double, double, std::int64_t); \
     template <typename T> void adagrad_update(T*, const T*, T*, idx, T, T);                       \
-    template <typename T> void rmsprop_update(T*, const T*, T*, T*, T*, idx, T, T, T, T);         \
+    template <typename T> void rmsprop_update(T*, const T*, T*, T*, T*, idx, T, double, T, T);    \
     }
 FASTNN_DECLARE_VARIANT(optim_generic)
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
@@ -67,7 +67,8 @@ void adagrad_update(T* p, const T* g, T* acc, idx n, T lr, T eps) {
 }
 
 template <typename T>
-void rmsprop_update(T* p, const T* g, T* vel, T* avg, T* mom, idx n, T lr, T rho, T momentum, T eps) {
+void rmsprop_update(T* p, const T* g, T* vel, T* avg, T* mom, idx n, T lr, double rho, T momentum,
+                    T eps) {
     FASTNN_VARIANT_CALL(rmsprop_update, p, g, vel, avg, mom, n, lr, rho, momentum, eps);
 }
 
@@ -112,7 +113,7 @@ template void adam_update<double>(double*, const double*, double*, double*, doub
                                   double, double, double, std::int64_t);
 template void adagrad_update<float>(float*, const float*, float*, idx, float, float);
 template void adagrad_update<double>(double*, const double*, double*, idx, double, double);
-template void rmsprop_update<float>(float*, const float*, float*, float*, float*, idx, float, float,
+template void rmsprop_update<float>(float*, const float*, float*, float*, float*, idx, float, double,
                                     float, float);
 template void rmsprop_update<double>(double*, const double*, double*, double*, double*, idx, double,
                                      double, double, double);

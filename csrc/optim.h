@@ -30,7 +30,7 @@ void adagrad_update(T* p, const T* g, T* acc, idx n, T lr, T eps);
 // avg = rho*avg + (1-rho)*g; den = vel - avg^2 + eps.  inc = lr * g / sqrt(den);
 // p -= inc, or with momentum (mom not null): mom = momentum*mom + inc; p -= mom.
 template <typename T>
-void rmsprop_update(T* p, const T* g, T* vel, T* avg, T* mom, idx n, T lr, T rho, T momentum, T eps);
+void rmsprop_update(T* p, const T* g, T* vel, T* avg, T* mom, idx n, T lr, double rho, T momentum, T eps);
 
 // Keras 3 weight decay, applied before every optimizer's update: p -= p * wd * lr.   p: [n]
 template <typename T>

@@ -290,7 +290,7 @@ void Plan<T>::update(double lr, std::int64_t step) {
             case OptKind::sgd: sgd_update<T>(q.p, g, q.s0, q.n, T(lr), T(o.momentum), o.nesterov); break;
             case OptKind::adagrad: adagrad_update<T>(q.p, g, q.s0, q.n, T(lr), T(o.epsilon)); break;
             case OptKind::rmsprop:
-                rmsprop_update<T>(q.p, g, q.s0, q.s1, q.s2, q.n, T(lr), T(o.rho), T(o.momentum),
+                rmsprop_update<T>(q.p, g, q.s0, q.s1, q.s2, q.n, T(lr), o.rho, T(o.momentum),
                                   T(o.epsilon));
                 break;
             case OptKind::adam:

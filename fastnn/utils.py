@@ -76,7 +76,7 @@ class Progbar:
 
 
 def as_float_array(x, name, dtype=None):
-    """``x`` as a C-contiguous float array (no copy when it already is one of ``dtype``).
+    """``x`` as a C-contiguous, aligned float array (no copy when it already is one of ``dtype``).
 
     Integers and booleans are converted to ``dtype`` (default: float64/float32 inputs keep their
     dtype, others get ``floatx``); complex, object and string arrays raise TypeError.
@@ -89,7 +89,8 @@ def as_float_array(x, name, dtype=None):
         raise TypeError(f"{name} must be a real numeric array (float, int or bool), got dtype {arr.dtype}")
     if dtype is None:
         dtype = native_float_dtype(arr) or np.dtype(backend.floatx())
-    return np.asarray(arr, dtype=dtype, order="C")  # keeps a 0-d array 0-d (ascontiguousarray would not)
+    # C-contiguous and aligned (the kernels load whole floats); a 0-d array stays 0-d.
+    return np.require(arr, dtype=dtype, requirements=("C", "A"))
 
 
 def native_float_dtype(arr):

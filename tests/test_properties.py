@@ -321,11 +321,6 @@ def test_softmax_invariant_to_adding_a_constant_per_row(data, dtype, n, c):
     assert_within(ys, y, np.expm1(rel) * np.abs(f64(y)), "softmax(x + s)")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG csrc/softmax.cpp: softmax_forward and log_softmax_row take *std::max_element(x, x + C) "
-    "of an empty row when C == 0, reading x[0] out of bounds (a heap-buffer-overflow read at "
-    "softmax.cpp:27 in the sanitizer build); they should raise ValueError as the reference does "
-    "(and as layernorm_forward does for 0 features)"))
 @pytest.mark.parametrize("name", ["softmax_forward", "log_softmax_forward"])
 def test_softmax_of_rows_without_classes_raises_value_error(name, tmp_path):
     """Rows of 0 classes have no softmax: the reference raises ValueError (max of an empty row).

@@ -173,24 +173,28 @@ inline double norm_scale(double norm, double clip) {
 template <typename T>
 void Plan<T>::reserve(idx n) {
     if (n <= capacity_) return;
-    for (auto& L : layers) {
+    for (int i = 0; i < int(layers.size()); ++i) {
+        auto& L = layers[i];
         const idx in = n * L.in_size, out = n * L.out_size;
+        // Backward buffers only where backward runs: none before first_backward (nor in a plan
+        // that only predicts), and no input gradient for the first layer that runs it.
+        const idx dx = i > first_backward ? in : 0, d = i >= first_backward ? out : 0;
         switch (L.kind) {
             case LayerKind::dense:
                 grow(L.z, out);
-                if (!L.act.identity()) { grow(L.y, out); grow(L.d, out); }
-                grow(L.dx, in);
+                if (!L.act.identity()) { grow(L.y, out); grow(L.d, d); }
+                grow(L.dx, dx);
                 break;
-            case LayerKind::activation: grow(L.y, out); grow(L.dx, in); break;
+            case LayerKind::activation: grow(L.y, out); grow(L.dx, dx); break;
             case LayerKind::batchnorm:
-                grow(L.y, out); grow(L.dx, in); grow(L.stat_a, L.channels); grow(L.stat_b, L.channels);
+                grow(L.y, out); grow(L.dx, dx); grow(L.stat_a, L.channels); grow(L.stat_b, L.channels);
                 break;
             case LayerKind::layernorm: {
                 const idx rows = n * (L.out_size / L.channels);
-                grow(L.y, out); grow(L.dx, in); grow(L.stat_a, rows); grow(L.stat_b, rows);
+                grow(L.y, out); grow(L.dx, dx); grow(L.stat_a, rows); grow(L.stat_b, rows);
                 break;
             }
-            case LayerKind::dropout: grow(L.y, out); grow(L.mask, out); grow(L.dx, in); break;
+            case LayerKind::dropout: grow(L.y, out); grow(L.mask, out); grow(L.dx, dx); break;
             case LayerKind::identity: break;
         }
     }

@@ -706,6 +706,16 @@ def test_08_sample_weights_and_targets_are_not_modified(backend):
     assert array_digest(labels) == keep_labels
 
 
+def test_09_finite_check_names_the_first_bad_value_in_a_later_block():
+    """The check runs block by block (no mask as large as the data): a NaN or inf past the first
+    block is still found, and the first one is named with its index."""
+    x = np.zeros((3, fastnn.utils.FINITE_CHECK_BLOCK), np.float32)
+    x[2, 5], x[2, 7] = np.inf, np.nan
+    with pytest.raises(ValueError, match=r"x contains NaN or inf \(first at index \(2, 5\): inf\)"):
+        fastnn.utils.check_finite(x, "x")
+    fastnn.utils.check_finite(np.zeros((3, fastnn.utils.FINITE_CHECK_BLOCK + 1)), "x")  # no error
+
+
 # ================================================================================================
 # 9. NaN / inf passed to fit: ValueError; a loss turning NaN: TerminateOnNaN names epoch and batch;
 #    predict propagates NaN

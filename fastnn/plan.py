@@ -110,10 +110,11 @@ def _describe_loss(model):
 
 
 def _describe_optimizer(opt, params, grads):
+    """The plan entry for ``opt`` (creating its state, as the first update would), or None."""
     kind = _OPTIMIZERS.get(type(opt))
     if kind is None:
         return None
-    opt.build(params)  # creates the per-weight state (as the first update would)
+    opt.build(params)
     if isinstance(opt, optimizers_module.SGD) and opt.momentum and opt._slots and opt._slots[0][0] is None:
         return None  # momentum set after the state was created without it: the layer path decides
     entry = {"kind": kind, "weight_decay": opt.weight_decay or 0.0, "clip": "none",
@@ -190,9 +191,7 @@ def build(model, inference_only=False):
            for _, _, _, reg in regularized):
         return None
     loss = _describe_loss(model)
-    if loss is None or type(model.optimizer) not in _OPTIMIZERS:
-        return None
-    optimizer = _describe_optimizer(model.optimizer, model._params, model._grads)
+    optimizer = None if loss is None else _describe_optimizer(model.optimizer, model._params, model._grads)
     if optimizer is None:
         return None
     penalties = [{"w": w, "g": g, "l1": reg.l1, "l2": reg.l2, "layer": i} for i, w, g, reg in regularized]

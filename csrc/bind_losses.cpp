@@ -20,8 +20,8 @@ py::tuple sparse_softmax_cross_entropy(py::array logits, py::array labels, py::o
     if (!has_dtype(labels, 'i', 8))
         throw py::type_error("labels must be an int64 array in native byte order, got dtype " +
                              dtype_name(labels));
-    if (!(labels.flags() & py::array::c_style))
-        throw py::value_error("labels must be C-contiguous");
+    if (!(labels.flags() & py::array::c_style) || !(labels.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+        throw py::value_error("labels must be C-contiguous and aligned, got a strided or misaligned view");
     check_shape(labels, "labels", {N});
     if (N == 0 || C == 0) throw py::value_error("logits must be non-empty, got shape " + shape_of(logits));
     const std::int64_t* L = cptr<std::int64_t>(labels);

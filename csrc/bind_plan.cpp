@@ -200,8 +200,9 @@ public:
     double train_step(py::array x, py::array y, double lr, std::int64_t step, bool want_outputs) {
         const idx n = check_x(x);
         if (sparse_) {
-            if (!has_dtype(y, 'i', 8) || !(y.flags() & py::array::c_style) || idx(y.size()) != n)
-                throw py::type_error("labels must be a C-contiguous int64 array of " + std::to_string(n) +
+            if (!has_dtype(y, 'i', 8) || !(y.flags() & py::array::c_style) ||
+                !(y.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) || idx(y.size()) != n)
+                throw py::type_error("labels must be a C-contiguous, aligned int64 array of " + std::to_string(n) +
                                      " values, got dtype " + dtype_name(y) + " and shape " + shape_of(y));
         } else {
             check(y, "y", dt_, -1);

@@ -95,7 +95,7 @@ class Loss:
         if y.shape[1:] != tuple(output_shape):
             raise ValueError(f"{self.name} expects {what} of shape (N, {', '.join(map(str, output_shape))})"
                              f" matching the model output, got targets of shape {y.shape}")
-        y = np.ascontiguousarray(y, dtype=dtype)
+        y = np.require(y, dtype=dtype, requirements=("C", "A"))  # contiguous, aligned for the kernels
         _check_finite(y, "y")
         return y
 
@@ -247,7 +247,7 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         if bad.size:
             raise ValueError(f"labels must be integers in [0, {classes}) for a model with {classes} "
                              f"outputs, got {y[bad[0]]} at index {bad[0]}")
-        return np.ascontiguousarray(y, dtype=np.int64)
+        return np.require(y, dtype=np.int64, requirements=("C", "A"))
 
     def logits_value_and_grad(self, y, logits, out=None, need_grad=True):
         return _kernels().sparse_softmax_cross_entropy(logits, y, out, need_grad)

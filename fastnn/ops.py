@@ -101,7 +101,7 @@ def sparse_softmax_cross_entropy(logits, labels, need_grad=True):
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must be an integer array, got dtype {labels.dtype}")
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    labels = np.require(labels, dtype=np.int64, requirements=("C", "A"))
     _rows(logits, "logits")
     if labels.shape != (len(logits),):
         raise ValueError(f"labels must have shape ({len(logits)},) to match logits {logits.shape}, got {labels.shape}")

@@ -706,6 +706,28 @@ def test_08_sample_weights_and_targets_are_not_modified(backend):
     assert array_digest(labels) == keep_labels
 
 
+def test_08_kernels_reject_misaligned_arrays_and_the_api_aligns_them():
+    """A C-contiguous view at an odd byte offset would make the kernels load misaligned floats
+    (undefined behaviour, caught by the sanitizer job): the bindings refuse it with a clear error,
+    and the public functions hand the kernels an aligned copy instead."""
+    from fastnn import _core as C
+
+    def misaligned(a):
+        view = np.frombuffer(b"\0" + a.tobytes(), a.dtype, a.size, offset=1).reshape(a.shape)
+        assert not view.flags.aligned and view.flags.c_contiguous
+        return view
+    x = np.arange(-6, 6, dtype=np.float32).reshape(3, 4)
+    labels = np.array([3, 1, 0], np.int64)
+    logits = np.eye(3, 4, dtype=np.float32)
+    with pytest.raises(ValueError, match="aligned"):
+        C.relu_forward(misaligned(x))
+    with pytest.raises(ValueError, match="aligned"):
+        C.sparse_softmax_cross_entropy(logits, misaligned(labels), None, True)
+    np.testing.assert_array_equal(fastnn.ops.relu(misaligned(x)), np.maximum(x, 0))
+    assert fastnn.ops.sparse_softmax_cross_entropy(logits, misaligned(labels))[0] == \
+        fastnn.ops.sparse_softmax_cross_entropy(logits, labels)[0]
+
+
 def test_09_finite_check_names_the_first_bad_value_in_a_later_block():
     """The check runs block by block (no mask as large as the data): a NaN or inf past the first
     block is still found, and the first one is named with its index."""

@@ -279,3 +279,36 @@ def plot_per_sample(rows, path, torch_predict=None):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def training_peak_memory(sizes=(784, 256, 256, 10), batch=512, samples=20_000, epochs=2):
+    """Growth of peak resident memory (bytes) while ``fit`` trains an MLP, measured in a fresh
+    process on Linux (peak from /proc/self/status, reset through /proc/self/clear_refs), or None
+    elsewhere. The model is built, and a small warm-up model has run (code, imports, threads),
+    before the measurement starts: what remains is the optimizer state and the training
+    workspaces."""
+    import json
+    import subprocess
+    import sys
+    if not sys.platform.startswith("linux"):
+        return None
+    code = f"""
+import gc, json, numpy as np, fastnn
+from fastnn import benchmark as fb
+def status(key):
+    return int(open("/proc/self/status").read().split(key + ":")[1].split()[0]) * 1024
+rng = np.random.default_rng(0)
+x = rng.random(({samples}, {sizes[0]}), dtype=np.float32)
+y = rng.integers(0, {sizes[-1]}, {samples})
+model = fb.mlp({tuple(sizes)!r})
+warm = fb.mlp(({sizes[0]}, 8, {sizes[-1]}))
+warm.fit(x[:2 * {batch}], y[:2 * {batch}], batch_size={batch}, verbose=0)
+gc.collect()
+open("/proc/self/clear_refs", "w").write("5")
+base = status("VmRSS")
+model.fit(x, y, batch_size={batch}, epochs={epochs}, verbose=0)
+print(json.dumps([status("VmHWM") - base, model.count_params()]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    growth, params = json.loads(out.stdout.strip().splitlines()[-1])
+    return growth, params

@@ -120,13 +120,14 @@ const T* layer_backward(PlanLayer<T>& L, const T* dy, idx n, bool need_dx) {
             // A frozen layer in training: the fixed affine map of inference mode, as
             // BatchNormalization._inference_backward computes it (rstd from the moving variance
             // in double, then gamma * rstd in T).
+            // The per-feature scale goes to stat_b, which inference mode leaves unused.
             if (!need_dx) return nullptr;
+            for (idx c = 0; c < L.channels; ++c) {
+                T s = T(1.0 / std::sqrt(double(L.moving_var[c]) + L.epsilon));
+                L.stat_b[c] = L.gamma ? L.gamma[c] * s : s;
+            }
             for (idx r = 0; r < L.rows; ++r)
-                for (idx c = 0; c < L.channels; ++c) {
-                    T s = T(1.0 / std::sqrt(double(L.moving_var[c]) + L.epsilon));
-                    if (L.gamma) s = L.gamma[c] * s;
-                    dx[r * L.channels + c] = dy[r * L.channels + c] * s;
-                }
+                for (idx c = 0; c < L.channels; ++c) dx[r * L.channels + c] = dy[r * L.channels + c] * L.stat_b[c];
             return dx;
         case LayerKind::layernorm:
             layernorm_backward<T>(dx, L.gamma ? L.dgamma : nullptr, L.beta ? L.dbeta : nullptr, dy, L.x,

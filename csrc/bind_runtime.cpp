@@ -39,7 +39,7 @@ void register_fork_handler() {
 void bind_runtime(py::module_& m) {
     register_fork_handler();
     m.def("cpu_capability", [] { return std::string(fastnn::capability_name(fastnn::cpu_capability())); },
-          "The GEMM variant in use: 'generic' or 'avx2'.");
+          "The GEMM variant in use: 'generic', 'avx2' or 'avx512'.");
     m.def("available_cpu_capabilities", &fastnn::available_capabilities,
           "GEMM variants this CPU and build can run.");
     m.def("set_cpu_capability", [](const std::string& name) {
@@ -48,17 +48,17 @@ void bind_runtime(py::module_& m) {
         } catch (const std::invalid_argument& e) {
             throw py::value_error(e.what());
         }
-    }, "name"_a, "Use the GEMM variant 'generic' or 'avx2' (ValueError if unavailable).");
+    }, "name"_a, "Use the GEMM variant 'generic', 'avx2' or 'avx512' (ValueError if unavailable).");
     m.def("get_num_threads", [] {
         apply_thread_setting();
         return fastnn::max_threads();
     }, "Threads the kernels use: the last set_num_threads, else OMP_NUM_THREADS, else the cores.");
     m.def("measure_peak_gflops", [](double seconds) {
         if (!(seconds > 0)) throw py::value_error("seconds must be positive, got " + std::to_string(seconds));
-        const bool avx2 = fastnn::cpu_capability() == fastnn::CpuCapability::avx2;
+        const fastnn::CpuCapability variant = fastnn::cpu_capability();
         apply_thread_setting();
         py::gil_scoped_release nogil;
-        return fastnn::measure_peak_gflops(avx2, seconds);
+        return fastnn::measure_peak_gflops(variant, seconds);
     }, "seconds"_a = 0.2,
     "Measured float32 multiply-add peak (GFLOP/s) on all threads, for the GEMM variant in use.");
     m.def("set_num_threads", [](int n) {

@@ -11,7 +11,8 @@
 #include <omp.h>
 #endif
 
-// The AVX2 GEMM variant needs GCC/clang target pragmas and __builtin_cpu_supports on x86.
+// The AVX2 and AVX-512 variants (GEMM, optimizer updates) need GCC/clang target pragmas and
+// __builtin_cpu_supports on x86.
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define FASTNN_HAVE_AVX2_VARIANT 1
 #endif

@@ -1,7 +1,7 @@
 // Run-time choice of the GEMM variant: the best one the CPU supports, unless the environment
-// variable FASTNN_CPU_CAPABILITY (generic | avx2) asks for another. Wheels are built for the
-// baseline instruction set (nothing tuned to the build machine); the AVX2 code path is only ever
-// entered on AVX2+FMA CPUs.
+// variable FASTNN_CPU_CAPABILITY (generic | avx2 | avx512) asks for another. Wheels are built for
+// the baseline instruction set (nothing tuned to the build machine); the AVX2 code path is only
+// ever entered on AVX2+FMA CPUs, the AVX-512 one only where AVX-512F is usable as well.
 #include "gemm.h"
 
 #include <atomic>
@@ -21,6 +21,10 @@ namespace gemm_avx2 {
 template <typename T>
 void gemm(bool, bool, idx, idx, idx, T, const T*, idx, const T*, idx, T, T*, idx);
 }
+namespace gemm_avx512 {
+template <typename T>
+void gemm(bool, bool, idx, idx, idx, T, const T*, idx, const T*, idx, T, T*, idx);
+}
 #endif
 
 namespace {
@@ -34,7 +38,20 @@ bool cpu_has_avx2() {
 #endif
 }
 
-CpuCapability best_capability() { return cpu_has_avx2() ? CpuCapability::avx2 : CpuCapability::generic; }
+// __builtin_cpu_supports also checks that the operating system saves the zmm registers.
+bool cpu_has_avx512() {
+#if defined(FASTNN_HAVE_AVX2_VARIANT)
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f");
+#else
+    return false;
+#endif
+}
+
+CpuCapability best_capability() {
+    return cpu_has_avx512() ? CpuCapability::avx512
+           : cpu_has_avx2() ? CpuCapability::avx2
+                            : CpuCapability::generic;
+}
 
 CpuCapability initial_capability() {
     const char* env = std::getenv("FASTNN_CPU_CAPABILITY");
@@ -60,15 +77,23 @@ CpuCapability parse_capability(const std::string& name) {
             throw std::invalid_argument("this CPU (or build) has no AVX2+FMA GEMM variant");
         return CpuCapability::avx2;
     }
-    throw std::invalid_argument("cpu capability must be 'generic' or 'avx2', got '" + name + "'");
+    if (name == "avx512") {
+        if (!cpu_has_avx512())
+            throw std::invalid_argument("this CPU (or build) has no AVX-512 GEMM variant");
+        return CpuCapability::avx512;
+    }
+    throw std::invalid_argument("cpu capability must be 'generic', 'avx2' or 'avx512', got '" + name + "'");
 }
 
-const char* capability_name(CpuCapability c) { return c == CpuCapability::avx2 ? "avx2" : "generic"; }
+const char* capability_name(CpuCapability c) {
+    return c == CpuCapability::avx512 ? "avx512" : c == CpuCapability::avx2 ? "avx2" : "generic";
+}
 CpuCapability cpu_capability() { return g_capability.load(); }
 void set_cpu_capability(CpuCapability c) { g_capability = c; }
 std::vector<std::string> available_capabilities() {
     std::vector<std::string> names{"generic"};
     if (cpu_has_avx2()) names.push_back("avx2");
+    if (cpu_has_avx512()) names.push_back("avx512");
     return names;
 }
 
@@ -76,8 +101,14 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, idx M, idx N, idx K, T alpha, const T* A, idx lda,
           const T* B, idx ldb, T beta, T* C, idx ldc) {
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
-    if (g_capability.load(std::memory_order_relaxed) == CpuCapability::avx2)
-        return gemm_avx2::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    switch (g_capability.load(std::memory_order_relaxed)) {
+        case CpuCapability::avx512:
+            return gemm_avx512::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        case CpuCapability::avx2:
+            return gemm_avx2::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        case CpuCapability::generic:
+            break;
+    }
 #endif
     gemm_generic::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -14,9 +14,10 @@
 namespace fastnn {
 
 // Instruction-set variants of the GEMM (and of the optimizer updates, optim.cpp); all compute the
-// same sums, in the same order per element
-// (the AVX2 variant fuses multiply and add, so its last bits can differ from the generic one).
-enum class CpuCapability { generic, avx2 };
+// same sums, in the same order per element within a variant. The AVX2 and AVX-512 variants fuse
+// multiply and add, so their last bits can differ from the generic one, and the register tiles
+// differ between them. Each variant is deterministic on its own: same bits for any thread count.
+enum class CpuCapability { generic, avx2, avx512 };
 CpuCapability parse_capability(const std::string& name);  // throws std::invalid_argument
 const char* capability_name(CpuCapability c);
 CpuCapability cpu_capability();

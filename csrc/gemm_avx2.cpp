@@ -17,6 +17,7 @@
 #define FASTNN_NR_FLOAT 16
 #define FASTNN_MR_DOUBLE 6
 #define FASTNN_VEC_BYTES 32
+#define FASTNN_VEC_REGS 16
 #define FASTNN_NR_DOUBLE 8
 #include "gemm_kernel.inc"
 #endif

@@ -6,5 +6,6 @@
 #define FASTNN_NR_FLOAT 8
 #define FASTNN_MR_DOUBLE 4
 #define FASTNN_VEC_BYTES 16
+#define FASTNN_VEC_REGS 16
 #define FASTNN_NR_DOUBLE 4
 #include "gemm_kernel.inc"

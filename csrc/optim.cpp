@@ -43,9 +43,11 @@ double block_sum(idx n, F term) {
 FASTNN_DECLARE_VARIANT(optim_generic)
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
 FASTNN_DECLARE_VARIANT(optim_avx2)
+FASTNN_DECLARE_VARIANT(optim_avx512)
 #define FASTNN_VARIANT_CALL(fn, ...)                                                               \
-    (cpu_capability() == CpuCapability::avx2 ? optim_avx2::fn<T>(__VA_ARGS__)                     \
-                                             : optim_generic::fn<T>(__VA_ARGS__))
+    (cpu_capability() == CpuCapability::avx512 ? optim_avx512::fn<T>(__VA_ARGS__)                 \
+     : cpu_capability() == CpuCapability::avx2 ? optim_avx2::fn<T>(__VA_ARGS__)                   \
+                                               : optim_generic::fn<T>(__VA_ARGS__))
 #else
 #define FASTNN_VARIANT_CALL(fn, ...) optim_generic::fn<T>(__VA_ARGS__)
 #endif

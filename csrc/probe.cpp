@@ -27,18 +27,20 @@ double generic_loop(long iterations) { FASTNN_FMA_LOOP(16) }
 
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
 __attribute__((target("avx2,fma"))) double avx2_loop(long iterations) { FASTNN_FMA_LOOP(32) }
+__attribute__((target("avx512f,avx2,fma"))) double avx512_loop(long iterations) { FASTNN_FMA_LOOP(64) }
 #endif
 #undef FASTNN_FMA_LOOP
 
 }  // namespace
 
-double measure_peak_gflops(bool avx2, double seconds) {
+double measure_peak_gflops(CpuCapability variant, double seconds) {
     using clock = std::chrono::steady_clock;
-    auto run = [avx2](long n) {
+    auto run = [variant](long n) {
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
-        if (avx2) return avx2_loop(n);
+        if (variant == CpuCapability::avx512) return avx512_loop(n);
+        if (variant == CpuCapability::avx2) return avx2_loop(n);
 #endif
-        (void)avx2;
+        (void)variant;
         return generic_loop(n);
     };
     // Calibrate on one thread, then run that many iterations on every thread at once.

@@ -148,6 +148,19 @@ def gemm_operands(M, N, K, trans_a, trans_b, dtype, seed=0):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("M,N,K", [(300, 130, 300), (64, 100, 64), (50, 33, 700)])
+def test_gemm_rows_do_not_depend_on_the_batch(M, N, K, dtype, gemm_variant):
+    """NN products take the packed path when large and the in-place (direct) path when small or
+    few-rowed; every row comes out bitwise the same whichever path computes it, so a sample's
+    prediction does not depend on the batch it arrives in."""
+    a, b, _ = gemm_operands(M, N, K, False, False, dtype, seed=7)
+    whole = C.gemm(a, b, np.empty((M, N), dtype))
+    for lo, hi in [(0, 1), (1, 3), (3, 8), (8, 14), (M - 5, M), (0, M // 2)]:
+        part = C.gemm(np.ascontiguousarray(a[lo:hi]), b, np.empty((hi - lo, N), dtype))
+        assert np.array_equal(part, whole[lo:hi]), f"rows {lo}:{hi} differ from the full product"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
                                              (True, True)], ids=["NN", "TN", "NT", "TT"])
 @pytest.mark.parametrize("alpha,beta", ALPHA_BETA)

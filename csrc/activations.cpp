@@ -19,8 +19,7 @@ inline T sigmoid(T x) {
 // Applies `f(i)` for i in [0, n), in parallel when n is large enough to pay for it.
 template <typename F>
 inline void for_each(idx n, F f) {
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-    for (idx i = 0; i < n; ++i) f(i);
+    parallel_for(n, n >= kParallelElementwise, f);
 }
 
 }  // namespace

@@ -50,6 +50,38 @@ inline int num_threads_in_team() {
 #endif
 }
 
+// body(i) for i in [0, n): on the OpenMP team when `parallel`, else as a plain loop. A
+// `#pragma omp parallel for if (false)` still calls into the OpenMP runtime (0.3 us a call,
+// measured on the development machine), which a small-batch training step would pay dozens of
+// times. `_dynamic` hands out one index at a time (tiles of uneven cost, or a busy machine).
+// A macro so that the instruction-set variants (gemm_*.cpp, optim_*.cpp) can define their own
+// copy after their target pragma: a helper compiled for the baseline could not inline their code.
+#ifdef _OPENMP
+#define FASTNN_OMP_FOR(schedule_clause)                                                      \
+    _Pragma(schedule_clause) for (idx i = 0; i < n; ++i) body(i);
+#else
+#define FASTNN_OMP_FOR(schedule_clause) for (idx i = 0; i < n; ++i) body(i);
+#endif
+#define FASTNN_DEFINE_PARALLEL_FOR                                                            \
+    template <typename F>                                                                     \
+    inline void parallel_for(idx n, bool parallel, F&& body) {                                \
+        if (parallel && n > 1) {                                                              \
+            FASTNN_OMP_FOR("omp parallel for schedule(static)")                               \
+        } else {                                                                              \
+            for (idx i = 0; i < n; ++i) body(i);                                              \
+        }                                                                                     \
+    }                                                                                         \
+    template <typename F>                                                                     \
+    inline void parallel_for_dynamic(idx n, bool parallel, F&& body) {                        \
+        if (parallel && n > 1) {                                                              \
+            FASTNN_OMP_FOR("omp parallel for schedule(dynamic, 1)")                           \
+        } else {                                                                              \
+            for (idx i = 0; i < n; ++i) body(i);                                              \
+        }                                                                                     \
+    }
+
+FASTNN_DEFINE_PARALLEL_FOR
+
 // Sums block_sum(b) over b in [0, blocks): the blocks in parallel (when `parallel`), then their
 // sums in order. Block boundaries are fixed by the caller, never by the thread count, so the total
 // is the same on any number of threads. The partial sums live in a per-thread buffer that grows
@@ -59,8 +91,7 @@ double ordered_block_sum(idx blocks, bool parallel, F block_sum) {
     thread_local std::vector<double> partial;
     if (partial.size() < size_t(blocks)) partial.resize(blocks);
     double* part = partial.data();
-#pragma omp parallel for schedule(static) if (parallel)
-    for (idx b = 0; b < blocks; ++b) part[b] = block_sum(b);
+    parallel_for(blocks, parallel, [&](idx b) { part[b] = block_sum(b); });
     double total = 0;
     for (idx b = 0; b < blocks; ++b) total += part[b];
     return total;

@@ -25,15 +25,14 @@ void dense_backward(T* dX, T* dW, T* db, const T* dY, const T* X, const T* W, id
         // result does not depend on the thread count.
         constexpr idx kCols = 64;
         const idx chunks = (M + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static) if (N * M >= kParallelElementwise)
-        for (idx c = 0; c < chunks; ++c) {
+        parallel_for(chunks, N * M >= kParallelElementwise, [=](idx c) {
             const idx j0 = c * kCols, j1 = std::min(M, j0 + kCols);
             std::fill(db + j0, db + j1, T(0));
             for (idx n = 0; n < N; ++n) {
                 const T* row = dY + n * M;
                 for (idx j = j0; j < j1; ++j) db[j] += row[j];
             }
-        }
+        });
     }
 }
 

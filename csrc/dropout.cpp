@@ -23,18 +23,16 @@ void dropout_forward(T* Y, T* mask, const T* X, idx n, double rate, std::uint64_
     const std::uint64_t key = mix(mix(seed) ^ counter);
     const std::uint64_t threshold = std::uint64_t(std::ceil(rate * 9007199254740992.0));  // 2^53
     const T scale = T(1.0 / (1.0 - rate));
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-    for (idx i = 0; i < n; ++i) {
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) {
         const std::uint64_t u = mix(key + std::uint64_t(i + 1) * kGolden);
         mask[i] = (u >> 11) >= threshold ? scale : T(0);
         Y[i] = X[i] * mask[i];
-    }
+    });
 }
 
 template <typename T>
 void dropout_backward(T* dX, const T* dY, const T* mask, idx n) {
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-    for (idx i = 0; i < n; ++i) dX[i] = dY[i] * mask[i];
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) { dX[i] = dY[i] * mask[i]; });
 }
 
 template void dropout_forward<float>(float*, float*, const float*, idx, double, std::uint64_t,

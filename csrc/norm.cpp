@@ -17,8 +17,7 @@ template <typename F>
 void for_column_blocks(idx N, idx C, F f) {
     const idx width = std::min(kMaxCols, std::max(kMinCols, (C + max_threads() - 1) / max_threads()));
     const idx blocks = (C + width - 1) / width;
-#pragma omp parallel for schedule(static) if (N * C >= kParallelElementwise && blocks > 1)
-    for (idx b = 0; b < blocks; ++b) f(b * width, std::min(C, (b + 1) * width));
+    parallel_for(blocks, N * C >= kParallelElementwise && blocks > 1, [=](idx b) { f(b * width, std::min(C, (b + 1) * width)); });
 }
 
 // Y[:, j0:j0+w] = gamma * (X - m) * rs + beta for the columns of one block (m, rs: [w];
@@ -129,8 +128,7 @@ void batchnorm_backward(T* dX, T* dgamma, T* dbeta, const T* dY, const T* X, con
 template <typename T>
 void layernorm_forward(T* Y, T* mean, T* rstd, const T* X, const T* gamma, const T* beta, idx N,
                        idx C, double eps) {
-#pragma omp parallel for schedule(static) if (N * C >= kParallelElementwise)
-    for (idx n = 0; n < N; ++n) {
+    parallel_for(N, N * C >= kParallelElementwise, [=](idx n) {
         const T* x = X + n * C;
         T* y = Y + n * C;
         double sum = 0, sq = 0;
@@ -149,15 +147,14 @@ void layernorm_forward(T* Y, T* mean, T* rstd, const T* X, const T* gamma, const
             if (beta) v = v + beta[c];
             y[c] = v;
         }
-    }
+    });
 }
 
 template <typename T>
 void layernorm_backward(T* dX, T* dgamma, T* dbeta, const T* dY, const T* X, const T* gamma,
                         const T* mean, const T* rstd, idx N, idx C) {
     if (dX) {
-#pragma omp parallel for schedule(static) if (N * C >= kParallelElementwise)
-        for (idx n = 0; n < N; ++n) {
+        parallel_for(N, N * C >= kParallelElementwise, [=](idx n) {
             const T* x = X + n * C;
             const T* dy = dY + n * C;
             T* dx = dX + n * C;
@@ -175,7 +172,7 @@ void layernorm_backward(T* dX, T* dgamma, T* dbeta, const T* dY, const T* X, con
                 const T xhat = (x[c] - m) * rs;
                 dx[c] = rs * ((g - a) - xhat * b);
             }
-        }
+        });
     }
     if (!dgamma && !dbeta) return;
     for_column_blocks(N, C, [=](idx j0, idx j1) {

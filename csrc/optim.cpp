@@ -76,8 +76,7 @@ void rmsprop_update(T* p, const T* g, T* vel, T* avg, T* mom, idx n, T lr, doubl
 
 template <typename T>
 void weight_decay_update(T* p, idx n, T lr, T wd) {
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-    for (idx i = 0; i < n; ++i) p[i] -= p[i] * wd * lr;
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) { p[i] -= p[i] * wd * lr; });
 }
 
 template <typename T>
@@ -87,19 +86,17 @@ double sum_squares(const T* x, idx n) {
 
 template <typename T>
 void clip_gradient(T* out, const T* g, idx n, T scale, T clipvalue) {
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-    for (idx i = 0; i < n; ++i) out[i] = std::min(std::max(scale * g[i], -clipvalue), clipvalue);
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) { out[i] = std::min(std::max(scale * g[i], -clipvalue), clipvalue); });
 }
 
 template <typename T>
 double l1_l2_penalty(T* grad, const T* w, idx n, double l1, double l2) {
     if (grad) {
         const T tl1 = T(l1), tl2 = T(2.0 * l2);
-#pragma omp parallel for schedule(static) if (n >= kParallelElementwise)
-        for (idx i = 0; i < n; ++i) {
+        parallel_for(n, n >= kParallelElementwise, [=](idx i) {
             const T sign = T(w[i] > T(0)) - T(w[i] < T(0));
             grad[i] += tl1 * sign + tl2 * w[i];
-        }
+        });
     }
     return block_sum(n, [=](idx i) {
         const double v = double(w[i]);

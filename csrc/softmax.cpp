@@ -45,8 +45,7 @@ T log_softmax_row(T* y, const T* x, idx C) {
 
 template <typename T>
 void softmax_forward(T* Y, const T* X, idx N, idx C) {
-#pragma omp parallel for schedule(static) if (N >= kParallelRows)
-    for (idx n = 0; n < N; ++n) {
+    parallel_for(N, N >= kParallelRows, [=](idx n) {
         T* y = Y + n * C;
         const T* x = X + n * C;
         const T mx = *std::max_element(x, x + C);
@@ -55,7 +54,7 @@ void softmax_forward(T* Y, const T* X, idx N, idx C) {
             const T share = k < 0 ? std::numeric_limits<T>::quiet_NaN() : T(1) / T(k);
             for (idx c = 0; c < C; ++c)
                 y[c] = k < 0 ? share : (x[c] == std::numeric_limits<T>::infinity() ? share : T(0));
-            continue;
+            return;
         }
         T sum = 0;
         for (idx c = 0; c < C; ++c) {
@@ -64,43 +63,40 @@ void softmax_forward(T* Y, const T* X, idx N, idx C) {
         }
         const T inv = T(1) / sum;
         for (idx c = 0; c < C; ++c) y[c] *= inv;
-    }
+    });
 }
 
 template <typename T>
 void softmax_backward(T* dX, const T* dY, const T* Y, idx N, idx C) {
-#pragma omp parallel for schedule(static) if (N >= kParallelRows)
-    for (idx n = 0; n < N; ++n) {
+    parallel_for(N, N >= kParallelRows, [=](idx n) {
         const T* dy = dY + n * C;
         const T* y = Y + n * C;
         T dot = 0;
         for (idx c = 0; c < C; ++c) dot += dy[c] * y[c];
         T* dx = dX + n * C;
         for (idx c = 0; c < C; ++c) dx[c] = y[c] * (dy[c] - dot);
-    }
+    });
 }
 
 template <typename T>
 void log_softmax_forward(T* Y, const T* X, idx N, idx C) {
-#pragma omp parallel for schedule(static) if (N >= kParallelRows)
-    for (idx n = 0; n < N; ++n) {
+    parallel_for(N, N >= kParallelRows, [=](idx n) {
         T* y = Y + n * C;
         const T lse = log_softmax_row(y, X + n * C, C);
         for (idx c = 0; c < C; ++c) y[c] -= lse;
-    }
+    });
 }
 
 template <typename T>
 void log_softmax_backward(T* dX, const T* dY, const T* Y, idx N, idx C) {
-#pragma omp parallel for schedule(static) if (N >= kParallelRows)
-    for (idx n = 0; n < N; ++n) {
+    parallel_for(N, N >= kParallelRows, [=](idx n) {
         const T* dy = dY + n * C;
         const T* y = Y + n * C;
         T sum = 0;
         for (idx c = 0; c < C; ++c) sum += dy[c];
         T* dx = dX + n * C;
         for (idx c = 0; c < C; ++c) dx[c] = dy[c] - std::exp(y[c]) * sum;
-    }
+    });
 }
 
 #define FASTNN_INSTANTIATE(T)                                            \

@@ -1,19 +1,21 @@
 #include "dense.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "gemm.h"
 
 namespace fastnn {
 
 template <typename T>
-void dense_forward(T* Y, const T* X, const T* W, const T* b, idx N, idx K, idx M) {
-    // Seed Y with the bias, then let the GEMM accumulate onto it (beta = 1): one pass over Y.
-    if (b) {
-        for (idx n = 0; n < N; ++n) std::memcpy(Y + n * M, b, sizeof(T) * M);
-    }
-    gemm<T>(false, false, N, M, K, T(1), X, K, W, M, b ? T(1) : T(0), Y, M);
+void dense_forward(T* Y, const T* X, const T* W, const T* b, idx N, idx K, idx M, T* A, Act act,
+                   T act_alpha) {
+    Epilogue<T> ep;
+    ep.bias = b;
+    ep.out = A;
+    ep.ldo = M;
+    ep.act = act;
+    ep.act_alpha = act_alpha;
+    gemm<T>(false, false, N, M, K, T(1), X, K, W, M, T(0), Y, M, (b || A) ? &ep : nullptr);
 }
 
 template <typename T>
@@ -36,9 +38,10 @@ void dense_backward(T* dX, T* dW, T* db, const T* dY, const T* X, const T* W, id
     }
 }
 
-template void dense_forward<float>(float*, const float*, const float*, const float*, idx, idx, idx);
+template void dense_forward<float>(float*, const float*, const float*, const float*, idx, idx, idx,
+                                   float*, Act, float);
 template void dense_forward<double>(double*, const double*, const double*, const double*, idx, idx,
-                                    idx);
+                                    idx, double*, Act, double);
 template void dense_backward<float>(float*, float*, float*, const float*, const float*, const float*,
                                     idx, idx, idx);
 template void dense_backward<double>(double*, double*, double*, const double*, const double*,

@@ -14,16 +14,16 @@ namespace fastnn {
 
 namespace gemm_generic {
 template <typename T>
-void gemm(bool, bool, idx, idx, idx, T, const T*, idx, const T*, idx, T, T*, idx);
+void gemm(bool, bool, idx, idx, idx, T, const T*, idx, const T*, idx, T, T*, idx, const Epilogue<T>*);
 }
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
 namespace gemm_avx2 {
 template <typename T>
-void gemm(bool, bool, idx, idx, idx, T, const T*, idx, const T*, idx, T, T*, idx);
+void gemm(bool, bool, idx, idx, idx, T, const T*, idx, const T*, idx, T, T*, idx, const Epilogue<T>*);
 }
 namespace gemm_avx512 {
 template <typename T>
-void gemm(bool, bool, idx, idx, idx, T, const T*, idx, const T*, idx, T, T*, idx);
+void gemm(bool, bool, idx, idx, idx, T, const T*, idx, const T*, idx, T, T*, idx, const Epilogue<T>*);
 }
 #endif
 
@@ -99,23 +99,25 @@ std::vector<std::string> available_capabilities() {
 
 template <typename T>
 void gemm(bool trans_a, bool trans_b, idx M, idx N, idx K, T alpha, const T* A, idx lda,
-          const T* B, idx ldb, T beta, T* C, idx ldc) {
+          const T* B, idx ldb, T beta, T* C, idx ldc, const Epilogue<T>* ep) {
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
     switch (g_capability.load(std::memory_order_relaxed)) {
         case CpuCapability::avx512:
-            return gemm_avx512::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return gemm_avx512::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                                        ldc, ep);
         case CpuCapability::avx2:
-            return gemm_avx2::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return gemm_avx2::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                      ep);
         case CpuCapability::generic:
             break;
     }
 #endif
-    gemm_generic::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_generic::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
 }
 
 template void gemm<float>(bool, bool, idx, idx, idx, float, const float*, idx, const float*, idx,
-                          float, float*, idx);
+                          float, float*, idx, const Epilogue<float>*);
 template void gemm<double>(bool, bool, idx, idx, idx, double, const double*, idx, const double*,
-                           idx, double, double*, idx);
+                           idx, double, double*, idx, const Epilogue<double>*);
 
 }  // namespace fastnn

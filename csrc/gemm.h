@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "activations.h"
 #include "common.h"
 
 namespace fastnn {
@@ -24,8 +25,23 @@ CpuCapability cpu_capability();
 void set_cpu_capability(CpuCapability c);
 std::vector<std::string> available_capabilities();
 
+// What the GEMM does to each finished block of C, by the thread that computed it and while the
+// block is still in cache (a fused epilogue; dense_forward uses it for bias and activation):
+//   C[i, j] += bias[j]                   when bias is set
+//   out[i, j] = act(C[i, j])             when out is set (out may be C itself)
+// Each element goes through the same operations as the separate passes would (the bias added to
+// the finished sum, then the activation kernel on the result), so fusing never changes a bit.
+template <typename T>
+struct Epilogue {
+    const T* bias = nullptr;  // [N]
+    T* out = nullptr;         // [M, N] with leading dimension ldo
+    idx ldo = 0;
+    Act act = Act::linear;
+    T act_alpha = T(0);
+};
+
 template <typename T>
 void gemm(bool trans_a, bool trans_b, idx M, idx N, idx K, T alpha, const T* A, idx lda,
-          const T* B, idx ldb, T beta, T* C, idx ldc);
+          const T* B, idx ldb, T beta, T* C, idx ldc, const Epilogue<T>* epilogue = nullptr);
 
 }  // namespace fastnn

@@ -51,8 +51,16 @@ const T* layer_forward(PlanLayer<T>& L, const T* x, idx n, bool training, bool l
     switch (L.kind) {
         case LayerKind::dense: {
             T* z = L.z.data();
+            if (logits || L.act.identity()) {
+                dense_forward<T>(z, x, L.W, L.b, n, L.in_size, L.out_size);
+                return L.out = z;
+            }
+            if (L.act.kind == ActKind::elementwise) {  // fused into the GEMM's epilogue
+                dense_forward<T>(z, x, L.W, L.b, n, L.in_size, L.out_size, L.y.data(), L.act.act,
+                                 L.act.alpha);
+                return L.out = L.y.data();
+            }
             dense_forward<T>(z, x, L.W, L.b, n, L.in_size, L.out_size);
-            if (logits || L.act.identity()) return L.out = z;
             act_apply(L.act, L.y.data(), z, n, L.out_size);
             return L.out = L.y.data();
         }

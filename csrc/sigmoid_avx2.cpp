@@ -1,0 +1,13 @@
+// AVX2+FMA float32 sigmoid variant, used with the AVX2 GEMM (see activations.cpp). Standard
+// headers come before the target pragma, as in gemm_avx2.cpp.
+#include <cstdint>
+#include <cstring>
+
+#include "common.h"
+
+#if defined(FASTNN_HAVE_AVX2_VARIANT)
+#pragma GCC target("avx2,fma")
+#define FASTNN_SIGMOID_NS sigmoid_avx2
+#define FASTNN_VEC_BYTES 32
+#include "sigmoid_kernel.inc"
+#endif

@@ -514,6 +514,9 @@ class Sequential:
             out_shape = self._output_shapes(self._input_shape)[-1]
             result = np.empty((len(x),) + out_shape, dtype=self._dtype)
             plan = self._inference_plan()
+            if plan is not None and len(x) <= batch_size:  # one native call, no slicing
+                plan.predict(x, result)
+                return result
             for lo in range(0, len(x), batch_size):
                 if plan is not None:
                     plan.predict(x[lo:lo + batch_size], result[lo:lo + batch_size])

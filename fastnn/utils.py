@@ -75,12 +75,19 @@ class Progbar:
         self.stream.flush()
 
 
+_NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def as_float_array(x, name, dtype=None):
     """``x`` as a C-contiguous, aligned float array (no copy when it already is one of ``dtype``).
 
     Integers and booleans are converted to ``dtype`` (default: float64/float32 inputs keep their
     dtype, others get ``floatx``); complex, object and string arrays raise TypeError.
     """
+    if type(x) is np.ndarray and x.dtype in _NATIVE_FLOATS and (dtype is None or x.dtype == dtype):
+        flags = x.flags
+        if flags.c_contiguous and flags.aligned:
+            return x  # already what the kernels take (the common case: no conversion to decide)
     try:
         arr = x if isinstance(x, np.ndarray) else np.asarray(x)
     except (TypeError, ValueError) as exc:

@@ -14,9 +14,8 @@ from .models import Sequential
 BATCH_SIZES = (1, 8, 64, 512, 4096)
 
 
-def median_time(fn, min_repeats=5, budget=0.2):
-    """Median wall time of ``fn()`` over at least ``min_repeats`` calls or ``budget`` seconds."""
-    fn()  # warm-up: buffers, caches, thread pool
+def _timed_calls(fn, budget, min_repeats):
+    """Wall times of calls to ``fn()``: at least ``min_repeats``, for ``budget`` seconds."""
     times, start = [], time.perf_counter()
     while len(times) < min_repeats or time.perf_counter() - start < budget:
         t0 = time.perf_counter()
@@ -24,7 +23,40 @@ def median_time(fn, min_repeats=5, budget=0.2):
         times.append(time.perf_counter() - t0)
         if len(times) >= 10_000:
             break
-    return float(np.median(times))
+    return times
+
+
+def median_time(fn, min_repeats=5, budget=0.2):
+    """Median wall time of ``fn()`` over at least ``min_repeats`` calls or ``budget`` seconds."""
+    fn()  # warm-up: buffers, caches, thread pool
+    return float(np.median(_timed_calls(fn, budget, min_repeats)))
+
+
+SETTLE = 0.15  # seconds between rounds of different backends
+
+
+def paired_medians(fns, budget=0.2, rounds=4, min_repeats=3):
+    """Median wall time of each backend's ``fns[backend]()``, timed in alternating rounds.
+
+    Each round times one backend for ``budget / rounds`` seconds split between them, then the
+    other, so that both see the same state of a shared machine and their ratio stays meaningful
+    when the machine's speed drifts. Rounds are long (tens of milliseconds) so that the thread
+    pools' spinning after one backend's calls barely overlaps the other's, and each starts after
+    a pause of ``SETTLE`` seconds (less for a small budget): OpenBLAS's idle workers keep spinning on a core for tens of
+    milliseconds after its last call (measured: a 2-thread native batch-512 step ran at half speed
+    right after NumPy's matmuls).
+    """
+    times = {name: [] for name in fns}
+    for name, fn in fns.items():  # warm-up: buffers, caches, thread pools
+        with backend.backend_scope(name):
+            fn()
+    order = list(fns)
+    for r in range(rounds):
+        for name in (order if r % 2 == 0 else order[::-1]):
+            time.sleep(min(SETTLE, budget / 2))
+            with backend.backend_scope(name):
+                times[name].extend(_timed_calls(fns[name], budget / rounds / len(fns), min_repeats))
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def mlp(sizes, activation="relu", seed=0):
@@ -43,13 +75,11 @@ def predict_table(model, batch_sizes=BATCH_SIZES, budget=0.2, backends=backend.B
     rng = np.random.default_rng(0)
     n_in = model.input_shape[1]
     inputs = {batch: rng.random((batch, n_in), dtype=np.float32) for batch in batch_sizes}
-    times = {batch: {} for batch in batch_sizes}
-    # One backend at a time: OpenBLAS's and OpenMP's worker threads both spin for a while after a
-    # call, so alternating them on two cores would slow both down.
-    for name in backends:
-        with backend.backend_scope(name):
-            for batch, x in inputs.items():
-                times[batch][name] = median_time(lambda: model.predict(x, batch_size=batch), budget=budget) / batch
+    times = {}
+    for batch, x in inputs.items():
+        medians = paired_medians({name: (lambda x=x, b=batch: model.predict(x, batch_size=b))
+                                  for name in backends}, budget=budget)
+        times[batch] = {name: t / batch for name, t in medians.items()}
     return list(times.items())
 
 
@@ -67,19 +97,27 @@ def batch_pool(sizes, batch, n_batches=16, seed=0):
 
 def train_step_table(sizes, batch_sizes, budget=0.3, backends=backend.BACKENDS, activation="relu"):
     """Rows ``(batch, {backend: samples per second})`` for ``train_on_batch`` of an MLP."""
-    rates = {batch: {} for batch in batch_sizes}
-    for name in backends:  # one backend at a time, as in predict_table
-        with backend.backend_scope(name):
-            for batch in batch_sizes:
-                pool = batch_pool(sizes, batch)
+    rates = {}
+    for batch in batch_sizes:
+        pool = batch_pool(sizes, batch)
+        steps = {}
+        for name in backends:
+            with backend.backend_scope(name):
                 model = mlp(sizes, activation)
-                step = iter(range(10 ** 9))
-
-                def train():
-                    x, y = pool[next(step) % len(pool)]
-                    model.train_on_batch(x, y)
-                rates[batch][name] = batch / median_time(train, budget=budget)
+            steps[name] = _train_steps(model, pool)
+        medians = paired_medians(steps, budget=budget)
+        rates[batch] = {name: batch / t for name, t in medians.items()}
     return list(rates.items())
+
+
+def _train_steps(model, pool):
+    """A function that runs one train_on_batch step, cycling through the batches of ``pool``."""
+    step = iter(range(10 ** 9))
+
+    def train():
+        x, y = pool[next(step) % len(pool)]
+        model.train_on_batch(x, y)
+    return train
 
 
 def format_time(seconds):

@@ -21,21 +21,12 @@ void dense_forward(T* Y, const T* X, const T* W, const T* b, idx N, idx K, idx M
 template <typename T>
 void dense_backward(T* dX, T* dW, T* db, const T* dY, const T* X, const T* W, idx N, idx K, idx M) {
     if (dX) gemm<T>(false, true, N, K, M, T(1), dY, M, W, M, T(0), dX, K);
-    gemm<T>(true, false, K, M, N, T(1), X, K, dY, M, T(0), dW, M);
-    if (db) {
-        // Columns are split between threads; each column is summed over n in order, so the
-        // result does not depend on the thread count.
-        constexpr idx kCols = 64;
-        const idx chunks = (M + kCols - 1) / kCols;
-        parallel_for(chunks, N * M >= kParallelElementwise, [=](idx c) {
-            const idx j0 = c * kCols, j1 = std::min(M, j0 + kCols);
-            std::fill(db + j0, db + j1, T(0));
-            for (idx n = 0; n < N; ++n) {
-                const T* row = dY + n * M;
-                for (idx j = j0; j < j1; ++j) db[j] += row[j];
-            }
-        });
-    }
+    // db = column sums of dY, which is the GEMM's B: summed over n in order while it is packed
+    // (or in a separate pass on the unpacked paths), so the result does not depend on the path
+    // or the thread count.
+    Epilogue<T> ep;
+    ep.b_col_sums = db;
+    gemm<T>(true, false, K, M, N, T(1), X, K, dY, M, T(0), dW, M, db ? &ep : nullptr);
 }
 
 template void dense_forward<float>(float*, const float*, const float*, const float*, idx, idx, idx,

@@ -31,6 +31,9 @@ std::vector<std::string> available_capabilities();
 //   out[i, j] = act(C[i, j])             when out is set (out may be C itself)
 // Each element goes through the same operations as the separate passes would (the bias added to
 // the finished sum, then the activation kernel on the result), so fusing never changes a bit.
+// It can also return the column sums of op(B) (a bias gradient, db = sum_n dY[n, :], when B = dY
+// in dW = X^T dY), summed over the depth in order: on the packed path while B is packed, so dY is
+// read once; on the others in a separate pass. Either way the same additions in the same order.
 template <typename T>
 struct Epilogue {
     const T* bias = nullptr;  // [N]
@@ -38,6 +41,8 @@ struct Epilogue {
     idx ldo = 0;
     Act act = Act::linear;
     T act_alpha = T(0);
+    T* b_col_sums = nullptr;  // [N]: sum_k op(B)[k, j], overwritten
+    bool finishes_c() const { return bias || out; }
 };
 
 template <typename T>

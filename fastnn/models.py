@@ -498,7 +498,6 @@ class Sequential:
             values = list(logs.values())
             return values[0] if len(values) == 1 else values
 
-    @_releasing
     def predict(self, x, batch_size=None, verbose=0):
         """Model outputs for ``x`` as a new array of shape (N, outputs). NaN inputs give NaN outputs.
 
@@ -514,14 +513,19 @@ class Sequential:
             out_shape = self._output_shapes(self._input_shape)[-1]
             result = np.empty((len(x),) + out_shape, dtype=self._dtype)
             plan = self._inference_plan()
-            if plan is not None and len(x) <= batch_size:  # one native call, no slicing
-                plan.predict(x, result)
-                return result
-            for lo in range(0, len(x), batch_size):
-                if plan is not None:
+            if plan is not None:  # the layers keep no reference to x: nothing to release
+                if len(x) <= batch_size:
+                    plan.predict(x, result)  # one native call, no slicing
+                    return result
+                for lo in range(0, len(x), batch_size):
                     plan.predict(x[lo:lo + batch_size], result[lo:lo + batch_size])
-                else:
+                return result
+            try:
+                for lo in range(0, len(x), batch_size):
                     result[lo:lo + batch_size] = self._forward(x[lo:lo + batch_size], training=False)
+            finally:
+                for layer in self._layers:
+                    layer.release()
             return result
 
     def predict_on_batch(self, x):

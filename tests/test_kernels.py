@@ -527,6 +527,38 @@ def test_adam_update_matches_reference_over_three_steps(hyper, shape, dtype):
         assert np.isfinite(p_nat).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_optimizer_updates_give_the_same_bits_on_every_variant(dtype):
+    """The updates are built without fused multiply-add in every instruction-set variant, so each
+    one rounds exactly as the generic code: bitwise the same parameters and state."""
+    n = 70_001  # parallel, and a ragged tail for every vector width
+    updates = {
+        "sgd": lambda p, s, g: C.sgd_update(p, g, s[0], 0.05, momentum=0.9, nesterov=True),
+        "adam": lambda p, s, g: C.adam_update(p, g, s[0], s[1], 1e-3, 0.9, 0.999, 1e-7, 3),
+        "amsgrad": lambda p, s, g: C.adam_update(p, g, s[0], s[1], 1e-3, 0.9, 0.999, 1e-7, 3, s[2]),
+        "adagrad": lambda p, s, g: C.adagrad_update(p, g, s[0], 0.1, 1e-7),
+        "rmsprop": lambda p, s, g: C.rmsprop_update(p, g, s[0], s[1], s[2], 0.01, 0.9, 0.5, 1e-7),
+    }
+    previous = C.cpu_capability()
+    try:
+        for name, update in updates.items():
+            results = {}
+            for variant in GEMM_VARIANTS if GEMM_VARIANTS != [None] else [previous]:
+                C.set_cpu_capability(variant)
+                p = randn((n,), dtype, 1)
+                state = [np.abs(randn((n,), dtype, 2)) * 0.1, np.zeros(n, dtype), np.zeros(n, dtype)]
+                for step in range(3):
+                    update(p, state, randn((n,), dtype, 10 + step))
+                results[variant] = [p] + state
+            first = next(iter(results.values()))
+            assert all(np.isfinite(a).all() for a in first), name
+            for variant, arrays in results.items():
+                for a, b in zip(arrays, first):
+                    assert np.array_equal(a, b), f"{name}: {variant} differs from the first variant"
+    finally:
+        C.set_cpu_capability(previous)
+
+
 # ============================================================================ Threads
 
 def _run_with_threads(n, f):

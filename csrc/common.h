@@ -62,23 +62,18 @@ inline int num_threads_in_team() {
 #else
 #define FASTNN_OMP_FOR(schedule_clause) for (idx i = 0; i < n; ++i) body(i);
 #endif
-#define FASTNN_DEFINE_PARALLEL_FOR                                                            \
+#define FASTNN_DEFINE_PARALLEL_FOR_AS(name, schedule_clause)                                  \
     template <typename F>                                                                     \
-    inline void parallel_for(idx n, bool parallel, F&& body) {                                \
+    inline void name(idx n, bool parallel, F&& body) {                                        \
         if (parallel && n > 1) {                                                              \
-            FASTNN_OMP_FOR("omp parallel for schedule(static)")                               \
-        } else {                                                                              \
-            for (idx i = 0; i < n; ++i) body(i);                                              \
-        }                                                                                     \
-    }                                                                                         \
-    template <typename F>                                                                     \
-    inline void parallel_for_dynamic(idx n, bool parallel, F&& body) {                        \
-        if (parallel && n > 1) {                                                              \
-            FASTNN_OMP_FOR("omp parallel for schedule(dynamic, 1)")                           \
+            FASTNN_OMP_FOR(schedule_clause)                                                   \
         } else {                                                                              \
             for (idx i = 0; i < n; ++i) body(i);                                              \
         }                                                                                     \
     }
+#define FASTNN_DEFINE_PARALLEL_FOR                                                            \
+    FASTNN_DEFINE_PARALLEL_FOR_AS(parallel_for, "omp parallel for schedule(static)")          \
+    FASTNN_DEFINE_PARALLEL_FOR_AS(parallel_for_dynamic, "omp parallel for schedule(dynamic, 1)")
 
 FASTNN_DEFINE_PARALLEL_FOR
 

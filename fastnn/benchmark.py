@@ -43,8 +43,9 @@ def _busy_wait(seconds):
         pass
 
 
-def paired_medians(fns, budget=0.2, rounds=4, min_repeats=3):
+def paired_medians(fns, budget=0.2, rounds=4, min_repeats=3, scopes=None):
     """Median wall time of each backend's ``fns[backend]()``, timed in alternating rounds.
+    (``scopes[name]()``, when given, is the context each one runs in instead of its backend.)
 
     Each round times one backend for ``budget / rounds`` seconds split between them, then the
     other, so that both see the same state of a shared machine and their ratio stays meaningful
@@ -54,15 +55,16 @@ def paired_medians(fns, budget=0.2, rounds=4, min_repeats=3):
     milliseconds after its last call (measured: a 2-thread native batch-512 step ran at half speed
     right after NumPy's matmuls).
     """
+    scope = (lambda name: scopes[name]()) if scopes else backend.backend_scope
     times = {name: [] for name in fns}
     for name, fn in fns.items():  # warm-up: buffers, caches, thread pools
-        with backend.backend_scope(name):
+        with scope(name):
             fn()
     order = list(fns)
     for r in range(rounds):
         for name in (order if r % 2 == 0 else order[::-1]):
             _busy_wait(min(SETTLE, budget / 2))
-            with backend.backend_scope(name):
+            with scope(name):
                 times[name].extend(_timed_calls(fns[name], budget / rounds / len(fns), min_repeats))
     return {name: float(np.median(t)) for name, t in times.items()}
 
@@ -143,6 +145,14 @@ GEMM_SHAPES = [(64, 64, 64), (128, 128, 128), (512, 512, 512), (1024, 1024, 1024
 TRAIN_BATCHES = (1, 8, 32, 512, 2048)
 
 
+def _can_limit_blas():
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _blas_threads(n):
     """Context limiting NumPy's BLAS to ``n`` threads (needs threadpoolctl), or None without it."""
     try:
@@ -153,8 +163,9 @@ def _blas_threads(n):
 
 
 def gemm_table(shapes=GEMM_SHAPES, threads=(1, 2), budget=0.2):
-    """Rows ``(shape, threads, fastnn GFLOP/s, numpy GFLOP/s or None)``, one implementation timed at
-    a time. NumPy is limited to the same thread count when threadpoolctl is installed."""
+    """Rows ``(shape, threads, fastnn GFLOP/s, numpy GFLOP/s or None)``, the two timed in
+    alternating rounds (see paired_medians). NumPy is limited to the same thread count when
+    threadpoolctl is installed (without it, it is only timed at the last, full thread count)."""
     from . import ops
     rng = np.random.default_rng(0)
     cases = [(m, n, k, rng.standard_normal((m, k), dtype=np.float32),
@@ -165,16 +176,17 @@ def gemm_table(shapes=GEMM_SHAPES, threads=(1, 2), budget=0.2):
     try:
         for nt in threads:
             backend.set_num_threads(nt)
-            fast = [median_time(lambda: ops.gemm(a, b, c), budget=budget) for *_, a, b, c in cases]
-            limit = _blas_threads(nt)
-            if limit is None and nt != threads[-1]:
-                slow = [None] * len(cases)  # cannot pin OpenBLAS to nt threads without threadpoolctl
-            else:
-                with limit or _nullcontext():
-                    slow = [median_time(lambda: np.matmul(a, b, out=c), budget=budget) for *_, a, b, c in cases]
-            for (m, n, k, *_), tf, tn in zip(cases, fast, slow):
+            with_numpy = _can_limit_blas() or nt == threads[-1]
+            for m, n, k, a, b, c in cases:
+                fns = {"fastnn": lambda: ops.gemm(a, b, c)}
+                scopes = {"fastnn": _nullcontext}
+                if with_numpy:
+                    fns["numpy"] = lambda: np.matmul(a, b, out=c)
+                    scopes["numpy"] = lambda: _blas_threads(nt) or _nullcontext()
+                medians = paired_medians(fns, budget=budget, scopes=scopes)
                 gflop = 2 * m * n * k / 1e9
-                rows.append(((m, n, k), nt, gflop / tf, None if tn is None else gflop / tn))
+                rows.append(((m, n, k), nt, gflop / medians["fastnn"],
+                             gflop / medians["numpy"] if with_numpy else None))
     finally:
         backend.set_num_threads(previous)
     return rows
@@ -256,7 +268,7 @@ def report(budget=0.3, plot=None, write=print):
     import os
     from . import _core
     cap = _core.cpu_capability()
-    peak = _core.measure_peak_gflops(0.3)
+    peak = max(_core.measure_peak_gflops(0.2) for _ in range(3))  # a peak: the best of three
     write(f"fastnn benchmark, {datetime.date.today()}: {os.cpu_count()} cores, "
           f"{backend.get_num_threads()} threads, GEMM variant {cap}, numpy {np.__version__}; "
           f"medians of repeated calls, ratios from this run.")

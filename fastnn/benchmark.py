@@ -51,9 +51,9 @@ def paired_medians(fns, budget=0.2, rounds=4, min_repeats=3, scopes=None):
     other, so that both see the same state of a shared machine and their ratio stays meaningful
     when the machine's speed drifts. Rounds are long (tens of milliseconds) so that the thread
     pools' spinning after one backend's calls barely overlaps the other's, and each starts after
-    a pause of ``SETTLE`` seconds (less for a small budget): OpenBLAS's idle workers keep spinning on a core for tens of
-    milliseconds after its last call (measured: a 2-thread native batch-512 step ran at half speed
-    right after NumPy's matmuls).
+    a pause of ``SETTLE`` seconds (less for a small budget): OpenBLAS's idle workers keep spinning
+    on a core for tens of milliseconds after its last call (measured: a 2-thread native batch-512
+    step ran at half speed right after NumPy's matmuls).
     """
     scope = (lambda name: scopes[name]()) if scopes else backend.backend_scope
     times = {name: [] for name in fns}

@@ -11,17 +11,14 @@ modified (only ``gemm``'s ``c`` and the optimizer updates work in place, by defi
 import numpy as np
 
 from . import backend
-from .utils import as_float_array, native_float_dtype
-
-
-_READY = (np.dtype(np.float32), np.dtype(np.float64))
+from .utils import NATIVE_FLOATS, as_float_array, native_float_dtype
 
 
 def _ready(arrays):
     """True when every argument (None aside) is already a C-contiguous, aligned ndarray of one
     native float dtype: nothing to convert (the common case, checked in well under a microsecond)."""
     first = arrays[0]
-    if type(first) is not np.ndarray or first.dtype not in _READY:
+    if type(first) is not np.ndarray or first.dtype not in NATIVE_FLOATS:
         return False
     dtype = first.dtype
     for a in arrays:

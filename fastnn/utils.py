@@ -75,7 +75,7 @@ class Progbar:
         self.stream.flush()
 
 
-_NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # what the kernels take
 
 
 def as_float_array(x, name, dtype=None):
@@ -84,7 +84,7 @@ def as_float_array(x, name, dtype=None):
     Integers and booleans are converted to ``dtype`` (default: float64/float32 inputs keep their
     dtype, others get ``floatx``); complex, object and string arrays raise TypeError.
     """
-    if type(x) is np.ndarray and x.dtype in _NATIVE_FLOATS and (dtype is None or x.dtype == dtype):
+    if type(x) is np.ndarray and x.dtype in NATIVE_FLOATS and (dtype is None or x.dtype == dtype):
         flags = x.flags
         if flags.c_contiguous and flags.aligned:
             return x  # already what the kernels take (the common case: no conversion to decide)

@@ -116,6 +116,30 @@ void act_backward(Act act, T* dx, const T* dy, const T* x, const T* y, idx n, T 
     }
 }
 
+template <typename T>
+void prelu_forward(T* Y, const T* X, const T* alpha, idx N, idx C) {
+    for_each(N * C, [=](idx i) { Y[i] = X[i] > T(0) ? X[i] : alpha[i % C] * X[i]; });
+}
+
+template <typename T>
+void prelu_backward(T* dX, T* dalpha, const T* dY, const T* X, const T* alpha, idx N, idx C) {
+    if (dX) for_each(N * C, [=](idx i) { dX[i] = X[i] > T(0) ? dY[i] : alpha[i % C] * dY[i]; });
+    // One feature per task, rows in order: the sum does not depend on the thread count.
+    parallel_for(C, N * C >= kParallelElementwise, [=](idx c) {
+        double s = 0;
+        for (idx n = 0; n < N; ++n) {
+            const T x = X[n * C + c];
+            if (!(x > T(0))) s += double(dY[n * C + c]) * double(x);
+        }
+        dalpha[c] = T(s);
+    });
+}
+
+template void prelu_forward<float>(float*, const float*, const float*, idx, idx);
+template void prelu_forward<double>(double*, const double*, const double*, idx, idx);
+template void prelu_backward<float>(float*, float*, const float*, const float*, const float*, idx, idx);
+template void prelu_backward<double>(double*, double*, const double*, const double*, const double*,
+                                     idx, idx);
 template void act_forward<float>(Act, float*, const float*, idx, float);
 template void act_forward<double>(Act, double*, const double*, idx, double);
 template void act_backward<float>(Act, float*, const float*, const float*, const float*, idx, float);

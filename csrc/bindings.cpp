@@ -1,5 +1,5 @@
 // Python module fastnn._core: the kernels, registered one concern per bind_*.cpp file, plus the
-// run-time settings (threads, GEMM variant) and the compiled training plan. Same names and signatures as fastnn.reference.
+// run-time settings (threads, GEMM variant) and recorded programs of kernel calls (the one-call training step). Same names and signatures as fastnn.reference.
 #include "bindings.h"
 
 using namespace fastnn::bind;
@@ -12,5 +12,5 @@ PYBIND11_MODULE(_core, m) {
     bind_optim(m);
     bind_norm(m);
     bind_runtime(m);
-    bind_plan(m);
+    bind_program(m);
 }

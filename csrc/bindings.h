@@ -171,7 +171,7 @@ void bind_losses(py::module_& m);       // bind_losses.cpp
 void bind_optim(py::module_& m);        // bind_optim.cpp
 void bind_norm(py::module_& m);         // bind_norm.cpp: batch/layer normalization, dropout
 void bind_runtime(py::module_& m);      // bind_runtime.cpp: threads, GEMM variant
-void bind_plan(py::module_& m);         // bind_plan.cpp: the compiled training plan
+void bind_program(py::module_& m);      // bind_program.cpp: recorded programs of kernel calls
 
 }  // namespace bind
 }  // namespace fastnn

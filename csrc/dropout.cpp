@@ -35,6 +35,22 @@ void dropout_backward(T* dX, const T* dY, const T* mask, idx n) {
     parallel_for(n, n >= kParallelElementwise, [=](idx i) { dX[i] = dY[i] * mask[i]; });
 }
 
+template <typename T>
+void normal_noise(T* Y, const T* X, idx n, double stddev, std::uint64_t seed, std::uint64_t counter) {
+    const std::uint64_t key = mix(mix(seed) ^ counter);
+    const double inv53 = 1.0 / 9007199254740992.0;  // 2^-53
+    const double two_pi = 6.283185307179586;
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) {
+        const std::uint64_t k1 = mix(key + std::uint64_t(2 * i + 1) * kGolden) >> 11;
+        const std::uint64_t k2 = mix(key + std::uint64_t(2 * i + 2) * kGolden) >> 11;
+        const double u1 = double(k1 + 1) * inv53, u2 = double(k2) * inv53;
+        const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2);
+        Y[i] = T(double(X[i]) + stddev * z);
+    });
+}
+
+template void normal_noise<float>(float*, const float*, idx, double, std::uint64_t, std::uint64_t);
+template void normal_noise<double>(double*, const double*, idx, double, std::uint64_t, std::uint64_t);
 template void dropout_forward<float>(float*, float*, const float*, idx, double, std::uint64_t,
                                      std::uint64_t);
 template void dropout_forward<double>(double*, double*, const double*, idx, double, std::uint64_t,

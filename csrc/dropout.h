@@ -22,4 +22,11 @@ void dropout_forward(T* Y, T* mask, const T* X, idx n, double rate, std::uint64_
 template <typename T>
 void dropout_backward(T* dX, const T* dY, const T* mask, idx n);
 
+// Additive Gaussian noise from the same counter-based generator: with key as above,
+// u1, u2 = the top 53 bits of mix(key + (2i + 1) * golden) and mix(key + (2i + 2) * golden),
+// as (k + 1) / 2^53 and k / 2^53; z = sqrt(-2 log u1) cos(2 pi u2) (Box-Muller);
+// Y[n] = X[n] + stddev * z[n]. Y may alias X.
+template <typename T>
+void normal_noise(T* Y, const T* X, idx n, double stddev, std::uint64_t seed, std::uint64_t counter);
+
 }  // namespace fastnn

@@ -231,7 +231,28 @@ double log_cosh(T* dP, const T* P, const T* Tgt, idx N, idx C) {
     });
 }
 
+template <typename T>
+void probabilities_to_logits(T* Z, const T* P, idx n, double eps, bool binary) {
+    const T lo = T(eps), hi = T(1.0 - eps);
+    for (idx i = 0; i < n; ++i) {
+        const T p = std::min(std::max(P[i], lo), hi);
+        Z[i] = binary ? T(std::log(p) - std::log1p(-p)) : T(std::log(p));
+    }
+}
+
+template <typename T>
+void probabilities_grad(T* dP, const T* dZ, const T* P, idx n, double eps, bool binary) {
+    const T lo = T(eps), hi = T(1.0 - eps);
+    for (idx i = 0; i < n; ++i) {
+        const T p = std::min(std::max(P[i], lo), hi);
+        const T g = binary ? dZ[i] / (p * (T(1) - p)) : dZ[i] / p;
+        dP[i] = g * T(P[i] > lo && P[i] < hi);
+    }
+}
+
 #define FASTNN_INSTANTIATE(T)                                                                    \
+    template void probabilities_to_logits<T>(T*, const T*, idx, double, bool);                   \
+    template void probabilities_grad<T>(T*, const T*, const T*, idx, double, bool);              \
     template double sparse_softmax_cross_entropy<T>(T*, const T*, const std::int64_t*, idx, idx); \
     template double softmax_cross_entropy<T>(T*, const T*, const T*, idx, idx, T);               \
     template double sigmoid_binary_cross_entropy<T>(T*, const T*, const T*, idx, idx, T);        \

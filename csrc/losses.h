@@ -62,4 +62,13 @@ double huber(T* dP, const T* P, const T* Tgt, idx N, idx C, T delta);
 template <typename T>
 double log_cosh(T* dP, const T* P, const T* Tgt, idx N, idx C);
 
+// Cross-entropy on probabilities goes through the stable kernels on logits (fastnn.losses):
+// Z[n] = log(p) (binary: log(p) - log(1 - p)) of p = clip(P, eps, 1 - eps).
+template <typename T>
+void probabilities_to_logits(T* Z, const T* P, idx n, double eps, bool binary);
+
+// The chain rule back to P: dP = dZ / p (binary: dZ / (p (1 - p))), 0 where P was clipped.
+template <typename T>
+void probabilities_grad(T* dP, const T* dZ, const T* P, idx n, double eps, bool binary);
+
 }  // namespace fastnn

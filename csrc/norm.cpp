@@ -195,6 +195,17 @@ void layernorm_backward(T* dX, T* dgamma, T* dbeta, const T* dY, const T* X, con
     });
 }
 
+template <typename T>
+void batchnorm_frozen_backward(T* dX, T* scale, const T* dY, const T* gamma, const T* moving_var,
+                               idx N, idx C, double eps) {
+    for (idx c = 0; c < C; ++c) {
+        const T s = T(1.0 / std::sqrt(double(moving_var[c]) + eps));
+        scale[c] = gamma ? gamma[c] * s : s;
+    }
+    for (idx r = 0; r < N; ++r)
+        for (idx c = 0; c < C; ++c) dX[r * C + c] = dY[r * C + c] * scale[c];
+}
+
 #define FASTNN_INSTANTIATE(T)                                                                     \
     template void batchnorm_forward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, idx, idx, \
                                        double, double);                                           \
@@ -202,6 +213,8 @@ void layernorm_backward(T* dX, T* dgamma, T* dbeta, const T* dY, const T* X, con
                                          idx, double);                                            \
     template void batchnorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,        \
                                         const T*, idx, idx);                                      \
+    template void batchnorm_frozen_backward<T>(T*, T*, const T*, const T*, const T*, idx, idx,    \
+                                               double);                                          \
     template void layernorm_forward<T>(T*, T*, T*, const T*, const T*, const T*, idx, idx, double); \
     template void layernorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,        \
                                         const T*, idx, idx);

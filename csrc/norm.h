@@ -34,6 +34,13 @@ template <typename T>
 void batchnorm_backward(T* dX, T* dgamma, T* dbeta, const T* dY, const T* X, const T* gamma,
                         const T* mean, const T* rstd, idx N, idx C);
 
+// Backward of the inference-mode transform (a frozen layer in training), a fixed affine map:
+// scale[C] = gamma * rstd with rstd = 1 / sqrt(moving_var + eps) in double, rounded to T;
+// dX[N,C] = dY * scale. Overwrites dX and scale.
+template <typename T>
+void batchnorm_frozen_backward(T* dX, T* scale, const T* dY, const T* gamma, const T* moving_var,
+                               idx N, idx C, double eps);
+
 // ---- Layer normalization (Ba, Kiros & Hinton 2016, arXiv:1607.06450), statistics per row ------
 
 // mean[N] = sum_c X[n,c] / C;  var[N] = sum_c (X[n,c] - mean[n])^2 / C;  rstd[N] = 1/sqrt(var + eps);

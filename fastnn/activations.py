@@ -1,10 +1,10 @@
 """Activation functions by Keras name, each a forward/backward pair on the active backend.
 
 ``get("relu")`` returns an :class:`Activation`, whose ``forward(x, out)`` and
-``backward(dy, x, y, out)`` call the kernels ``relu_forward`` / ``relu_backward`` of whichever
-backend is active. The formulas live with the kernels in ``fastnn.reference.activations``.
+``backward(dy, x, y, out)`` call the kernels ``act_forward`` / ``act_backward`` (by name:
+``relu_forward`` / ``relu_backward``) of whichever backend is active. The formulas live with the kernels in ``fastnn.reference.activations``.
 """
-from . import backend
+from . import backend, tracking
 
 # Keras defaults: LeakyReLU layer negative_slope=0.3, ELU alpha=1.0.
 LEAKY_RELU_ALPHA = 0.3
@@ -16,7 +16,7 @@ _ROWWISE = ("softmax", "log_softmax")
 NAMES = _ELEMENTWISE + _ROWWISE
 
 
-class Activation:
+class Activation(tracking.Tracked):
     """One activation function: ``name`` plus ``alpha`` for leaky_relu (slope) and elu (scale)."""
 
     def __init__(self, name, alpha=None):
@@ -33,16 +33,14 @@ class Activation:
         return self.name in _ROWWISE
 
     def forward(self, x, out=None):
-        fn = getattr(backend.kernels(), self.name + "_forward")
-        return fn(x, self.alpha, out=out) if self.alpha is not None else fn(x, out=out)
+        return backend.kernels().act_forward(x, self.name, self.alpha or 0.0, out=out)
 
     def backward(self, dy, x, y, out=None):
         if not self.has_gradient:
             raise ValueError("the 'step' activation has no gradient (its derivative is 0 almost "
                              "everywhere); use it for inference or the perceptron rule, and a "
                              "smooth activation such as 'sigmoid' for training by backpropagation")
-        fn = getattr(backend.kernels(), self.name + "_backward")
-        return fn(dy, x, y, self.alpha, out=out) if self.alpha is not None else fn(dy, x, y, out=out)
+        return backend.kernels().act_backward(dy, x, y, self.name, self.alpha or 0.0, out=out)
 
     def get_config(self):
         return self.name if self.alpha in (None, _ALPHA_DEFAULTS.get(self.name)) else \

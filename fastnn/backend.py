@@ -11,7 +11,7 @@ import contextlib
 
 import numpy as np
 
-from . import reference
+from . import native, program, reference
 
 BACKENDS = ("native", "numpy")
 
@@ -28,8 +28,13 @@ _floatx = np.dtype(np.float32)
 
 
 def kernels():
-    """The active kernel module: ``fastnn._core`` (native) or ``fastnn.reference`` (numpy)."""
-    return _core if _backend == "native" else reference
+    """The active kernel namespace: ``fastnn.native.kernels`` (the C++ kernels) or
+    ``fastnn.reference`` (numpy) -- or, while a program is being recorded on this thread, the
+    recorder (``fastnn.program``), which turns each call into an instruction."""
+    rec = program._local.recorder if hasattr(program._local, "recorder") else None
+    if rec is not None:
+        return rec
+    return native.kernels if _backend == "native" else reference
 
 
 def get_backend():

@@ -21,9 +21,16 @@ from collections import Counter
 import numpy as np
 
 from . import activations as activations_module
-from . import backend, initializers, regularizers, utils
+from . import backend, initializers, program, regularizers, tracking, utils
 
 _name_counts = Counter()
+_REGISTRY = {}
+
+
+def register(cls):
+    """Class decorator: makes a layer class known by name to ``get`` (model files, configs)."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
 
 
 def _auto_name(cls_name):
@@ -45,8 +52,14 @@ def _shape_tuple(shape, what):
     return shape
 
 
-class Layer:
-    """Base class of the layer protocol (see the module docstring)."""
+class Layer(tracking.Tracked):
+    """Base class of the layer protocol (see the module docstring).
+
+    What forward saves for backward (``_x``, ``_y``, ``_z``, ``_mask``, ``_mean``, ``_rstd``...) is
+    run-time state; every other attribute is configuration, and changing it makes the next
+    native step record the model again (``fastnn.tracking``)."""
+    _RUNTIME = frozenset({"_x", "_y", "_z", "_mask", "_mean", "_rstd", "_training", "_dropped",
+                          "_shape", "_noisy"})
 
     def __init__(self, name=None, input_shape=None, trainable=True):
         self.name = name or _auto_name(type(self).__name__)
@@ -122,10 +135,8 @@ class Layer:
                              f"statistics of one sample are undefined), got a batch of {n}")
 
     def _buffer(self, key, shape, dtype):
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self._buffers[key] = np.empty(shape, dtype)
-        return buf
+        """The layer's scratch buffer ``key``, reused between calls (see ``fastnn.program.buffer``)."""
+        return program.buffer(self, self._buffers, key, shape, dtype)
 
     def __call__(self, x, training=False):
         x = utils.as_float_array(x, "x", self.dtype)
@@ -206,6 +217,7 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
+@register
 class InputLayer(Layer):
     """Declares the input shape of a Sequential model; computes nothing."""
 
@@ -224,6 +236,7 @@ def Input(shape, name=None):
     return InputLayer(shape, name=name)
 
 
+@register
 class Dense(Layer):
     """Fully connected layer: ``y = activation(x @ kernel + bias)``.
 
@@ -242,12 +255,20 @@ class Dense(Layer):
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"Dense units must be a positive integer, got {units!r}")
         self.units = int(units)
-        self.activation = activations_module.get(activation)
+        self.activation = activation
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    @property
+    def activation(self):
+        return self._activation
+
+    @activation.setter
+    def activation(self, value):
+        self._activation = activations_module.get(value)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
@@ -263,14 +284,17 @@ class Dense(Layer):
                                     regularizer=self.bias_regularizer) if self.use_bias else None
 
     def forward(self, x, training=False, logits=False):
-        n = x.shape[0]
-        z = backend.kernels().dense_forward(x, self.kernel, self.bias,
-                                            out=self._buffer("z", (n, self.units), x.dtype))
+        k, act = backend.kernels(), self.activation
+        z = self._buffer("z", (x.shape[0], self.units), x.dtype)
         self._x, self._z = x, z
-        if logits or self.activation.name == "linear":
-            self._y = z
-            return z
-        self._y = self.activation.forward(z, out=self._buffer("y", z.shape, z.dtype))
+        if logits or act.name == "linear":
+            self._y = k.dense_forward(x, self.kernel, self.bias, out=z)
+        elif act.rowwise:
+            k.dense_forward(x, self.kernel, self.bias, out=z)
+            self._y = act.forward(z, out=self._buffer("y", z.shape, z.dtype))
+        else:  # the activation fused into the product's epilogue
+            self._y = k.dense_act_forward(x, self.kernel, self.bias, act.name, act.alpha or 0.0, z=z,
+                                          out=self._buffer("y", z.shape, z.dtype))
         return self._y
 
     def backward(self, dy, need_dx=True, logits=False):
@@ -293,12 +317,21 @@ class Dense(Layer):
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
 
+@register
 class Activation(Layer):
     """Applies an activation function by name: ``Activation("relu")``."""
 
     def __init__(self, activation, name=None, input_shape=None, **kwargs):
         super().__init__(name=name, input_shape=input_shape, **kwargs)
-        self.activation = activations_module.get(activation)
+        self.activation = activation
+
+    @property
+    def activation(self):
+        return self._activation
+
+    @activation.setter
+    def activation(self, value):
+        self._activation = activations_module.get(value)
 
     def compute_output_shape(self, input_shape):
         if self.activation.rowwise and len(input_shape) != 1:
@@ -325,6 +358,7 @@ class Activation(Layer):
         return {**super().get_config(), "activation": self.activation.get_config()}
 
 
+@register
 class ReLU(Activation):
     """``max(x, 0)``; with ``negative_slope`` > 0 it is a leaky ReLU (Keras ReLU layer)."""
 
@@ -332,9 +366,17 @@ class ReLU(Activation):
         slope = float(negative_slope)
         if slope < 0:
             raise ValueError(f"negative_slope must be >= 0, got {negative_slope!r}")
-        act = "relu" if slope == 0 else activations_module.Activation("leaky_relu", slope)
-        super().__init__(act, name=name, input_shape=input_shape, **kwargs)
+        super().__init__("relu", name=name, input_shape=input_shape, **kwargs)
         self.negative_slope = slope
+
+    @property
+    def negative_slope(self):
+        return self.activation.alpha or 0.0
+
+    @negative_slope.setter
+    def negative_slope(self, value):
+        slope = float(value)
+        self.activation = "relu" if slope == 0 else activations_module.Activation("leaky_relu", slope)
 
     def get_config(self):
         config = super().get_config()
@@ -342,6 +384,7 @@ class ReLU(Activation):
         return {**config, "negative_slope": self.negative_slope}
 
 
+@register
 class LeakyReLU(Activation):
     """``x if x > 0 else negative_slope * x``; Keras default slope 0.3 (``alpha`` is the old name)."""
 
@@ -350,7 +393,14 @@ class LeakyReLU(Activation):
         slope = float(negative_slope if alpha is None else alpha)
         super().__init__(activations_module.Activation("leaky_relu", slope), name=name,
                          input_shape=input_shape, **kwargs)
-        self.negative_slope = slope
+
+    @property
+    def negative_slope(self):
+        return self.activation.alpha
+
+    @negative_slope.setter
+    def negative_slope(self, value):
+        self.activation = activations_module.Activation("leaky_relu", float(value))
 
     def get_config(self):
         config = super().get_config()
@@ -358,6 +408,7 @@ class LeakyReLU(Activation):
         return {**config, "negative_slope": self.negative_slope}
 
 
+@register
 class Softmax(Activation):
     """Softmax over the last axis (rows sum to one)."""
 
@@ -394,6 +445,7 @@ def _positive_float(value, what):
     return float(value)
 
 
+@register
 class BatchNormalization(Layer):
     """Batch normalization (Ioffe & Szegedy 2015, arXiv:1502.03167) with Keras's semantics.
 
@@ -480,6 +532,12 @@ class BatchNormalization(Layer):
     def _inference_backward(self, dy, dx, dgamma, dbeta):
         """Backward of the inference-mode transform, a fixed per-feature affine map (a frozen layer
         during fit): dx = dy * gamma * rstd, with rstd from the moving variance."""
+        if not self.trainable:  # a frozen layer inside fit: one kernel
+            if dx is None:
+                return None
+            return backend.kernels().batchnorm_frozen_backward(
+                dy, self.gamma, self.moving_variance, self.epsilon, out=dx,
+                scale=self._buffer("scale", self.moving_variance.shape, dy.dtype))
         rstd = (1.0 / np.sqrt(self.moving_variance.astype(np.float64) + self.epsilon)).astype(dy.dtype)
         if self.trainable:  # only reachable through the layer protocol, never from fit
             xhat = (self._x - self.moving_mean) * rstd
@@ -500,6 +558,7 @@ class BatchNormalization(Layer):
                 "moving_variance_initializer": initializers.name_of(self.moving_variance_initializer)}
 
 
+@register
 class LayerNormalization(Layer):
     """Layer normalization (Ba, Kiros & Hinton 2016, arXiv:1607.06450) with Keras's semantics.
 
@@ -557,45 +616,31 @@ class LayerNormalization(Layer):
                 "gamma_initializer": initializers.name_of(self.gamma_initializer)}
 
 
-SEED_LIMIT = 2 ** 64  # dropout seeds are 64-bit unsigned integers (the counter-based generator's key)
+SEED_LIMIT = 2 ** 64  # seeds are 64-bit unsigned integers (the counter-based generator's key)
 
 
-class Dropout(Layer):
-    """Inverted dropout (Srivastava et al. 2014, JMLR 15:1929): in training, each value is zeroed
-    with probability ``rate`` and the kept ones are scaled by ``1 / (1 - rate)``; in inference the
-    layer is the identity.
+class RandomLayer(Layer):
+    """A layer that draws random numbers in training from a counter-based generator
+    (``fastnn.reference.dropout``): with the same ``seed`` the same calls draw the same numbers, on
+    any number of threads and on either backend. Without a seed, one is drawn from fastnn's
+    generator when the layer is built (so ``fastnn.utils.set_random_seed`` makes runs
+    repeatable). Each training call advances a step counter, giving new numbers every step.
 
-    The course notes describe the original, non-inverted form: keep values unscaled in training
-    and multiply by ``1 - rate`` at test time. Both give every unit the same expected output in
-    training as at test time (inverted: E[mask] = (1 - rate) / (1 - rate) = 1; original: both
-    sides carry the factor 1 - rate), so they train the same network; the inverted form leaves
-    inference untouched. Keras uses it too.
+    The generator's state is one uint64 array ``[key, step]``, which the kernels advance in place
+    (``dropout_step``, ``normal_noise_step``) and which travels with a saved model."""
 
-    The mask comes from a counter-based generator (``fastnn.reference.dropout``): with the same
-    ``seed`` the same calls draw the same masks, on any number of threads and on either backend.
-    Without a seed, one is drawn from fastnn's generator when the layer is built (so
-    ``fastnn.utils.set_random_seed`` makes runs repeatable). Each training call advances a step
-    counter, giving a new mask every step.
-    Shapes: x -> y of the same shape.
-    """
-
-    def __init__(self, rate, seed=None, name=None, input_shape=None, trainable=True):
+    def __init__(self, seed=None, name=None, input_shape=None, trainable=True):
         super().__init__(name=name, input_shape=input_shape, trainable=trainable)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
-                or not 0 <= rate < 1:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                                  or not 0 <= seed < SEED_LIMIT):
-            raise ValueError(f"Dropout seed must be None or an integer in [0, 2**64), got {seed!r}")
-        self.rate = float(rate)
+            raise ValueError(f"{type(self).__name__} seed must be None or an integer in [0, 2**64), "
+                             f"got {seed!r}")
         self.seed = None if seed is None else int(seed)
-        # The generator's state: {key, step} -- the seed in use (drawn at build when seed is None)
-        # and the training calls so far. One array, shared with the compiled training plan.
         self._stream = np.zeros(2, dtype=np.uint64)
 
     @property
     def step(self):
-        """Training calls so far: the counter of the mask generator."""
+        """Training calls so far: the counter of the generator."""
         return int(self._stream[1])
 
     @step.setter
@@ -610,14 +655,50 @@ class Dropout(Layer):
         super().build(input_shape)
         self._stream[0] = self.seed if self.seed is not None else utils.rng().integers(SEED_LIMIT, dtype=np.uint64)
 
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+    def get_state(self):
+        """The random stream's key and position: a reloaded model draws the same next numbers."""
+        return {"key": self._key, "step": self.step}
+
+    def set_state(self, state):
+        key, step = state.get("key"), state.get("step")
+        for name, value in (("key", key), ("step", step)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
+                raise ValueError(f"{self.name}: {type(self).__name__.lower()} state '{name}' must be "
+                                 f"an integer in [0, 2**64), got {value!r}")
+        self._stream[:] = (key, step)
+
+
+@register
+class Dropout(RandomLayer):
+    """Inverted dropout (Srivastava et al. 2014, JMLR 15:1929): in training, each value is zeroed
+    with probability ``rate`` and the kept ones are scaled by ``1 / (1 - rate)``; in inference the
+    layer is the identity.
+
+    The course notes describe the original, non-inverted form: keep values unscaled in training
+    and multiply by ``1 - rate`` at test time. Both give every unit the same expected output in
+    training as at test time (inverted: E[mask] = (1 - rate) / (1 - rate) = 1; original: both
+    sides carry the factor 1 - rate), so they train the same network; the inverted form leaves
+    inference untouched. Keras uses it too. Masks: see :class:`RandomLayer`.
+    Shapes: x -> y of the same shape.
+    """
+
+    def __init__(self, rate, seed=None, name=None, input_shape=None, trainable=True):
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+                or not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        super().__init__(seed=seed, name=name, input_shape=input_shape, trainable=trainable)
+        self.rate = float(rate)
+
     def forward(self, x, training=False, logits=False):
         self._dropped = bool(training) and self.rate > 0
         if not self._dropped:
             return x
-        y, self._mask = backend.kernels().dropout_forward(
-            x, self.rate, self._key, self.step, out=self._buffer("y", x.shape, x.dtype),
+        y, self._mask = backend.kernels().dropout_step(
+            x, self.rate, self._stream, out=self._buffer("y", x.shape, x.dtype),
             mask=self._buffer("mask", x.shape, x.dtype))
-        self.step += 1
         return y
 
     def backward(self, dy, need_dx=True, logits=False):
@@ -628,21 +709,75 @@ class Dropout(Layer):
         return backend.kernels().dropout_backward(dy, self._mask, out=self._buffer("dx", dy.shape, dy.dtype))
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
-
-    def get_state(self):
-        """The random stream's key and position: a reloaded model draws the same next masks."""
-        return {"key": self._key, "step": self.step}
-
-    def set_state(self, state):
-        key, step = state.get("key"), state.get("step")
-        for name, value in (("key", key), ("step", step)):
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
-                raise ValueError(f"{self.name}: dropout state '{name}' must be an integer in [0, 2**64), "
-                                 f"got {value!r}")
-        self._stream[:] = (key, step)
+        return {**super().get_config(), "rate": self.rate}
 
 
+@register
+class GaussianNoise(RandomLayer):
+    """Additive zero-mean Gaussian noise in training, ``y = x + stddev * z`` with z ~ N(0, 1) drawn
+    anew each step (a regularizer, Keras's GaussianNoise); the identity in inference. The noise
+    does not depend on x, so the gradient passes through unchanged. Numbers: see
+    :class:`RandomLayer` and ``fastnn.reference.normal_noise``.
+    Shapes: x -> y of the same shape.
+    """
+
+    def __init__(self, stddev, seed=None, name=None, input_shape=None, trainable=True):
+        if isinstance(stddev, bool) or not isinstance(stddev, (int, float, np.integer, np.floating)) \
+                or not 0 <= stddev < np.inf:
+            raise ValueError(f"GaussianNoise stddev must be a non-negative finite number, got {stddev!r}")
+        super().__init__(seed=seed, name=name, input_shape=input_shape, trainable=trainable)
+        self.stddev = float(stddev)
+
+    def forward(self, x, training=False, logits=False):
+        self._noisy = bool(training) and self.stddev > 0
+        if not self._noisy:
+            return x
+        return backend.kernels().normal_noise_step(x, self.stddev, self._stream,
+                                                   out=self._buffer("y", x.shape, x.dtype))
+
+    def backward(self, dy, need_dx=True, logits=False):
+        return dy if need_dx else None
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev}
+
+
+@register
+class PReLU(Layer):
+    """Parametric ReLU (He et al. 2015, arXiv:1502.01852): ``y = x if x > 0 else alpha * x`` with a
+    slope ``alpha`` learned for each feature (the last axis). Keras's defaults:
+    ``alpha_initializer="zeros"`` (it starts as a plain ReLU), no regularizer.
+    Weights: alpha (C,). Shapes: x (N, ..., C) -> y of the same shape.
+    """
+
+    def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, name=None, input_shape=None,
+                 trainable=True):
+        super().__init__(name=name, input_shape=input_shape, trainable=trainable)
+        self.alpha_initializer = initializers.get(alpha_initializer)
+        self.alpha_regularizer = regularizers.get(alpha_regularizer)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.alpha = self.add_weight("alpha", (input_shape[-1],), self.alpha_initializer,
+                                     regularizer=self.alpha_regularizer)
+
+    def forward(self, x, training=False, logits=False):
+        self._x = x
+        return backend.kernels().prelu_forward(x, self.alpha, out=self._buffer("y", x.shape, x.dtype))
+
+    def backward(self, dy, need_dx=True, logits=False):
+        dx, _ = backend.kernels().prelu_backward(
+            dy, self._x, self.alpha, dx=self._buffer("dx", dy.shape, dy.dtype) if need_dx else None,
+            dalpha=self._grads[0], need_dx=need_dx)
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(),
+                "alpha_initializer": initializers.name_of(self.alpha_initializer),
+                "alpha_regularizer": regularizers.serialize(self.alpha_regularizer)}
+
+
+@register
 class Flatten(Layer):
     """Reshapes each sample to one dimension: (N, 28, 28) -> (N, 784). A view, no copy."""
 
@@ -658,12 +793,11 @@ class Flatten(Layer):
 
 
 def get(config):
-    """A layer from ``{"class_name": ..., "config": {...}}`` as produced by ``Sequential.get_config``."""
-    classes = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, ReLU, LeakyReLU, Softmax,
-                                             Flatten, BatchNormalization, LayerNormalization, Dropout)}
-    cls = classes.get(config.get("class_name"))
+    """A layer from ``{"class_name": ..., "config": {...}}`` as produced by ``Sequential.get_config``;
+    the class is any registered with :func:`register`."""
+    cls = _REGISTRY.get(config.get("class_name"))
     if cls is None:
-        raise ValueError(f"unknown layer type {config.get('class_name')!r}; expected one of {', '.join(classes)}")
+        raise ValueError(f"unknown layer type {config.get('class_name')!r}; expected one of {', '.join(_REGISTRY)}")
     kwargs = dict(config.get("config", {}))
     if cls is InputLayer:
         kwargs["shape"] = kwargs.pop("input_shape")

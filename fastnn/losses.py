@@ -15,8 +15,7 @@ Keras argument order holds for the public call: ``loss(y_true, y_pred) -> float`
 """
 import numpy as np
 
-from . import backend
-from .reference import losses as reference_losses
+from . import backend, program, tracking
 from .utils import as_float_array
 
 EPSILON = 1e-7  # Keras backend epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON]
@@ -24,9 +23,8 @@ HUBER_DELTA = 1.0  # Keras Huber default
 
 
 def _kernels():
-    """The active backend's loss kernels: ``fastnn._core``, or the NumPy twins in
-    ``fastnn.reference.losses`` on the numpy backend."""
-    return backend.kernels() if backend.get_backend() == "native" else reference_losses
+    """The active backend's kernels (see ``fastnn.backend.kernels``)."""
+    return backend.kernels()
 
 
 def _numeric(y, name):
@@ -44,7 +42,7 @@ def _fraction(value, name):
     return float(value)
 
 
-class Loss:
+class Loss(tracking.Tracked):
     """Base class. Subclasses set ``name`` and implement ``prepare_targets`` and ``value_and_grad``.
 
     ``fused_activation`` names the activation whose logits ``logits_value_and_grad`` accepts.
@@ -54,6 +52,7 @@ class Loss:
 
     def __init__(self, from_logits=False):
         self.from_logits = bool(from_logits)
+        self._cache = {}  # scratch buffers of the probability path
 
     def prepare_targets(self, y, n, output_shape, dtype):
         """Validate targets ``y`` for ``n`` samples and model outputs of ``output_shape`` (no batch
@@ -113,15 +112,20 @@ def _check_finite(a, name):
                          f"{a[tuple(bad)]})")
 
 
-def _clipped(pred):
-    return np.clip(pred, EPSILON, 1 - EPSILON)
-
-
-def _store(out, value):
+def _on_probabilities(loss, y, pred, out, need_grad, binary):
+    """A cross-entropy on probabilities: the stable kernel on logits that give back the clipped
+    probabilities, then the chain rule back to them (clipped entries get no gradient)."""
+    k = _kernels()
+    logits = k.probabilities_to_logits(pred, EPSILON, binary,
+                                       out=program.buffer(loss, loss._cache, "logits", pred.shape, pred.dtype))
+    value, dlogits = loss.logits_value_and_grad(
+        y, logits, program.buffer(loss, loss._cache, "dlogits", pred.shape, pred.dtype) if need_grad else None,
+        need_grad)
+    if not need_grad:
+        return value, None
     if out is None:
-        return value
-    out[...] = value
-    return out
+        out = program.buffer(loss, loss._cache, "grad", pred.shape, pred.dtype)
+    return value, k.probabilities_grad(dlogits, pred, EPSILON, binary, out=out)
 
 
 # -- regression: targets with the output's shape, one kernel on (pred, target) -------------------
@@ -217,12 +221,7 @@ class _CrossEntropy(Loss):
     def value_and_grad(self, y, pred, out=None, need_grad=True):
         if self.from_logits:
             return self.logits_value_and_grad(y, pred, out, need_grad)
-        p = _clipped(pred)
-        loss, dlogits = self.logits_value_and_grad(y, np.log(p), None, need_grad)
-        if not need_grad:
-            return loss, None
-        grad = dlogits / p * ((pred > EPSILON) & (pred < 1 - EPSILON))  # clipped entries get no gradient
-        return loss, _store(out, grad)
+        return _on_probabilities(self, y, pred, out, need_grad, binary=False)
 
 
 class SparseCategoricalCrossentropy(_CrossEntropy):
@@ -295,12 +294,7 @@ class BinaryCrossentropy(Loss):
         if self.from_logits:
             return self.logits_value_and_grad(y, pred, out, need_grad)
         # logit(p) = log(p / (1 - p)) is the inverse of the sigmoid, so the stable kernel applies.
-        p = _clipped(pred)
-        loss, dlogits = self.logits_value_and_grad(y, np.log(p) - np.log1p(-p), None, need_grad)
-        if not need_grad:
-            return loss, None
-        grad = dlogits / (p * (1 - p)) * ((pred > EPSILON) & (pred < 1 - EPSILON))
-        return loss, _store(out, grad)
+        return _on_probabilities(self, y, pred, out, need_grad, binary=True)
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}

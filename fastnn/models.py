@@ -15,7 +15,8 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from . import plan as plan_module
+from . import program
+from . import tracking
 from . import saving
 from . import utils
 from .layers import InputLayer, Layer, _auto_name
@@ -44,13 +45,19 @@ def _shape_str(shape):
     return "(None, " + ", ".join(map(str, shape)) + ")"
 
 
-class Sequential:
+class Sequential(tracking.Tracked):
     """A linear stack of layers: ``Sequential([Dense(128, activation="relu"), Dense(10)])``.
 
     Weights are created when the input shape becomes known: from ``Input(shape=...)``, from
     ``input_shape=``/``input_dim=`` on the first layer, from ``build(input_shape)``, or from the
     first batch given to ``fit``/``predict``.
+
+    A training step is described once (``_describe_train_step``) as calls of the kernel
+    interface. The NumPy backend runs it eagerly; the native backend records it into a program
+    that runs each later step as one native call (``fastnn.program``), recorded again whenever
+    any setting of the model, its layers, loss or optimizer has changed (``fastnn.tracking``).
     """
+    _RUNTIME = frozenset({"stop_training", "history", "_programs", "_shapes"})
 
     def __init__(self, layers=None, name=None):
         self.name = name or _auto_name("Sequential")
@@ -65,8 +72,7 @@ class Sequential:
         self.history = None
         self._lock = threading.RLock()
         self._buffers = {}
-        self._plan = None          # (key, compiled training plan or None): see _training_plan
-        self._predict_plan = None  # (inference-only plan or None,): see _inference_plan
+        self._programs = {}  # "train" / "predict" -> (tracking count, Program or None)
         for layer in layers or []:
             self.add(layer)
 
@@ -91,8 +97,8 @@ class Sequential:
             if input_shape is not None:
                 self._output_shapes(input_shape, self._layers + [layer])  # raises before any change
             self._layers.append(layer)
+            tracking.changed()
             self._shapes = None
-            self._plan = self._predict_plan = None
             self._input_shape = input_shape
             if input_shape is not None:
                 self._build_layers()
@@ -201,7 +207,6 @@ class Sequential:
             for m in metric_ids:  # resolve once now so that unknown names fail here
                 metrics_module.get(m, loss_obj, (2,))
             self.optimizer, self.loss, self._metric_ids = opt, loss_obj, metric_ids
-            self._plan = None
 
     def _make_metrics(self, output_shape):
         return [metrics_module.get(m, self.loss, output_shape) for m in self._metric_ids]
@@ -256,36 +261,41 @@ class Sequential:
                 raise ValueError(f"layer {layer.name} uses the 'step' activation, which has no gradient; "
                                  "train with 'sigmoid' (or 'tanh') and threshold the output instead")
 
-    # -- the compiled plan (native backend) -----------------------------------------------------
-    def _training_plan(self):
-        """The compiled training plan (fastnn.plan) of this built, compiled model: built on first
-        use and rebuilt when what it copied changed (see plan.plan_key); None on the NumPy backend
-        or when some part of the model has no plan entry (it then trains layer by layer)."""
+    # -- the recorded programs (native backend) --------------------------------------------------
+    def _program(self, kind, describe, inputs, scalars):
+        """The native program ``kind`` ("train" or "predict") of this model, recorded from
+        ``describe`` on first use and again after any configuration change; None on the NumPy
+        backend or when the description cannot be recorded (it then runs eagerly)."""
         if backend.get_backend() != "native":
             return None
-        cached = self._plan
-        if cached is not None and plan_module.same_key(cached[0], plan_module.plan_key(self)):
+        cached = self._programs.get(kind)
+        if cached is not None and cached[0] == tracking.count():
             return cached[1]
-        plan = plan_module.build(self)
-        self._plan = (plan_module.plan_key(self), plan)  # after build: it creates optimizer state
-        return plan
+        try:
+            recorded = program.record(self._dtype, describe, inputs, scalars)
+        except program.NotRecordable:
+            recorded = None
+        finally:
+            for layer in self._layers:
+                layer.release()
+        self._programs[kind] = (tracking.count(), recorded)  # after recording: it creates state
+        return recorded
 
-    def _inference_plan(self):
-        """The plan ``predict`` runs through: built for inference alone, so that predicting never
-        creates optimizer state and needs no check of the training settings. It shares every
-        array with the layers (and so with the training plan); only ``add`` invalidates it."""
-        if backend.get_backend() != "native":
-            return None
-        if self._predict_plan is None:
-            self._predict_plan = (plan_module.build(self, inference_only=True),)
-        return self._predict_plan[0]
+    def _train_program(self, x, y):
+        """The recorded training step for batches like (x, y) (see _describe_train_step)."""
+        self.optimizer.build(self._params)  # state first: the program uses its arrays in place
+
+        def describe(xb, yb, lr, step, want_outputs):
+            return self._describe_train_step(xb, yb, lr, step, want_outputs)
+        return self._program("train", describe, [(x.shape[1:], x.dtype), (y.shape[1:], y.dtype)], 3)
+
+    def _predict_program(self, x):
+        return self._program("predict", lambda xb: [self._forward(xb, training=False)],
+                             [(x.shape[1:], x.dtype)], 0)
 
     # -- the steps ------------------------------------------------------------------------------
     def _buffer(self, key, shape, dtype):
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self._buffers[key] = np.empty(shape, dtype)
-        return buf
+        return program.buffer(self, self._buffers, key, shape, dtype)
 
     def _forward(self, x, training, logits=False):
         last = len(self._layers) - 1
@@ -311,26 +321,50 @@ class Sequential:
             outputs = self._layers[-1].activation.forward(h, out=self._buffer("outputs", h.shape, h.dtype))
         return loss, grad, outputs
 
-    def _train_step(self, x, y, weights=None, want_outputs=True):
-        """Forward, loss, backward, weight penalties (value and gradient), optimizer update.
-        Returns the loss including the penalties, and the outputs (None when not wanted and the
-        step ran as one call of the compiled plan; per-sample weights take the layer path)."""
-        plan = self._training_plan() if weights is None else None
-        if plan is not None:
-            opt = self.optimizer
-            lr = plan_module.check_learning_rate(opt)
-            result = plan.train_step(x, y, lr, opt.iterations + 1, want_outputs)
-            opt.iterations += 1
-            return result
-        loss, grad, outputs = self._loss_and_outputs(x, y, training=True, weights=weights)
+    def _describe_train_step(self, x, y, lr, step, want_outputs, weights=None):
+        """One training step as kernel calls -- forward, loss, backward, weight penalties (value
+        and gradient), optimizer update -- run eagerly or recorded (fastnn.program). ``lr``, ``step``
+        and ``want_outputs`` are numbers, or a recording's scalar inputs. Returns [loss including
+        the penalties, outputs (computed only when wanted)]."""
         fused = self._fused()
+        h = self._forward(x, True, logits=fused)
+        fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
+        loss, grad = fn(y, h, self._buffer("dout", h.shape, h.dtype), True)
+        if weights is not None:  # eager only: weighted rows (see _loss_and_outputs)
+            loss = _weighted_loss(fn, y, h, weights)
+            grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+        outputs = h
+        if fused:
+            act = self._layers[-1].activation
+            outputs = program.when(want_outputs, lambda: act.forward(
+                h, out=self._buffer("outputs", h.shape, h.dtype)))
         with_weights = [i for i, l in enumerate(self._layers) if l.trainable_weights]
         first = with_weights[0] if with_weights else len(self._layers)
         last = len(self._layers) - 1
         for i in range(last, first - 1, -1):
             grad = self._layers[i].backward(grad, need_dx=i > first, logits=fused and i == last)
-        loss += self._regularization_loss(add_grads=True)
-        self.optimizer.apply(self._params, self._grads)
+        loss = loss + self._regularization_loss(add_grads=True)
+        self.optimizer.update(self._params, self._grads, lr, step)
+        return [loss, outputs]
+
+    def _train_step(self, x, y, weights=None, want_outputs=True):
+        """One optimizer step on (x, y); returns the loss including the penalties and the outputs
+        (None when not wanted and the step ran as one native call). On the native backend the
+        step is one call of the recorded program; per-sample weights run it eagerly."""
+        opt = self.optimizer
+        lr = opt.learning_rate  # checked before any state is created or changed
+        if not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"the learning-rate schedule gave {lr!r} at step {opt.iterations}; "
+                             "expected a finite non-negative number")
+        step = opt.iterations + 1
+        compiled = self._train_program(x, y) if weights is None else None
+        if compiled is not None:
+            loss, outputs = compiled.run(len(x), [x, y], [lr, step, float(want_outputs)])
+            outputs = outputs if want_outputs else None
+        else:
+            opt.build(self._params)
+            loss, outputs = self._describe_train_step(x, y, lr, step, want_outputs, weights)
+        opt.iterations = step
         return loss, outputs
 
     def _gather(self, x, y, index):
@@ -512,13 +546,11 @@ class Sequential:
                 self.build(x.shape[1:])
             out_shape = self._output_shapes(self._input_shape)[-1]
             result = np.empty((len(x),) + out_shape, dtype=self._dtype)
-            plan = self._inference_plan()
-            if plan is not None:  # the layers keep no reference to x: nothing to release
-                if len(x) <= batch_size:
-                    plan.predict(x, result)  # one native call, no slicing
-                    return result
+            compiled = self._predict_program(x)
+            if compiled is not None:  # the layers keep no reference to x: nothing to release
                 for lo in range(0, len(x), batch_size):
-                    plan.predict(x[lo:lo + batch_size], result[lo:lo + batch_size])
+                    xb = x if len(x) <= batch_size else x[lo:lo + batch_size]
+                    result[lo:lo + len(xb)] = compiled.run(len(xb), [xb], [])[0]
                 return result
             try:
                 for lo in range(0, len(x), batch_size):

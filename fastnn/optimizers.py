@@ -28,6 +28,7 @@ import numpy as np
 
 from . import backend
 from . import schedules
+from . import tracking
 
 
 def _positive(value, name):
@@ -60,14 +61,20 @@ def _weight_decay(value):
     return float(value)
 
 
-class Optimizer:
+class Optimizer(tracking.Tracked):
     """Base class: ``apply(params, grads)`` updates each array of ``params`` in place.
 
     ``learning_rate``: a positive float or a ``schedules.LearningRateSchedule``.
     ``weight_decay``: Keras 3's decoupled decay ``w -= w * weight_decay * lr`` before each update.
     ``clipnorm``, ``clipvalue``, ``global_clipnorm``: gradient clipping, Keras semantics (see the
     module docstring); at most one may be set.
+
+    The update itself, :meth:`update`, is written once as kernel calls: it runs eagerly from
+    ``apply`` and is recorded into the model's native step (``fastnn.program``), with the learning
+    rate and the step number as inputs of each call. Those two (``iterations``, the learning rate
+    or schedule) are run-time state; changing any other setting re-records the step.
     """
+    _RUNTIME = frozenset({"iterations", "_learning_rate"})
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None):
@@ -125,14 +132,21 @@ class Optimizer:
             raise ValueError(f"the learning-rate schedule gave {lr!r} at step {self.iterations}; "
                              "expected a finite non-negative number")
         self.build(params)
+        step = self.iterations + 1
+        self.update(params, grads, lr, step)
+        self.iterations = step
+
+    def update(self, params, grads, lr, step):
+        """The update of ``params`` by ``grads`` at learning rate ``lr``, as the ``step``-th update
+        (1 for the first): clipping, decoupled weight decay, then the rule of each optimizer. The
+        state must exist (``build``); ``iterations`` is left to the caller."""
         kernels = backend.kernels()
         grads = self._clip(kernels, params, grads)
         if self.weight_decay is not None:
             for param in params:
                 kernels.weight_decay_update(param, lr, self.weight_decay)
-        self.iterations += 1
         for param, grad, slots in zip(params, grads, self._slots):
-            self._update(kernels, param, grad, slots, lr)
+            self._update(kernels, param, grad, slots, lr, step)
 
     def _clip(self, kernels, params, grads):
         """The gradients after Keras's clipping (the same arrays when no clipping is set)."""
@@ -144,11 +158,13 @@ class Optimizer:
             return [kernels.clip_gradient(g, 1.0, self.clipvalue, out=out)
                     for g, out in zip(grads, self._clipped)]
         if self.clipnorm is not None:
-            scales = [_norm_scale(math.sqrt(kernels.sum_squares(g)), self.clipnorm) for g in grads]
+            scales = [kernels.norm_scale(kernels.scalar_sqrt(kernels.sum_squares(g)), self.clipnorm)
+                      for g in grads]
         else:
-            total = math.sqrt(sum(kernels.sum_squares(g) for g in grads))  # a fixed order: weights'
-            # Keras: an infinite or NaN global norm makes every gradient NaN
-            scale = _norm_scale(total, self.global_clipnorm) if math.isfinite(total) else math.nan
+            total = 0.0
+            for g in grads:  # a fixed order: the weights'
+                total = total + kernels.sum_squares(g)
+            scale = kernels.global_norm_scale(kernels.scalar_sqrt(total), self.global_clipnorm)
             scales = [scale] * len(grads)
         return [kernels.clip_gradient(g, scale, math.inf, out=out)
                 for g, scale, out in zip(grads, scales, self._clipped)]
@@ -210,14 +226,6 @@ class Optimizer:
         return cls(**config)
 
 
-def _norm_scale(norm, clip):
-    """Keras's factor c / max(norm, c): 1 for a short gradient, c / norm for a long one. A NaN norm
-    gives NaN and an infinite one 0, so (as in Keras) inf entries become NaN, never finite."""
-    if math.isnan(norm):
-        return math.nan
-    return clip / max(norm, clip)
-
-
 class SGD(Optimizer):
     """Gradient descent, with optional (Nesterov) momentum; Keras defaults lr=0.01, momentum=0.
 
@@ -233,7 +241,7 @@ class SGD(Optimizer):
     def _make_slots(self, param):
         return (np.zeros_like(param),) if self.momentum else (None,)
 
-    def _update(self, kernels, param, grad, slots, lr):
+    def _update(self, kernels, param, grad, slots, lr, step):
         kernels.sgd_update(param, grad, slots[0], lr, self.momentum, self.nesterov)
 
     def get_config(self):
@@ -260,7 +268,7 @@ class Adagrad(Optimizer):
     def _make_slots(self, param):
         return (np.full_like(param, self.initial_accumulator_value),)
 
-    def _update(self, kernels, param, grad, slots, lr):
+    def _update(self, kernels, param, grad, slots, lr, step):
         kernels.adagrad_update(param, grad, slots[0], lr, self.epsilon)
 
     def get_config(self):
@@ -288,7 +296,7 @@ class RMSprop(Optimizer):
         return (np.zeros_like(param), np.zeros_like(param) if self.centered else None,
                 np.zeros_like(param) if self.momentum else None)
 
-    def _update(self, kernels, param, grad, slots, lr):
+    def _update(self, kernels, param, grad, slots, lr, step):
         velocity, average_grad, momentum_velocity = slots
         kernels.rmsprop_update(param, grad, velocity, average_grad, momentum_velocity, lr, self.rho,
                                self.momentum, self.epsilon)
@@ -314,10 +322,9 @@ class Adam(Optimizer):
         return (np.zeros_like(param), np.zeros_like(param),
                 np.zeros_like(param) if self.amsgrad else None)
 
-    def _update(self, kernels, param, grad, slots, lr):
+    def _update(self, kernels, param, grad, slots, lr, step):
         m, v, v_hat = slots
-        kernels.adam_update(param, grad, m, v, lr, self.beta_1, self.beta_2, self.epsilon,
-                            self.iterations, v_hat)
+        kernels.adam_update(param, grad, m, v, lr, self.beta_1, self.beta_2, self.epsilon, step, v_hat)
 
     def get_config(self):
         config = {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

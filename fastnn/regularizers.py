@@ -11,7 +11,7 @@ Only trainable weights are penalised, as in Keras.
 import math
 import numbers
 
-from . import backend
+from . import backend, tracking
 
 
 def _coefficient(value, name):
@@ -21,7 +21,7 @@ def _coefficient(value, name):
     return float(value)
 
 
-class Regularizer:
+class Regularizer(tracking.Tracked):
     """Base class: ``regularizer(w)`` returns the penalty of weight array ``w`` as a float."""
 
     l1 = 0.0

@@ -28,6 +28,10 @@ nothing from the rest of fastnn, so it can be read and tested on its own.
 """
 
 from .activations import (
+    act_backward,
+    act_forward,
+    prelu_backward,
+    prelu_forward,
     SELU_ALPHA,
     SELU_SCALE,
     elu_backward,
@@ -52,7 +56,7 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
-from .dense import dense_backward, dense_forward
+from .dense import dense_act_forward, dense_backward, dense_forward
 from .gemm import gemm
 from .losses import (
     hinge,
@@ -61,15 +65,18 @@ from .losses import (
     log_cosh,
     mean_absolute_error,
     mean_squared_error,
+    probabilities_grad,
+    probabilities_to_logits,
     sigmoid_binary_cross_entropy,
     softmax_cross_entropy,
     sparse_softmax_cross_entropy,
 )
-from .dropout import dropout_backward, dropout_forward
+from .dropout import dropout_backward, dropout_forward, dropout_step, normal_noise, normal_noise_step
 from .norm import (
     batchnorm_backward,
     batchnorm_forward,
     batchnorm_inference,
+    batchnorm_frozen_backward,
     layernorm_backward,
     layernorm_forward,
 )
@@ -77,14 +84,33 @@ from .optim import (
     adagrad_update,
     adam_update,
     clip_gradient,
+    global_norm_scale,
     l1_l2_penalty,
+    norm_scale,
     rmsprop_update,
+    scalar_add,
+    scalar_sqrt,
     sgd_update,
     sum_squares,
     weight_decay_update,
 )
 
 __all__ = [
+    "act_backward",
+    "act_forward",
+    "prelu_backward",
+    "prelu_forward",
+    "dense_act_forward",
+    "dropout_step",
+    "normal_noise",
+    "normal_noise_step",
+    "batchnorm_frozen_backward",
+    "probabilities_grad",
+    "probabilities_to_logits",
+    "global_norm_scale",
+    "norm_scale",
+    "scalar_add",
+    "scalar_sqrt",
     "mean_absolute_error",
     "log_cosh",
     "kl_divergence",

@@ -305,3 +305,55 @@ def log_softmax_backward(dy, x, y, out=None):
     Shapes: dy, x, y, dx: [N, C].
     """
     return _into(out, dy - np.exp(y) * dy.sum(axis=1, keepdims=True), x.dtype)
+
+
+# -- By name: the form a recorded program calls --------------------------------------------------
+_BY_NAME = {"linear": (linear_forward, linear_backward), "step": (step_forward, None),
+            "sigmoid": (sigmoid_forward, sigmoid_backward), "tanh": (tanh_forward, tanh_backward),
+            "relu": (relu_forward, relu_backward),
+            "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
+            "elu": (elu_forward, elu_backward), "selu": (selu_forward, selu_backward),
+            "softplus": (softplus_forward, softplus_backward),
+            "softmax": (softmax_forward, softmax_backward),
+            "log_softmax": (log_softmax_forward, log_softmax_backward)}
+_WITH_ALPHA = ("leaky_relu", "elu")
+
+
+def act_forward(x, activation, alpha=0.0, out=None):
+    """``activation(x)`` for an activation given by name (``"relu"``, ``"softmax"``...); ``alpha``
+    is the slope of leaky_relu and the scale of elu, ignored by the others."""
+    forward = _BY_NAME[activation][0]
+    return forward(x, alpha, out=out) if activation in _WITH_ALPHA else forward(x, out=out)
+
+
+def act_backward(dy, x, y, activation, alpha=0.0, out=None):
+    """``dy * activation'(x)`` from x and y = activation(x), for an activation given by name."""
+    backward = _BY_NAME[activation][1]
+    return backward(dy, x, y, alpha, out=out) if activation in _WITH_ALPHA else backward(dy, x, y, out=out)
+
+
+def prelu_forward(x, alpha, out=None):
+    """Parametric ReLU (He et al. 2015, arXiv:1502.01852): a slope learned per feature.
+
+        y = x            where x > 0
+        y = alpha * x    elsewhere
+
+    Shapes: x (N, ..., C), alpha (C,) -> y like x.
+    """
+    return _into(out, np.where(x > 0, x, alpha * x), x.dtype)
+
+
+def prelu_backward(dy, x, alpha, dx=None, dalpha=None, need_dx=True):
+    """Gradients of :func:`prelu_forward`: returns (dx, dalpha).
+
+        dx     = dy * (1 if x > 0 else alpha)
+        dalpha = sum over every axis but the last of (0 if x > 0 else dy * x)
+
+    ``dalpha`` is summed in float64 and rounded once; it is overwritten, never accumulated.
+    """
+    negative = ~(x > 0)
+    grad = (np.where(negative, dy.astype(np.float64) * x, 0.0)).reshape(-1, alpha.shape[0])
+    dalpha = _into(dalpha, grad.sum(axis=0), x.dtype)
+    if not need_dx:
+        return None, dalpha
+    return _into(dx, np.where(negative, alpha * dy, dy), x.dtype), dalpha

@@ -55,3 +55,15 @@ def dense_backward(dy, x, w, dx=None, dw=None, db=None, need_dx=True, need_db=Tr
     dw_value = _into(dw, x.T @ dy, dtype)
     db_value = _into(db, dy.sum(axis=0), dtype) if need_db else None
     return dx_value, dw_value, db_value
+
+
+def dense_act_forward(x, w, b, activation, alpha=0.0, z=None, out=None):
+    """Dense layer and its activation in one call: ``z = x @ w + b``, ``out = activation(z)``.
+
+    The native kernel applies an elementwise activation to each block of z while it is still in
+    cache (the GEMM's epilogue); the result is the same as the two steps here.
+    Shapes: x (N, K), w (K, M), b (M,) or None -> z, out (N, M). Returns out (z is filled too).
+    """
+    from .activations import act_forward
+    z = dense_forward(x, w, b, out=z)
+    return act_forward(z, activation, alpha, out=out)

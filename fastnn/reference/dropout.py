@@ -93,3 +93,43 @@ def dropout_backward(dy, mask, out=None):
     Shapes: dy, mask, dx: any shape, all equal. ``out`` is overwritten if given.
     """
     return _into(out, dy * mask, dy.dtype)
+
+
+def dropout_step(x, rate, stream, out=None, mask=None):
+    """One training call of a Dropout layer whose generator state is ``stream = [key, step]``
+    (uint64): :func:`dropout_forward` with ``seed=key, counter=step``, then ``step += 1`` so the
+    next call draws a new mask. Returns (y, mask)."""
+    y, mask = dropout_forward(x, rate, int(stream[0]), int(stream[1]), out=out, mask=mask)
+    stream[1] += np.uint64(1)
+    return y, mask
+
+
+def normal_noise(x, stddev, seed, counter, out=None):
+    """``x + stddev * z`` with z standard normal, drawn from the same counter-based generator.
+
+    For element i (arithmetic modulo 2**64, key as in :func:`dropout_keep`)::
+
+        u1 = ((mix(key + (2i + 1) * golden) >> 11) + 1) / 2**53      in (0, 1]
+        u2 =  (mix(key + (2i + 2) * golden) >> 11)      / 2**53      in [0, 1)
+        z  = sqrt(-2 log u1) * cos(2 pi u2)                          (Box & Muller 1958)
+
+    The integers agree bit for bit with the C++ kernel; log and cos may differ from the C
+    library's in the last bit, so the noise agrees to float64 rounding.
+    Shapes: x -> y of the same shape.
+    """
+    key = _mix(_mix(seed & MASK64) ^ (counter & MASK64))
+    i = np.arange(x.size, dtype=np.uint64)
+    k1 = _mix(np.uint64(key) + (np.uint64(2) * i + np.uint64(1)) * np.uint64(GOLDEN)) >> np.uint64(11)
+    k2 = _mix(np.uint64(key) + (np.uint64(2) * i + np.uint64(2)) * np.uint64(GOLDEN)) >> np.uint64(11)
+    u1 = (k1.astype(np.float64) + 1.0) / TWO_POW_53
+    u2 = k2.astype(np.float64) / TWO_POW_53
+    z = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2)
+    return _into(out, x.astype(np.float64) + stddev * z.reshape(x.shape), x.dtype)
+
+
+def normal_noise_step(x, stddev, stream, out=None):
+    """One training call of a noise layer with generator state ``stream = [key, step]``:
+    :func:`normal_noise` with ``seed=key, counter=step``, then ``step += 1``."""
+    y = normal_noise(x, stddev, int(stream[0]), int(stream[1]), out=out)
+    stream[1] += np.uint64(1)
+    return y

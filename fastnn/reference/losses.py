@@ -263,3 +263,26 @@ def log_cosh(pred, target, dpred=None, need_grad=True):
     if not need_grad:
         return float(loss), None
     return float(loss), _into(dpred, np.tanh(d) / d.size, pred.dtype)
+
+
+def probabilities_to_logits(pred, epsilon, binary, out=None):
+    """Logits whose softmax (``binary``: sigmoid) gives back the clipped probabilities ``pred``.
+
+        p = clip(pred, epsilon, 1 - epsilon)
+        z = log(p)                    (categorical: softmax(log p) = p / sum(p))
+        z = log(p) - log(1 - p)       (binary: the inverse of the sigmoid)
+
+    A cross-entropy on probabilities is then the stable kernel on these logits, as Keras clips.
+    """
+    p = np.clip(pred, pred.dtype.type(epsilon), pred.dtype.type(1 - epsilon))
+    return _into(out, np.log(p) - np.log1p(-p) if binary else np.log(p), pred.dtype)
+
+
+def probabilities_grad(dlogits, pred, epsilon, binary, out=None):
+    """The chain rule from d loss / d logits back to the probabilities of
+    :func:`probabilities_to_logits`: ``dlogits / p`` (binary: ``dlogits / (p (1 - p))``), and 0
+    where ``pred`` was clipped (the clip has no gradient there)."""
+    lo, hi = pred.dtype.type(epsilon), pred.dtype.type(1 - epsilon)
+    p = np.clip(pred, lo, hi)
+    grad = dlogits / (p * (1 - p)) if binary else dlogits / p
+    return _into(out, grad * ((pred > lo) & (pred < hi)), pred.dtype)

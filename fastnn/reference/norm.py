@@ -189,3 +189,19 @@ def _normalize(x, mean, rstd, gamma, beta):
     if beta is not None:
         y = y + beta
     return y
+
+
+def batchnorm_frozen_backward(dy, gamma, moving_variance, epsilon, out=None, scale=None):
+    """Backward of inference-mode batch normalization (a frozen layer inside ``fit``).
+
+    In inference mode the layer is a fixed affine map per feature, so
+
+        scale = gamma / sqrt(moving_variance + epsilon)     (rstd in float64, rounded once)
+        dx    = dy * scale
+
+    Shapes: dy (N, C), gamma (C,) or None, moving_variance (C,) -> dx (N, C); ``scale`` (C,) is a
+    workspace that receives the per-feature factor.
+    """
+    rstd = (1.0 / np.sqrt(moving_variance.astype(np.float64) + epsilon)).astype(dy.dtype)
+    factor = _into(scale, rstd if gamma is None else gamma * rstd, dy.dtype)
+    return _into(out, dy * factor, dy.dtype)

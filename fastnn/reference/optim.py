@@ -237,3 +237,29 @@ def l1_l2_penalty(w, l1, l2, grad=None):
         grad += l1 * np.sign(w) + 2 * l2 * w
     w64 = w.astype(np.float64).ravel()
     return float(l1 * np.abs(w64).sum() + l2 * np.dot(w64, w64))
+
+
+# -- Scalars of a training step (what a recorded program keeps in registers) ----------------------
+def scalar_add(a, b):
+    """``a + b`` in float64: a loss plus its weight penalties."""
+    return float(a) + float(b)
+
+
+def scalar_sqrt(x):
+    """``sqrt(x)`` in float64: a gradient norm from its sum of squares."""
+    return math.sqrt(x)
+
+
+def norm_scale(norm, clip):
+    """Keras's clipnorm factor ``clip / max(norm, clip)``: 1 for a short gradient, ``clip / norm``
+    for a long one. A NaN norm gives NaN and an infinite one 0, so (as in Keras) inf entries become
+    NaN, never finite."""
+    if math.isnan(norm):
+        return math.nan
+    return clip / max(norm, clip)
+
+
+def global_norm_scale(norm, clip):
+    """:func:`norm_scale` for the global norm of all gradients; an infinite or NaN global norm
+    makes every gradient NaN (Keras)."""
+    return norm_scale(norm, clip) if math.isfinite(norm) else math.nan

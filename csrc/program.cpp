@@ -32,21 +32,21 @@ const std::vector<std::string>& activation_names() {
 }
 
 namespace {
-constexpr int kSoftmax = 9, kLogSoftmax = 10;  // codes after the elementwise Act values
+constexpr int kRowwise = 9;  // codes after the elementwise Act values: softmax, then log_softmax
 
 // y[N, C] = f(x[N, C]) for activation `code`.
 template <typename T>
 void activation(int code, T* y, const T* x, idx N, idx C, T alpha) {
-    if (code == kSoftmax) softmax_forward<T>(y, x, N, C);
-    else if (code == kLogSoftmax) log_softmax_forward<T>(y, x, N, C);
+    if (code == kRowwise) softmax_forward<T>(y, x, N, C);
+    else if (code == kRowwise + 1) log_softmax_forward<T>(y, x, N, C);
     else act_forward<T>(Act(code), y, x, N * C, alpha);
 }
 
 // dx[N, C] = dy * f'(x), from x and y = f(x).
 template <typename T>
 void activation_grad(int code, T* dx, const T* dy, const T* x, const T* y, idx N, idx C, T alpha) {
-    if (code == kSoftmax) softmax_backward<T>(dx, dy, y, N, C);
-    else if (code == kLogSoftmax) log_softmax_backward<T>(dx, dy, y, N, C);
+    if (code == kRowwise) softmax_backward<T>(dx, dy, y, N, C);
+    else if (code == kRowwise + 1) log_softmax_backward<T>(dx, dy, y, N, C);
     else act_backward<T>(Act(code), dx, dy, x, y, N * C, alpha);
 }
 
@@ -105,7 +105,7 @@ void Program<T>::exec(const Instr& in, idx n, std::vector<double>& regs) {
         case Kernel::dense_act_forward: {
             const int code = int(r(3));
             const idx N = rows(0), M = cols(1);
-            if (code < kSoftmax) {  // the activation in the GEMM's epilogue
+            if (code < kRowwise) {  // the activation in the GEMM's epilogue
                 dense_forward<T>(p(5), p(0), p(1), p(2), N, cols(0), M, p(6), Act(code), T(r(4)));
             } else {
                 dense_forward<T>(p(5), p(0), p(1), p(2), N, cols(0), M);

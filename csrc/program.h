@@ -26,17 +26,18 @@ namespace fastnn {
 
 // Every kernel a program can call: X(name, parameters, results). The parameters are the NumPy
 // twin's, in its order ("name:kind", kind one of in / out / io for float buffers, labels for
-// int64, stream for a uint64 {key, step} pair, real for a scalar, act for an activation; a trailing
-// ? means None is allowed); results name what the twin returns, @ for a scalar.
+// int64, stream for a uint64 {key, step} pair, real for a scalar, act for an activation; out@p: an
+// output shaped like parameter p, else like the first buffer; a trailing ? means None is allowed);
+// results name what the twin returns, @ for a scalar.
 #define FASTNN_PROGRAM_KERNELS(X)                                                                   \
     X(dense_forward, "x:in w:in b:in? out:out", "out")                                              \
     X(dense_act_forward, "x:in w:in b:in? activation:act alpha:real z:out out:out", "out")          \
     X(dense_backward,                                                                               \
-      "dy:in x:in w:in dx:out? dw:out db:out? need_dx:real need_db:real", "dx dw db")               \
+      "dy:in x:in w:in dx:out? dw:out@w db:out? need_dx:real need_db:real", "dx dw db")               \
     X(act_forward, "x:in activation:act alpha:real out:out", "out")                                 \
     X(act_backward, "dy:in x:in y:in activation:act alpha:real out:out", "out")                     \
     X(prelu_forward, "x:in alpha:in out:out", "out")                                                \
-    X(prelu_backward, "dy:in x:in alpha:in dx:out? dalpha:out need_dx:real", "dx dalpha")           \
+    X(prelu_backward, "dy:in x:in alpha:in dx:out? dalpha:out@alpha need_dx:real", "dx dalpha")           \
     X(batchnorm_forward,                                                                            \
       "x:in gamma:in? beta:in? moving_mean:io moving_variance:io momentum:real epsilon:real "       \
       "out:out mean:out rstd:out", "out mean rstd")                                                 \
@@ -46,7 +47,7 @@ namespace fastnn {
       "dy:in x:in gamma:in? mean:in rstd:in dx:out? dgamma:out? dbeta:out? need_dx:real "           \
       "need_dgamma:real need_dbeta:real", "dx dgamma dbeta")                                        \
     X(batchnorm_frozen_backward,                                                                    \
-      "dy:in gamma:in? moving_variance:in epsilon:real out:out scale:out", "out")                   \
+      "dy:in gamma:in? moving_variance:in epsilon:real out:out scale:out@moving_variance", "out")                   \
     X(layernorm_forward, "x:in gamma:in? beta:in? epsilon:real out:out mean:out rstd:out",          \
       "out mean rstd")                                                                              \
     X(layernorm_backward,                                                                           \

@@ -273,7 +273,8 @@ class Sequential(tracking.Tracked):
             return cached[1]
         try:
             recorded = program.record(self._dtype, describe, inputs, scalars)
-        except program.NotRecordable:
+        except Exception:  # noqa: BLE001 -- code that cannot be recorded (a user's layer doing
+            # NumPy arithmetic, say) runs eagerly instead, where a genuine error surfaces again
             recorded = None
         finally:
             for layer in self._layers:

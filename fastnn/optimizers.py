@@ -74,7 +74,7 @@ class Optimizer(tracking.Tracked):
     rate and the step number as inputs of each call. Those two (``iterations``, the learning rate
     or schedule) are run-time state; changing any other setting re-records the step.
     """
-    _RUNTIME = frozenset({"iterations", "_learning_rate"})
+    _RUNTIME = frozenset({"iterations", "_learning_rate", "_slots_checked"})
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None):
@@ -89,6 +89,7 @@ class Optimizer(tracking.Tracked):
             raise ValueError("only one of clipnorm, clipvalue and global_clipnorm can be set (as in "
                              f"Keras), got {', '.join(given)}")
         self.iterations = 0
+        self._slots_checked = -1
         self._slots = None
         self._shapes = None
         self._clipped = None  # buffers for clipped gradients, one per weight, when clipping
@@ -124,6 +125,15 @@ class Optimizer(tracking.Tracked):
                                  "use a new optimizer for a different model")
             self._slots = [self._make_slots(p) for p in params]
             self._shapes = shapes
+        elif self._slots_checked != tracking.count():
+            # A setting changed since the state was made (momentum turned on, say): the state
+            # grows to fit, as in Keras; what exists is kept.
+            grown = [tuple(old if old is not None or new is None else new
+                           for old, new in zip(olds, self._make_slots(p)))
+                     for olds, p in zip(self._slots, params)]
+            if any(a is not b for olds, news in zip(self._slots, grown) for a, b in zip(olds, news)):
+                self._slots = grown
+        self._slots_checked = tracking.count()
 
     def apply(self, params, grads):
         """One update of every weight array in ``params`` by its gradient in ``grads``."""

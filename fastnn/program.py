@@ -119,6 +119,15 @@ class Buf:
     def __array__(self, *args, **kwargs):
         raise NotRecordable("NumPy arithmetic on a buffer being recorded")
 
+    def __array_ufunc__(self, *args, **kwargs):
+        raise NotRecordable("NumPy arithmetic on a buffer being recorded")
+
+    def _arithmetic(self, *args):
+        raise NotRecordable("arithmetic on a buffer being recorded: express it as kernel calls")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = \
+        __pow__ = __neg__ = __getitem__ = __setitem__ = __iadd__ = __imul__ = _arithmetic
+
     def __repr__(self):
         return f"Buf({self.id}, shape={self.shape}, dtype={self.dtype})"
 
@@ -154,7 +163,8 @@ if _core is not None:
         _parsed = []
         for _p in _params.split():
             _pname, _kind = _p.split(":")
-            _parsed.append((_pname, _kind.rstrip("?"), _kind.endswith("?")))
+            _kind, _, _like = _kind.rstrip("?").partition("@")
+            _parsed.append((_pname, _kind, _p.endswith("?"), _like or None))
         _SPECS[_name] = (_id, _parsed, _results.split(), inspect.signature(getattr(reference, _name)))
     _ACTIVATION_CODES = {name: code for code, name in enumerate(_core.activation_names)}
 _NONE, _BUFFER, _LITERAL, _REG = 0, 1, 2, 3
@@ -242,12 +252,13 @@ class Recorder:
         bound.apply_defaults()
         values = bound.arguments
         encoded, handles, like = [], {}, None
-        for pname, kind, optional in params:
+        for pname, kind, optional, shaped_like in params:
             value = values[pname]
             if kind in _BUFFER_KINDS:
                 code = _BUFFER_KINDS[kind]
-                if value is None and kind == "out" and not optional:
-                    value = self._new_buffer(like.shape, like.dtype)
+                if value is None and kind == "out" and (not optional or values.get("need_" + pname) is True):
+                    model = handles.get(shaped_like, like) if shaped_like else like
+                    value = self._new_buffer(model.shape, model.dtype)
                 if value is None:
                     encoded.append((_NONE, -1, 0.0))
                     handles[pname] = None
@@ -356,11 +367,11 @@ def run_once(name, *args, **kwargs):
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     values = dict(bound.arguments)
-    like = next(values[p] for p, kind, _ in params
+    like = next(values[p] for p, kind, _, _ in params
                 if kind in _BUFFER_KINDS and isinstance(values[p], np.ndarray))
-    for p, kind, optional in params:
-        if kind == "out" and values[p] is None and not optional:
-            values[p] = np.empty_like(like)
+    for p, kind, optional, shaped_like in params:
+        if kind == "out" and values[p] is None and (not optional or values.get("need_" + p) is True):
+            values[p] = np.empty_like(values[shaped_like] if shaped_like else like)
     dtype = like.dtype if like.dtype.kind == "f" else np.dtype(np.float64)
 
     def describe():

@@ -30,7 +30,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import fastnn
 from fastnn import _core as C
+from fastnn import program
 from fastnn import reference as R
 
 _EXAMPLES = int(os.environ.get("FASTNN_PROPERTY_EXAMPLES", "0"))
@@ -751,8 +753,119 @@ def test_gradient_transforms_match_reference(data, dtype, shape):
 
 # ================================================================================ Coverage
 
+# ================================================================================ Program kernels
+# Kernels of the program executor's table (csrc/program.cpp). Those without a binding of their
+# own run natively as one-instruction programs (fastnn.program.run_once); the ones that have one
+# are also run through the executor here, so its dispatch is compared with the twin too.
+
+NK = fastnn.native.kernels
+
+
+@covers("dense_act_forward", "act_forward", "act_backward")
+@props(80)
+@given(data=st.data(), dtype=DTYPES, n=dim, k=pos_dim, m=pos_dim,
+       name=st.sampled_from(["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax"]))
+def test_activation_by_name_and_fused_dense_match_reference(data, dtype, n, k, m, name):
+    x, w = data.draw(arrays(dtype, (n, k), -3, 3)), data.draw(arrays(dtype, (k, m), -3, 3))
+    b, dy = data.draw(arrays(dtype, (m,), -3, 3)), data.draw(arrays(dtype, (n, m), -3, 3))
+    alpha = 0.2 if name == "leaky_relu" else 1.0 if name == "elu" else 0.0
+    z_ref = R.dense_forward(x, w, b)
+    y_ref = R.act_forward(z_ref, name, alpha)
+    bound = (np.abs(f64(x)) @ np.abs(f64(w)) + np.abs(f64(b))) * 4 + 1
+    for run in (NK.dense_act_forward, lambda *a, **kw: program.run_once("dense_act_forward", *a, **kw)):
+        z = np.empty((n, m), dtype)
+        y = run(x, w, b, name, alpha, z=z, out=np.empty((n, m), dtype))
+        assert_within(z, z_ref, gemm_tol(bound, k, dtype), "z")
+        assert_within(y, y_ref, gemm_tol(bound, k, dtype) * 4 + 8 * eps(dtype) * np.abs(f64(y_ref)), "y")
+    y = y_ref
+    dx_ref = R.act_backward(dy, z_ref, y, name, alpha)
+    for run in (NK.act_backward, lambda *a: program.run_once("act_backward", *a)):
+        assert_within(run(dy, z_ref, y, name, alpha), dx_ref,
+                      16 * eps(dtype) * (np.abs(f64(dy)) * (1 + np.abs(f64(y))) + np.abs(f64(dx_ref))),
+                      "act_backward")
+    assert_within(program.run_once("act_forward", z_ref, name, alpha), y_ref,
+                  8 * eps(dtype) * (np.abs(f64(y_ref)) + 1e-30), "act_forward")
+
+
+@covers("prelu_forward", "prelu_backward")
+@props(80)
+@given(data=st.data(), dtype=DTYPES, n=dim, c=pos_dim, need_dx=st.booleans())
+def test_prelu_matches_reference(data, dtype, n, c, need_dx):
+    x, dy = data.draw(arrays(dtype, (n, c))), data.draw(arrays(dtype, (n, c)))
+    alpha = data.draw(arrays(dtype, (c,), -2, 2))
+    assert np.array_equal(NK.prelu_forward(x, alpha), R.prelu_forward(x, alpha))  # one product
+    dx, da = NK.prelu_backward(dy, x, alpha, need_dx=need_dx)
+    dx_ref, da_ref = R.prelu_backward(dy, x, alpha, need_dx=need_dx)
+    assert (dx is None) == (dx_ref is None) == (not need_dx)
+    if need_dx:
+        assert np.array_equal(dx, dx_ref)
+    # float64 sums of exact products: only their order differs
+    bound = (np.abs(f64(dy)) * np.abs(f64(x))).sum(axis=0)
+    assert_within(da, da_ref, 2 * (n + 1) * EPS64 * bound + eps(dtype) * np.abs(f64(da_ref)), "dalpha")
+
+
+@covers("batchnorm_frozen_backward")
+@props(60)
+@given(data=st.data(), dtype=DTYPES, n=dim, c=pos_dim, scaled=st.booleans())
+def test_frozen_batchnorm_backward_matches_reference(data, dtype, n, c, scaled):
+    dy = data.draw(arrays(dtype, (n, c)))
+    gamma = data.draw(arrays(dtype, (c,), -3, 3)) if scaled else None
+    var = data.draw(arrays(dtype, (c,), 0, 10))
+    out = NK.batchnorm_frozen_backward(dy, gamma, var, 1e-3, scale=np.empty(c, dtype))
+    assert np.array_equal(out, R.batchnorm_frozen_backward(dy, gamma, var, 1e-3))
+
+
+@covers("dropout_step", "normal_noise_step")
+@props(60)
+@given(data=st.data(), dtype=DTYPES, shape=any_shape, seed=st.integers(0, 2**64 - 1),
+       counter=st.integers(0, 2**64 - 2), stddev=st.sampled_from([0.0, 0.5, 3.0]))
+def test_random_steps_match_reference_and_advance_their_stream(data, dtype, shape, seed, counter, stddev):
+    x = data.draw(arrays(dtype, shape))
+    streams = [np.array([seed, counter], np.uint64) for _ in range(4)]
+    y, mask = NK.dropout_step(x, 0.3, streams[0])
+    y_ref, mask_ref = R.dropout_step(x, 0.3, streams[1])
+    assert np.array_equal(y, y_ref) and np.array_equal(mask, mask_ref)
+    noisy = NK.normal_noise_step(x, stddev, streams[2])
+    noisy_ref = R.normal_noise_step(x, stddev, streams[3])
+    # the integers are exact; log and cos of the C library and of NumPy agree to float64 rounding
+    assert_within(noisy, noisy_ref, eps(dtype) * (np.abs(f64(x)) + 40 * stddev) + 64 * EPS64 * stddev,
+                  "noise")
+    for stream in streams:
+        assert stream[0] == seed and stream[1] == counter + 1
+
+
+@covers("probabilities_to_logits", "probabilities_grad")
+@props(80)
+@given(data=st.data(), dtype=DTYPES, shape=st.tuples(dim, pos_dim), binary=st.booleans())
+def test_probability_path_matches_reference(data, dtype, shape, binary):
+    p = data.draw(arrays(dtype, shape, 0.0, 1.0))
+    dz = data.draw(arrays(dtype, shape, -1.0, 1.0))
+    z, z_ref = NK.probabilities_to_logits(p, 1e-7, binary), R.probabilities_to_logits(p, 1e-7, binary)
+    assert_within(z, z_ref, 4 * eps(dtype) * (np.abs(f64(z_ref)) + 1), "logits")
+    g, g_ref = NK.probabilities_grad(dz, p, 1e-7, binary), R.probabilities_grad(dz, p, 1e-7, binary)
+    assert_within(g, g_ref, 4 * eps(dtype) * np.abs(f64(g_ref)), "grad")
+    assert np.all(g[(p <= dtype(1e-7)) | (p >= dtype(1 - 1e-7))] == 0)
+
+
+@covers("scalar_add", "scalar_sqrt", "norm_scale", "global_norm_scale")
+@props(60)
+@given(a=st.floats(allow_nan=True), b=st.floats(0, 1e300), clip=st.floats(1e-3, 1e3))
+def test_scalar_helpers_of_the_executor_match_reference(a, b, clip):
+    def same(u, v):
+        return (math.isnan(u) and math.isnan(v)) or u == v
+    for name, args in (("scalar_add", (a, b)), ("scalar_sqrt", (b,)), ("norm_scale", (a, clip)),
+                       ("global_norm_scale", (a, clip)), ("norm_scale", (b, clip))):
+        assert same(_executor_scalar(name, *args), getattr(R, name)(*args)), name
+
+
+def _executor_scalar(name, *args):
+    """A scalar kernel run by the executor (run_once needs an array, so record directly)."""
+    result = program.record(np.float64, lambda: [getattr(program.active(), name)(*args)], [], 0)
+    return result.run(0, [], [])[0]
+
+
 def test_every_kernel_of_both_backends_has_a_property():
-    shared = {n for n in R.__all__ if not n.startswith("SELU")} & set(dir(C))
+    shared = {n for n in R.__all__ if not n.startswith("SELU")} & set(dir(NK))
     assert shared == {n for n in R.__all__ if not n.startswith("SELU")}
     assert COVERED == shared, (f"without a property: {sorted(shared - COVERED)}; "
                                f"not a kernel: {sorted(COVERED - shared)}")

@@ -71,7 +71,7 @@ from .losses import (
     softmax_cross_entropy,
     sparse_softmax_cross_entropy,
 )
-from .dropout import dropout_backward, dropout_forward, dropout_step, normal_noise, normal_noise_step
+from .dropout import dropout_backward, dropout_forward, dropout_step, normal_noise_step
 from .norm import (
     batchnorm_backward,
     batchnorm_forward,
@@ -102,7 +102,6 @@ __all__ = [
     "prelu_forward",
     "dense_act_forward",
     "dropout_step",
-    "normal_noise",
     "normal_noise_step",
     "batchnorm_frozen_backward",
     "probabilities_grad",

@@ -1,9 +1,9 @@
-"""The compiled training plan (fastnn/plan.py, csrc/plan.cpp) against the layer-by-layer path.
+"""Recorded programs (fastnn/program.py, csrc/program.cpp) against the eager path.
 
-The plan calls the same kernels in the same order as the Python layers, so on the native backend
-both must give bitwise-identical weights, optimizer state, losses and outputs; every layer, loss
-and optimizer has a plan entry, and each is exercised here. The NumPy backend (always layer by
-layer) is compared within rounding by tests/test_models.py and tests/test_course_models.py.
+A program replays exactly the kernel calls the layers, losses and optimizers make when they run
+eagerly, so on the native backend both must give bitwise-identical weights, optimizer state,
+losses and outputs; every layer, loss and optimizer is exercised here. The NumPy backend (always
+eager) is compared within rounding by tests/test_models.py and tests/test_course_models.py.
 """
 import numpy as np
 import pytest
@@ -16,14 +16,17 @@ RNG = np.random.default_rng(7)
 
 
 def _no_plan(model):
-    """Force the layer-by-layer path on this model (what every step did before the plan)."""
-    model._training_plan = lambda: None
-    model._inference_plan = lambda: None
+    """Force the eager path on this model: no program is recorded."""
+    model._program = lambda *args, **kwargs: None
     return model
 
 
+def _train_program(model):
+    return model._programs["train"][1]
+
+
 def _train_pair(make, x, y, fit_kwargs, seed=3):
-    """Train two identical models, one through the plan and one layer by layer."""
+    """Train two identical models, one through its recorded program and one eagerly."""
     results = []
     for use_plan in (True, False):
         fastnn.utils.set_random_seed(seed)
@@ -33,7 +36,7 @@ def _train_pair(make, x, y, fit_kwargs, seed=3):
         history = model.fit(x, y, verbose=0, **fit_kwargs)
         results.append((model, history.history))
     (a, ha), (b, hb) = results
-    assert a._plan is not None and a._plan[1] is not None, "the plan was not used"
+    assert _train_program(a) is not None, "the program was not used"
     return a, ha, b, hb
 
 
@@ -195,14 +198,6 @@ def test_every_loss_matches_layer_path(case):
         return m
     a, ha, b, hb = _train_pair(make, x, y, dict(epochs=3, batch_size=16))
     assert np.isfinite(ha["loss"]).all()
-    if case.endswith("probabilities"):
-        # log(p) comes from the C library in the plan and from NumPy's own log on the layer
-        # path: the same formula, results within a few float32 ulps rather than bitwise.
-        for key in ha:
-            np.testing.assert_allclose(ha[key], hb[key], rtol=1e-6)
-        for wa, wb in zip(a.get_weights(), b.get_weights()):
-            np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
-        return
     assert ha == hb
     _assert_same_state(a, b)
 
@@ -235,7 +230,7 @@ def test_every_optimizer_matches_layer_path(name):
     _assert_same_state(a, b)
 
 
-def test_train_on_batch_is_one_plan_call_and_matches():
+def test_train_on_batch_is_one_program_call_and_matches():
     x, y = _data()
     models = []
     for use_plan in (True, False):
@@ -249,11 +244,12 @@ def test_train_on_batch_is_one_plan_call_and_matches():
     (a, va), (b, vb) = models
     assert va == vb
     _assert_same_state(a, b)
+    a.train_on_batch(x[:8], y[:8])  # recorded again: b's forced eager path changed a setting
     calls = []
-    core = a._plan[1]._core
-    a._plan[1]._core = _Spy(core, calls)
+    compiled = _train_program(a)
+    compiled._core = _Spy(compiled._core, calls)
     a.train_on_batch(x[:8], y[:8])
-    assert calls == ["train_step", "outputs"]  # one step call; outputs read for the metric
+    assert calls == ["run", "view"]  # one native call; the outputs read for the metric
 
 
 class _Spy:
@@ -265,28 +261,45 @@ class _Spy:
         return getattr(self._core, name)
 
 
-def test_plan_is_rebuilt_when_what_it_copied_changes():
+def test_program_is_recorded_again_when_anything_it_was_recorded_from_changes():
     x, y = _data()
     fastnn.utils.set_random_seed(0)
     m = fastnn.Sequential([L.Input((12,)), L.Dense(10, "relu"), L.Dense(3, "softmax")])
     m.compile(optimizer=optimizers.SGD(momentum=0.9), loss="sparse_categorical_crossentropy")
     m.fit(x, y, epochs=1, verbose=0)
-    first = m._plan[1]
+    first = _train_program(m)
     m.fit(x, y, epochs=1, verbose=0)
-    assert m._plan[1] is first                     # reused while nothing changed
-    m.optimizer.momentum = 0.5                     # a setting the plan copied
+    assert _train_program(m) is first             # reused while nothing changed
+    m.optimizer.momentum = 0.5                     # any setting
     m.fit(x, y, epochs=1, verbose=0)
-    assert m._plan[1] is not first
+    assert _train_program(m) is not first
     m.layers[0].trainable = False                  # a frozen layer needs an optimizer for fewer weights
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    assert m._plan is None
     before = m.layers[0].get_weights()
     m.fit(x, y, epochs=1, verbose=0)
-    assert m._plan[1] is not None
+    assert _train_program(m) is not None
     assert all(np.array_equal(u, v) for u, v in zip(before, m.layers[0].get_weights()))
 
 
-def test_reloaded_model_continues_identically_through_the_plan(tmp_path):
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+def test_steady_state_training_changes_no_setting(backend):
+    """Nothing a step does counts as a configuration change, so a program is recorded once."""
+    from fastnn import tracking
+    x, y = _data(n=64)
+    with fastnn.backend_scope(backend):
+        m = fastnn.Sequential([L.Input((12,)), L.Dense(10, "relu"), L.BatchNormalization(),
+                               L.Dropout(0.1), L.GaussianNoise(0.1), L.PReLU(), L.LayerNormalization(),
+                               L.Dense(3, "sigmoid")])
+        m.compile(optimizer=optimizers.Adam(clipnorm=1.0), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+        m.fit(x, np.eye(3)[y], epochs=1, batch_size=16, verbose=0)
+        count = tracking.count()
+        m.fit(x, np.eye(3)[y], epochs=2, batch_size=16, verbose=0)
+        m.predict(x)
+        assert tracking.count() == count
+
+
+def test_reloaded_model_continues_identically_through_the_program(tmp_path):
     x, y = _data()
     fastnn.utils.set_random_seed(2)
     m = fastnn.Sequential([L.Input((12,)), L.Dense(10, "relu"), L.Dropout(0.2), L.Dense(3, "softmax")])
@@ -296,7 +309,7 @@ def test_reloaded_model_continues_identically_through_the_plan(tmp_path):
     r = fastnn.load_model(tmp_path / "m.fastnn")
     m.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
     r.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
-    assert r._plan[1] is not None
+    assert _train_program(r) is not None
     _assert_same_state(m, r)
 
 
@@ -306,12 +319,12 @@ def test_predicting_never_creates_optimizer_state():
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     out = m.predict(x)
     assert m.optimizer.variables() == [] and m.optimizer.iterations == 0
-    assert m._predict_plan[0] is not None
+    assert m._programs["predict"][1] is not None
     assert np.array_equal(out, _no_plan(m).predict(x))
 
 
-def test_uncovered_parts_train_layer_by_layer_with_the_same_results():
-    class Scaled(L.Dense):  # a user subclass: the plan cannot know what it computes
+def test_unrecordable_parts_train_eagerly_with_the_same_results():
+    class Scaled(L.Dense):  # a user subclass doing NumPy arithmetic: it cannot be recorded
         def forward(self, x, training=False, logits=False):
             return super().forward(x, training, logits) * 1.0
 
@@ -319,8 +332,8 @@ def test_uncovered_parts_train_layer_by_layer_with_the_same_results():
     m = fastnn.Sequential([L.Input((12,)), Scaled(10, activation="relu"), L.Dense(3, "softmax")])
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     m.fit(x, y, epochs=1, verbose=0)
-    assert m._plan == (m._plan[0], None)
-    # per-sample weights take the layer path: the plan's kernels return mean losses only
+    assert _train_program(m) is None and m.optimizer.iterations == 2
+    # per-sample weights run eagerly: the loss kernels return mean losses only
     fastnn.utils.set_random_seed(0)
     a = fastnn.Sequential([L.Input((12,)), L.Dense(10, "relu"), L.Dense(3, "softmax")])
     a.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -333,42 +346,116 @@ def test_uncovered_parts_train_layer_by_layer_with_the_same_results():
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
 
 
-def test_numpy_backend_never_uses_the_plan():
+def test_numpy_backend_never_records():
     x, y = _data()
     with fastnn.backend_scope("numpy"):
         m = fastnn.Sequential([L.Input((12,)), L.Dense(10, "relu"), L.Dense(3, "softmax")])
         m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         m.fit(x, y, epochs=1, verbose=0)
         m.predict(x)
-    assert m._plan is None and m._predict_plan is None
+    assert m._programs == {}
 
 
-def test_buffers_stop_growing_in_steady_state():
-    x, y = _data(n=64)
-    m = fastnn.Sequential([L.Input((12,)), L.Dense(10, "relu"), L.BatchNormalization(), L.Dropout(0.1),
-                           L.Dense(3, "softmax")])
-    m.compile(optimizer=optimizers.Adam(clipnorm=1.0), loss="sparse_categorical_crossentropy")
-    m.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    core = m._plan[1]._core
-    assert core.capacity == 16
-    m.fit(x, y, epochs=3, batch_size=16, verbose=0)
-    m.train_on_batch(x[:5], y[:5])
-    assert m._plan[1]._core is core and core.capacity == 16
-
-
-def test_plan_rejects_malformed_calls_without_crashing():
+def test_program_inputs_are_checked():
     x, y = _data()
     m = fastnn.Sequential([L.Input((12,)), L.Dense(10, "relu"), L.Dense(3, "softmax")])
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     m.train_on_batch(x, y)
-    core = m._plan[1]._core
-    with pytest.raises(ValueError, match="12 values per sample"):
-        core.train_step(x[:, :5].copy(), y, 0.1, 2)
-    with pytest.raises(TypeError, match="int64"):
-        core.train_step(x, y.astype(np.int32), 0.1, 2)
-    with pytest.raises(TypeError, match="float32"):
-        core.train_step(x.astype(np.float64), y, 0.1, 2)
-    with pytest.raises(ValueError, match="step"):
-        core.train_step(x, y, 0.1, 0)
-    with pytest.raises(ValueError, match="out must hold"):
-        core.predict(x, np.empty((len(x), 2), np.float32))
+    with pytest.raises(ValueError, match="expects 2 inputs"):
+        _train_program(m)._core.run(len(x), [x], [0.1, 2.0, 0.0], 3)
+
+
+def test_executor_and_recorder_know_no_layer():
+    """The executor dispatches on kernels and the recorder on the kernels' table: neither names a
+    layer class, so a layer is added by writing its class alone."""
+    import pathlib
+    root = pathlib.Path(fastnn.__file__).parent
+    sources = [root / "program.py", root / "native.py"]
+    csrc = pathlib.Path(__file__).resolve().parents[1] / "csrc"
+    sources += [csrc / "program.h", csrc / "program.cpp", csrc / "bind_program.cpp"]
+    text = "\n".join(p.read_text() for p in sources)
+    for cls in ("Dense", "BatchNormalization", "LayerNormalization", "Dropout", "PReLU",
+                "GaussianNoise", "Flatten", "Softmax", "LeakyReLU"):
+        assert cls not in text, f"{cls} is named in the executor or the recorder"
+
+
+def test_every_kernel_of_the_executor_has_a_twin_with_its_parameters():
+    import inspect
+    from fastnn import _core, reference
+    for name, params, _ in _core.program_kernels:
+        twin = getattr(reference, name)
+        assert list(inspect.signature(twin).parameters) == [p.split(":")[0] for p in params.split()], name
+
+
+# -- a setting changed after training trains exactly like a model built with it -------------------
+def _snapshot(model):
+    return (model.get_weights(), model.optimizer.get_state(), [l.get_state() for l in model.layers])
+
+
+def _restore(model, snap):
+    weights, (iterations, variables), states = snap
+    model.set_weights(weights)
+    model.optimizer.set_state(model._params, iterations, variables)
+    for layer, state in zip(model.layers, states):
+        layer.set_state(state)
+
+
+SETTING_CHANGES = {
+    "dropout_rate": (lambda v: [L.Dense(8, "relu"), L.Dropout(v, seed=5), L.Dense(3)], 0.1, 0.6,
+                     lambda m, v: setattr(m.layers[1], "rate", v), "mse"),
+    "dense_activation": (lambda v: [L.Dense(8, v), L.Dense(3)], "relu", "tanh",
+                         lambda m, v: setattr(m.layers[0], "activation", v), "mse"),
+    "batchnorm_momentum": (lambda v: [L.Dense(8), L.BatchNormalization(momentum=v), L.Dense(3)], 0.99, 0.5,
+                           lambda m, v: setattr(m.layers[1], "momentum", v), "mse"),
+    "batchnorm_epsilon": (lambda v: [L.Dense(8), L.BatchNormalization(epsilon=v), L.Dense(3)], 1e-3, 0.5,
+                          lambda m, v: setattr(m.layers[1], "epsilon", v), "mse"),
+    "leaky_relu_slope": (lambda v: [L.Dense(8), L.LeakyReLU(v), L.Dense(3)], 0.3, 0.05,
+                         lambda m, v: setattr(m.layers[1], "negative_slope", v), "mse"),
+    "huber_delta": (lambda v: [L.Dense(8, "relu"), L.Dense(3)], 1.0, 0.05,
+                    lambda m, v: setattr(m.loss, "delta", v), "huber"),
+    "adam_beta_1": (lambda v: [L.Dense(8, "relu"), L.Dense(3)], 0.9, 0.5,
+                    lambda m, v: setattr(m.optimizer, "beta_1", v), "mse"),
+    "trainable_flag": (lambda v: [L.Dense(8, "relu", trainable=v), L.Dense(3)], True, False,
+                       lambda m, v: setattr(m.layers[0], "trainable", v), "mse"),
+}
+
+
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+@pytest.mark.parametrize("case", sorted(SETTING_CHANGES))
+def test_a_changed_setting_trains_like_a_model_built_with_it(case, backend):
+    layers, old, new, change, loss = SETTING_CHANGES[case]
+    x, y = _data(n=40, kind="regression")
+
+    def make(value):
+        m = fastnn.Sequential([L.Input((12,))] + layers(value))
+        if case == "huber_delta":
+            m.compile(optimizer="adam", loss=losses.Huber(value))
+        else:
+            m.compile(optimizer=optimizers.Adam(beta_1=value) if case == "adam_beta_1" else "adam",
+                      loss=loss)
+        return m
+
+    with fastnn.backend_scope(backend):
+        fastnn.utils.set_random_seed(4)
+        changed = make(old)
+        changed.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+        snap = _snapshot(changed)
+        change(changed, new)
+        fastnn.utils.set_random_seed(4)
+        built = make(new)
+        built.build((12,))
+        if case == "trainable_flag":  # the optimizer of a frozen layer holds fewer arrays
+            built.layers[0].trainable = True
+            _restore(built, snap)
+            built.layers[0].trainable = False
+            built.compile(optimizer="adam", loss=loss)
+            changed.compile(optimizer="adam", loss=loss)
+        else:
+            _restore(built, snap)
+        changed.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+        built.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+    for a, b in zip(changed.get_weights(), built.get_weights()):
+        assert np.array_equal(a, b)
+    def described(m):
+        return [{k: v for k, v in l["config"].items() if k != "name"} for l in m.get_config()["layers"]]
+    assert described(changed) == described(built)

@@ -34,7 +34,8 @@ def register(cls):
 
 
 def _auto_name(cls_name):
-    base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls_name).lower()
+    # Keras's snake case: "BatchNormalization" -> batch_normalization, "PReLU" -> p_re_lu
+    base = re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", cls_name)).lower()
     n = _name_counts[base]
     _name_counts[base] += 1
     return base if n == 0 else f"{base}_{n}"

@@ -337,3 +337,81 @@ def test_config_round_trip_rebuilds_the_same_architecture():
     assert clone.layers[4].negative_slope == pytest.approx(0.05)
     with pytest.raises(ValueError, match="unknown layer"):
         layers.get({"class_name": "Conv2D", "config": {}})
+
+
+# -- PReLU and GaussianNoise: layers added by their class alone ------------------------------------
+def _prelu_noise_model(dtype="float32", alpha="random_normal"):
+    fastnn.set_floatx(dtype)
+    model = fastnn.Sequential([Input((6,)), Dense(8), layers.PReLU(alpha_initializer=alpha),
+                               layers.GaussianNoise(0.3, seed=11), Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_prelu_forward_is_the_formula_and_starts_as_relu():
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    layer = layers.PReLU()
+    np.testing.assert_array_equal(layer(x), np.maximum(x, 0))  # Keras: alpha starts at zero
+    layer.alpha[:] = [0.1, 0.2, 0.3, 0.4]
+    np.testing.assert_array_equal(layer(x), np.where(x > 0, x, layer.alpha * x))
+    assert [w.shape for w in layer.get_weights()] == [(4,)] and layer.count_params() == 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gaussian_noise_only_in_training_with_the_requested_spread(backend):
+    fastnn.set_backend(backend)
+    x = np.zeros((400, 50), np.float32)
+    layer = layers.GaussianNoise(0.5, seed=3)
+    np.testing.assert_array_equal(layer(x), x)  # inference: the identity
+    first, second = layer(x, training=True), layer(x, training=True)
+    assert not np.array_equal(first, second)     # a new draw every training call
+    assert abs(first.mean()) < 0.01 and abs(first.std() - 0.5) < 0.01
+    again = layers.GaussianNoise(0.5, seed=3)
+    np.testing.assert_array_equal(again(x, training=True), first)  # seeded: repeatable
+
+
+def test_prelu_and_noise_train_alike_on_both_backends_and_through_the_program():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    runs = {}
+    for backend in BACKENDS:
+        with fastnn.backend_scope(backend):
+            set_random_seed(5)
+            model = _prelu_noise_model()
+            history = model.fit(x, y, epochs=3, batch_size=16, verbose=0, shuffle=False)
+            runs[backend] = (model, history.history["loss"])
+    native, numpy_ = runs["native"], runs["numpy"]
+    assert native[0]._programs["train"][1] is not None  # one native call per step
+    np.testing.assert_allclose(native[1], numpy_[1], rtol=1e-5)
+    for a, b in zip(native[0].get_weights(), numpy_[0].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert not np.array_equal(native[0].layers[1].alpha, np.zeros(8))  # the slopes were learned
+
+
+def test_prelu_and_noise_pass_the_gradient_check():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(12, 6))
+    y = rng.integers(0, 3, 12)
+    set_random_seed(0)
+    model = _prelu_noise_model("float64")
+    errors = fastnn.utils.gradient_check(model, x, y)
+    prelu = [k for k in errors if k.startswith("p_re_lu")]
+    assert prelu and all(errors[k] < 1e-6 for k in errors), errors
+
+
+def test_prelu_and_noise_save_load_and_continue_identically(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(48, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 48)
+    set_random_seed(1)
+    model = _prelu_noise_model()
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    model.save(tmp_path / "m.fastnn")
+    loaded = fastnn.load_model(tmp_path / "m.fastnn")
+    assert [type(l).__name__ for l in loaded.layers] == ["Dense", "PReLU", "GaussianNoise", "Dense"]
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    loaded.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)

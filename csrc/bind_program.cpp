@@ -4,6 +4,7 @@
 #include "bindings.h"
 #include "program.h"
 
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -64,21 +65,45 @@ public:
     }
 
     // Replays the program for n rows with inputs[k] as input slot k and `registers` as the first
-    // registers; returns every register.
+    // registers; returns the registers named in `results`. With an `out` array, the first n rows
+    // of buffer `copy` are copied into it (a prediction written straight into the caller's array).
     std::vector<double> run(py::ssize_t n, const std::vector<py::array>& inputs,
-                            std::vector<double> registers, int count) {
+                            std::vector<double> registers, int count, const std::vector<int>& results,
+                            int copy, py::object out) {
         if (inputs.size() != slots_.size())
             throw py::value_error("program expects " + std::to_string(slots_.size()) + " inputs, got " +
                                   std::to_string(inputs.size()));
-        for (size_t k = 0; k < inputs.size(); ++k) buffers()[slots_[k]].data = inputs[k].request().ptr;
+        for (size_t k = 0; k < inputs.size(); ++k)
+            buffers()[slots_[k]].data = const_cast<void*>(inputs[k].data());
         registers.resize(std::max<size_t>(registers.size(), size_t(count)), 0.0);
+        void* dst = nullptr;
+        size_t bytes = 0;
+        if (!out.is_none()) {
+            py::array a = py::reinterpret_borrow<py::array>(out);
+            const Buffer& b = buffers()[copy];
+            bytes = size_t(b.rows.at(n) * b.cols) * (f32_ ? 4 : 8);
+            if (!a.writeable() || !(a.flags() & py::array::c_style) || size_t(a.nbytes()) != bytes)
+                throw py::value_error("out must be a writeable C-contiguous array of " +
+                                      std::to_string(bytes) + " bytes, got " + shape_of(a));
+            dst = a.mutable_data();
+        }
         apply_thread_setting();
         {
             py::gil_scoped_release nogil;
             if (f32_) f32_->run(n, registers); else f64_->run(n, registers);
+            if (dst) std::memcpy(dst, f32_ ? f32_->data(copy) : f64_->data(copy), bytes);
         }
         for (size_t k = 0; k < inputs.size(); ++k) buffers()[slots_[k]].data = nullptr;
-        return registers;
+        std::vector<double> picked;
+        picked.reserve(results.size());
+        for (int r : results) picked.push_back(registers[r]);
+        return picked;
+    }
+
+    // The inference fast path: one input (slot 0) of x.shape[0] rows, buffer `copy` copied into out.
+    void infer(const py::array& x, int copy, py::array out) {
+        if (slots_.size() != 1) throw py::value_error("infer needs a program of one input");
+        run(x.ndim() ? x.shape(0) : 0, {x}, {}, 0, {}, copy, out);
     }
 
     // The first n rows of buffer `id` (after a run) as an array that keeps this program alive.
@@ -105,7 +130,9 @@ void bind_program(py::module_& m) {
         .def("add_buffer", &PyProgram::add_buffer, "type"_a, "a"_a, "b"_a, "cols"_a, "alias"_a,
              "array"_a, "slot"_a)
         .def("add_instr", &PyProgram::add_instr, "kernel"_a, "args"_a, "result"_a, "cond"_a)
-        .def("run", &PyProgram::run, "n"_a, "inputs"_a, "registers"_a, "count"_a)
+        .def("run", &PyProgram::run, "n"_a, "inputs"_a, "registers"_a, "count"_a, "results"_a,
+             "copy"_a = -1, "out"_a = py::none())
+        .def("infer", &PyProgram::infer, "x"_a, "copy"_a, "out"_a)
         .def("view", [](py::object self, int id, py::ssize_t n, std::vector<py::ssize_t> shape) {
             return self.cast<PyProgram&>().view(self, id, n, std::move(shape));
         }, "id"_a, "n"_a, "shape"_a);

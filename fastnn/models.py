@@ -284,13 +284,15 @@ class Sequential(tracking.Tracked):
 
     def _train_program(self, x, y):
         """The recorded training step for batches like (x, y) (see _describe_train_step)."""
-        self.optimizer.build(self._params)  # state first: the program uses its arrays in place
-
         def describe(xb, yb, lr, step, want_outputs):
+            self.optimizer.build(self._params)  # the program uses the state's arrays in place
             return self._describe_train_step(xb, yb, lr, step, want_outputs)
         return self._program("train", describe, [(x.shape[1:], x.dtype), (y.shape[1:], y.dtype)], 3)
 
     def _predict_program(self, x):
+        cached = self._programs.get("predict")
+        if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
+            return cached[1]  # the common case, checked first: predict at batch 1 is a few us
         return self._program("predict", lambda xb: [self._forward(xb, training=False)],
                              [(x.shape[1:], x.dtype)], 0)
 
@@ -358,10 +360,15 @@ class Sequential(tracking.Tracked):
             raise ValueError(f"the learning-rate schedule gave {lr!r} at step {opt.iterations}; "
                              "expected a finite non-negative number")
         step = opt.iterations + 1
-        compiled = self._train_program(x, y) if weights is None else None
+        compiled = None
+        if weights is None:
+            cached = self._programs.get("train")
+            if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
+                compiled = cached[1]  # checked first: a small step takes tens of microseconds
+            else:
+                compiled = self._train_program(x, y)
         if compiled is not None:
-            loss, outputs = compiled.run(len(x), [x, y], [lr, step, float(want_outputs)])
-            outputs = outputs if want_outputs else None
+            loss, outputs = compiled.run(len(x), [x, y], [lr, step, float(want_outputs)], want_outputs)
         else:
             opt.build(self._params)
             loss, outputs = self._describe_train_step(x, y, lr, step, want_outputs, weights)
@@ -549,9 +556,12 @@ class Sequential(tracking.Tracked):
             result = np.empty((len(x),) + out_shape, dtype=self._dtype)
             compiled = self._predict_program(x)
             if compiled is not None:  # the layers keep no reference to x: nothing to release
+                if len(x) <= batch_size:
+                    compiled.run_into(x, result)  # one native call, no slicing
+                    return result
                 for lo in range(0, len(x), batch_size):
-                    xb = x if len(x) <= batch_size else x[lo:lo + batch_size]
-                    result[lo:lo + len(xb)] = compiled.run(len(xb), [xb], [])[0]
+                    xb = x[lo:lo + batch_size]
+                    compiled.run_into(xb, result[lo:lo + len(xb)])
                 return result
             try:
                 for lo in range(0, len(x), batch_size):

@@ -317,7 +317,7 @@ def buffer(owner, cache, key, shape, dtype):
 
 class Program:
     """A recorded program, ready to run: ``run(n, arrays, scalars)`` returns its results (floats
-    for scalars, arrays of n rows for buffers; those stay valid until the next run)."""
+    for scalars, arrays of n rows for buffers, which stay valid until the next run)."""
 
     def __init__(self, recorder, results):
         self._core = recorder.core
@@ -327,19 +327,30 @@ class Program:
         self._results = results
         self._scalars = [r.reg for r in results if isinstance(r, Scalar)]
 
-    def run(self, n, arrays, scalars):
-        regs = self._core.run(n, arrays, scalars, self._registers)
+    def run(self, n, arrays, scalars, buffers=True):
+        """The results of one run; with ``buffers=False`` the buffer results are None (not read)."""
+        values = iter(self._core.run(n, arrays, scalars, self._registers, self._scalars))
         out = []
         for r in self._results:
             if isinstance(r, Scalar):
-                out.append(regs[r.reg])
-            elif r is None:
+                out.append(next(values))
+            elif r is None or not buffers:
                 out.append(None)
             elif r.id in self._slots:  # the model passes its input through unchanged
                 out.append(arrays[self._slots.index(r.id)].reshape((n,) + r.shape[1:]))
             else:
                 out.append(self._core.view(r.id, n, list(r.shape[1:])))
         return out
+
+    def run_into(self, x, out):
+        """Run on the single input ``x``, then copy the first result (a buffer of len(x) rows)
+        into the C-contiguous ``out`` (the inference fast path: one native call)."""
+        result = self._results[0]
+        if result.id in self._slots:  # the model passes its input through unchanged
+            self._core.run(len(x), [x], [], self._registers, [])
+            out[...] = x.reshape(out.shape)
+        else:
+            self._core.infer(x, result.id, out)
 
 
 def record(dtype, describe, inputs, scalars):

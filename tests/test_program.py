@@ -362,7 +362,7 @@ def test_program_inputs_are_checked():
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     m.train_on_batch(x, y)
     with pytest.raises(ValueError, match="expects 2 inputs"):
-        _train_program(m)._core.run(len(x), [x], [0.1, 2.0, 0.0], 3)
+        _train_program(m)._core.run(len(x), [x], [0.1, 2.0, 0.0], 3, [])
 
 
 def test_executor_and_recorder_know_no_layer():

@@ -89,3 +89,21 @@ def set_num_threads(n):
         raise ValueError(f"num_threads must be a positive integer, got {n!r}")
     if _core is not None:
         _core.set_num_threads(int(n))
+
+
+def clear_session():
+    """Start afresh as Keras's ``clear_session`` does: automatic layer and model names count from
+    the start again (``dense``, ``dense_1``, ...). Existing models keep working."""
+    from . import layers
+    layers._name_counts.clear()
+
+
+def epsilon():
+    """The fuzz factor Keras's backend exposes: ``1e-7`` (fastnn.losses.EPSILON)."""
+    from .losses import EPSILON
+    return EPSILON
+
+
+def image_data_format():
+    """Keras's image layout setting, ``"channels_last"``; fastnn has no image layers."""
+    return "channels_last"

@@ -38,6 +38,14 @@ class Callback:
     # Keras's aliases for the training-batch hooks.
     def on_batch_begin(self, batch, logs=None): pass
     def on_batch_end(self, batch, logs=None): pass
+    def on_test_begin(self, logs=None): pass
+    def on_test_end(self, logs=None): pass
+    def on_test_batch_begin(self, batch, logs=None): pass
+    def on_test_batch_end(self, batch, logs=None): pass
+    def on_predict_begin(self, logs=None): pass
+    def on_predict_end(self, logs=None): pass
+    def on_predict_batch_begin(self, batch, logs=None): pass
+    def on_predict_batch_end(self, batch, logs=None): pass
 
 
 class History(Callback):
@@ -87,13 +95,63 @@ class History(Callback):
         return fig
 
 
-def _monitor_op(mode, monitor, who):
-    """(np.less or np.greater, mode) for Keras's mode="min" / "max" / "auto"."""
-    if mode not in ("auto", "min", "max"):
+MODES = ("auto", "min", "max")
+
+
+def _check_mode(mode, who):
+    if mode not in MODES:
         raise ValueError(f"{who} mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode == "auto":  # Keras: accuracy-like metrics are maximised, everything else minimised
-        mode = "max" if monitor.endswith(("acc", "accuracy", "auc")) else "min"
-    return (np.less if mode == "min" else np.greater), mode
+    return mode
+
+
+def _metric_direction(model, monitor):
+    """"up" or "down": the direction in which ``monitor`` improves, decided as Keras does for
+    mode="auto" -- the loss goes down, and each compiled metric has its own direction (accuracy,
+    precision, recall, AUC, F1, R2 go up; errors and log loss go down). None when unknown."""
+    from . import metrics as metrics_module
+    name = monitor[len("val_"):] if monitor.startswith("val_") else monitor
+    if name == "loss":
+        return "down"
+    loss = getattr(model, "loss", None)
+    shape = getattr(model, "output_shape", None)
+    shape = tuple(shape[1:]) if shape else (1,)
+    for identifier in getattr(model, "_metric_ids", []):
+        metric = metrics_module.get(identifier, loss, shape)
+        if metric.name == name:
+            return metric.direction
+    return None
+
+
+class _MonitorCallback(Callback):
+    """What EarlyStopping, ReduceLROnPlateau and ModelCheckpoint share (Keras's MonitorCallback):
+    the monitored key, its direction and the improvement test. With mode="auto" the direction is
+    resolved at the first epoch end, once the model's metrics are known. The first value seen is
+    always an improvement (even NaN, after which nothing improves on it), as in Keras."""
+
+    def __init__(self, monitor, mode, min_delta, who):
+        super().__init__()
+        self.monitor, self.mode = monitor, _check_mode(mode, who)
+        self.min_delta = abs(float(min_delta))
+        self.monitor_op = None
+        self._who = who
+
+    def _set_monitor_op(self):
+        mode = self.mode
+        if mode == "auto":
+            direction = _metric_direction(self.model, self.monitor)
+            if direction is None:
+                raise ValueError(f"{self._who} monitors {self.monitor!r}, whose direction fastnn cannot "
+                                 "tell (it is neither the loss nor a compiled metric with a known "
+                                 "direction); pass mode='max' to keep the highest value or mode='min' "
+                                 "to keep the lowest")
+            mode = "max" if direction == "up" else "min"
+        self.monitor_op = np.less if mode == "min" else np.greater
+
+    def _is_improvement(self, value, reference):
+        if reference is None:
+            return True
+        delta = -self.min_delta if self.monitor_op is np.less else self.min_delta
+        return bool(self.monitor_op(value - delta, reference))
 
 
 def _get_lr(model, who):
@@ -119,43 +177,40 @@ def _set_lr(model, value, who):
     optimizer.learning_rate = float(value)
 
 
-class EarlyStopping(Callback):
+class EarlyStopping(_MonitorCallback):
     """Stop training when ``monitor`` has not improved for ``patience`` epochs (Keras semantics).
 
-    Improvement means beating the best value so far by more than ``min_delta``. With ``baseline``,
-    the patience counter restarts only when the value also beats the baseline. Epochs before
-    ``start_from_epoch`` are ignored. ``restore_best_weights=True`` puts back the weights of the
-    best epoch when training ends, whether or not it stopped early.
+    Improvement means beating the best value so far by more than ``min_delta``; the first value
+    is the first best. With ``baseline``, the patience counter restarts only when the value also
+    beats the baseline. Epochs before ``start_from_epoch`` are ignored.
+    ``restore_best_weights=True`` puts back the weights of the best epoch when training ends,
+    whether or not it stopped early. ``mode="auto"`` takes the direction of the monitored metric
+    (see :func:`_metric_direction`).
     """
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
-        super().__init__()
-        self.monitor = monitor
+        super().__init__(monitor, mode, min_delta, "EarlyStopping")
         self.patience = _non_negative_int(patience, "patience")
         self.start_from_epoch = _non_negative_int(start_from_epoch, "start_from_epoch")
         self.verbose = verbose
         self.baseline = baseline
-        self.min_delta = abs(float(min_delta))
         self.restore_best_weights = bool(restore_best_weights)
-        self.monitor_op, self.mode = _monitor_op(mode, monitor, "EarlyStopping")
         self._reset()
 
     def _reset(self):
         self.wait = 0
         self.stopped_epoch = 0
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = None
         self.best_weights = None
         self.best_epoch = 0
-
-    def _is_improvement(self, value, reference):
-        delta = -self.min_delta if self.mode == "min" else self.min_delta
-        return bool(self.monitor_op(value - delta, reference))
 
     def on_train_begin(self, logs=None):
         self._reset()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
         current = (logs or {}).get(self.monitor)
         if current is None:
             warnings.warn(f"EarlyStopping monitors {self.monitor!r}, which is not in the logs "
@@ -165,6 +220,7 @@ class EarlyStopping(Callback):
             return
         if self.restore_best_weights and self.best_weights is None:
             self.best_weights = self.model.get_weights()  # the first epoch counts as best so far
+            self.best_epoch = epoch
         self.wait += 1
         if self._is_improvement(current, self.best):
             self.best, self.best_epoch = current, epoch
@@ -186,38 +242,35 @@ class EarlyStopping(Callback):
             self.model.set_weights(self.best_weights)
 
 
-class ReduceLROnPlateau(Callback):
+class ReduceLROnPlateau(_MonitorCallback):
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement of
     ``monitor`` (by more than ``min_delta``), then wait ``cooldown`` epochs; never below ``min_lr``.
-    Keras defaults: factor=0.1, patience=10, min_delta=1e-4, cooldown=0, min_lr=0."""
+    Keras defaults: factor=0.1, patience=10, min_delta=1e-4, cooldown=0, min_lr=0; ``mode="auto"``
+    takes the direction of the monitored metric."""
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
-        super().__init__()
+        super().__init__(monitor, mode, min_delta, "ReduceLROnPlateau")
         if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 <= factor < 1:
             raise ValueError(f"ReduceLROnPlateau factor must be in [0, 1), got {factor!r}")
-        self.monitor, self.factor, self.verbose = monitor, float(factor), verbose
+        self.factor, self.verbose = float(factor), verbose
         self.patience = _non_negative_int(patience, "patience")
         self.cooldown = _non_negative_int(cooldown, "cooldown")
-        self.min_delta, self.min_lr = float(min_delta), float(min_lr)
-        self.monitor_op, self.mode = _monitor_op(mode, monitor, "ReduceLROnPlateau")
+        self.min_lr = float(min_lr)
         self._reset()
 
     def _reset(self):
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = None
         self.wait = 0
         self.cooldown_counter = 0
-
-    def _improved(self, current):
-        if self.mode == "min":
-            return current < self.best - self.min_delta
-        return current > self.best + self.min_delta
 
     def on_train_begin(self, logs=None):
         _check_settable_lr(self.model, "ReduceLROnPlateau")
         self._reset()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
         logs = logs if logs is not None else {}
         logs["learning_rate"] = _get_lr(self.model, "ReduceLROnPlateau")
         current = logs.get(self.monitor)
@@ -228,7 +281,7 @@ class ReduceLROnPlateau(Callback):
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        if self._improved(current):
+        if self._is_improvement(current, self.best):
             self.best, self.wait = current, 0
         elif self.cooldown_counter == 0:
             self.wait += 1
@@ -288,20 +341,22 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(_MonitorCallback):
     """Save the model (``model.save``) or its weights (``save_weights_only=True``) at the end of each
     epoch; ``filepath`` may hold ``{epoch}`` (1-based) and log keys, e.g. ``"m-{epoch:02d}-{val_loss:.2f}.fnn"``.
-    With ``save_best_only`` a file is written only when ``monitor`` improves on the best so far."""
+    With ``save_best_only`` a file is written only when ``monitor`` improves on the best so far
+    (the first epoch always does); ``mode="auto"`` takes the direction of the monitored metric."""
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto"):
-        super().__init__()
-        self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
+                 save_weights_only=False, mode="auto", initial_value_threshold=None):
+        super().__init__(monitor, mode, 0, "ModelCheckpoint")
+        self.filepath, self.verbose = os.fspath(filepath), verbose
         self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
-        self.monitor_op, self.mode = _monitor_op(mode, monitor, "ModelCheckpoint")
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = initial_value_threshold
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
         logs = logs or {}
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.save_best_only:
@@ -310,7 +365,7 @@ class ModelCheckpoint(Callback):
                 warnings.warn(f"ModelCheckpoint monitors {self.monitor!r}, which is not in the logs "
                               f"(available: {', '.join(sorted(logs))}); skipping", stacklevel=2)
                 return
-            if not self.monitor_op(current, self.best):
+            if not self._is_improvement(current, self.best):
                 return
             if self.verbose:
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to {current}, "

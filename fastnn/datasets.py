@@ -9,7 +9,11 @@ Three families of data live here:
   ``seed`` and returned as ``(x float32 (n, 2), y int64 (n,))``.  Samples are
   ordered by class; shuffle them (the model's ``fit`` does) before training.
 * **MNIST** (:func:`load_idx`, :func:`load_mnist`): a reader for the IDX file
-  format and a Keras-style loader.
+  format and a loader for lessons that returns float32 pixels already scaled to
+  [0, 1] (do not divide them by 255 again).
+* **Keras's loaders** (``mnist.load_data()``, ``fashion_mnist.load_data()``):
+  what ``keras.datasets`` returns -- uint8 pixels in 0..255 -- read from the
+  Keras cache directory; they never download.
 
 MNIST is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges and is
 released under the Creative Commons Attribution-Share Alike 3.0 license
@@ -39,6 +43,8 @@ __all__ = [
     "load_idx",
     "load_mnist",
     "MNIST_FILES",
+    "mnist",
+    "fashion_mnist",
 ]
 
 # ---------------------------------------------------------------------------
@@ -545,3 +551,82 @@ def load_mnist(path, normalize: bool = True, test_size: int = 2000):
         x_train = x_train.astype(np.float32) / np.float32(255.0)
         x_test = x_test.astype(np.float32) / np.float32(255.0)
     return (x_train, y_train), (x_test, y_test)
+
+
+# ---------------------------------------------------------------------------
+# Keras's dataset loaders (keras.datasets.mnist / fashion_mnist)
+# ---------------------------------------------------------------------------
+
+KERAS_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+FASHION_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras keeps downloaded datasets: ``$KERAS_HOME/datasets``, default ``~/.keras/datasets``."""
+    import os
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets"
+
+
+def _keras_mnist_npz(path: Path):
+    with np.load(path, allow_pickle=False) as data:
+        missing = [k for k in _NPZ_KEYS if k not in data.files]
+        if missing:
+            raise ValueError(f"{path}: expected Keras's mnist.npz with arrays {', '.join(_NPZ_KEYS)}; "
+                             f"missing {', '.join(missing)} (found {', '.join(data.files)})")
+        arrays = {k: data[k] for k in _NPZ_KEYS}
+    for split in ("train", "test"):
+        x, y = arrays["x_" + split], arrays["y_" + split]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
+            raise ValueError(f"{path}: x_{split} must be uint8 images of shape (N, 28, 28), got "
+                             f"{x.dtype} array of shape {x.shape}")
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"{path}: y_{split} must hold one label per image, shape ({x.shape[0]},), "
+                             f"got {y.shape}")
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def _keras_idx_dir(directory: Path):
+    """Keras's tuple from a directory of the four IDX files; labels uint8 as Keras returns them.
+    A directory with only the t10k files gives load_mnist's split of them (8,000 / 2,000)."""
+    (x_train, y_train), (x_test, y_test) = load_mnist(directory, normalize=False)
+    return (x_train, y_train.astype(np.uint8)), (x_test, y_test.astype(np.uint8))
+
+
+class _KerasLoader:
+    """``load_data()`` of one Keras dataset, reading files the user placed; never downloads."""
+
+    def __init__(self, name: str, default: str, source: str, layout: str):
+        self.name, self.default, self.source, self.layout = name, default, source, layout
+
+    def _missing(self, where: Path):
+        return FileNotFoundError(
+            f"keras.datasets.{self.name}.load_data: {where} not found. fastnn never downloads; "
+            f"put {self.layout} there (from {self.source}), or pass path= to the file or to a "
+            "directory of the four IDX files (train-images-idx3-ubyte[.gz], "
+            "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz])")
+
+    def load_data(self, path=None):
+        """((x_train, y_train), (x_test, y_test)) as Keras returns them: uint8 images (N, 28, 28)
+        with pixels 0..255 and uint8 labels (N,); 60,000 / 10,000 samples for the full set.
+
+        ``path``: a file name in the Keras cache (``$KERAS_HOME/datasets``, default
+        ``~/.keras/datasets``), an absolute path to Keras's ``mnist.npz``, or a directory of the
+        four IDX files. Divide by 255 before training, as Keras tutorials do."""
+        where = keras_cache_dir() / (self.default if path is None else Path(path))
+        if where.is_dir():
+            if _find(where, MNIST_FILES["test_images"]) is None:
+                raise self._missing(where / (MNIST_FILES["test_images"] + ".gz"))
+            return _keras_idx_dir(where)
+        if not where.is_file():
+            raise self._missing(where)
+        if where.suffix != ".npz":
+            raise ValueError(f"keras.datasets.{self.name}.load_data expects an .npz file or a directory "
+                             f"of IDX files, got {where}")
+        return _keras_mnist_npz(where)
+
+
+mnist = _KerasLoader("mnist", "mnist.npz", KERAS_MNIST_URL, "Keras's mnist.npz")
+fashion_mnist = _KerasLoader("fashion_mnist", "fashion-mnist", FASHION_MNIST_URL,
+                             "the four Fashion-MNIST IDX .gz files (the directory Keras fills)")

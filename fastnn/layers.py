@@ -222,8 +222,11 @@ class Layer(tracking.Tracked):
 class InputLayer(Layer):
     """Declares the input shape of a Sequential model; computes nothing."""
 
-    def __init__(self, shape, name=None):
-        super().__init__(name=name, input_shape=shape)
+    def __init__(self, shape=None, name=None, input_shape=None, batch_size=None):
+        if (shape is None) == (input_shape is None):
+            raise ValueError("InputLayer needs exactly one of shape=... (Keras 3) or input_shape=..., "
+                             f"got shape={shape!r}, input_shape={input_shape!r}")
+        super().__init__(name=name, input_shape=shape if input_shape is None else input_shape)
 
     def forward(self, x, training=False, logits=False):
         return x
@@ -232,8 +235,9 @@ class InputLayer(Layer):
         return dy if need_dx else None
 
 
-def Input(shape, name=None):
-    """``Input(shape=(784,))`` as the first entry of a Sequential model fixes its input shape."""
+def Input(shape, name=None, batch_size=None):
+    """``Input(shape=(784,))`` as the first entry of a Sequential model fixes its input shape;
+    ``batch_size`` is accepted as in Keras and ignored (every batch size runs)."""
     return InputLayer(shape, name=name)
 
 
@@ -804,3 +808,27 @@ def get(config):
         kwargs["shape"] = kwargs.pop("input_shape")
         kwargs.pop("trainable", None)
     return cls(**kwargs)
+
+
+# Keras layers for grid-shaped data (images, volumes, spectrograms): fastnn computes dense
+# and recurrent networks only, so asking for one of these names says so instead of a bare
+# AttributeError.
+NOT_PROVIDED = frozenset(
+    [f"{kind}{d}D" for kind in ("Conv", "SeparableConv", "DepthwiseConv", "MaxPooling", "AveragePooling",
+                                 "GlobalMaxPooling", "GlobalAveragePooling", "UpSampling", "ZeroPadding",
+                                 "Cropping", "SpatialDropout") for d in (1, 2, 3)]
+    + [f"Conv{d}DTranspose" for d in (1, 2, 3)]
+    + [f"{kind}{d}D" for kind in ("MaxPool", "AvgPool", "GlobalMaxPool", "GlobalAvgPool", "Convolution")
+       for d in (1, 2, 3)]
+    + ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "RandomFlip", "RandomRotation", "RandomZoom", "RandomCrop",
+       "RandomTranslation", "RandomContrast", "Resizing", "CenterCrop"])
+
+
+def __getattr__(name):
+    if name in NOT_PROVIDED:
+        raise NotImplementedError(
+            f"fastnn has no {name} layer: fastnn trains dense (fully connected) and recurrent "
+            "networks on the CPU; convolutional, pooling and image preprocessing layers are not "
+            "part of it. Flatten the inputs and use Dense layers, or "
+            "use Keras itself for this model")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -968,6 +968,7 @@ class Metric:
     metric of all the data at once.
     """
     default_name = "metric"
+    direction = None  # "up" or "down": where the metric improves (callbacks' mode="auto"), as in Keras
 
     def __init__(self, name=None):
         self.name = name or self.default_name
@@ -996,8 +997,10 @@ class MeanMetricWrapper(Metric):
     """The (weighted) mean of a per-sample function ``fn(y_true, y_pred, **kwargs)`` over all
     samples seen: ``total / count``, 0.0 before any update."""
 
-    def __init__(self, fn, name=None, **kwargs):
+    def __init__(self, fn, name=None, direction=None, **kwargs):
         self.fn, self.kwargs = fn, kwargs
+        if direction is not None:
+            self.direction = direction
         super().__init__(name or getattr(fn, "__name__", "mean_metric"))
 
     def reset_state(self):
@@ -1022,6 +1025,7 @@ class Accuracy(MeanMetricWrapper):
     """accuracy_score over all batches; y_pred may be model outputs (argmax of (N, C) scores, or
     p > threshold for an (N, 1) probability column). Unlike Keras's ``Accuracy``, which compares
     y_pred to y_true for exact equality, this compares the predicted labels."""
+    direction = "up"
 
     def __init__(self, threshold=BINARY_THRESHOLD, name="accuracy"):
         super().__init__(_accuracy_per_sample, name, threshold=threshold)
@@ -1029,6 +1033,7 @@ class Accuracy(MeanMetricWrapper):
 
 class BinaryAccuracy(MeanMetricWrapper):
     """Mean of :func:`binary_accuracy`: the fraction of outputs on the right side of threshold."""
+    direction = "up"
 
     def __init__(self, threshold=BINARY_THRESHOLD, name="binary_accuracy"):
         super().__init__(binary_accuracy, name, threshold=threshold)
@@ -1036,6 +1041,7 @@ class BinaryAccuracy(MeanMetricWrapper):
 
 class CategoricalAccuracy(MeanMetricWrapper):
     """Mean of :func:`categorical_accuracy` (one-hot targets)."""
+    direction = "up"
 
     def __init__(self, name="categorical_accuracy"):
         super().__init__(categorical_accuracy, name)
@@ -1043,6 +1049,7 @@ class CategoricalAccuracy(MeanMetricWrapper):
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
     """Mean of :func:`sparse_categorical_accuracy` (integer labels)."""
+    direction = "up"
 
     def __init__(self, name="sparse_categorical_accuracy"):
         super().__init__(sparse_categorical_accuracy, name)
@@ -1050,6 +1057,7 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
     """Mean of :func:`top_k_categorical_accuracy` (one-hot targets, Keras's k = 5)."""
+    direction = "up"
 
     def __init__(self, k=KERAS_TOP_K, name="top_k_categorical_accuracy"):
         super().__init__(top_k_categorical_accuracy, name, k=k)
@@ -1057,6 +1065,7 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
 
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
     """Mean of :func:`sparse_top_k_categorical_accuracy` (integer labels, Keras's k = 5)."""
+    direction = "up"
 
     def __init__(self, k=KERAS_TOP_K, name="sparse_top_k_categorical_accuracy"):
         super().__init__(sparse_top_k_categorical_accuracy, name, k=k)
@@ -1064,6 +1073,7 @@ class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
 
 class CosineSimilarity(MeanMetricWrapper):
     """Mean of :func:`cosine_similarity` over samples (Keras's CosineSimilarity)."""
+    direction = "up"
 
     def __init__(self, axis=-1, name="cosine_similarity"):
         super().__init__(cosine_similarity, name, axis=axis)
@@ -1073,6 +1083,7 @@ class _ConfusionMetric(Metric):
     """Accumulates the labels seen and, per label, the weighted counts of true positives,
     predictions and true samples, from which every set-wise score (precision, recall, F-beta,
     any average) follows exactly."""
+    direction = "up"
 
     def __init__(self, average="binary", pos_label=1, labels=None, zero_division=0.0,
                  threshold=BINARY_THRESHOLD, name=None):
@@ -1165,6 +1176,7 @@ class AUC(Metric):
     price: ``result()`` sorts all n scores seen, O(n log n), and ``fit`` asks for it after every
     batch; on large training sets prefer AUC in ``evaluate`` or on validation data.
     """
+    direction = "up"
     default_name = "auc"
 
     def __init__(self, curve="ROC", multi_class="ovr", average="macro", labels=None, name=None):
@@ -1207,6 +1219,7 @@ class AUC(Metric):
 class LogLoss(Metric):
     """log_loss over all batches: the sum of per-sample losses over the sum of weights.
     The classes are ``labels``, or 0..C-1 for C output columns (0, 1 for one column)."""
+    direction = "down"
     default_name = "log_loss"
 
     def __init__(self, labels=None, name=None):
@@ -1252,6 +1265,7 @@ def _metric_multioutput(multioutput, allowed):
 
 class _RegressionMetric(Metric):
     """Per-output weighted sums of an error, combined over outputs as ``multioutput`` says."""
+    direction = "down"
 
     def __init__(self, multioutput="uniform_average", name=None):
         self.multioutput = _metric_multioutput(multioutput, ("uniform_average",))
@@ -1308,6 +1322,7 @@ class R2Score(Metric):
     the targets, the total weight, mean and sum of squared deviations, merged batch by batch with
     Chan et al.'s update (1979, https://doi.org/10.1007/978-3-642-51461-6_3), which stays accurate
     where sum(y^2) - n*mean^2 would cancel."""
+    direction = "up"
     default_name = "r2_score"
 
     def __init__(self, multioutput="uniform_average", force_finite=True, name=None):
@@ -1403,7 +1418,7 @@ def get(identifier, loss=None, output_shape=(1,)):
         raise ValueError(f"metrics must be names or Metric instances, got {identifier!r}")
     name = identifier.lower()
     if name in ("accuracy", "acc"):
-        return MeanMetricWrapper(_accuracy_fn(loss, output_shape), identifier)
+        return MeanMetricWrapper(_accuracy_fn(loss, output_shape), identifier, direction="up")
     if name not in _FACTORIES:
         raise ValueError(f"unknown metric {identifier!r}; expected 'accuracy' or one of "
                          f"{', '.join(sorted(_FACTORIES))}")

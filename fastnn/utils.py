@@ -130,4 +130,85 @@ def check_batch_size(batch_size, allow_none=False):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
 
+def to_categorical(x, num_classes=None):
+    """One-hot encoding of integer class labels, as ``keras.utils.to_categorical``.
+
+    ``out[..., k] = 1.0 if x[...] == k else 0.0``. Shapes: x (N,) or (N, 1) -> (N, num_classes);
+    any other shape gains a trailing axis. ``num_classes`` defaults to ``max(x) + 1``.
+    Returns float64, as Keras does for NumPy input.
+    """
+    labels = np.asarray(x)
+    if labels.dtype.kind not in "iuf" or labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
+        raise ValueError(f"to_categorical expects integer class labels, got array of dtype {labels.dtype}"
+                         + (" with fractional values" if labels.dtype.kind == "f" else ""))
+    labels = labels.astype(np.int64)
+    shape = labels.shape
+    if len(shape) > 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    flat = labels.reshape(-1)
+    if num_classes is None:
+        num_classes = int(flat.max()) + 1 if flat.size else 0
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
+        raise ValueError(f"to_categorical expects labels in 0..{num_classes - 1}, got values in "
+                         f"{flat.min()}..{flat.max()}")
+    out = np.zeros((flat.size, int(num_classes)), dtype=np.float64)
+    out[np.arange(flat.size), flat] = 1.0
+    return out.reshape(shape + (int(num_classes),))
+
+
+def normalize(x, axis=-1, order=2):
+    """``x`` divided by its ``order``-norm along ``axis`` (``keras.utils.normalize``); a zero
+    norm leaves the values unchanged. Shapes: x -> same shape."""
+    arr = as_float_array(x, "x")
+    norm = np.atleast_1d(np.linalg.norm(arr, order, axis))
+    norm[norm == 0] = 1
+    return arr / np.expand_dims(norm, axis)
+
+
+def _split_size(size, n, name):
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be an int (samples), a float in (0, 1) (fraction) or None, got {size!r}")
+    if isinstance(size, (float, np.floating)):
+        if not 0 < size < 1:
+            raise ValueError(f"{name} as a fraction must be in (0, 1), got {size!r}")
+        return int(size * n)
+    if not 0 < size <= n:
+        raise ValueError(f"{name} must be between 1 and the {n} samples, got {size!r}")
+    return int(size)
+
+
+def split_dataset(dataset, left_size=None, right_size=None, shuffle=False, seed=None):
+    """Split arrays into two parts along the first axis, as ``keras.utils.split_dataset``.
+
+    ``dataset`` is an array or a tuple of arrays of the same length (e.g. ``(x, y)``); sizes are
+    sample counts or fractions; the default is half and half. Returns ``(left, right)`` in the
+    form of ``dataset`` (NumPy arrays, where Keras returns ``tf.data.Dataset`` objects).
+    """
+    arrays = list(dataset) if isinstance(dataset, (tuple, list)) else [dataset]
+    arrays = [np.asarray(a) for a in arrays]
+    if not arrays or any(a.ndim == 0 for a in arrays):
+        raise ValueError("split_dataset expects an array or a tuple of arrays with a sample axis")
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"split_dataset expects arrays of one length, got lengths {[len(a) for a in arrays]}")
+    left, right = _split_size(left_size, n, "left_size"), _split_size(right_size, n, "right_size")
+    if left is None and right is None:
+        left = n // 2
+    if left is None:
+        left = n - right
+    if right is None:
+        right = n - left
+    if left + right > n or left < 0 or right < 0:
+        raise ValueError(f"left_size + right_size ({left} + {right}) exceeds the {n} samples")
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    parts = ([a[order[:left]] for a in arrays], [a[order[left:left + right]] for a in arrays])
+    if isinstance(dataset, (tuple, list)):
+        return tuple(parts[0]), tuple(parts[1])
+    return parts[0][0], parts[1][0]
+
+
 from .gradcheck import gradient_check  # noqa: E402  (the public helper lives in its own module)

@@ -137,7 +137,7 @@ def test_early_stopping_warns_on_a_missing_monitor():
 def test_reduce_lr_on_plateau():
     model = _model(lr=0.1)
     script = Script([1.0, 0.5, 0.6, 0.7, 0.4, 0.8, 0.9])
-    reduce = callbacks.ReduceLROnPlateau(monitor="score", factor=0.5, patience=2, min_lr=0.03)
+    reduce = callbacks.ReduceLROnPlateau(monitor="score", mode="min", factor=0.5, patience=2, min_lr=0.03)
     hist = model.fit(*_data(), epochs=7, batch_size=4, verbose=0, callbacks=[script, reduce])
     # lr logged at each epoch end, before the reduction that epoch triggers
     assert hist.history["learning_rate"] == [0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05]

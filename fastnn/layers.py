@@ -205,6 +205,21 @@ class Layer:
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
 
+    # -- pickling -------------------------------------------------------------------------------
+    def __getstate__(self):
+        """Configuration, weights and state; without the scratch buffers (rebuilt on the next call)
+        or the arrays a forward pass left behind for backward, which live in them."""
+        state = dict(self.__dict__)
+        scratch = {id(b) for b in state.pop("_buffers", {}).values()}
+        for key, value in list(state.items()):
+            if isinstance(value, np.ndarray) and (id(value) in scratch or id(value.base) in scratch):
+                del state[key]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._buffers = {}
+
 
 class InputLayer(Layer):
     """Declares the input shape of a Sequential model; computes nothing."""

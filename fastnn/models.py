@@ -639,6 +639,21 @@ class Sequential:
     def from_config(cls, config):
         return cls([layer_from_config(c) for c in config["layers"]], name=config.get("name"))
 
+    # -- pickling and copying -------------------------------------------------------------------
+    def __getstate__(self):
+        """Everything but the lock, the compiled plans (native objects pointing into this model's
+        arrays) and the scratch buffers: the copy recreates them on first use, from its own arrays."""
+        state = dict(self.__dict__)
+        for key in ("_lock", "_plan", "_predict_plan", "_buffers"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._plan = self._predict_plan = None
+        self._buffers = {}
+
 
 def load_model(filepath, compile=True):
     """The model saved with ``model.save(filepath)``: identical predictions and, with the optimizer

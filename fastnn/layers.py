@@ -116,7 +116,9 @@ class Layer(tracking.Tracked):
         """Drop references to the last call's arrays (the input may be the caller's own array):
         ``backward`` is valid only between ``forward`` and this. Sequential releases every layer
         when a public call returns, so a model never keeps its caller's arrays alive."""
-        self._x = self._y = None
+        for name in self._RUNTIME:  # also the handles a recording left behind
+            if name in self.__dict__:
+                object.__setattr__(self, name, None)
 
     def regularization_loss(self, add_grads=False):
         """Sum of the penalties of this layer's regularized trainable weights (0.0 when frozen).
@@ -216,6 +218,21 @@ class Layer(tracking.Tracked):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+    # -- pickling -------------------------------------------------------------------------------
+    def __getstate__(self):
+        """Configuration, weights and state; without the scratch buffers (rebuilt on the next call)
+        or the arrays a forward pass left behind for backward, which live in them."""
+        state = dict(self.__dict__)
+        scratch = {id(b) for b in state.pop("_buffers", {}).values()}
+        for key, value in list(state.items()):
+            if isinstance(value, np.ndarray) and (id(value) in scratch or id(value.base) in scratch):
+                del state[key]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._buffers = {}
 
 
 @register

@@ -682,6 +682,21 @@ class Sequential(tracking.Tracked):
     def from_config(cls, config):
         return cls([layer_from_config(c) for c in config["layers"]], name=config.get("name"))
 
+    # -- pickling and copying -------------------------------------------------------------------
+    def __getstate__(self):
+        """Everything but the lock, the recorded programs (native objects pointing into this model's
+        arrays) and the scratch buffers: the copy recreates them on first use, from its own arrays."""
+        state = dict(self.__dict__)
+        for key in ("_lock", "_programs", "_buffers"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        object.__setattr__(self, "_lock", threading.RLock())
+        object.__setattr__(self, "_programs", {})
+        object.__setattr__(self, "_buffers", {})
+
 
 def load_model(filepath, compile=True):
     """The model saved with ``model.save(filepath)``: identical predictions and, with the optimizer

@@ -25,7 +25,7 @@ def test_train_step(benchmark, backend, batch, sizes, activation):
     with fastnn.backend_scope(backend):
         assert model.train_on_batch(x, y) == pytest.approx(expected, rel=1e-5)
         if backend == "native":
-            assert model._plan[1] is not None  # timed through the compiled plan
+            assert model._programs["train"][1] is not None  # timed through the recorded program
         benchmark.group = f"train step {'-'.join(map(str, sizes))} {activation}, batch {batch}"
         benchmark.extra_info["samples"] = batch
         batches = itertools.cycle(pool)

@@ -4,6 +4,9 @@
 ``backward(dy, x, y, out)`` call the kernels ``act_forward`` / ``act_backward`` (by name:
 ``relu_forward`` / ``relu_backward``) of whichever backend is active. The formulas live with the kernels in ``fastnn.reference.activations``.
 """
+import math
+import numbers
+
 from . import backend, tracking
 
 # Keras defaults: LeakyReLU layer negative_slope=0.3, ELU alpha=1.0.
@@ -20,6 +23,11 @@ class Activation(tracking.Tracked):
     """One activation function: ``name`` plus ``alpha`` for leaky_relu (slope) and elu (scale)."""
 
     def __init__(self, name, alpha=None):
+        if not isinstance(name, str) or name not in NAMES:
+            raise ValueError(f"unknown activation {name!r}; expected one of {', '.join(NAMES)}")
+        if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, numbers.Real)
+                                  or not math.isfinite(alpha)):
+            raise ValueError(f"the {name} activation's alpha must be a finite number, got {alpha!r}")
         self.name = name
         self.alpha = _ALPHA_DEFAULTS.get(name) if alpha is None else float(alpha)
 
@@ -57,6 +65,8 @@ def get(identifier):
     if isinstance(identifier, Activation):
         return identifier
     if isinstance(identifier, dict):
+        if not set(identifier) <= {"name", "alpha"}:
+            raise ValueError(f"an activation config has the keys 'name' and 'alpha', got {identifier!r}")
         return Activation(identifier.get("name"), identifier.get("alpha"))
     if isinstance(identifier, str) and identifier.lower() in NAMES:
         return Activation(identifier.lower())

@@ -26,6 +26,7 @@ Every initializer is available by Keras name (``"he_normal"``), as a class (``He
 a seed makes its draws repeatable) and by Keras's lowercase alias (``initializers.he_normal``).
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -42,11 +43,30 @@ def _fans(shape):
     raise ValueError(f"initializers expect a 1-D or 2-D weight shape, got {tuple(shape)}")
 
 
+def _finite(value, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _nonnegative(value, what):
+    value = _finite(value, what)
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value!r}")
+    return value
+
+
+def _seed(seed):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
+    return None if seed is None else int(seed)
+
+
 class Initializer:
     """Base class: ``init(shape, dtype=None)`` returns a new array. ``seed`` makes it repeatable."""
 
     def __init__(self, seed=None):
-        self.seed = seed
+        self.seed = _seed(seed)
 
     def _rng(self):
         return np.random.default_rng(self.seed) if self.seed is not None else utils.rng()
@@ -92,7 +112,7 @@ class Constant(Initializer):
 
     def __init__(self, value=0.0):
         super().__init__()
-        self.value = float(value)
+        self.value = _finite(value, "Constant value")
 
     def sample(self, shape):
         return np.full(shape, self.value)
@@ -106,7 +126,7 @@ class RandomNormal(Initializer):
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean, self.stddev = _finite(mean, "mean"), _nonnegative(stddev, "stddev")
 
     def sample(self, shape):
         return self._rng().normal(self.mean, self.stddev, shape)
@@ -120,7 +140,9 @@ class RandomUniform(Initializer):
 
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         super().__init__(seed)
-        self.minval, self.maxval = float(minval), float(maxval)
+        self.minval, self.maxval = _finite(minval, "minval"), _finite(maxval, "maxval")
+        if self.minval > self.maxval:
+            raise ValueError(f"minval must be <= maxval, got minval={minval!r}, maxval={maxval!r}")
 
     def sample(self, shape):
         return self._rng().uniform(self.minval, self.maxval, shape)
@@ -134,7 +156,7 @@ class TruncatedNormal(Initializer):
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean, self.stddev = _finite(mean, "mean"), _nonnegative(stddev, "stddev")
 
     def sample(self, shape):
         return _truncated_normal(self._rng(), shape, self.mean, self.stddev)
@@ -152,7 +174,10 @@ class VarianceScaling(Initializer):
             raise ValueError(f"mode must be 'fan_in', 'fan_out' or 'fan_avg', got {mode!r}")
         if distribution not in ("truncated_normal", "uniform"):
             raise ValueError(f"distribution must be 'truncated_normal' or 'uniform', got {distribution!r}")
-        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+        scale = _finite(scale, "scale")
+        if not scale > 0:
+            raise ValueError(f"scale must be a positive number, got {scale!r}")
+        self.scale, self.mode, self.distribution = scale, mode, distribution
 
     def sample(self, shape):
         fan_in, fan_out = _fans(shape)
@@ -227,9 +252,15 @@ def get(identifier):
         return identifier()
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
-    by_class = {cls.__name__: cls for cls in _BY_NAME.values()}
+    by_class = {cls.__name__: cls for cls in list(_BY_NAME.values()) + [VarianceScaling]}
     if isinstance(identifier, str) and identifier in by_class:
         return by_class[identifier]()
+    if (isinstance(identifier, dict) and set(identifier) == {"class_name", "config"}
+            and identifier["class_name"] in by_class and isinstance(identifier["config"], dict)):
+        try:
+            return by_class[identifier["class_name"]](**identifier["config"])
+        except TypeError as e:
+            raise ValueError(f"bad initializer config {identifier!r}: {e}") from None
     raise ValueError(f"unknown initializer {identifier!r}; expected one of {', '.join(_BY_NAME)}")
 
 
@@ -239,3 +270,12 @@ def name_of(init):
         if type(init) is cls:
             return name
     return type(init).__name__
+
+
+def serialize(init):
+    """What a layer's config stores for an initializer: its Keras name when it has its default
+    settings, else ``{"class_name": ..., "config": ...}`` with every setting (``get`` takes both)."""
+    cls = type(init)
+    if cls in _BY_NAME.values() and init.get_config() == cls().get_config():
+        return name_of(init)
+    return {"class_name": cls.__name__, "config": init.get_config()}

@@ -86,6 +86,14 @@ class Layer(tracking.Tracked):
         self.dtype = np.dtype(backend.floatx()) if self.dtype is None else self.dtype
         self.built = True
 
+    def _unbuild(self):
+        """Undo a build that raised: no weights, not built (the next build starts afresh)."""
+        for name, _, _ in self._weights:
+            self.__dict__.pop(name, None)
+        self._weights, self._grads, self._regularized, self._buffers = [], [], [], {}
+        self.input_shape = None
+        self.built = False
+
     def compute_output_shape(self, input_shape):
         """Output shape (without batch dimension) for inputs of ``input_shape``; raises ValueError
         naming the layer when the inputs do not fit it."""
@@ -154,9 +162,16 @@ class Layer(tracking.Tracked):
         if training:
             self.check_training_batch(len(x))
         if not self.built:
-            self.build(x.shape[1:])
+            try:
+                self.build(x.shape[1:])
+            except BaseException:
+                self._unbuild()
+                raise
             x = utils.as_float_array(x, "x", self.dtype)
-        return np.array(self.forward(x, training=training), copy=True)
+        try:
+            return np.array(self.forward(x, training=training), copy=True)
+        finally:
+            self.release()  # keeps no reference to the caller's array
 
     # -- weights --------------------------------------------------------------------------------
     @property
@@ -196,6 +211,7 @@ class Layer(tracking.Tracked):
                 raise ValueError(f"{self.name}: weight '{name}' has shape {current.shape}, got {new.shape}")
             if new.dtype.kind not in "fiu":
                 raise TypeError(f"{self.name}: weight '{name}' must be numeric, got dtype {new.dtype}")
+            utils.check_fits_dtype(new, f"{self.name}: weight '{name}'", current.dtype)
             arrays.append(new)
         for (_, current, _), new in zip(self._weights, arrays):
             current[...] = new
@@ -224,6 +240,7 @@ class Layer(tracking.Tracked):
         """Configuration, weights and state; without the scratch buffers (rebuilt on the next call)
         or the arrays a forward pass left behind for backward, which live in them."""
         state = dict(self.__dict__)
+        state.pop("_model", None)  # the model that holds it sets it again
         scratch = {id(b) for b in state.pop("_buffers", {}).values()}
         for key, value in list(state.items()):
             if isinstance(value, np.ndarray) and (id(value) in scratch or id(value.base) in scratch):
@@ -333,8 +350,8 @@ class Dense(Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units,
                 "activation": self.activation.get_config(), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.name_of(self.kernel_initializer),
-                "bias_initializer": initializers.name_of(self.bias_initializer),
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
@@ -574,10 +591,10 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
                 "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
-                "beta_initializer": initializers.name_of(self.beta_initializer),
-                "gamma_initializer": initializers.name_of(self.gamma_initializer),
-                "moving_mean_initializer": initializers.name_of(self.moving_mean_initializer),
-                "moving_variance_initializer": initializers.name_of(self.moving_variance_initializer)}
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer)}
 
 
 @register
@@ -634,8 +651,8 @@ class LayerNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale,
-                "beta_initializer": initializers.name_of(self.beta_initializer),
-                "gamma_initializer": initializers.name_of(self.gamma_initializer)}
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer)}
 
 
 SEED_LIMIT = 2 ** 64  # seeds are 64-bit unsigned integers (the counter-based generator's key)
@@ -795,7 +812,7 @@ class PReLU(Layer):
 
     def get_config(self):
         return {**super().get_config(),
-                "alpha_initializer": initializers.name_of(self.alpha_initializer),
+                "alpha_initializer": initializers.serialize(self.alpha_initializer),
                 "alpha_regularizer": regularizers.serialize(self.alpha_regularizer)}
 
 

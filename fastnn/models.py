@@ -6,7 +6,10 @@ Calls on one model are serialised by a lock: layers reuse their buffers between 
 """
 import math
 import numbers
+import os
+import signal
 import threading
+import weakref
 
 import numpy as np
 
@@ -24,6 +27,55 @@ from .layers import get as layer_from_config
 
 DEFAULT_BATCH_SIZE = 32    # Keras default for fit/evaluate
 PREDICT_CHUNK = 4096       # predict(batch_size=None) runs at most this many rows at once
+
+
+_MODELS = weakref.WeakSet()  # every live model, for the fork handler below
+
+
+def _new_locks_after_fork():
+    # A child forked while another thread held a model's lock (inside fit, say) would wait forever
+    # for a thread that does not exist in it: the child starts with fresh, unheld locks.
+    fresh = {}  # models sharing a lock (they share layers) keep sharing one
+    for model in list(_MODELS):
+        object.__setattr__(model, "_lock", fresh.setdefault(id(model._lock), threading.RLock()))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_after_fork)
+
+
+_FLOAT_MAX = {4: float(np.finfo(np.float32).max), 8: float(np.finfo(np.float64).max)}
+
+
+class _DeferredInterrupt:
+    """While ``fit`` runs in the main thread with Python's default SIGINT handler, Ctrl-C is held
+    until the current training step has finished (``check`` raises it then): a step is applied
+    whole, with ``optimizer.iterations`` counting it, or not at all."""
+
+    def __init__(self):
+        self.pending = False
+        self._previous = None
+
+    def _hold(self, signum, frame):
+        self.pending = True
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def check(self):
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        if exc[0] is None:
+            self.check()
+        return False
 
 
 def _releasing(method):
@@ -71,6 +123,7 @@ class Sequential(tracking.Tracked):
         self.stop_training = False
         self.history = None
         self._lock = threading.RLock()
+        _MODELS.add(self)
         self._buffers = {}
         self._programs = {}  # "train" / "predict" -> (tracking count, Program or None)
         for layer in layers or []:
@@ -89,6 +142,17 @@ class Sequential(tracking.Tracked):
                 return
             if any(layer is l for l in self._layers):
                 raise ValueError(f"layer {layer.name!r} is already in this model")
+            owner = layer.__dict__.get("_model")
+            owner = owner() if owner is not None else None
+            if owner is not None and owner is not self and owner._lock is not self._lock:
+                # A layer keeps per-call buffers: models that share a layer share one lock, so
+                # that calls on them never run at once.
+                if any(l.__dict__.get("_model") is not None and l.__dict__["_model"]() is self
+                       for l in self._layers):
+                    raise ValueError(f"layer {layer.name!r} belongs to model {owner.name!r}; a model can "
+                                     "share layers with another only when the shared layers come first "
+                                     "(build a new layer and copy the weights with set_weights instead)")
+                shared_lock = owner._lock
             if layer.built and self._input_shape is None and not self._layers:
                 self._input_shape = layer.input_shape
             input_shape = self._input_shape
@@ -97,6 +161,10 @@ class Sequential(tracking.Tracked):
             if input_shape is not None:
                 self._output_shapes(input_shape, self._layers + [layer])  # raises before any change
             self._layers.append(layer)
+            if owner is None:
+                object.__setattr__(layer, "_model", weakref.ref(self))
+            elif owner is not self and owner._lock is not self._lock:
+                object.__setattr__(self, "_lock", shared_lock)
             tracking.changed()
             self._shapes = None
             self._input_shape = input_shape
@@ -124,9 +192,16 @@ class Sequential(tracking.Tracked):
     def build(self, input_shape):
         """Create all weights for inputs of ``input_shape``, e.g. ``(None, 784)`` or ``(784,)``."""
         with self._lock:
-            shape = tuple(input_shape)
+            try:
+                shape = tuple(input_shape)
+            except TypeError:
+                raise ValueError(f"input_shape must be a tuple such as (None, 784), got {input_shape!r}") from None
             if shape and shape[0] is None:
                 shape = shape[1:]
+            if not shape or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s <= 0
+                                for s in shape):
+                raise ValueError(f"input_shape must be (None, d1, ...) with positive integer sizes, "
+                                 f"got {input_shape!r}")
             shape = tuple(int(s) for s in shape)
             if self._input_shape is not None and shape != self._input_shape:
                 raise ValueError(f"{self.name} is built for inputs {_shape_str(self._input_shape)}, "
@@ -151,14 +226,26 @@ class Sequential(tracking.Tracked):
     def _build_layers(self):
         self._shapes = None
         shape = self._input_shape
+        dtype_before = self._dtype
         if self._dtype is None:
             built = [l.dtype for l in self._layers if l.built]
             self._dtype = built[0] if built else np.dtype(backend.floatx())
-        for layer in self._layers:
-            if not layer.built:
-                layer.dtype = self._dtype
-                layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        fresh = []
+        try:
+            for layer in self._layers:
+                if not layer.built:
+                    fresh.append(layer)
+                    layer.dtype = self._dtype
+                    layer.build(shape)
+                shape = layer.compute_output_shape(shape)
+        except BaseException:
+            # A failed build (MemoryError, a bad initializer) leaves no half-built layer behind:
+            # the model is as before the call, and a later build can succeed.
+            for layer in fresh:
+                layer._unbuild()
+            self._dtype = dtype_before
+            self._input_shape = None if all(not l.built for l in self._layers) else self._input_shape
+            raise
         self._shapes = self._output_shapes(self._input_shape)  # cached: every call needs them
 
     @property
@@ -222,8 +309,13 @@ class Sequential(tracking.Tracked):
     def _prepare_x(self, x, expected=None):
         """``x`` as a float array of the model's dtype, checked against the model's input shape
         (or ``expected`` when the model is not built yet)."""
-        x = utils.as_float_array(x, "x", self._dtype or np.dtype(backend.floatx()))
+        dtype = self._dtype or np.dtype(backend.floatx())
+        if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize > dtype.itemsize:
+            utils.check_fits_dtype(x, "x", dtype, finite=False)
+        x = utils.as_float_array(x, "x", dtype)
         expected = self._input_shape or expected
+        if x.ndim >= 2 and 0 in x.shape[1:]:
+            raise ValueError(f"x must have at least one feature, got array of shape {x.shape}")
         if x.ndim < 2:
             want = "(N, ...)" if expected is None else "(N, " + ", ".join(map(str, expected)) + ")"
             raise ValueError(f"{self.name} expects a batch of inputs of shape {want}, got array of shape "
@@ -359,6 +451,9 @@ class Sequential(tracking.Tracked):
         if not math.isfinite(lr) or lr < 0:
             raise ValueError(f"the learning-rate schedule gave {lr!r} at step {opt.iterations}; "
                              "expected a finite non-negative number")
+        if lr > _FLOAT_MAX[self._dtype.itemsize]:
+            raise ValueError(f"the learning rate {lr!r} at step {opt.iterations} overflows "
+                             f"{self._dtype.name} (max {_FLOAT_MAX[self._dtype.itemsize]:.4g})")
         step = opt.iterations + 1
         compiled = None
         if weights is None:
@@ -412,6 +507,8 @@ class Sequential(tracking.Tracked):
                     or not 0 <= validation_split < 1):
                 raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
             verbose = _check_verbose(verbose)
+            if not isinstance(shuffle, (bool, np.bool_)):
+                raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
             x, y = self._prepare_xy(x, y)
             weights = _sample_weights(y, len(x), sample_weight, class_weight, x.dtype)
             val = None
@@ -469,6 +566,12 @@ class Sequential(tracking.Tracked):
         # records what the other callbacks added to the logs (learning_rate)
         metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
         self.stop_training = False
+        with _DeferredInterrupt() as interrupt:
+            return self._fit_epochs(x, y, weights, bounds, initial_epoch, epochs, verbose, cb, val,
+                                    shuffle, batch_size, steps, n, history, metrics, interrupt)
+
+    def _fit_epochs(self, x, y, weights, bounds, initial_epoch, epochs, verbose, cb, val, shuffle,
+                    batch_size, steps, n, history, metrics, interrupt):
         cb.on_train_begin({})
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {})
@@ -486,6 +589,7 @@ class Sequential(tracking.Tracked):
                 cb.on_train_batch_begin(step, {})
                 loss, outputs = self._train_step(xb, yb, None if weights is None else weights[index],
                                                  want_outputs=bool(metrics))
+                interrupt.check()  # Ctrl-C lands here, between steps: a step is all or nothing
                 total += loss * len(xb)
                 seen += len(xb)
                 for m in metrics:
@@ -623,6 +727,7 @@ class Sequential(tracking.Tracked):
                     raise ValueError(f"weight {i} must have shape {cur.shape}, got {new.shape}")
                 if new.dtype.kind not in "fiu":
                     raise TypeError(f"weight {i} must be numeric, got dtype {new.dtype}")
+                utils.check_fits_dtype(new, f"weight {i}", cur.dtype)
             for cur, new in zip(current, weights):
                 cur[...] = new
 
@@ -694,6 +799,10 @@ class Sequential(tracking.Tracked):
     def __setstate__(self, state):
         self.__dict__.update(state)
         object.__setattr__(self, "_lock", threading.RLock())
+        _MODELS.add(self)
+        for layer in self._layers:
+            if layer.__dict__.get("_model") is None:
+                object.__setattr__(layer, "_model", weakref.ref(self))
         object.__setattr__(self, "_programs", {})
         object.__setattr__(self, "_buffers", {})
 
@@ -729,12 +838,18 @@ def _sample_weights(y, n, sample_weight, class_weight, dtype):
             if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
                     or value < 0):
                 raise ValueError(f"class_weight[{key!r}] must be a non-negative number, got {value!r}")
+            if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+                raise ValueError(f"class_weight keys must be integer class indices, got {key!r}")
             table[int(key)] = float(value)
         missing = sorted(set(np.unique(classes).tolist()) - set(table))
         if missing:
             raise ValueError(f"class_weight has no weight for class(es) {missing} present in y; "
                              f"got keys {sorted(table)}")
         weights *= np.array([table[c] for c in classes.tolist()], dtype=np.float64)
+    limit = float(np.finfo(dtype).max)
+    if not (np.abs(weights) <= limit).all():
+        raise ValueError(f"sample_weight times class_weight has values that overflow {np.dtype(dtype).name} "
+                         f"(max {limit:.4g}), got up to {float(np.abs(weights).max()):.4g}")
     return weights.astype(dtype)
 
 

@@ -145,9 +145,17 @@ sigmoid_binary_cross_entropy = _target_loss("sigmoid_binary_cross_entropy", "log
 mean_squared_error = _target_loss("mean_squared_error", "pred")
 
 
+def _check_epsilon(epsilon):
+    # epsilon 0 divides a constant row by 0: NaN; both backends refuse it here
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(epsilon) or epsilon <= 0:
+        raise ValueError(f"epsilon must be a positive finite number, got {epsilon!r}")
+
+
 def layer_norm(x, gamma=None, beta=None, epsilon=1e-3, out=None):
     """Each row normalised to mean 0 and variance 1 over its features, then ``gamma * . + beta``
     (epsilon 1e-3: the Keras LayerNormalization default). Shapes: x (N, C), gamma/beta (C,)."""
+    _check_epsilon(epsilon)
     x, gamma, beta = _floats(x, gamma, beta, names=("x", "gamma", "beta"))
     return backend.kernels().layernorm_forward(_rows(x), gamma, beta, epsilon, out=out)[0]
 
@@ -157,6 +165,9 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, epsilon=1e-3, out=N
     ``gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta``. Shapes: x (N, C), others (C,)."""
     x, gamma, beta, mean, var = _floats(x, gamma, beta, moving_mean, moving_variance,
                                         names=("x", "gamma", "beta", "moving_mean", "moving_variance"))
+    _check_epsilon(epsilon)
+    if (var < 0).any():
+        raise ValueError(f"moving_variance must be >= 0, got {float(var.min())}")
     return backend.kernels().batchnorm_inference(_rows(x), gamma, beta, mean, var, epsilon, out=out)
 
 
@@ -165,5 +176,8 @@ def dropout(x, rate, seed=0, counter=0, out=None):
     by ``1 / (1 - rate)``; the mask depends only on (seed, counter, element index)."""
     if not 0 <= rate < 1:
         raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+    for what, value in (("seed", seed), ("counter", counter)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**64:
+            raise ValueError(f"dropout {what} must be an integer in [0, 2**64), got {value!r}")
     (x,) = _floats(x, names=("x",))
     return backend.kernels().dropout_forward(x, rate, seed, counter, out=out)[0]

@@ -29,6 +29,7 @@ import numpy as np
 from . import backend
 from . import schedules
 from . import tracking
+from .utils import check_fits_dtype
 
 
 def _positive(value, name):
@@ -136,11 +137,34 @@ class Optimizer(tracking.Tracked):
         self._slots_checked = tracking.count()
 
     def apply(self, params, grads):
-        """One update of every weight array in ``params`` by its gradient in ``grads``."""
+        """One update of every weight array in ``params`` by its gradient in ``grads``. Everything
+        is checked before anything changes; gradients of another float dtype or memory layout are
+        converted to their weight's (``grads`` themselves are never modified)."""
         lr = self.learning_rate  # checked before any state is created or changed
         if not math.isfinite(lr) or lr < 0:
             raise ValueError(f"the learning-rate schedule gave {lr!r} at step {self.iterations}; "
                              "expected a finite non-negative number")
+        params, grads = list(params), list(grads)
+        if len(params) != len(grads):
+            raise ValueError(f"apply needs one gradient per weight array: got {len(grads)} gradients "
+                             f"for {len(params)} weights")
+        checked = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if not isinstance(p, np.ndarray) or p.dtype not in (np.float32, np.float64) \
+                    or not p.flags.c_contiguous or not p.flags.writeable:
+                raise TypeError(f"weight {i} must be a writeable C-contiguous float32/float64 ndarray, "
+                                f"got {type(p).__name__} {getattr(p, 'dtype', '')}")
+            g = np.asarray(g)
+            if g.shape != p.shape:
+                raise ValueError(f"gradient {i} must have the shape of its weight {p.shape}, got {g.shape}")
+            if g.dtype.kind not in "fiu":
+                raise TypeError(f"gradient {i} must be numeric, got dtype {g.dtype}")
+            check_fits_dtype(g, f"gradient {i}", p.dtype)
+            checked.append(np.require(g, dtype=p.dtype, requirements=("C", "A")))
+        for p in params[:1]:
+            if lr > np.finfo(p.dtype).max:
+                raise ValueError(f"learning_rate {lr!r} overflows {p.dtype.name} (max {np.finfo(p.dtype).max:.4g})")
+        grads = checked
         self.build(params)
         step = self.iterations + 1
         self.update(params, grads, lr, step)
@@ -354,6 +378,10 @@ class AdamW(Adam):
             raise ValueError("AdamW needs a weight_decay (Keras default 0.004), got None")
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, clipnorm,
                          clipvalue, global_clipnorm)
+
+    def get_config(self):
+        # weight_decay=0 is stored too: left out, it would come back as the default 0.004
+        return {**super().get_config(), "weight_decay": self.weight_decay or 0.0}
 
 
 _BY_NAME = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}

@@ -31,6 +31,7 @@ FORMAT_VERSION = 1
 _DIGEST = 32                                   # sha256 bytes at the end of the file
 _PREFIX = struct.Struct("<8sIQ")               # magic, format_version, header_length
 _DTYPES = {"float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+MAX_HEADER_BYTES = 64 << 20                    # a header longer than this is not a model file
 
 
 class ModelFileError(ValueError):
@@ -66,10 +67,19 @@ def _encode(header, chunks):
 
 def _atomic_write(path, parts):
     """Write ``parts`` to ``path`` via a temporary file in the same directory, fsync, rename."""
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))
     directory = os.path.dirname(os.path.abspath(path))
+    try:  # an overwritten file keeps its permissions; a new one gets those the umask gives
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = None
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as f:
             for part in parts:
                 f.write(part)
@@ -141,10 +151,28 @@ def save_weights(model, path):
 def read_file(path):
     """(header dict, {array name: new array}) after checking magic, version, checksum and layout;
     ModelFileError naming the problem otherwise."""
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        data = f.read()
+    path = os.fsdecode(os.fspath(path))
     name = os.path.basename(path)
+    with open(path, "rb") as f:
+        # The magic and the declared header length come first: a file that is not a fastnn file
+        # (or claims a header longer than itself) is refused before the rest is read.
+        data = f.read(_PREFIX.size)
+        if len(data) == _PREFIX.size:
+            magic, _, header_length = _PREFIX.unpack_from(data)
+            if magic != MAGIC:
+                raise ModelFileError(f"{name} is not a fastnn model file (starts with {data[:8]!r}, "
+                                     f"expected {MAGIC!r})")
+            try:
+                size = os.fstat(f.fileno()).st_size
+            except OSError:
+                size = None
+            if size is not None and header_length > size:
+                raise ModelFileError(f"{name} is truncated or corrupted: its header claims {header_length} "
+                                     f"bytes, the file has {size}")
+            if header_length > MAX_HEADER_BYTES:
+                raise ModelFileError(f"{name} declares a {header_length}-byte header, more than the "
+                                     f"{MAX_HEADER_BYTES} bytes a fastnn header may have")
+            data += f.read()
     if len(data) < _PREFIX.size + _DIGEST:
         if not MAGIC.startswith(data[:len(MAGIC)]) or not data:
             raise ModelFileError(f"{name} is not a fastnn model file ({len(data)} bytes, no fastnn header)")
@@ -162,8 +190,14 @@ def read_file(path):
     payload = memoryview(data)[start + header_length:len(data) - _DIGEST]
     try:
         header = json.loads(data[start:start + header_length].decode("utf-8"))
+        if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
+            raise ValueError("the header must be a JSON object with a list of arrays")
+        if header.get("dtype") is not None and header["dtype"] not in _DTYPES:
+            raise ValueError(f"the model dtype must be float32 or float64, got {header['dtype']!r}")
         arrays = {}
         for e in header["arrays"]:
+            if not isinstance(e, dict) or e.get("dtype") not in _DTYPES:
+                raise ValueError(f"array entries need a float32 or float64 dtype, got {e!r:.200}")
             dtype = _DTYPES[e["dtype"]]
             shape = tuple(int(s) for s in e["shape"])
             offset, length = int(e["offset"]), int(e["length"])
@@ -171,8 +205,8 @@ def read_file(path):
                 raise ValueError(f"array {e['name']} does not fit the payload")
             arrays[e["name"]] = np.frombuffer(payload[offset:offset + length], dtype=dtype).reshape(
                 shape).astype(dtype.newbyteorder("="), copy=True)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{name} has a malformed header: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{name} has a malformed header: {str(exc)[:300]}") from None
     return header, arrays
 
 
@@ -220,7 +254,7 @@ def load_model(path, compile=True):
             model._dtype = np.dtype(header["dtype"])
         for layer_config in config["layers"]:
             model.add(layer_from_config(layer_config))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise ModelFileError(f"{name}: cannot rebuild the model from its configuration: {exc}") from None
     weights = _weights_from(header, arrays, name, model)
     for cur, new in zip(model.weights, weights):
@@ -233,19 +267,24 @@ def load_model(path, compile=True):
             layer.set_state(state)
     except (TypeError, ValueError, AttributeError) as exc:
         raise ModelFileError(f"{name}: layer state does not match the model: {exc}") from None
-    compile_config = header.get("compile_config")
-    if compile and compile_config is not None:
-        loss_cls = getattr(losses, compile_config["loss"]["class_name"], None)
-        if not (isinstance(loss_cls, type) and issubclass(loss_cls, losses.Loss)):
-            raise ModelFileError(f"{name}: unknown loss {compile_config['loss']['class_name']!r}")
-        opt = header.get("optimizer")
-        optimizer = optimizers.deserialize(opt["config"]) if opt else "adam"
-        model.compile(optimizer=optimizer, loss=loss_cls(**compile_config["loss"]["config"]),
-                      metrics=compile_config.get("metrics") or None)
-        if opt and opt.get("iterations") is not None:
-            variables = [arrays[e["name"]] for e in header["arrays"] if e["name"].startswith("optimizer/")]
-            try:
-                model.optimizer.set_state(model._params, opt["iterations"], variables)
-            except ValueError as exc:
-                raise ModelFileError(f"{name}: optimizer state does not match the model: {exc}") from None
+    try:
+        compile_config = header.get("compile_config")
+        if compile and compile_config is not None:
+            loss_cls = getattr(losses, compile_config["loss"]["class_name"], None)
+            if not (isinstance(loss_cls, type) and issubclass(loss_cls, losses.Loss)) or loss_cls is losses.Loss:
+                raise ModelFileError(f"{name}: unknown loss {compile_config['loss']['class_name']!r}")
+            opt = header.get("optimizer")
+            optimizer = optimizers.deserialize(opt["config"]) if opt else "adam"
+            model.compile(optimizer=optimizer, loss=loss_cls(**compile_config["loss"]["config"]),
+                          metrics=compile_config.get("metrics") or None)
+            if opt and opt.get("iterations") is not None:
+                variables = [arrays[e["name"]] for e in header["arrays"] if e["name"].startswith("optimizer/")]
+                try:
+                    model.optimizer.set_state(model._params, opt["iterations"], variables)
+                except ValueError as exc:
+                    raise ModelFileError(f"{name}: optimizer state does not match the model: {exc}") from None
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFileError(f"{name}: cannot restore the compile settings: {str(exc)[:300]}") from None
     return model

@@ -88,6 +88,9 @@ def as_float_array(x, name, dtype=None):
         flags = x.flags
         if flags.c_contiguous and flags.aligned:
             return x  # already what the kernels take (the common case: no conversion to decide)
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array; fastnn does not apply masks: pass "
+                        f"{name}.filled(value) or {name}.compressed() explicitly")
     try:
         arr = x if isinstance(x, np.ndarray) else np.asarray(x)
     except (TypeError, ValueError) as exc:
@@ -121,6 +124,27 @@ def check_finite(arr, name):
         if bad.any():
             where = tuple(int(i) for i in np.unravel_index(lo + int(np.argmax(bad)), arr.shape))
             raise ValueError(f"{name} contains NaN or inf (first at index {where}: {arr[where]})")
+
+
+def check_fits_dtype(arr, name, dtype, finite=True):
+    """Raise ValueError when ``arr`` has NaN or inf (with ``finite``), or finite values beyond the
+    range of ``dtype`` (a float64 1e39 would become inf in a float32 model)."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "fiu":
+        return
+    dtype = np.dtype(dtype)
+    if arr.dtype.kind == "f" and finite:
+        check_finite(arr, name)
+    if dtype.kind != "f" or arr.size == 0 or (arr.dtype.kind == "f" and arr.dtype.itemsize <= dtype.itemsize):
+        return
+    limit = float(np.finfo(dtype).max)
+    flat = arr.reshape(-1)
+    for lo in range(0, flat.size, FINITE_CHECK_BLOCK):
+        block = np.abs(flat[lo:lo + FINITE_CHECK_BLOCK].astype(np.float64, copy=False))
+        big = block > limit
+        if big.any() and (block[big] < np.inf).any():
+            raise ValueError(f"{name} has values that overflow {dtype.name} (max {limit:.4g}), got "
+                             f"{float(block[big & (block < np.inf)][0]):.4g}")
 
 
 def check_batch_size(batch_size, allow_none=False):

@@ -167,3 +167,423 @@ def test_03_forked_child_stays_single_threaded_whatever_sets_the_threads():
     result = run_child(code, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "child 0" in result.stdout
+
+
+# -- 4 and 12. initializers: every one saves, loads and keeps its settings --------------------------
+CATALOGUE_INITIALIZERS = [
+    initializers.Zeros(), initializers.Ones(), initializers.Constant(0.25),
+    initializers.RandomNormal(mean=5.0, stddev=3.0, seed=7), initializers.RandomUniform(-2.0, 1.0, seed=3),
+    initializers.TruncatedNormal(mean=1.0, stddev=0.5, seed=2),
+    initializers.VarianceScaling(scale=2.5, mode="fan_out", distribution="uniform", seed=4),
+    initializers.GlorotUniform(seed=1), initializers.GlorotNormal(), initializers.HeUniform(),
+    initializers.HeNormal(seed=9), initializers.LecunUniform(), initializers.LecunNormal(),
+]
+
+
+@pytest.mark.parametrize("init", CATALOGUE_INITIALIZERS, ids=lambda i: type(i).__name__)
+def test_04_12_every_initializer_round_trips_through_config_and_file(init, tmp_path):
+    layer = Dense(3, kernel_initializer=init, bias_initializer=initializers.Constant(-1.5))
+    again = layers.get({"class_name": "Dense", "config": layer.get_config()})
+    assert type(again.kernel_initializer) is type(init)
+    assert again.kernel_initializer.get_config() == init.get_config()
+    assert again.bias_initializer.get_config() == {"value": -1.5}
+    model = Sequential([layer])  # unbuilt: only the config describes the initializer
+    model.compile(loss="mse")
+    model.save(tmp_path / "m.fastnn")
+    loaded = load_model(tmp_path / "m.fastnn")
+    assert loaded.layers[0].kernel_initializer.get_config() == init.get_config()
+    model.build((None, 4))
+    model.save(tmp_path / "b.fastnn")
+    np.testing.assert_array_equal(load_model(tmp_path / "b.fastnn").get_weights()[0], model.get_weights()[0])
+
+
+def test_12_random_normal_parameters_survive_an_unbuilt_save(tmp_path):
+    model = Sequential([Dense(400, kernel_initializer=initializers.RandomNormal(mean=5, stddev=3, seed=7))])
+    model.compile(loss="mse")
+    model.save(tmp_path / "m.fastnn")
+    loaded = load_model(tmp_path / "m.fastnn")
+    loaded.build((None, 50))
+    kernel = loaded.get_weights()[0]
+    assert abs(kernel.mean() - 5) < 0.1 and abs(kernel.std() - 3) < 0.1
+    fresh = Sequential([Dense(400, kernel_initializer=initializers.RandomNormal(mean=5, stddev=3, seed=7))])
+    fresh.build((None, 50))
+    np.testing.assert_array_equal(kernel, fresh.get_weights()[0])  # seeded: the same draw
+
+
+# -- 5. outputs that share memory with inputs --------------------------------------------------------
+def test_05_overlapping_outputs_give_the_numpy_result(backend):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((6, 6)).astype(np.float32)
+    b = rng.standard_normal((6, 6)).astype(np.float32)
+    expected = a.astype(np.float64) @ b
+    for target in ("a", "b"):
+        aa, bb = a.copy(), b.copy()
+        out = aa if target == "a" else bb
+        ops.matmul(aa, bb, out=out)
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    aa, c = a.copy(), None
+    ops.gemm(aa, b, aa, alpha=2.0, beta=1.0)
+    np.testing.assert_allclose(aa, 2 * expected + a, rtol=1e-4, atol=1e-4)
+    x = a.copy()
+    ops.dense_forward(x, b, np.ones(6, np.float32), out=x)
+    np.testing.assert_allclose(x, expected + 1, rtol=1e-4, atol=1e-4)
+
+
+def test_05_dense_backward_outputs_overlapping_inputs(backend):
+    rng = np.random.default_rng(1)
+    dy = rng.standard_normal((4, 4)).astype(np.float32)
+    x = rng.standard_normal((4, 4)).astype(np.float32)
+    w = rng.standard_normal((4, 4)).astype(np.float32)
+    k = fastnn.backend.kernels()
+    want_dx, want_dw = dy.astype(np.float64) @ w.T, x.T.astype(np.float64) @ dy
+    dyc = dy.copy()
+    dx, dw, _ = k.dense_backward(dyc, x, w, dx=dyc, dw=np.empty_like(w), db=np.empty(4, np.float32))
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-4, atol=1e-4)
+
+
+# -- 6. falsy settings survive a round trip ---------------------------------------------------------
+def test_06_adamw_weight_decay_zero_round_trips(tmp_path):
+    opt = optimizers.AdamW(weight_decay=0)
+    again = optimizers.deserialize(optimizers.serialize(opt))
+    assert not again.weight_decay
+    model = small_model(optimizer=optimizers.AdamW(weight_decay=0.0))
+    model.save(tmp_path / "m.fastnn")
+    assert not load_model(tmp_path / "m.fastnn").optimizer.weight_decay
+
+
+# -- 7. values that overflow the model's dtype --------------------------------------------------------
+@pytest.mark.parametrize("kind", ["sample_weight", "class_weight", "learning_rate", "schedule"])
+def test_07_values_overflowing_float32_are_refused(backend, kind):
+    x = np.random.default_rng(0).standard_normal((8, 4))
+    y = np.arange(8) % 3
+    model = small_model()
+    kwargs = {}
+    if kind == "sample_weight":
+        kwargs["sample_weight"] = np.full(8, 1e39)
+    elif kind == "class_weight":
+        kwargs["class_weight"] = {0: 1e39, 1: 1.0, 2: 1.0}
+    elif kind == "learning_rate":
+        model.optimizer.learning_rate = 1e39
+    else:
+        model.optimizer.learning_rate = fastnn.optimizers.schedules.ExponentialDecay(1e39, 10, 0.5)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="overflow"):
+        model.fit(x, y, epochs=1, verbose=0, **kwargs)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- 9. a layer shared by two models ------------------------------------------------------------------
+def test_09_models_sharing_a_layer_give_correct_results_from_two_threads():
+    set_random_seed(0)
+    shared = Dense(64, activation="relu", input_shape=(32,))
+    a = Sequential([shared, Dense(8)])
+    b = Sequential([shared, Dense(4)])
+    xs = [np.random.default_rng(i).standard_normal((257, 32)).astype(np.float32) for i in range(2)]
+    want = [a(xs[0]), b(xs[1])]
+    errors = []
+
+    def run(model, x, expected):
+        for _ in range(30):
+            if not np.array_equal(model(x), expected):
+                errors.append(model.name)
+    threads = [threading.Thread(target=run, args=(a, xs[0], want[0])),
+               threading.Thread(target=run, args=(b, xs[1], want[1]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+# -- 10. labels out of range on the NumPy backend -------------------------------------------------------
+@pytest.mark.parametrize("label", [-1, 3])
+def test_10_sparse_cross_entropy_labels_out_of_range(backend, label):
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
+        ops.sparse_softmax_cross_entropy(np.zeros((2, 3), np.float32), [0, label])
+
+
+# -- 11 and 20. malformed files --------------------------------------------------------------------------
+def _rewrite_header(path, edit):
+    import hashlib, json, struct
+    from fastnn import saving
+    data = path.read_bytes()
+    magic, version, n = struct.unpack_from("<8sIQ", data)
+    header = json.loads(data[20:20 + n])
+    header = edit(header)
+    hb = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    body = struct.pack("<8sIQ", magic, version, len(hb)) + hb + data[20 + n:-32]
+    path.write_bytes(body + hashlib.sha256(body).digest())
+
+
+def _with(key, value):
+    def edit(h):
+        h[key] = value
+        return h
+    return edit
+
+
+def _deep(h):
+    return ("[" * 100000 + "]" * 100000).encode()
+
+
+def _loss(name):
+    def edit(h):
+        h["compile_config"]["loss"]["class_name"] = name
+        return h
+    return edit
+
+
+def _activation(h):
+    h["model_config"]["layers"][1]["config"]["activation"] = "bogus"
+    return h
+
+
+@pytest.mark.parametrize("edit", [_with("dtype", "int64"), _with("dtype", "float16"), _with("dtype", "object"),
+                                  _with("dtype", True), _deep, _with("arrays", 5), lambda h: [h],
+                                  _loss("Loss"), _activation],
+                         ids=["int64", "float16", "object", "bool", "deep", "arrays", "list", "Loss", "act"])
+def test_11_20_malformed_checksum_valid_files_raise_model_file_error(tmp_path, edit):
+    path = tmp_path / "m.fastnn"
+    small_model().save(path)
+    _rewrite_header(path, edit)
+    with pytest.raises(ModelFileError):
+        load_model(path)
+
+
+# -- 13. the magic comes first -------------------------------------------------------------------------
+def test_13_non_model_files_are_refused_from_their_first_bytes(tmp_path):
+    with pytest.raises(ModelFileError, match="not a fastnn model file"):
+        load_model("/dev/zero")  # endless: read whole, it would never return
+
+
+def test_13_header_longer_than_the_file_is_refused(tmp_path):
+    import struct
+    from fastnn import saving
+    path = tmp_path / "m.fastnn"
+    path.write_bytes(struct.pack("<8sIQ", saving.MAGIC, 1, 1 << 40) + b"x" * 100)
+    with pytest.raises(ModelFileError, match="header claims"):
+        load_model(path)
+
+
+# -- 15. failed builds roll back ----------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(None, -3), (None, 2.5), (None, 0), "abc"])
+def test_15_28_bad_build_shapes_are_refused_and_change_nothing(shape):
+    model = Sequential([Dense(3)])
+    with pytest.raises(ValueError):
+        model.build(shape)
+    assert not model.built and model.input_shape is None and not model.layers[0].built
+    model.build((None, 2))
+    assert model.predict(np.ones((1, 2)), verbose=0).shape == (1, 3)
+
+
+def test_15_memory_error_in_build_rolls_back(tmp_path):
+    model = Sequential([Dense(4), Dense(10**12)])  # 4 TB of bias: MemoryError after layer 1 built
+    model.compile(loss="mse")
+    with pytest.raises(MemoryError):
+        model.build((None, 2))
+    assert not any(l.built for l in model.layers) and model.input_shape is None
+    model.layers[1].units = 3
+    model.build((None, 2))
+    model.save(tmp_path / "m.fastnn")
+    assert load_model(tmp_path / "m.fastnn").predict(np.ones((1, 2)), verbose=0).shape == (1, 3)
+
+
+@pytest.mark.parametrize("make", [lambda: initializers.RandomNormal(stddev=-1),
+                                  lambda: initializers.VarianceScaling(scale=-1),
+                                  lambda: initializers.TruncatedNormal(stddev=float("nan")),
+                                  lambda: initializers.Constant(float("nan")),
+                                  lambda: initializers.RandomUniform(1.0, -1.0)])
+def test_15_21_bad_initializer_settings_are_refused_in_the_constructor(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+# -- 16. Ctrl-C during fit -----------------------------------------------------------------------------
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_16_sigint_during_fit_leaves_a_whole_number_of_steps(backend_name):
+    code = f"""
+        import os, signal, threading, numpy as np, fastnn
+        from fastnn import layers, models
+        fastnn.set_backend({backend_name!r})
+        m = models.Sequential([layers.Dense(64, activation="relu", input_shape=(32,)), layers.Dense(2)])
+        m.compile(optimizer="adam", loss="mse")
+        x = np.random.rand(512, 32).astype(np.float32); y = np.random.rand(512, 2).astype(np.float32)
+        m.train_on_batch(x[:8], y[:8])
+        count = [0]
+        class Count(fastnn.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                count[0] += 1
+                if count[0] == 20:
+                    threading.Timer(0.001, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            m.fit(x, y, epochs=1000, batch_size=8, verbose=0, callbacks=[Count()])
+        except KeyboardInterrupt:
+            pass
+        # each applied step moved the weights and counted once
+        print(m.optimizer.iterations - 1 == count[0] or m.optimizer.iterations - 1 == count[0] + 1,
+              m.optimizer.iterations)
+    """
+    result = run_child(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("True"), result.stdout
+
+
+def test_16_step_is_whole_under_sigint_as_seen_by_the_next_step():
+    # deterministic form: the interrupt is held during a step and raised at the boundary
+    from fastnn.models import _DeferredInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        with _DeferredInterrupt() as held:
+            os.kill(os.getpid(), signal.SIGINT)
+            held_after_signal = held.pending
+    assert held_after_signal
+
+
+# -- 17. Optimizer.apply validates everything first -----------------------------------------------------
+@pytest.mark.parametrize("grads", [lambda g: [g[0]], lambda g: g + [g[0]],
+                                   lambda g: [g[0], np.ones((7,), np.float32)],
+                                   lambda g: [g[0], np.full_like(g[1], np.nan)]])
+def test_17_apply_checks_all_gradients_before_changing_anything(backend, grads):
+    params = [np.ones((3, 2), np.float32), np.ones(2, np.float32)]
+    g = [np.full((3, 2), 0.5, np.float32), np.full(2, 0.5, np.float32)]
+    opt = optimizers.Adam()
+    with pytest.raises((ValueError, TypeError)):
+        opt.apply(params, grads(g))
+    assert opt.iterations == 0 and opt.variables() == []
+    assert all((p == 1).all() for p in params)
+
+
+def test_26_apply_accepts_float64_and_fortran_gradients_on_both_backends(backend):
+    params = [np.ones((3, 2), np.float32)]
+    opt = optimizers.SGD(0.1)
+    opt.apply(params, [np.asfortranarray(np.full((3, 2), 1.0))])
+    np.testing.assert_allclose(params[0], 0.9, rtol=1e-6)
+
+
+# -- 18. zero features --------------------------------------------------------------------------------
+def test_18_zero_features_is_a_clear_error_with_nothing_built(backend):
+    model = Sequential([Dense(3)])
+    model.compile(loss="mse")
+    with pytest.raises(ValueError, match="at least one feature"):
+        model.fit(np.zeros((4, 0)), np.zeros((4, 3)), verbose=0)
+    assert not model.built and model.optimizer.variables() == []
+
+
+# -- 19. layer(x) keeps no reference -------------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: Dense(3), lambda: layers.BatchNormalization(),
+                                  lambda: layers.LayerNormalization(), lambda: layers.Activation("relu"),
+                                  lambda: layers.PReLU()])
+def test_19_layer_call_keeps_no_reference_to_the_input(backend, make):
+    import gc, weakref
+    layer = make()
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    ref = weakref.ref(x)
+    layer(x, training=True)
+    del x
+    gc.collect()
+    assert ref() is None
+
+
+# -- 21. constructor values ---------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: layers.LeakyReLU(float("nan")), lambda: layers.ReLU(float("inf")),
+                                  lambda: Dense(2, activation={"name": "bogus"}),
+                                  lambda: activations.Activation("elu", float("inf"))])
+def test_21_constructor_values_that_break_later_are_refused(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+# -- 22. set_weights -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e39])
+def test_22_set_weights_refuses_nan_inf_and_overflow(bad):
+    model = small_model()
+    weights = model.get_weights()
+    new = [w.astype(np.float64) for w in weights]
+    new[0][0, 0] = bad
+    with pytest.raises(ValueError):
+        model.set_weights(new)
+    with pytest.raises(ValueError):
+        model.layers[0].set_weights(new[:2])
+    for a, b in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- 24. file permissions and path types ----------------------------------------------------------------
+def test_24_saved_files_follow_the_umask_and_keep_their_mode(tmp_path):
+    model = small_model()
+    old = os.umask(0o022)
+    try:
+        model.save(tmp_path / "a.fastnn")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.fastnn").stat().st_mode & 0o777 == 0o644
+    os.chmod(tmp_path / "a.fastnn", 0o640)
+    model.save(tmp_path / "a.fastnn")
+    assert (tmp_path / "a.fastnn").stat().st_mode & 0o777 == 0o640
+
+
+def test_24_bytes_and_pathlike_paths(tmp_path):
+    model = small_model()
+    model.save(os.fsencode(tmp_path / "b.fastnn"))
+    model.save_weights(tmp_path / "w.fastnn")
+    assert load_model(os.fsencode(tmp_path / "b.fastnn")).count_params() == model.count_params()
+
+
+# -- 26. one behaviour on both backends ------------------------------------------------------------------
+def test_26_masked_arrays_are_refused_on_both_backends(backend):
+    x = np.ma.masked_array(np.ones((2, 3)), mask=[[0, 1, 0], [0, 0, 0]])
+    with pytest.raises(TypeError, match="masked"):
+        ops.softmax(x)
+    with pytest.raises(TypeError, match="masked"):
+        small_model(features=3).predict(x, verbose=0)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_26_dropout_seed_out_of_range(backend, seed):
+    with pytest.raises(ValueError, match="seed"):
+        ops.dropout(np.ones((2, 2), np.float32), 0.5, seed=seed)
+
+
+def test_26_gemm_alpha_zero_does_not_read_a(backend):
+    a = np.full((2, 2), np.inf, np.float32)
+    c = np.ones((2, 2), np.float32)
+    ops.gemm(a, np.ones((2, 2), np.float32), c, alpha=0.0, beta=2.0)
+    np.testing.assert_array_equal(c, 2.0)
+
+
+@pytest.mark.parametrize("eps", [-1.0, 0.0])
+def test_26_28_layer_norm_epsilon_must_be_positive(backend, eps):
+    with pytest.raises(ValueError, match="epsilon"):
+        ops.layer_norm(np.ones((2, 3), np.float32), epsilon=eps)
+
+
+def test_28_batch_norm_negative_moving_variance(backend):
+    one = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="moving_variance"):
+        ops.batch_norm(np.ones((2, 3), np.float32), one, one * 0, one * 0, -one)
+
+
+# -- 28. silently accepted arguments ------------------------------------------------------------------
+def test_28_fit_shuffle_must_be_a_bool():
+    model = small_model()
+    with pytest.raises(ValueError, match="shuffle"):
+        model.fit(np.ones((4, 4)), np.zeros(4), shuffle="False", verbose=0)
+
+
+@pytest.mark.parametrize("key", [0.7, "a", None])
+def test_28_class_weight_keys_must_be_integers(key):
+    model = small_model()
+    with pytest.raises(ValueError, match="class_weight keys"):
+        model.fit(np.ones((4, 4)), np.zeros(4), class_weight={key: 1.0, 0: 1.0}, verbose=0)
+
+
+# -- 29. finite values that overflow float32 ------------------------------------------------------------
+def test_29_x_overflowing_float32_is_named_by_fit_and_predict(backend):
+    model = small_model()
+    x = np.ones((4, 4))
+    x[1, 2] = 1e39
+    with pytest.raises(ValueError, match="overflow float32"):
+        model.fit(x, np.zeros(4), verbose=0)
+    with pytest.raises(ValueError, match="overflow float32"):
+        model.predict(x, verbose=0)

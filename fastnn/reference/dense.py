@@ -51,9 +51,11 @@ def dense_backward(dy, x, w, dx=None, dw=None, db=None, need_dx=True, need_db=Tr
     Returns ``(dx, dw, db)``.
     """
     dtype = x.dtype
-    dx_value = _into(dx, dy @ w.T, dtype) if need_dx else None
-    dw_value = _into(dw, x.T @ dy, dtype)
-    db_value = _into(db, dy.sum(axis=0), dtype) if need_db else None
+    # every result computed before any output is written: an output may share an input's memory
+    values = (dy @ w.T if need_dx else None, x.T @ dy, dy.sum(axis=0) if need_db else None)
+    dx_value = _into(dx, values[0], dtype) if need_dx else None
+    dw_value = _into(dw, values[1], dtype)
+    db_value = _into(db, values[2], dtype) if need_db else None
     return dx_value, dw_value, db_value
 
 

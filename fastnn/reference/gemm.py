@@ -25,8 +25,16 @@ def gemm(a, b, c, alpha=1.0, beta=0.0, trans_a=False, trans_b=False):
 
     When ``beta == 0`` the old contents of ``c`` are never read, so NaN or
     garbage in a freshly allocated ``c`` cannot leak into the result
-    (``0 * NaN`` is NaN).  BLAS documents the same rule.
+    (``0 * NaN`` is NaN).  BLAS documents the same rule.  Likewise, when
+    ``alpha == 0`` a and b are not read (``c = beta * c``): inf or NaN in them
+    does not reach c, as in BLAS and the native kernel.
     """
+    if alpha == 0:
+        if beta == 0:
+            c[...] = 0
+        else:
+            c[...] = beta * c
+        return c
     op_a = a.T if trans_a else a
     op_b = b.T if trans_b else b
     product = op_a @ op_b

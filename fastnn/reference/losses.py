@@ -58,6 +58,9 @@ def sparse_softmax_cross_entropy(logits, labels, dlogits=None, need_grad=True):
         dlogits: [N, C] (optional preallocated output)
     """
     n = logits.shape[0]
+    bad = (labels < 0) | (labels >= logits.shape[1])
+    if bad.any():  # as the native kernel: never wrap -1 around to the last class
+        raise ValueError(f"labels must be in [0, {logits.shape[1]}), got {int(labels[np.argmax(bad)])}")
     rows = np.arange(n)
     log_probs = _log_softmax(logits)
     loss = -np.mean(log_probs[rows, labels])

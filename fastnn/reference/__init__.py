@@ -19,6 +19,8 @@ One file per concern:
 * ``losses.py``      - losses fused with their gradients
 * ``norm.py``        - batch and layer normalization, forward and backward
 * ``dropout.py``     - inverted dropout with a counter-based random mask
+* ``recurrent.py``   - SimpleRNN, LSTM and GRU cells over whole sequences,
+  forward and backpropagation through time; the embedding lookup
 * ``optim.py``       - in-place SGD, AdaGrad, RMSprop and Adam/AMSGrad
   updates, decoupled weight decay; gradient norms, clipping and L1/L2
   weight penalties
@@ -70,6 +72,16 @@ from .losses import (
     sigmoid_binary_cross_entropy,
     softmax_cross_entropy,
     sparse_softmax_cross_entropy,
+)
+from .recurrent import (
+    embedding_backward,
+    embedding_forward,
+    gru_backward,
+    gru_forward,
+    lstm_backward,
+    lstm_forward,
+    simple_rnn_backward,
+    simple_rnn_forward,
 )
 from .dropout import dropout_backward, dropout_forward, dropout_step, normal_noise_step
 from .norm import (
@@ -160,4 +172,12 @@ __all__ = [
     "tanh_backward",
     "tanh_forward",
     "weight_decay_update",
+    "simple_rnn_forward",
+    "simple_rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "embedding_forward",
+    "embedding_backward",
 ]

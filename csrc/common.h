@@ -26,9 +26,11 @@ using idx = std::ptrdiff_t;
 constexpr idx kParallelElementwise = idx(1) << 15;  // elements for elementwise kernels
 constexpr idx kParallelRows = 256;                  // rows for row-wise kernels (softmax, losses)
 
+// Threads a kernel may use: 1 inside a parallel region (a kernel called by a kernel that already
+// shares out the work, as the recurrent cells do with blocks of samples), else the team size.
 inline int max_threads() {
 #ifdef _OPENMP
-    return omp_get_max_threads();
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
 #else
     return 1;
 #endif

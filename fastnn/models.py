@@ -263,9 +263,12 @@ class Sequential(tracking.Tracked):
             y = _numeric_targets(y)
             lead = tuple(out_shape[:-1])
             if y.shape[:1 + len(lead)] != (len(x),) + lead:
-                raise ValueError(f"the model outputs {_shape_str(out_shape)} per batch; targets "
-                                 f"must start with shape ({len(x)}, {', '.join(map(str, lead))}), "
-                                 f"got array of shape {y.shape}")
+                raise ValueError(
+                    f"for inputs {_shape_str(x.shape[1:])} the model gives outputs "
+                    f"{_shape_str(out_shape)}, one per step of the second axis, so targets must start "
+                    f"with shape ({len(x)}, {', '.join(map(str, lead))}); got array of shape {y.shape}. "
+                    "If each sample is one input (an image, say) rather than a sequence, add a "
+                    "Flatten layer first: Dense expects (batch, features)")
             rows = len(x) * int(np.prod(lead))
             flat = self.loss.prepare_targets(y.reshape((rows,) + y.shape[1 + len(lead):]), rows,
                                              tuple(out_shape[-1:]), x.dtype)

@@ -22,6 +22,7 @@ Threads: each fit and predict runs the native kernels on ``n_threads`` threads; 
 ``n_jobs > 1`` does not oversubscribe the cores.
 """
 import contextlib
+import copy
 import inspect
 import numbers
 import warnings
@@ -521,3 +522,184 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 def _data_conversion_warning():
     from sklearn.exceptions import DataConversionWarning
     return DataConversionWarning
+
+
+# -- wrappers for a function that builds a fastnn model (in the manner of SciKeras) --------------
+class _KerasBase(BaseEstimator):
+    """``model`` is a function returning a fastnn model (compiled or not) or a model instance,
+    cloned for each fit. Keyword arguments not named here are kept as parameters (so grid
+    searches can tune them) and given to ``model`` when its signature names them, with or without
+    a ``model__`` prefix; ``meta`` (a dict with ``n_features_in_``, ``n_outputs_``, and
+    ``n_classes_`` for a classifier) is given when asked for, and so are those names."""
+
+    _fit_keys = ("batch_size", "epochs", "verbose", "callbacks", "validation_split", "shuffle")
+
+    def __init__(self, model=None, *, optimizer="adam", loss=None, metrics=None, batch_size=None,
+                 epochs=1, verbose=0, callbacks=None, validation_split=0.0, shuffle=True,
+                 random_state=None, warm_start=False, n_threads=None, backend=None, **kwargs):
+        self.model = model
+        self.optimizer = optimizer
+        self.loss = loss
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.validation_split = validation_split
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.n_threads = n_threads
+        self.backend = backend
+        self._extra = sorted(kwargs)
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        for key in getattr(self, "_extra", ()):
+            params[key] = getattr(self, key)
+        return params
+
+    def set_params(self, **params):
+        known = set(super().get_params(deep=False))
+        for key in params:  # a new parameter for the build function, as SciKeras allows
+            if key not in known and (key.startswith("model__") or "__" not in key):
+                self._extra = sorted(set(self._extra) | {key})
+        return super().set_params(**params)
+
+    def _build_model(self, meta):
+        if self.model is None:
+            raise ValueError(f"{type(self).__name__} needs model=, a function that returns a fastnn model")
+        if isinstance(self.model, models.Sequential):
+            return copy.deepcopy(self.model)
+        if not callable(self.model):
+            raise TypeError(f"model must be a function returning a fastnn model, or a model; got "
+                            f"{type(self.model).__name__}")
+        params = {k[len("model__"):] if k.startswith("model__") else k: getattr(self, k) for k in self._extra}
+        available = {**params, **meta, "meta": dict(meta)}
+        sig = inspect.signature(self.model)
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+        kwargs = {k: v for k, v in available.items() if takes_any and k in params or k in sig.parameters}
+        model = self.model(**kwargs)
+        if not isinstance(model, models.Sequential):
+            raise TypeError(f"model() must return a fastnn model, got {type(model).__name__}")
+        return model
+
+    def _check_fit_params(self):
+        _check_n_threads(self.n_threads)
+        _check_backend(self.backend)
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, numbers.Integral) or self.epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {self.epochs!r}")
+
+    def _fit(self, X, Y, meta, loss_for):
+        """Build and compile a new model (or keep the fitted one with warm_start), then train."""
+        warm = self.warm_start and hasattr(self, "model_")
+        if not warm:
+            if self.random_state is not None:
+                from . import utils
+                utils.set_random_seed(int(check_random_state(self.random_state).randint(0, 2**31 - 1)))
+            model = self._build_model(meta)
+            if not model.built:
+                model.build(X.shape[1:])
+            if model.loss is None or self.loss is not None:
+                loss = self.loss if self.loss is not None else loss_for(model.output_shape[-1])
+                optimizer = self.optimizer if isinstance(self.optimizer, str) else copy.deepcopy(self.optimizer)
+                model.compile(optimizer=optimizer, loss=loss, metrics=self.metrics)
+            self.model_ = model
+            self.history_ = {}
+        self._check_outputs(self.model_.output_shape[-1])
+        history = self.model_.fit(X, self._targets(Y), batch_size=self.batch_size, epochs=self.epochs,
+                                  verbose=self.verbose, callbacks=self.callbacks,
+                                  validation_split=self.validation_split, shuffle=self.shuffle)
+        for key, values in history.history.items():
+            self.history_[key] = list(self.history_.get(key, [])) + list(values)
+        self.n_iter_ = len(next(iter(self.history_.values()), []))
+        return self
+
+    def _predict_raw(self, X):
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, reset=False, dtype=backend_module.floatx(), allow_nd=True)
+        with _threads(self.n_threads), _backend(self.backend):
+            return self.model_.predict(X)
+
+
+class KerasClassifier(ClassifierMixin, _KerasBase):
+    """A classifier around a function that builds a fastnn model. Labels of any type are encoded
+    for the loss: integers for ``sparse_categorical_crossentropy`` (the default with one output per
+    class), one-hot for ``categorical_crossentropy``, 0/1 for a single sigmoid output (two
+    classes; ``binary_crossentropy`` is the default then)."""
+
+    def _check_outputs(self, outputs):
+        if outputs != self.n_classes_ and not (outputs == 1 and self.n_classes_ == 2):
+            raise ValueError(f"the model has {outputs} outputs for {self.n_classes_} classes; give its "
+                             f"last layer {self.n_classes_} units (softmax)"
+                             + (" or 1 (sigmoid)" if self.n_classes_ == 2 else ""))
+
+    def _targets(self, idx):
+        outputs = self.model_.output_shape[-1]
+        if outputs == 1:
+            return idx.astype(backend_module.floatx()).reshape(-1, 1)
+        if "sparse" in type(self.model_.loss).__name__.lower():
+            return idx
+        return np.eye(outputs, dtype=backend_module.floatx())[idx]
+
+    def fit(self, X, y):
+        """Build the model, compile it when it is not, and train it for ``epochs``; returns self."""
+        self._check_fit_params()
+        X, y = validate_data(self, X, y, reset=True, dtype=backend_module.floatx(), allow_nd=True)
+        check_classification_targets(y)
+        if self.warm_start and hasattr(self, "classes_"):
+            unknown = np.setdiff1d(np.unique(y), self.classes_)
+            if unknown.size:
+                raise ValueError(f"y has classes {unknown.tolist()} not seen in the first fit")
+        else:
+            self._encoder = LabelEncoder().fit(y)
+            self.classes_ = self._encoder.classes_
+            self.n_classes_ = len(self.classes_)
+        meta = {"n_features_in_": self.n_features_in_, "n_classes_": self.n_classes_,
+                "n_outputs_": 1 if self.n_classes_ == 2 else self.n_classes_}
+        with _threads(self.n_threads), _backend(self.backend):
+            return self._fit(X, self._encoder.transform(y), meta, lambda out: (
+                "binary_crossentropy" if out == 1 else "sparse_categorical_crossentropy"))
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns in the order of ``classes_``."""
+        p = self._predict_raw(X).astype(np.float64)
+        return np.hstack([1.0 - p, p]) if p.shape[1] == 1 else p
+
+    def predict(self, X):
+        check_is_fitted(self, "model_")
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class KerasRegressor(RegressorMixin, _KerasBase):
+    """A regressor around a function that builds a fastnn model (default loss: ``mse``)."""
+
+    def _check_outputs(self, outputs):
+        if outputs != self.n_outputs_:
+            raise ValueError(f"the model has {outputs} outputs for a target with {self.n_outputs_}")
+
+    def _targets(self, Y):
+        return Y
+
+    def fit(self, X, y):
+        """Build the model, compile it when it is not, and train it for ``epochs``; returns self."""
+        self._check_fit_params()
+        X, y = validate_data(self, X, y, reset=True, dtype=backend_module.floatx(), allow_nd=True,
+                             multi_output=True, y_numeric=True)
+        Y = np.asarray(y, dtype=backend_module.floatx()).reshape(len(y), -1)
+        self.n_outputs_ = Y.shape[1]
+        self._y_ndim = np.ndim(y)
+        meta = {"n_features_in_": self.n_features_in_, "n_outputs_": self.n_outputs_}
+        with _threads(self.n_threads), _backend(self.backend):
+            return self._fit(X, Y, meta, lambda out: "mse")
+
+    def predict(self, X):
+        p = self._predict_raw(X).astype(np.float64)
+        return p.ravel() if self._y_ndim == 1 and p.shape[1] == 1 else p
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -7,12 +7,12 @@ out=None, lang="en")`` (``-`` in a name becomes ``_``) returns a :class:`LabResu
 ``.text``. ``quick=True`` runs in seconds on small built-in data and still measures every claim.
 Figures need matplotlib (the ``plot`` extra); without it the labs run and say figures were skipped.
 """
-from ._base import REGISTRY, LabResult
+from ._base import LANGS, REGISTRY, LabResult
 from .basics import activations, depth, linear_collapse, perceptron
 from .gradients import backprop, initialization, vanishing_gradients
 from .training import batchnorm, hyperparameters, optimizers, overfitting_dropout, regularization
 from .evaluation import batching, metrics
-from .recurrent import recurrent
+from .rnn import recurrent
 
 ORDER = ("perceptron", "linear-collapse", "depth", "activations", "vanishing-gradients",
          "overfitting-dropout", "batchnorm", "initialization", "optimizers", "batching",

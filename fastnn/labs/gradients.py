@@ -290,13 +290,11 @@ def backprop(lab):
         errors = gradient_check(net, xs, ys, per_weight=True)
     finally:
         backend.set_floatx(previous)
-    flat = {}
+    flat = {}  # "layer1/kernel": error (layers by position: their names count up per process)
+    position = {layer.name: i + 1 for i, layer in enumerate(net.layers)}
     for layer, value in errors.items():
-        if isinstance(value, dict):
-            for weight, err in value.items():
-                flat[f"{layer}/{weight}"] = float(err)
-        else:
-            flat[layer] = float(value)
+        for weight, err in value.items():
+            flat[f"layer{position[layer]}/{weight}"] = float(err)
     for key, err in flat.items():
         lab.number(f"gradient_check_{key}", err)
     worst = max(flat.values())

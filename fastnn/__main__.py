@@ -144,6 +144,8 @@ def lab_main(argv):
     parser.add_argument("--lang", choices=labs.LANGS, default="en", help="language of the text")
     parser.add_argument("--mnist", metavar="DIR", help="MNIST IDX files for the labs that train on "
                         "images (default: $FASTNN_MNIST or ../shared/data/mnist when present)")
+    parser.add_argument("--html", metavar="DIR", help="also write a lesson book, DIR/index.html, "
+                        "with the figures beside it (works offline)")
     args = parser.parse_args(argv)
     if args.list:
         for name in labs.names():
@@ -158,20 +160,29 @@ def lab_main(argv):
         runs = [(n, labs.get(n)) for n in names]
     except ValueError as exc:
         parser.error(str(exc))
-    status = 0
+    status, results, unavailable = 0, [], {}
     for name, fn in runs:
-        out = args.out if args.out and len(runs) == 1 else (
-            str(Path(args.out or "fastnn-labs") / name) if args.out or len(runs) > 1 else
-            str(Path("fastnn-labs") / name))
+        if args.html:
+            out = str(Path(args.html) / name)
+        elif args.out:
+            out = args.out if len(runs) == 1 else str(Path(args.out) / name)
+        else:
+            out = str(Path("fastnn-labs") / name)
         try:
             result = fn(quick=args.quick, out=out, lang=args.lang, mnist=args.mnist)
         except (NotImplementedError, ImportError, FileNotFoundError, ValueError) as exc:
             print(f"== {name}: could not run: {exc}\n", file=sys.stderr)
-            status = max(status, 2)
+            unavailable[name] = str(exc)
+            status = max(status, 2) if len(runs) == 1 or not isinstance(exc, NotImplementedError) \
+                else status
             continue
+        results.append(result)
         print(result.report() + "\n")
         if not result.passed:
             status = max(status, 1)
+    if args.html:
+        from .labs.book import write_book
+        print(f"lesson book: {write_book(args.html, results, args.lang, args.quick, unavailable)}")
     return status
 
 

@@ -168,3 +168,39 @@ def test_cli_bad_arguments_exit_with_usage(args, tmp_path):
 def test_cli_unavailable_lab_exits_2(tmp_path):
     result = run_cli("recurrent", "--quick", cwd=tmp_path)
     assert result.returncode == 2 and "SimpleRNN" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_lesson_book_is_offline_and_complete(tmp_path):
+    from html.parser import HTMLParser
+    from fastnn.labs.book import write_book
+    results = [labs.backprop(quick=True, out=tmp_path / "backprop"),
+               labs.activations(quick=True, out=tmp_path / "activations", lang="en")]
+    path = write_book(tmp_path, results, quick=True, unavailable={"recurrent": "needs LSTM"})
+    page = path.read_text(encoding="utf-8")
+
+    class Refs(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.refs = []
+
+        def handle_starttag(self, tag, attrs):
+            self.refs += [v for k, v in attrs if k in ("src", "href")]
+    parser = Refs()
+    parser.feed(page)
+    images = [r for r in parser.refs if r.endswith(".png")]
+    assert len(images) == sum(len(r.figures) for r in results)
+    assert all((tmp_path / r).is_file() for r in images)           # relative, beside the page
+    assert all(r.startswith("#") for r in parser.refs if r not in images)  # nothing external
+    assert "http" not in page and "@import" not in page
+    for r in results:
+        assert f"python -m fastnn lab {r.name} --quick" in page
+        assert all(key in page for key in r.claims)
+    assert page.count(">PASS<") == sum(len(r.claims) for r in results)
+    assert "needs LSTM" in page
+
+
+def test_cli_writes_the_book(tmp_path):
+    result = run_cli("backprop", "--quick", "--html", str(tmp_path / "book"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "book" / "index.html").read_text(encoding="utf-8")
+    assert "backprop" in page and (tmp_path / "book" / "backprop" / "backprop_worked_example.png").is_file()

@@ -12,14 +12,14 @@ from ._base import accuracy, fmt, image_data, register, shuffled
 A large network trained on few examples memorises them: training accuracy climbs to 100% while
 test accuracy stops improving, and the test loss turns upward -- overfitting. Dropout switches
 off a random part of the units at every training step, so the network cannot lean on any single
-unit to memorise an example, and the gap between training and test accuracy narrows. The lab
+unit to memorise an example, and the gap between the training and the test loss narrows. The lab
 trains the same large network on a small subset of the images with dropout 0, 0.2 and 0.5 and
 draws the training and test curves of each (the notes' "typical result" figures). Too much
 dropout starves the network of capacity; 0.2-0.5 is the usual range.""",
     "ko": """
 큰 신경망을 적은 데이터로 학습시키면 데이터를 외워 버립니다: 훈련 정확도는 100%까지 오르는데 테스트 정확도는
 어느 순간 멈추고, 테스트 손실은 다시 올라갑니다 -- 과적합입니다. 드롭아웃은 학습할 때마다 뉴런의 일부를 무작위로
-꺼서 신경망이 특정 뉴런에 의존해 외우지 못하게 하고, 훈련 정확도와 테스트 정확도의 차이가 줄어듭니다. 이 실습은
+꺼서 신경망이 특정 뉴런에 의존해 외우지 못하게 하고, 훈련 손실과 테스트 손실의 차이가 줄어듭니다. 이 실습은
 같은 큰 신경망을 이미지의 작은 부분 집합으로 드롭아웃 0, 0.2, 0.5로 학습시키고 각각의 훈련/테스트 곡선을 그립니다
 (노트의 "드롭아웃을 썼을 때 기대되는 전형적인 결과" 그림). 드롭아웃을 너무 많이 하면 학습에 필요한 정보까지 잃으므로
 보통 0.2~0.5를 씁니다."""})
@@ -44,22 +44,27 @@ def overfitting_dropout(lab):
         hist = model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, validation_data=(xt, yt))
         curves[rate] = hist.history
         train_acc, test_acc = accuracy(model, x, y), accuracy(model, xt, yt)
-        gaps[rate] = lab.number(f"gap_dropout_{rate}", train_acc - test_acc)
+        train_loss = model.evaluate(x, y)[0]  # inference mode: no units dropped
+        test_loss = model.evaluate(xt, yt)[0]
+        gaps[rate] = lab.number(f"loss_gap_dropout_{rate}", test_loss - train_loss)
+        lab.number(f"accuracy_gap_dropout_{rate}", train_acc - test_acc)
         lab.number(f"train_accuracy_dropout_{rate}", train_acc)
         lab.number(f"test_accuracy_dropout_{rate}", test_acc)
-        lab.number(f"test_loss_dropout_{rate}", hist.history["val_loss"][-1])
+        lab.number(f"train_loss_dropout_{rate}", train_loss)
+        lab.number(f"test_loss_dropout_{rate}", test_loss)
     n = lab.result.numbers
-    lab.claim("no_dropout_overfits", n["train_accuracy_dropout_0.0"] > 0.99 and gaps[0.0] > 0.03,
+    acc_gap = n["accuracy_gap_dropout_0.0"]
+    lab.claim("no_dropout_overfits", n["train_accuracy_dropout_0.0"] > 0.99 and acc_gap > 0.03,
               f"{source}, {len(x)} training images, no dropout: training accuracy "
               f"{fmt(n['train_accuracy_dropout_0.0'])} (> 0.99), test {fmt(n['test_accuracy_dropout_0.0'])} "
-              f"(gap {fmt(gaps[0.0])} > 0.03)",
+              f"(gap {fmt(acc_gap)} > 0.03)",
               f"{source}, 훈련 이미지 {len(x)}장, 드롭아웃 없음: 훈련 정확도 "
               f"{fmt(n['train_accuracy_dropout_0.0'])} (> 0.99), 테스트 {fmt(n['test_accuracy_dropout_0.0'])} "
-              f"(차이 {fmt(gaps[0.0])} > 0.03)")
+              f"(차이 {fmt(acc_gap)} > 0.03)")
     lab.claim("dropout_narrows_the_gap", gaps[0.5] < gaps[0.0] and gaps[0.2] < gaps[0.0],
-              f"train-test accuracy gap: {fmt(gaps[0.0])} without dropout, {fmt(gaps[0.2])} with 0.2, "
-              f"{fmt(gaps[0.5])} with 0.5 (both smaller than without)",
-              f"훈련-테스트 정확도 차이: 드롭아웃 없음 {fmt(gaps[0.0])}, 0.2 {fmt(gaps[0.2])}, "
+              f"test loss minus training loss after {epochs} epochs: {fmt(gaps[0.0])} without dropout, "
+              f"{fmt(gaps[0.2])} with 0.2, {fmt(gaps[0.5])} with 0.5 (both smaller than without)",
+              f"{epochs} 에폭 후 테스트 손실 - 훈련 손실: 드롭아웃 없음 {fmt(gaps[0.0])}, 0.2 {fmt(gaps[0.2])}, "
               f"0.5 {fmt(gaps[0.5])} (둘 다 없을 때보다 작음)")
     lab.claim("test_loss_rise_curbed",
               n["test_loss_dropout_0.5"] < n["test_loss_dropout_0.0"],

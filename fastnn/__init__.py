@@ -24,3 +24,11 @@ __all__ = [
     "metrics", "models", "ops", "optimizers", "plot", "reference", "regularizers", "saving",
     "schedules", "set_backend", "set_floatx", "set_num_threads", "utils",
 ]
+
+
+def __getattr__(name):
+    # fastnn.labs is imported on first use: the lessons are not needed to train a model
+    if name == "labs":
+        import importlib
+        return importlib.import_module(".labs", __name__)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")

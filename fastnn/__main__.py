@@ -7,6 +7,7 @@ With ``--mnist DIR`` it trains 784-128-10 on the MNIST IDX files in DIR instead.
 """
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -79,6 +80,7 @@ def timing_demo(budget):
 
 
 def main(argv=None):
+    if (lab_argv := _lab_argv(argv)) is not None: return lab_main(lab_argv)  # noqa: E701
     parser = argparse.ArgumentParser(prog="python -m fastnn", description="fastnn command line")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train small networks on built-in data and time them")
@@ -117,6 +119,71 @@ def main(argv=None):
         return 2
     timing_demo(args.budget)
     return 0
+
+
+def _lab_argv(argv):
+    """The arguments after ``lab`` when the command is ``lab``, else None."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return argv[1:] if argv[:1] == ["lab"] else None
+
+
+def lab_main(argv):
+    """``python -m fastnn lab NAME|all [--quick] [--out DIR] [--lang en|ko] [--mnist DIR]`` and
+    ``python -m fastnn lab --list``: run a lab (fastnn.labs), print its explanation, each claim with
+    its measured numbers and PASS/FAIL, and where its figures are. Exit status 0 when every claim
+    held, 1 when one failed, 2 when a lab could not run."""
+    from . import labs
+    parser = argparse.ArgumentParser(
+        prog="python -m fastnn lab", description="run a lesson of the course notes: it measures "
+        "its claims, draws figures and explains them (python -m fastnn lab --list names them)")
+    parser.add_argument("name", nargs="?", help="the lab to run (see --list), or 'all'")
+    parser.add_argument("--list", action="store_true", help="list the labs and exit")
+    parser.add_argument("--quick", action="store_true", help="small data, few epochs: seconds")
+    parser.add_argument("--out", metavar="DIR", help="directory for the figures "
+                        "(default: fastnn-labs/NAME in the current directory)")
+    parser.add_argument("--lang", choices=labs.LANGS, default="en", help="language of the text")
+    parser.add_argument("--mnist", metavar="DIR", help="MNIST IDX files for the labs that train on "
+                        "images (default: $FASTNN_MNIST or ../shared/data/mnist when present)")
+    parser.add_argument("--html", metavar="DIR", help="also write a lesson book, DIR/index.html, "
+                        "with the figures beside it (works offline)")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name in labs.names():
+            fn = labs.get(name)
+            print(f"  {name:<20} {fn.titles[args.lang]}")
+        print("\nrun one: python -m fastnn lab NAME [--quick] [--lang ko]; all: python -m fastnn lab all")
+        return 0
+    if args.name is None:
+        parser.error("name a lab (python -m fastnn lab --list shows them) or 'all'")
+    names = labs.names() if args.name == "all" else [args.name]
+    try:
+        runs = [(n, labs.get(n)) for n in names]
+    except ValueError as exc:
+        parser.error(str(exc))
+    status, results, unavailable = 0, [], {}
+    for name, fn in runs:
+        if args.html:
+            out = str(Path(args.html) / name)
+        elif args.out:
+            out = args.out if len(runs) == 1 else str(Path(args.out) / name)
+        else:
+            out = str(Path("fastnn-labs") / name)
+        try:
+            result = fn(quick=args.quick, out=out, lang=args.lang, mnist=args.mnist)
+        except (NotImplementedError, ImportError, FileNotFoundError, ValueError) as exc:
+            print(f"== {name}: could not run: {exc}\n", file=sys.stderr)
+            unavailable[name] = str(exc)
+            status = max(status, 2) if len(runs) == 1 or not isinstance(exc, NotImplementedError) \
+                else status
+            continue
+        results.append(result)
+        print(result.report() + "\n")
+        if not result.passed:
+            status = max(status, 1)
+    if args.html:
+        from .labs.book import write_book
+        print(f"lesson book: {write_book(args.html, results, args.lang, args.quick, unavailable)}")
+    return status
 
 
 if __name__ == "__main__":

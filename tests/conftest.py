@@ -1,25 +1,24 @@
-"""Test configuration: tests run against the *installed* fastnn, and find the shared MNIST data.
+"""Test configuration: the tests run against whichever fastnn Python imports, and find the shared
+MNIST data.
 
-`pip install ".[test]" && pytest` from the repository root must exercise the package pip built,
-never the source folder `fastnn/` (which has no compiled `_core`). pytest runs in importlib mode
-(pyproject.toml) so it does not put the root on sys.path; `python -m pytest` still adds the current
-directory, which is removed here before fastnn is imported.
+At the repository root that is the source folder itself, built in place by the README's
+``pip install -e ".[test]"`` (an editable install). The wheel round trip in ``.ci/run`` copies
+``tests/`` out of the tree and runs it against an installed wheel. Either way the native extension
+must have loaded: the suite refuses to run on a silent NumPy fallback.
 """
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
 
-import fastnn  # noqa: E402  (after the sys.path fix above)
+import fastnn  # noqa: E402
 
 if fastnn.backend._core is None:
     pytest.exit(f"fastnn's native extension did not import ({fastnn.backend._CORE_ERROR}); "
-                f"install the package first: pip install '.[test]'  (fastnn imported from "
+                f"build it first: pip install -e '.[test]'  (fastnn imported from "
                 f"{Path(fastnn.__file__).parent})", returncode=2)
 
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"

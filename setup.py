@@ -9,7 +9,7 @@ import os
 import sys
 from glob import glob
 
-from pybind11.setup_helpers import Pybind11Extension, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
 # -O3, but no flag that targets the build machine's CPU or relaxes IEEE arithmetic: the wheel must
@@ -110,6 +110,9 @@ def _compiler_runs(compiler):
         return True  # MSVC: setuptools raises its own error naming the build tools
     return shutil.which(cmd[0]) is not None
 
+
+# FASTNN_BUILD_JOBS=N compiles N sources at a time (default 1: a shared machine stays usable).
+ParallelCompile("FASTNN_BUILD_JOBS", default=1).install()
 
 ext = Pybind11Extension(
     "fastnn._core",

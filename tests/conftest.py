@@ -21,7 +21,8 @@ if fastnn.backend._core is None:
                 f"build it first: pip install -e '.[test]'  (fastnn imported from "
                 f"{Path(fastnn.__file__).parent})", returncode=2)
 
-MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
+# FASTNN_MNIST_DIR points a copy of tests/ outside the repository (the wheel round trip) at the data.
+MNIST_DIR = Path(os.environ.get("FASTNN_MNIST_DIR") or ROOT.parent / "shared" / "data" / "mnist")
 MNIST_SHA256 = {
     "t10k-images-idx3-ubyte.gz": "b3d1ecee69772f10ad3399fcfc183a460646f07b37c22f1e3902096b8afcbc32",
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
@@ -74,3 +75,10 @@ def _restore_global_state():
     fastnn.set_num_threads(threads)
 
 
+
+
+def pytest_report_header(config):
+    """Which fastnn the run tests: the source folder (editable install) or an installed wheel."""
+    core = fastnn.backend._core
+    return (f"fastnn {fastnn.__version__} from {Path(fastnn.__file__).parent} "
+            f"(native extension {Path(core.__file__).name}, {core.cpu_capability()})")

@@ -16,7 +16,7 @@ import sys as _sys
 # fastnn.keras is fastnn itself (layers, models, optimizers, losses, ... under Keras's names).
 keras = _sys.modules[__name__]
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
 __all__ = [
     "Sequential", "activations", "backend", "backend_scope", "callbacks", "datasets", "floatx",

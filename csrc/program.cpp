@@ -31,12 +31,15 @@ const std::vector<std::string>& activation_names() {
     // Act's order (activations.h), then the row-wise functions.
     static const std::vector<std::string> names = {"linear", "step", "sigmoid", "tanh",
                                                    "relu", "leaky_relu", "elu", "selu",
-                                                   "softplus", "softmax", "log_softmax"};
+                                                   "softplus", "gelu", "gelu_tanh", "silu",
+                                                   "mish", "relu6", "hard_sigmoid", "hard_silu",
+                                                   "softsign", "exponential", "celu",
+                                                   "softmax", "log_softmax"};
     return names;
 }
 
 namespace {
-constexpr int kRowwise = 9;  // codes after the elementwise Act values: softmax, then log_softmax
+constexpr int kRowwise = kActCount;  // codes after the elementwise Act values: softmax, then log_softmax
 
 // y[N, C] = f(x[N, C]) for activation `code`.
 template <typename T>
@@ -269,6 +272,51 @@ void Program<T>::exec(const Instr& in, idx n, std::vector<double>& regs) {
             embedding_backward<T>(p(2), p(0), tokens, M, V, D);
             break;
         }
+        case Kernel::relu_clip_forward:
+            relu_clip_forward<T>(p(4), p(0), size(0), T(r(1)), T(r(2)), T(r(3)));
+            break;
+        case Kernel::relu_clip_backward:
+            relu_clip_backward<T>(p(5), p(0), p(1), size(0), T(r(2)), T(r(3)), T(r(4)));
+            break;
+        case Kernel::affine_forward:
+            affine_forward<T>(p(3), p(0), p(1), p(2), size(0) / size(1), size(1));
+            break;
+        case Kernel::affine_backward:
+            affine_backward<T>(p(2), p(0), p(1), size(0) / size(1), size(1));
+            break;
+        case Kernel::normalize_forward:
+            normalize_forward<T>(p(5), p(0), p(1), p(2), size(0) / size(2), size(2), T(r(3)),
+                                 r(4) != 0);
+            break;
+        case Kernel::normalize_backward:
+            normalize_backward<T>(p(4), p(0), p(1), size(0) / size(1), size(1), T(r(2)), r(3) != 0);
+            break;
+        case Kernel::gaussian_dropout_step: {
+            auto* stream = static_cast<std::uint64_t*>(root_data(a[2].id));
+            gaussian_dropout_forward<T>(p(3), p(4), p(0), size(0), r(1), stream[0], stream[1]);
+            stream[1] += 1;
+            break;
+        }
+        case Kernel::alpha_dropout_step: {
+            auto* stream = static_cast<std::uint64_t*>(root_data(a[2].id));
+            alpha_dropout_forward<T>(p(3), p(4), p(0), size(0), r(1), stream[0], stream[1]);
+            stream[1] += 1;
+            break;
+        }
+        case Kernel::nadam_update:
+            nadam_update<T>(p(0), p(1), p(2), p(3), p(4), size(0), r(5), r(6), r(7), r(8),
+                            std::int64_t(r(9)));
+            break;
+        case Kernel::adamax_update:
+            adamax_update<T>(p(0), p(1), p(2), p(3), size(0), r(4), r(5), r(6), r(7),
+                             std::int64_t(r(8)));
+            break;
+        case Kernel::adadelta_update:
+            adadelta_update<T>(p(0), p(1), p(2), p(3), size(0), r(4), r(5), r(6));
+            break;
+        case Kernel::lion_update:
+            lion_update<T>(p(0), p(1), p(2), size(0), r(3), r(4), r(5));
+            break;
         case Kernel::scalar_add: result = r(0) + r(1); break;
         case Kernel::scalar_sqrt: result = std::sqrt(r(0)); break;
         case Kernel::norm_scale: result = clip_scale(r(0), r(1)); break;

@@ -112,6 +112,25 @@ namespace fastnn {
       "dx dkernel drecurrent dbias dh0")                                                            \
     X(embedding_forward, "tokens:in embeddings:in out:out", "out")                                 \
     X(embedding_backward, "dy:in tokens:in dembeddings:out", "dembeddings")                        \
+    X(relu_clip_forward, "x:in negative_slope:real max_value:real threshold:real out:out", "out")  \
+    X(relu_clip_backward,                                                                           \
+      "dy:in x:in negative_slope:real max_value:real threshold:real out:out", "out")                \
+    X(affine_forward, "x:in scale:in offset:in out:out", "out")                                     \
+    X(affine_backward, "dy:in scale:in out:out", "out")                                             \
+    X(normalize_forward, "x:in mean:in variance:in epsilon:real invert:real out:out", "out")        \
+    X(normalize_backward, "dy:in variance:in epsilon:real invert:real out:out", "out")              \
+    X(gaussian_dropout_step, "x:in stddev:real stream:stream out:out mask:out", "out mask")         \
+    X(alpha_dropout_step, "x:in rate:real stream:stream out:out mask:out", "out mask")              \
+    X(nadam_update,                                                                                 \
+      "param:io grad:in m:io v:io u_product:io learning_rate:real beta_1:real beta_2:real "         \
+      "epsilon:real step:real", "")                                                                 \
+    X(adamax_update,                                                                                \
+      "param:io grad:in m:io u:io learning_rate:real beta_1:real beta_2:real epsilon:real "         \
+      "step:real", "")                                                                              \
+    X(adadelta_update,                                                                              \
+      "param:io grad:in accumulated_grad:io accumulated_delta:io learning_rate:real rho:real "      \
+      "epsilon:real", "")                                                                           \
+    X(lion_update, "param:io grad:in m:io learning_rate:real beta_1:real beta_2:real", "")          \
     X(scalar_add, "a:real b:real", "@")                                                             \
     X(scalar_sqrt, "x:real", "@")                                                                   \
     X(norm_scale, "norm:real clip:real", "@")                                                       \

@@ -351,7 +351,7 @@ def test_compile_rejects_unknown_names_and_keeps_previous_settings(kwargs, patte
 
 @pytest.mark.parametrize("make", [lambda: Dense(3, activation="swishy"),
                                   lambda: Activation("swishy"),
-                                  lambda: Dense(3, activation="Relu6")])
+                                  lambda: Dense(3, activation="Relu7")])
 def test_unknown_activation_name_raises(make):
     with pytest.raises(ValueError, match="unknown activation"):
         make()

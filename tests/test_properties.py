@@ -219,8 +219,26 @@ def test_dense_on_empty_batches_and_unit_dims(data, use_out):
 # few ulps and the composite formulas add a few roundings: 16 eps relative. No forward formula
 # cancels, so this holds however small the result (down to the smallest normal number).
 
-ELEMENTWISE = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus"]
-ALPHA = {"leaky_relu": (0.0, 1.0), "elu": (0.0, 3.0)}
+ELEMENTWISE = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus", "gelu",
+               "gelu_tanh", "silu", "mish", "relu6", "hard_sigmoid", "hard_silu", "softsign",
+               "exponential", "celu"]
+ALPHA = {"leaky_relu": (0.0, 1.0), "elu": (0.0, 3.0), "celu": (0.25, 3.0)}
+
+
+# exp(x) overflows float32 beyond 88; celu's exp(x / alpha) likewise for small alpha.
+BOUNDS = {"exponential": (-80.0, 80.0), "celu": (-20.0, 100.0)}
+
+
+def condition(name, x):
+    """How much the function magnifies a relative rounding of its inner argument: the GELUs pass
+    x^2 (erfc, exp(-x^2/2)) or 2u = 2 sqrt(2/pi) (x + 0.044715 x^3) (sigmoid) through exp, whose
+    relative error is the absolute error of its argument; 1 for the others."""
+    x = f64(x)
+    if name == "gelu":
+        return 1 + x * x
+    if name == "gelu_tanh":
+        return 1 + np.abs(1.6 * (x + 0.044715 * x ** 3)) + x * x
+    return 1.0
 
 
 def act_args(data, name, dtype):
@@ -235,12 +253,12 @@ def act_args(data, name, dtype):
 @given(data=st.data(), name=st.sampled_from(ELEMENTWISE + ["step"]), dtype=DTYPES,
        shape=any_shape)
 def test_activation_forward_matches_reference(data, name, dtype, shape):
-    x = data.draw(arrays(dtype, shape))
+    x = data.draw(arrays(dtype, shape, *BOUNDS.get(name, (-100.0, 100.0))))
     kw, _ = act_args(data, name, dtype)
     y = getattr(C, name + "_forward")(x, **kw)
     y_ref = getattr(R, name + "_forward")(x, **kw)
     assert y is not x
-    assert_within(y, y_ref, 16 * eps(dtype) * np.abs(f64(y_ref)), name + "_forward")
+    assert_within(y, y_ref, 16 * eps(dtype) * np.abs(f64(y_ref)) * condition(name, x), name + "_forward")
 
 
 # dx = dy * f'(x), where f' is computed from y on both sides and may subtract O(1) terms
@@ -250,12 +268,12 @@ def test_activation_forward_matches_reference(data, name, dtype, shape):
 @props(200)
 @given(data=st.data(), name=st.sampled_from(ELEMENTWISE), dtype=DTYPES, shape=any_shape)
 def test_activation_backward_matches_reference(data, name, dtype, shape):
-    x, dy = data.draw(arrays(dtype, shape)), data.draw(arrays(dtype, shape))
+    x, dy = data.draw(arrays(dtype, shape, *BOUNDS.get(name, (-100.0, 100.0)))), data.draw(arrays(dtype, shape))
     kw, alpha = act_args(data, name, dtype)
     y = getattr(R, name + "_forward")(x, **kw)  # the same y on both sides
     dx = getattr(C, name + "_backward")(dy, x, y, **kw)
     dx_ref = getattr(R, name + "_backward")(dy, x, y, **kw)
-    tol = 16 * eps(dtype) * (np.abs(f64(dx_ref)) + (2 + alpha) * np.abs(f64(dy)))
+    tol = 16 * eps(dtype) * (np.abs(f64(dx_ref)) + (2 + alpha) * np.abs(f64(dy))) * condition(name, x)
     assert_within(dx, dx_ref, tol, name + "_backward")
 
 
@@ -969,3 +987,108 @@ def test_every_kernel_of_both_backends_has_a_property():
     assert shared == {n for n in R.__all__ if not n.startswith("SELU")}
     assert COVERED == shared, (f"without a property: {sorted(shared - COVERED)}; "
                                f"not a kernel: {sorted(COVERED - shared)}")
+
+
+# ================================================================================ Keras's further kernels
+# Elementwise kernels, one or two roundings of the same formula on each side (exact comparisons
+# decide the branches, so both sides take the same one): 4 eps relative to the terms.
+
+@covers("relu_clip_forward", "relu_clip_backward")
+@props(80)
+@given(data=st.data(), dtype=DTYPES, shape=any_shape, slope=st.sampled_from([0.0, 0.1, 0.3]),
+       max_value=st.sampled_from([math.inf, 6.0, 0.5]), threshold=st.sampled_from([0.0, 0.5, -1.0]))
+def test_relu_clip_matches_reference(data, dtype, shape, slope, max_value, threshold):
+    x, dy = data.draw(arrays(dtype, shape)), data.draw(arrays(dtype, shape))
+    y, y_ref = NK.relu_clip_forward(x, slope, max_value, threshold), R.relu_clip_forward(x, slope, max_value, threshold)
+    assert_within(y, y_ref, 4 * eps(dtype) * (np.abs(f64(x)) + abs(threshold)), "relu_clip_forward")
+    dx = NK.relu_clip_backward(dy, x, slope, max_value, threshold)
+    assert_within(dx, R.relu_clip_backward(dy, x, slope, max_value, threshold),
+                  4 * eps(dtype) * np.abs(f64(dy)), "relu_clip_backward")
+
+
+@covers("affine_forward", "affine_backward", "normalize_forward", "normalize_backward")
+@props(80)
+@given(data=st.data(), dtype=DTYPES, n=dim, c=pos_dim, invert=st.booleans())
+def test_affine_and_normalize_match_reference(data, dtype, n, c, invert):
+    x, dy = data.draw(arrays(dtype, (n, c))), data.draw(arrays(dtype, (n, c)))
+    scale, offset = data.draw(arrays(dtype, (c,), -3, 3)), data.draw(arrays(dtype, (c,), -3, 3))
+    variance = data.draw(arrays(dtype, (c,), 0, 9))
+    size = np.abs(f64(x)) * np.abs(f64(scale)) + np.abs(f64(offset))
+    assert_within(NK.affine_forward(x, scale, offset), R.affine_forward(x, scale, offset),
+                  4 * eps(dtype) * size, "affine_forward")
+    assert_within(NK.affine_backward(dy, scale), R.affine_backward(dy, scale), 0.0, "affine_backward")
+    y = NK.normalize_forward(x, offset, variance, 1e-7, invert)
+    y_ref = R.normalize_forward(x, offset, variance, 1e-7, invert)
+    s = np.maximum(np.sqrt(f64(variance)), 1e-7)
+    size = np.abs(f64(x)) * s + np.abs(f64(offset)) if invert else (np.abs(f64(x)) + np.abs(f64(offset))) / s
+    assert_within(y, y_ref, 8 * eps(dtype) * size, "normalize_forward")
+    dx, dx_ref = NK.normalize_backward(dy, variance, 1e-7, invert), R.normalize_backward(dy, variance, 1e-7, invert)
+    size = np.abs(f64(dy)) * s if invert else np.abs(f64(dy)) / s
+    assert_within(dx, dx_ref, 8 * eps(dtype) * size, "normalize_backward")
+
+
+@covers("gaussian_dropout_step", "alpha_dropout_step")
+@props(60)
+@given(data=st.data(), dtype=DTYPES, shape=any_shape, rate=st.sampled_from([0.0, 0.2, 0.5, 0.9]),
+       seed=st.integers(0, 2 ** 64 - 1), step=st.integers(0, 2 ** 64 - 2))
+def test_noise_dropouts_match_reference(data, dtype, shape, rate, seed, step):
+    """The same numbers on both sides (the integers bit for bit, log/cos to float64 rounding), and
+    the stream advances by one on both."""
+    x = data.draw(arrays(dtype, shape))
+    stddev = math.sqrt(rate / (1 - rate))
+    for name, arg in (("gaussian_dropout_step", stddev), ("alpha_dropout_step", rate)):
+        s_n, s_r = np.array([seed, step], np.uint64), np.array([seed, step], np.uint64)
+        y, mask = getattr(NK, name)(x, arg, s_n)
+        y_ref, mask_ref = getattr(R, name)(x, arg, s_r)
+        assert np.array_equal(s_n, s_r) and int(s_n[1]) == step + 1
+        assert_within(mask, mask_ref, 4 * eps(dtype) * np.abs(f64(mask_ref)) + 1e-12, name + " mask")
+        assert_within(y, y_ref, 4 * eps(dtype) * (np.abs(f64(x)) + 2) * (np.abs(f64(mask_ref)) + 2), name)
+
+
+@covers("nadam_update", "adamax_update", "adadelta_update", "lion_update")
+@props(80)
+@given(data=st.data(), dtype=DTYPES, shape=any_shape, step=st.integers(1, 1000),
+       b1=st.sampled_from([0.0, 0.5, 0.9]), b2=st.sampled_from([0.9, 0.999]))
+def test_keras_optimizers_match_reference(data, dtype, shape, step, b1, b2):
+    """The twins and the kernels compute the same expressions in the dtype with the same float64
+    coefficients: a few roundings of each term apart."""
+    p, g, m = state(data, dtype, shape), state(data, dtype, shape), state(data, dtype, shape)
+    v = state(data, dtype, shape, 0.0, 100.0)
+    lr = data.draw(scalar(dtype, 0.0, 1.0))
+    tol = lambda *terms: 16 * eps(dtype) * sum(np.abs(f64(t)) for t in terms)  # noqa: E731
+
+    ours, theirs = [p.copy(), m.copy(), v.copy(), np.ones(1, dtype)], [p.copy(), m.copy(), v.copy(), np.ones(1, dtype)]
+    assert NK.nadam_update(ours[0], g, ours[1], ours[2], ours[3], lr, b1, b2, 1e-7, step) is None
+    R.nadam_update(theirs[0], g, theirs[1], theirs[2], theirs[3], lr, b1, b2, 1e-7, step)
+    assert_within(ours[1], theirs[1], tol(m, g), "nadam m")
+    assert_within(ours[2], theirs[2], tol(v, g * g.astype(np.float64)), "nadam v")
+    assert_within(ours[3], theirs[3], 0.0, "nadam u_product")
+    # the step lr * (c_m m + c_g g) / (sqrt(c_v v) + eps), each factor a few roundings off
+    u_t, u_t1 = b1 * (1 - 0.5 * 0.96 ** step), b1 * (1 - 0.5 * 0.96 ** (step + 1))
+    prod = float(theirs[3][0])
+    c_m, c_g, c_v = u_t1 / (1 - prod * u_t1), (1 - u_t) / (1 - prod), 1 / (1 - b2 ** step)
+    size = lr * (c_m * np.abs(f64(theirs[1])) + c_g * np.abs(f64(g))) / (np.sqrt(c_v * f64(theirs[2])) + 1e-7)
+    assert_within(ours[0], theirs[0], 32 * eps(dtype) * (np.abs(f64(p)) + size), "nadam param")
+
+    ours, theirs = [p.copy(), m.copy(), v.copy()], [p.copy(), m.copy(), v.copy()]
+    assert NK.adamax_update(ours[0], g, ours[1], ours[2], lr, b1, b2, 1e-7, step) is None
+    R.adamax_update(theirs[0], g, theirs[1], theirs[2], lr, b1, b2, 1e-7, step)
+    assert_within(ours[1], theirs[1], tol(m, g), "adamax m")
+    assert_within(ours[2], theirs[2], 0.0, "adamax u")  # one product and a maximum: exact
+    size = lr / (1 - b1 ** step) * np.abs(f64(theirs[1])) / (f64(theirs[2]) + 1e-7)
+    assert_within(ours[0], theirs[0], 16 * eps(dtype) * (np.abs(f64(p)) + size), "adamax param")
+
+    ours, theirs = [p.copy(), v.copy(), v[::-1].copy() if v.ndim else v.copy()], None
+    theirs = [a.copy() for a in ours]
+    assert NK.adadelta_update(ours[0], g, ours[1], ours[2], lr, b2, 1e-7) is None
+    R.adadelta_update(theirs[0], g, theirs[1], theirs[2], lr, b2, 1e-7)
+    assert_within(ours[1], theirs[1], tol(v, f64(g) ** 2), "adadelta accumulated_grad")
+    assert_within(ours[2], theirs[2], 16 * eps(dtype) * (np.abs(f64(theirs[2])) + 1e-30), "adadelta accumulated_delta")
+    assert_within(ours[0], theirs[0], 16 * eps(dtype) * (np.abs(f64(p)) + np.abs(f64(theirs[0] - p)) + 1e-30),
+                  "adadelta param")
+
+    ours, theirs = [p.copy(), m.copy()], [p.copy(), m.copy()]
+    assert NK.lion_update(ours[0], g, ours[1], lr, b1, b2) is None
+    R.lion_update(theirs[0], g, theirs[1], lr, b1, b2)
+    assert_within(ours[1], theirs[1], tol(m, g), "lion m")
+    assert_within(ours[0], theirs[0], 4 * eps(dtype) * (np.abs(f64(p)) + lr), "lion param")

@@ -58,6 +58,34 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
+from .activations import (
+    gelu_forward,
+    gelu_backward,
+    gelu_tanh_forward,
+    gelu_tanh_backward,
+    silu_forward,
+    silu_backward,
+    mish_forward,
+    mish_backward,
+    relu6_forward,
+    relu6_backward,
+    hard_sigmoid_forward,
+    hard_sigmoid_backward,
+    hard_silu_forward,
+    hard_silu_backward,
+    softsign_forward,
+    softsign_backward,
+    exponential_forward,
+    exponential_backward,
+    celu_forward,
+    celu_backward,
+    relu_clip_forward,
+    relu_clip_backward,
+    affine_forward,
+    affine_backward,
+    normalize_forward,
+    normalize_backward,
+)
 from .dense import dense_act_forward, dense_backward, dense_forward
 from .gemm import gemm
 from .losses import (
@@ -84,6 +112,8 @@ from .recurrent import (
     simple_rnn_forward,
 )
 from .dropout import dropout_backward, dropout_forward, dropout_step, normal_noise_step
+from .dropout import (alpha_dropout_step, dropout_backward, dropout_forward, dropout_step,
+                      gaussian_dropout_step, normal_noise_step)
 from .norm import (
     batchnorm_backward,
     batchnorm_forward,
@@ -106,6 +136,7 @@ from .optim import (
     sum_squares,
     weight_decay_update,
 )
+from .optim import adadelta_update, adamax_update, lion_update, nadam_update
 
 __all__ = [
     "act_backward",
@@ -180,4 +211,36 @@ __all__ = [
     "gru_backward",
     "embedding_forward",
     "embedding_backward",
+    "gelu_forward",
+    "gelu_backward",
+    "gelu_tanh_forward",
+    "gelu_tanh_backward",
+    "silu_forward",
+    "silu_backward",
+    "mish_forward",
+    "mish_backward",
+    "relu6_forward",
+    "relu6_backward",
+    "hard_sigmoid_forward",
+    "hard_sigmoid_backward",
+    "hard_silu_forward",
+    "hard_silu_backward",
+    "softsign_forward",
+    "softsign_backward",
+    "exponential_forward",
+    "exponential_backward",
+    "celu_forward",
+    "celu_backward",
+    "relu_clip_forward",
+    "relu_clip_backward",
+    "affine_forward",
+    "affine_backward",
+    "alpha_dropout_step",
+    "gaussian_dropout_step",
+    "adadelta_update",
+    "adamax_update",
+    "lion_update",
+    "nadam_update",
+    "normalize_forward",
+    "normalize_backward",
 ]

@@ -80,6 +80,8 @@ from .recurrent import (
     gru_forward,
     lstm_backward,
     lstm_forward,
+    sequence_dropout_backward,
+    sequence_dropout_step,
     simple_rnn_backward,
     simple_rnn_forward,
 )
@@ -180,4 +182,6 @@ __all__ = [
     "gru_backward",
     "embedding_forward",
     "embedding_backward",
+    "sequence_dropout_step",
+    "sequence_dropout_backward",
 ]

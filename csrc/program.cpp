@@ -250,6 +250,35 @@ void Program<T>::exec(const Instr& in, idx n, std::vector<double>& regs) {
         case Kernel::gru_backward:
             exec_recurrent(in, n, regs);
             break;
+        case Kernel::sequence_dropout_step: {
+            // x [N, T*F], mask [N, F]: the mask drawn as dropout_step draws an [N, F] array (on
+            // ones, into out's first N*F values), then applied at every step
+            const idx N = rows(0), F = cols(4), TF = cols(0);
+            if (F <= 0 || TF % F != 0 || rows(4) != N || size(3) < size(0))
+                throw std::invalid_argument("sequence_dropout_step: out [N, T, F] and mask [N, F] "
+                                            "must match x");
+            T* out = p(3);
+            T* mask = p(4);
+            const T* x = p(0);
+            auto* stream = static_cast<std::uint64_t*>(root_data(a[2].id));
+            std::fill(out, out + N * F, T(1));
+            dropout_forward<T>(out, mask, out, N * F, r(1), stream[0], stream[1]);
+            stream[1] += 1;
+            for (idx i = 0; i < N; ++i)
+                for (idx j = 0; j < TF; ++j) out[i * TF + j] = x[i * TF + j] * mask[i * F + j % F];
+            break;
+        }
+        case Kernel::sequence_dropout_backward: {
+            const idx N = rows(0), F = cols(1), TF = cols(0);
+            if (F <= 0 || TF % F != 0 || rows(1) != N || size(2) < size(0))
+                throw std::invalid_argument("sequence_dropout_backward: shapes do not match");
+            T* out = p(2);
+            const T* dy = p(0);
+            const T* mask = p(1);
+            for (idx i = 0; i < N; ++i)
+                for (idx j = 0; j < TF; ++j) out[i * TF + j] = dy[i * TF + j] * mask[i * F + j % F];
+            break;
+        }
         case Kernel::embedding_forward: {
             const idx M = size(0), V = rows(1), D = cols(1);
             const T* tokens = p(0);

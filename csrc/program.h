@@ -110,6 +110,8 @@ namespace fastnn {
       "reverse:real sequences:real dx:out? dkernel:out@kernel drecurrent:out@recurrent_kernel "     \
       "dbias:out? dh0:out need_dx:real dax:out dar:out hprev:out work:out",                         \
       "dx dkernel drecurrent dbias dh0")                                                            \
+    X(sequence_dropout_step, "x:in rate:real stream:stream out:out mask:out", "out mask")          \
+    X(sequence_dropout_backward, "dy:in mask:in out:out", "out")                                   \
     X(embedding_forward, "tokens:in embeddings:in out:out", "out")                                 \
     X(embedding_backward, "dy:in tokens:in dembeddings:out", "dembeddings")                        \
     X(relu_clip_forward, "x:in negative_slope:real max_value:real threshold:real out:out", "out")  \

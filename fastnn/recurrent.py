@@ -16,7 +16,7 @@ import numpy as np
 
 from . import activations as activations_module
 from . import backend, initializers, regularizers, utils
-from .layers import Layer, register
+from .layers import Layer, RandomLayer, register
 
 
 def _positive_int(value, what):
@@ -33,12 +33,16 @@ def _cell_activation(value, what):
     return act
 
 
-class _Recurrent(Layer):
+class _Recurrent(RandomLayer):
     """What the three recurrent layers share: arguments, validation, weights, the public call
-    with ``initial_state``, and the configuration. Subclasses set ``_gates`` (k) and the kernel
-    calls."""
+    with ``initial_state``, input dropout, and the configuration. Subclasses set ``_gates`` (k)
+    and the kernel calls.
+
+    ``dropout`` drops input features in training with one mask per sequence (the same features of
+    a sample at every step, as Keras does), drawn from the layer's random stream like Dropout's
+    (``seed=``; see :class:`fastnn.layers.RandomLayer`)."""
     _gates = 1
-    _RUNTIME = Layer._RUNTIME | {"_initial", "_cache", "_hseq"}
+    _RUNTIME = Layer._RUNTIME | {"_initial", "_cache", "_hseq", "_in_mask", "_in_dropped"}
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -46,7 +50,7 @@ class _Recurrent(Layer):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, return_sequences=False,
                  return_state=False, go_backwards=False, stateful=False, unroll=False,
                  input_shape=None, name=None, trainable=True, seed=None):
-        super().__init__(name=name, input_shape=input_shape, trainable=trainable)
+        super().__init__(seed=seed, name=name, input_shape=input_shape, trainable=trainable)
         self.units = _positive_int(units, f"{type(self).__name__} units")
         self.activation = activation
         self.recurrent_activation = recurrent_activation
@@ -61,10 +65,11 @@ class _Recurrent(Layer):
             if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
                     or not 0 <= rate < 1:
                 raise ValueError(f"{type(self).__name__} {what} must be in [0, 1), got {rate!r}")
-            if rate:
-                raise NotImplementedError(
-                    f"{type(self).__name__}({what}={rate}): dropout inside recurrent layers is not "
-                    "implemented yet; put a Dropout layer before or after the recurrent layer")
+        if recurrent_dropout:
+            raise NotImplementedError(
+                f"{type(self).__name__}(recurrent_dropout={recurrent_dropout}): dropout on the "
+                "recurrent state is not implemented yet; use dropout= (the inputs) or a Dropout "
+                "layer after the recurrent layer")
         self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
         if stateful:
             raise NotImplementedError(f"{type(self).__name__}(stateful=True) is not supported: "
@@ -73,7 +78,6 @@ class _Recurrent(Layer):
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
         self.unroll = bool(unroll)  # accepted as in Keras; the native kernel never unrolls
-        self.seed = seed
         self._initial = None
 
     @property
@@ -200,9 +204,25 @@ class _Recurrent(Layer):
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "go_backwards": self.go_backwards, "unroll": self.unroll, "seed": self.seed}
+                "go_backwards": self.go_backwards, "unroll": self.unroll}
 
     # -- kernels (per cell) -----------------------------------------------------------------------
+    def _dropped_inputs(self, x, training):
+        """The cell's input: x, or in training with ``dropout`` x times one mask per sequence."""
+        self._in_dropped = bool(training) and self.dropout > 0
+        if not self._in_dropped:
+            return x
+        out, self._in_mask = backend.kernels().sequence_dropout_step(
+            x, self.dropout, self._stream, out=self._buffer("x_dropped", x.shape, x.dtype),
+            mask=self._buffer("in_mask", (x.shape[0], x.shape[2]), x.dtype))
+        return out
+
+    def _input_grad(self, dx):
+        if dx is None or not self._in_dropped:
+            return dx
+        return backend.kernels().sequence_dropout_backward(
+            dx, self._in_mask, out=self._buffer("dx_dropped", dx.shape, dx.dtype))
+
     def _acts(self):
         a, r = self.activation, self.recurrent_activation
         return dict(activation=a.name, alpha=a.alpha or 0.0, recurrent_activation=r.name,
@@ -236,7 +256,7 @@ class SimpleRNN(_Recurrent):
     def forward(self, x, training=False, logits=False):
         k, (n, t, u) = backend.kernels(), self._shape_info(x)
         a = self.activation
-        self._x = x
+        self._x = x = self._dropped_inputs(x, training)
         z = self._buffer("z", (n, t, u), x.dtype)
         hseq = self._buffer("hseq", (n, t, u), x.dtype)
         last = self._last(x, n)
@@ -255,7 +275,7 @@ class SimpleRNN(_Recurrent):
             a.alpha or 0.0, self.go_backwards, self.return_sequences,
             dz=self._buffer("dz", (n, t, u), x.dtype), hprev=self._buffer("hprev", (n, t, u), x.dtype),
             **self._grad_buffers(x, dy, need_dx))
-        return dx
+        return self._input_grad(dx)
 
     def get_config(self):
         config = super().get_config()
@@ -303,7 +323,7 @@ class LSTM(_Recurrent):
 
     def forward(self, x, training=False, logits=False):
         k, (n, t, u) = backend.kernels(), self._shape_info(x)
-        self._x = x
+        self._x = x = self._dropped_inputs(x, training)
         z = self._buffer("z", (n, t, 4 * u), x.dtype)
         gates = self._buffer("gates", (n, t, 4 * u), x.dtype)
         cseq = self._buffer("cseq", (n, t, u), x.dtype)
@@ -326,7 +346,7 @@ class LSTM(_Recurrent):
             dc0=self._buffer("dc0", (n, u), x.dtype), dz=self._buffer("dz", (n, t, 4 * u), x.dtype),
             hprev=self._buffer("hprev", (n, t, u), x.dtype), **self._acts(),
             **self._grad_buffers(x, dy, need_dx))
-        return dx
+        return self._input_grad(dx)
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
@@ -352,7 +372,7 @@ class GRU(_Recurrent):
 
     def forward(self, x, training=False, logits=False):
         k, (n, t, u) = backend.kernels(), self._shape_info(x)
-        self._x = x
+        self._x = x = self._dropped_inputs(x, training)
         zx = self._buffer("zx", (n, t, 3 * u), x.dtype)
         zr = self._buffer("zr", (n, t, 3 * u), x.dtype)
         gates = self._buffer("gates", (n, t, 3 * u), x.dtype)
@@ -376,7 +396,7 @@ class GRU(_Recurrent):
             hprev=self._buffer("hprev", (n, t, u), x.dtype),
             work=self._buffer("work", (n, u), x.dtype), **self._acts(),
             **self._grad_buffers(x, dy, need_dx))
-        return dx
+        return self._input_grad(dx)
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}

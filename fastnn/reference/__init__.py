@@ -108,6 +108,8 @@ from .recurrent import (
     gru_forward,
     lstm_backward,
     lstm_forward,
+    sequence_dropout_backward,
+    sequence_dropout_step,
     simple_rnn_backward,
     simple_rnn_forward,
 )
@@ -243,4 +245,6 @@ __all__ = [
     "nadam_update",
     "normalize_forward",
     "normalize_backward",
+    "sequence_dropout_step",
+    "sequence_dropout_backward",
 ]

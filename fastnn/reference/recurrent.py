@@ -38,6 +38,7 @@ else [N, U] (the gradient of the last state only).
 import numpy as np
 
 from .activations import act_backward, act_forward
+from .dropout import dropout_forward
 
 
 def _into(out, value, dtype):
@@ -364,6 +365,31 @@ def gru_backward(dy, x, kernel, recurrent_kernel, h0, zx, zr, gates, hseq, activ
         hprev_all = left.reshape(hprev_all.shape)
     _scratch((dax, da_x), (dar, da_r), (hprev, hprev_all))
     return dx, dkernel, drecurrent, dbias, _into(dh0, dh_next, x.dtype)
+
+
+# -- dropout on the inputs of a recurrent layer ----------------------------------------------------
+def sequence_dropout_step(x, rate, stream, out=None, mask=None):
+    """Inverted dropout with one mask per sequence (Keras's ``dropout=`` of a recurrent layer):
+    the same features of a sample are dropped at every step, so the cell sees a consistent input
+    rather than a new random pattern per step (Gal & Ghahramani 2016)::
+
+        mask[n, f] = 1 / (1 - rate) if kept else 0     (``dropout_forward``'s generator on an
+                                                        [N, F] array, seed = stream[0],
+                                                        counter = stream[1])
+        out[n, t, f] = x[n, t, f] * mask[n, f]
+
+    then ``stream[1] += 1`` (a new mask next call). Shapes: x, out [N, T, F]; mask [N, F].
+    Returns (out, mask).
+    """
+    n, _, f = x.shape
+    _, m = dropout_forward(np.ones((n, f), x.dtype), rate, int(stream[0]), int(stream[1]))
+    stream[1] += np.uint64(1)
+    return _into(out, x * m[:, None, :], x.dtype), _into(mask, m, x.dtype)
+
+
+def sequence_dropout_backward(dy, mask, out=None):
+    """Gradient of :func:`sequence_dropout_step`: ``dx[n, t, f] = dy[n, t, f] * mask[n, f]``."""
+    return _into(out, dy * mask[:, None, :], dy.dtype)
 
 
 # -- Embedding --------------------------------------------------------------------------------------

@@ -33,11 +33,11 @@ def format_number(x):
 
 def format_duration(seconds):
     """A duration with three significant digits in the largest unit that keeps it at 1 or more:
-    ``"2.41s"``, ``"38.2ms"``, ``"412us"``, ``"1.05us"``. Never rounds a short time to 0."""
+    ``"2.41s"``, ``"38.2ms"``, ``"412us"``, ``"1.05us"``, ``"850ns"``. Never rounds a short time to 0."""
     if not seconds > 0:
         return "0us"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale or unit == "us":
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale or unit == "ns":
             value = seconds / scale
             break
     digits = 0 if value >= 100 else 1 if value >= 10 else 2

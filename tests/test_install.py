@@ -90,7 +90,7 @@ def test_missing_extension_warns_by_default_and_info_fails_loudly():
 
 
 @pytest.mark.parametrize("seconds, text", [
-    (0.0, "0us"), (2.4e-6, "2.40us"), (41.25e-6, "41.2us"), (412e-6, "412us"), (0.99996e-3, "1.00ms"),
+    (0.0, "0us"), (2.4e-6, "2.40us"), (41.25e-6, "41.2us"), (412e-6, "412us"), (0.99996e-3, "1.00ms"), (850e-9, "850ns"), (0.99996e-6, "1.00us"),
     (38.2e-3, "38.2ms"), (0.9997, "1.00s"), (2.414, "2.41s"), (125.0, "125s"),
 ])
 def test_durations_keep_three_digits_and_never_round_to_zero(seconds, text):
@@ -105,7 +105,7 @@ def test_fast_steps_report_microseconds_not_0ms():
     match = re.search(r" - (\S+) (\S+)/step", line)
     assert match, line
     total, per_step = match.groups()
-    assert per_step.endswith("us") and float(per_step[:-2]) > 0, line
+    assert per_step[-2:] in ("us", "ns") and float(per_step[:-2]) > 0, line
     assert not re.search(r"(^| )0(s|ms|us)", line), line
 
 

@@ -44,7 +44,7 @@ step. Training it backpropagates through every step, so the error signal is mult
 same recurrent weights over and over: in a SimpleRNN it fades over long distances and the network
 cannot learn what happened many steps ago. LSTM and GRU add gates and an additive memory path
 that let the signal survive. The adding problem makes that measurable: a sequence of T = 50
-random numbers, two of them marked; the target is the sum of the two marked numbers, one of
+(40 in quick mode) random numbers, two of them marked; the target is the sum of the two marked numbers, one of
 which lies in the first half. Always answering 1 gives a mean squared error of about 0.167. The
 lab trains each layer type, compares the errors, and measures how strongly the trained model's
 output reacts to each time step's input.""",
@@ -52,7 +52,7 @@ output reacts to each time step's input.""",
 순환 신경망은 시퀀스를 한 단계씩 읽으며 은닉 상태를 다음 단계로 넘깁니다. 학습할 때는 모든 단계를 거슬러 역전파하므로
 오차 신호에 같은 순환 가중치가 계속 곱해집니다: SimpleRNN에서는 먼 거리를 지나며 신호가 사라져 오래전 단계의 일을 배우지
 못합니다(장기 의존성 문제). LSTM과 GRU는 게이트와 더하기로 이어지는 기억 경로를 두어 신호가 살아남게 합니다. 더하기 문제는
-이를 잴 수 있게 해 줍니다: 길이 T = 50의 난수열 중 두 개에 표시가 있고, 정답은 표시된 두 수의 합이며 그중 하나는 앞쪽
+이를 잴 수 있게 해 줍니다: 길이 T = 50(빠른 모드에서는 40)의 난수열 중 두 개에 표시가 있고, 정답은 표시된 두 수의 합이며 그중 하나는 앞쪽
 절반에 있습니다. 항상 1이라고 답하면 평균 제곱 오차가 약 0.167입니다. 이 실습은 층 종류마다 학습시켜 오차를 비교하고,
 학습된 모델의 출력이 각 시점의 입력에 얼마나 민감한지 잽니다."""})
 def recurrent(lab):
@@ -61,9 +61,9 @@ def recurrent(lab):
         raise NotImplementedError(
             "the recurrent lab needs fastnn.layers." + ", fastnn.layers.".join(missing)
             + ", which this version of fastnn does not have yet")
-    steps = 50
+    steps = 40 if lab.quick else 50
     n_train = 2000 if lab.quick else 10000
-    epochs = 10 if lab.quick else 30
+    epochs = 25 if lab.quick else 30
     x, y = adding_problem(n_train, steps, seed=0)
     xt, yt = adding_problem(500, steps, seed=1)
     baseline = lab.number("baseline_mse_predicting_1", np.mean((yt - 1.0) ** 2))
@@ -72,7 +72,7 @@ def recurrent(lab):
         utils.set_random_seed(15)
         layer_cls = getattr(layers_module, name)
         model = Sequential([layer_cls(32, return_sequences=False, input_shape=(steps, 2)), Dense(1)])
-        model.compile(optimizers.Adam(0.003), "mse")
+        model.compile(optimizers.Adam(0.01), "mse")
         model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
         mse[name] = lab.number(f"{name}_test_mse", np.mean((model.predict(xt) - yt) ** 2))
         sens[name] = [_sensitivity(model, xt[:200], t) for t in range(0, steps, 5)]

@@ -182,12 +182,14 @@ class _BaseMLP(BaseEstimator):
         dims = [n_in] + sizes + [n_out]
         net = []
         for i, units in enumerate(sizes):
-            net.append(layers.Dense(units, activation=None if self.batch_norm else act))
+            net.append(layers.Dense(units, activation=None if self.batch_norm else act,
+                                    kernel_regularizer=regularizers.L2(0.0)))
             if self.batch_norm:
                 net += [layers.BatchNormalization(), layers.Activation(act)]
             if self.dropout:
                 net.append(layers.Dropout(self.dropout))
-        net.append(layers.Dense(n_out, activation=_ACTIVATIONS.get(out_activation, out_activation)))
+        net.append(layers.Dense(n_out, activation=_ACTIVATIONS.get(out_activation, out_activation),
+                                kernel_regularizer=regularizers.L2(0.0)))  # alpha is set in _compile
         weights = []
         factor = 2.0 if self.activation == "logistic" else 6.0
         for fan_in, fan_out in zip(dims[:-1], dims[1:]):  # sklearn's _init_coef, in its order
@@ -212,7 +214,7 @@ class _BaseMLP(BaseEstimator):
         l2 = self.alpha / (2.0 * batch_size * scale)
         for layer in model.layers:
             if isinstance(layer, layers.Dense):
-                layer.kernel_regularizer = regularizers.L2(l2) if l2 > 0 else None
+                layer.kernel_regularizer.l2 = l2  # the object the built layer applies
         if self.solver == "adam":
             opt = optimizers.Adam(learning_rate=self.learning_rate_init, beta_1=self.beta_1,
                                   beta_2=self.beta_2, epsilon=self.epsilon / scale)

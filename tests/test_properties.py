@@ -959,6 +959,28 @@ def test_recurrent_cells_match_reference(data, dtype, cell, n, t, f, u, reverse,
         assert_within(native[name], ref[name].astype(dtype), tol, f"{cell} {name}")
 
 
+@covers("sequence_dropout_step", "sequence_dropout_backward")
+@props(40)
+@given(data=st.data(), dtype=DTYPES, n=dim, t=pos_dim, f=pos_dim, seed=st.integers(0, 2**64 - 1),
+       rate=st.sampled_from([0.0, 0.25, 0.5, 0.9]))
+def test_sequence_dropout_matches_reference(data, dtype, n, t, f, seed, rate):
+    x = data.draw(arrays(dtype, (n, t, f)))
+    dy = data.draw(arrays(dtype, (n, t, f)))
+    outs = []
+    for kernels in (NK, R):
+        stream = np.array([seed, 3], np.uint64)
+        out, mask = np.zeros_like(x), np.zeros((n, f), dtype)
+        kernels.sequence_dropout_step(x, rate, stream, out=out, mask=mask)
+        dx = np.zeros_like(x)
+        kernels.sequence_dropout_backward(dy, mask, out=dx)
+        assert stream[1] == 4
+        outs.append((out, mask, dx))
+    for a, b in zip(*outs):
+        assert np.array_equal(a, b)  # the same generator, one product per element: exact
+    # one mask per sequence: every step of a sample drops the same features
+    assert np.array_equal(outs[0][0] == 0, np.broadcast_to((outs[0][1] == 0)[:, None, :], x.shape) | (x == 0))
+
+
 @covers("embedding_forward", "embedding_backward")
 @props(60)
 @given(data=st.data(), dtype=DTYPES, n=dim, t=pos_dim, v=pos_dim, d=pos_dim)

@@ -102,6 +102,16 @@ void bind_activations(py::module_& m) {
     def_activation(m, "elu", Act::elu, true, 1.0, true);                 // Keras ELU default
     def_activation(m, "selu", Act::selu, false, 0.0, true);
     def_activation(m, "softplus", Act::softplus, false, 0.0, true);
+    def_activation(m, "gelu", Act::gelu, false, 0.0, true);
+    def_activation(m, "gelu_tanh", Act::gelu_tanh, false, 0.0, true);
+    def_activation(m, "silu", Act::silu, false, 0.0, true);
+    def_activation(m, "mish", Act::mish, false, 0.0, true);
+    def_activation(m, "relu6", Act::relu6, false, 0.0, true);
+    def_activation(m, "hard_sigmoid", Act::hard_sigmoid, false, 0.0, true);
+    def_activation(m, "hard_silu", Act::hard_silu, false, 0.0, true);
+    def_activation(m, "softsign", Act::softsign, false, 0.0, true);
+    def_activation(m, "exponential", Act::exponential, false, 0.0, true);
+    def_activation(m, "celu", Act::celu, true, 1.0, true);               // Keras celu default
 
     m.def("softmax_forward", &softmax_fwd<false>, "x"_a, "out"_a = py::none());
     m.def("softmax_backward", &softmax_bwd<false>, "dy"_a, "x"_a, "y"_a, "out"_a = py::none());

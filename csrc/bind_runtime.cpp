@@ -76,6 +76,54 @@ void check_threads_can_start(int n) {
                                  "); the thread count is unchanged");
 }
 
+// How this extension was compiled, for `python -m fastnn info`: the compiler, the OpenMP
+// specification date it implements (0 without OpenMP), and the flags that change numerics.
+py::dict build_info() {
+    py::dict d;
+#if defined(__clang__)
+    d["compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    d["compiler"] = std::string("gcc ") + __VERSION__;
+#elif defined(_MSC_VER)
+    d["compiler"] = "msvc " + std::to_string(_MSC_FULL_VER);
+#else
+    d["compiler"] = "unknown";
+#endif
+#ifdef _OPENMP
+    d["openmp_version"] = int(_OPENMP);
+#else
+    d["openmp_version"] = 0;
+#endif
+    d["cplusplus"] = long(__cplusplus);
+#if defined(__OPTIMIZE__) || (defined(_MSC_VER) && !defined(_DEBUG))
+    d["optimized"] = true;
+#else
+    d["optimized"] = false;
+#endif
+#ifdef __FAST_MATH__
+    d["fast_math"] = true;
+#else
+    d["fast_math"] = false;
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+    d["sanitizers"] = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    d["sanitizers"] = true;
+#else
+    d["sanitizers"] = false;
+#endif
+#else
+    d["sanitizers"] = false;
+#endif
+#if defined(FASTNN_HAVE_AVX2_VARIANT)
+    d["simd_variants_compiled"] = py::make_tuple("generic", "avx2", "avx512");
+#else
+    d["simd_variants_compiled"] = py::make_tuple("generic");
+#endif
+    return d;
+}
+
 }  // namespace
 
 void release_gil::pause_forever() { std::this_thread::sleep_for(std::chrono::hours(24)); }
@@ -129,6 +177,7 @@ void bind_runtime(py::module_& m) {
 #else
     m.attr("openmp") = false;
 #endif
+    m.attr("build_info") = build_info();
 }
 
 }  // namespace bind

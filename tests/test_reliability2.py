@@ -443,8 +443,10 @@ def test_16_step_is_whole_under_sigint_as_seen_by_the_next_step():
 # -- 17. Optimizer.apply validates everything first -----------------------------------------------------
 @pytest.mark.parametrize("grads", [lambda g: [g[0]], lambda g: g + [g[0]],
                                    lambda g: [g[0], np.ones((7,), np.float32)],
-                                   lambda g: [g[0], np.full_like(g[1], np.nan)]])
+                                   lambda g: [g[0], np.array(["a", "b"])],
+                                   lambda g: [g[0], np.full(2, 1e39)]])
 def test_17_apply_checks_all_gradients_before_changing_anything(backend, grads):
+    # (NaN and inf gradients are applied, as Keras does: test_clipping shows what clipping makes of them)
     params = [np.ones((3, 2), np.float32), np.ones(2, np.float32)]
     g = [np.full((3, 2), 0.5, np.float32), np.full(2, 0.5, np.float32)]
     opt = optimizers.Adam()
@@ -486,7 +488,7 @@ def test_19_layer_call_keeps_no_reference_to_the_input(backend, make):
 
 
 # -- 21. constructor values ---------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [lambda: layers.LeakyReLU(float("nan")), lambda: layers.ReLU(float("inf")),
+@pytest.mark.parametrize("make", [lambda: layers.LeakyReLU(float("nan")), lambda: layers.ReLU(negative_slope=float("nan")),
                                   lambda: Dense(2, activation={"name": "bogus"}),
                                   lambda: activations.Activation("elu", float("inf"))])
 def test_21_constructor_values_that_break_later_are_refused(make):

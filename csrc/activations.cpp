@@ -55,56 +55,55 @@ inline T sigmoid(T x) {
     return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 
-void sigmoid_block(float* y, const float* x, idx n) {
+// The float32 vector kernels, one entry per instruction-set variant of sigmoid_kernel.inc.
+using VectorFn = void (*)(float*, const float*, idx);
+struct VectorKernel {
+    VectorFn generic, avx2, avx512;
+};
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
+constexpr VectorKernel kSigmoidKernel{sigmoid_generic::sigmoid_f32, sigmoid_avx2::sigmoid_f32,
+                                      sigmoid_avx512::sigmoid_f32};
+constexpr VectorKernel kTanhKernel{sigmoid_generic::tanh_f32, sigmoid_avx2::tanh_f32,
+                                   sigmoid_avx512::tanh_f32};
+#else
+constexpr VectorKernel kSigmoidKernel{sigmoid_generic::sigmoid_f32, nullptr, nullptr};
+constexpr VectorKernel kTanhKernel{sigmoid_generic::tanh_f32, nullptr, nullptr};
+#endif
+
+// The variant of `k` for the GEMM's instruction set (gemm.h: cpu_capability).
+inline VectorFn variant(const VectorKernel& k) {
     switch (cpu_capability()) {
-        case CpuCapability::avx512: return sigmoid_avx512::sigmoid_f32(y, x, n);
-        case CpuCapability::avx2: return sigmoid_avx2::sigmoid_f32(y, x, n);
+        case CpuCapability::avx512: if (k.avx512) return k.avx512; break;
+        case CpuCapability::avx2: if (k.avx2) return k.avx2; break;
         case CpuCapability::generic: break;
     }
-#endif
-    sigmoid_generic::sigmoid_f32(y, x, n);
+    return k.generic;
 }
 
-void tanh_block(float* y, const float* x, idx n) {
-#if defined(FASTNN_HAVE_AVX2_VARIANT)
-    switch (cpu_capability()) {
-        case CpuCapability::avx512: return sigmoid_avx512::tanh_f32(y, x, n);
-        case CpuCapability::avx2: return sigmoid_avx2::tanh_f32(y, x, n);
-        case CpuCapability::generic: break;
-    }
-#endif
-    sigmoid_generic::tanh_f32(y, x, n);
-}
-
-// y = tanh(x): float32 through the vector kernel (sigmoid_kernel.inc) in blocks, float64 with
-// the C library's tanh.
-template <typename T>
-void tanh_forward(T* y, const T* x, idx n) {
+// y = f(x): float32 through the vector kernel `k` in blocks (in parallel for large arrays),
+// float64 element by element with `scalar` (the C library's functions).
+template <typename T, typename Scalar>
+void vector_forward(const VectorKernel& k, Scalar scalar, T* y, const T* x, idx n) {
     if constexpr (std::is_same_v<T, float>) {
         constexpr idx kBlock = 4096;
+        const VectorFn block = variant(k);
         parallel_for((n + kBlock - 1) / kBlock, n >= kParallelElementwise, [=](idx b) {
             const idx i0 = b * kBlock;
-            tanh_block(y + i0, x + i0, std::min(kBlock, n - i0));
+            block(y + i0, x + i0, std::min(kBlock, n - i0));
         });
     } else {
-        parallel_for(n, n >= kParallelElementwise, [=](idx i) { y[i] = std::tanh(x[i]); });
+        parallel_for(n, n >= kParallelElementwise, [=](idx i) { y[i] = scalar(x[i]); });
     }
 }
 
-// y = sigmoid(x): float32 through the vector kernel in blocks (in parallel for large arrays),
-// float64 element by element with the C library's exp.
 template <typename T>
 void sigmoid_forward(T* y, const T* x, idx n) {
-    if constexpr (std::is_same_v<T, float>) {
-        constexpr idx kBlock = 4096;
-        parallel_for((n + kBlock - 1) / kBlock, n >= kParallelElementwise, [=](idx b) {
-            const idx i0 = b * kBlock;
-            sigmoid_block(y + i0, x + i0, std::min(kBlock, n - i0));
-        });
-    } else {
-        parallel_for(n, n >= kParallelElementwise, [=](idx i) { y[i] = sigmoid(x[i]); });
-    }
+    vector_forward(kSigmoidKernel, [](T v) { return sigmoid(v); }, y, x, n);
+}
+
+template <typename T>
+void tanh_forward(T* y, const T* x, idx n) {
+    vector_forward(kTanhKernel, [](T v) { return std::tanh(v); }, y, x, n);
 }
 
 // Applies `f(i)` for i in [0, n), in parallel when n is large enough to pay for it.

@@ -2,6 +2,7 @@
 #include "recurrent.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "dense.h"
 #include "gemm.h"
@@ -54,12 +55,28 @@ void recurrent_product(T* Acc, idx ld_acc, const T* R, idx ldr, idx M, const T* 
     }
 }
 
-// dH[lo:hi] (+)= dA_t[lo:hi, :M] @ R[:, :M]^T, dA_t the rows of input time t (ld_a wide).
+// R^T [K, U] of the recurrent kernel R [U, K], for the products of the backward walk: with it
+// they are plain NN products (dA_t @ R^T as dA_t @ RT), which the GEMM runs without packing
+// anything at every step (the NT form repacked R^T 28 times per call), and whose paths all give
+// an element the same sum, whatever the block of rows. The buffer is the calling thread's,
+// reused: no allocation once the largest layer has been seen.
 template <typename T>
-void state_gradient(T* dH, const T* dA, idx ld_a, const T* R, idx ldr, idx M, const RnnShape& s,
-                    idx t, T beta, idx lo, idx hi) {
-    gemm<T>(false, true, hi - lo, s.U, M, T(1), dA + lo * s.T * ld_a + t * ld_a, s.T * ld_a, R,
-            ldr, beta, dH + lo * s.U, s.U);
+const T* transposed_recurrent(const T* R, idx U, idx K) {
+    thread_local std::vector<T> buffer;
+    if (buffer.size() < size_t(U * K)) buffer.resize(size_t(U * K));
+    T* RT = buffer.data();
+    for (idx u = 0; u < U; ++u)
+        for (idx k = 0; k < K; ++k) RT[k * U + u] = R[u * K + k];
+    return RT;
+}
+
+// dH[lo:hi] (+)= dA_t[lo:hi, :M] @ R[:, c:c+M]^T, dA_t the rows of input time t (ld_a wide), with
+// RT = R^T from transposed_recurrent offset to its row c (RT + c * U).
+template <typename T>
+void state_gradient(T* dH, const T* dA, idx ld_a, const T* RT, idx M, const RnnShape& s, idx t,
+                    T beta, idx lo, idx hi) {
+    gemm<T>(false, false, hi - lo, s.U, M, T(1), dA + lo * s.T * ld_a + t * ld_a, s.T * ld_a, RT,
+            s.U, beta, dH + lo * s.U, s.U);
 }
 
 // body(i) for the rows of a block, on the thread that owns the block.
@@ -128,6 +145,7 @@ void simple_rnn_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dZ, T* Hprev, co
                          const T* Hseq, const RnnShape& s, const CellActs<T>& a, bool sequences) {
     const idx U = s.U;
     std::fill(dH0, dH0 + s.N * U, T(0));  // the running dL/dh of the state
+    const T* RT = transposed_recurrent(R, U, U);
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = s.T - 1; step >= 0; --step) {
             const idx t = s.time(step);
@@ -137,7 +155,7 @@ void simple_rnn_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dZ, T* Hprev, co
                 act_backward<T>(a.act, dZ + (i * s.T + t) * U, dh, Z + (i * s.T + t) * U,
                                 Hseq + (i * s.T + step) * U, U, a.alpha);
             });
-            state_gradient<T>(dH0, dZ, U, R, U, U, s, t, T(0), lo, hi);
+            state_gradient<T>(dH0, dZ, U, RT, U, s, t, T(0), lo, hi);
         }
     });
     previous_states<T>(Hprev, Hseq, H0, s);
@@ -183,6 +201,7 @@ void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, 
     const idx U = s.U, K = 4 * U;
     std::fill(dH0, dH0 + s.N * U, T(0));
     std::fill(dC0, dC0 + s.N * U, T(0));  // the running dL/dc of the cell state
+    const T* RT = transposed_recurrent(R, U, K);
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = s.T - 1; step >= 0; --step) {
             const idx t = s.time(step);
@@ -211,7 +230,7 @@ void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, 
                 act_backward<T>(a.act, da + 2 * U, da + 2 * U, z + 2 * U, g + 2 * U, U, a.alpha);
                 act_backward<T>(a.ract, da + 3 * U, da + 3 * U, z + 3 * U, g + 3 * U, U, a.ralpha);
             });
-            state_gradient<T>(dH0, dZ, K, R, K, K, s, t, T(0), lo, hi);
+            state_gradient<T>(dH0, dZ, K, RT, K, s, t, T(0), lo, hi);
         }
     });
     previous_states<T>(Hprev, Hseq, H0, s);
@@ -279,6 +298,7 @@ void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, 
     const idx U = s.U, K = 3 * U;
     previous_states<T>(Hprev, Hseq, H0, s);
     std::fill(dH0, dH0 + s.N * U, T(0));
+    const T* RT = transposed_recurrent(R, U, K);
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = s.T - 1; step >= 0; --step) {
             const idx t = s.time(step);
@@ -300,7 +320,7 @@ void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, 
             });
             // 2. without reset_after: d(r * h_{t-1}) = da_h @ R_h^T
             if (!reset_after)
-                state_gradient<T>(Work, dAX + 2 * U, K, R + 2 * U, K, U, s, t, T(0), lo, hi);
+                state_gradient<T>(Work, dAX + 2 * U, K, RT + 2 * U * U, U, s, t, T(0), lo, hi);
             // 3. the gates z and r; the recurrent side's gradient; the direct path dh * z
             for_block_rows(lo, hi, [&](idx i) {
                 T* dh = dH0 + i * U;
@@ -325,7 +345,7 @@ void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, 
                 }
             });
             // 4. the rest of dL/dh_{t-1}: through the recurrent products
-            state_gradient<T>(dH0, dAR, K, R, K, reset_after ? K : 2 * U, s, t, T(1), lo, hi);
+            state_gradient<T>(dH0, dAR, K, RT, reset_after ? K : 2 * U, s, t, T(1), lo, hi);
         }
     });
     const idx M = s.N * s.T;

@@ -473,6 +473,28 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _loss_name = "mse"
 
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True, random_state=None,
+                 tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, dropout=0.0, batch_norm=False, n_threads=None, backend=None):
+        self.loss = loss
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, dropout=dropout, batch_norm=batch_norm,
+            n_threads=n_threads, backend=backend)
+
+    def _validate_params(self):
+        if self.loss != "squared_error":
+            raise ValueError(f"loss must be 'squared_error' (fastnn has no 'poisson' here), got {self.loss!r}")
+        return super()._validate_params()
+
     def _loss_scale(self, n_out):
         return 0.5  # fastnn's MSE is twice scikit-learn's squared-error loss
 

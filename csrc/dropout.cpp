@@ -49,6 +49,38 @@ void normal_noise(T* Y, const T* X, idx n, double stddev, std::uint64_t seed, st
     });
 }
 
+template <typename T>
+void gaussian_dropout_forward(T* Y, T* mask, const T* X, idx n, double stddev, std::uint64_t seed,
+                              std::uint64_t counter) {
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) { mask[i] = T(1); });
+    normal_noise<T>(mask, mask, n, stddev, seed, counter);
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) { Y[i] = X[i] * mask[i]; });
+}
+
+template <typename T>
+void alpha_dropout_forward(T* Y, T* mask, const T* X, idx n, double rate, std::uint64_t seed,
+                           std::uint64_t counter) {
+    const double alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946;
+    const double a = 1.0 / std::sqrt((1.0 - rate) * (1.0 + rate * alpha_p * alpha_p));
+    const double b = -a * alpha_p * rate;
+    const T ta = T(a), tb = T(b), dropped = T(a * alpha_p + b);
+    dropout_forward<T>(Y, mask, X, n, rate, seed, counter);
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) {
+        const bool keep = mask[i] != T(0);
+        Y[i] = keep ? ta * X[i] + tb : dropped;
+        mask[i] = keep ? ta : T(0);
+    });
+}
+
+#define FASTNN_INSTANTIATE_NOISE(T)                                                                 \
+    template void gaussian_dropout_forward<T>(T*, T*, const T*, idx, double, std::uint64_t,         \
+                                              std::uint64_t);                                       \
+    template void alpha_dropout_forward<T>(T*, T*, const T*, idx, double, std::uint64_t,            \
+                                           std::uint64_t);
+FASTNN_INSTANTIATE_NOISE(float)
+FASTNN_INSTANTIATE_NOISE(double)
+#undef FASTNN_INSTANTIATE_NOISE
+
 template void normal_noise<float>(float*, const float*, idx, double, std::uint64_t, std::uint64_t);
 template void normal_noise<double>(double*, const double*, idx, double, std::uint64_t, std::uint64_t);
 template void dropout_forward<float>(float*, float*, const float*, idx, double, std::uint64_t,

@@ -29,4 +29,18 @@ void dropout_backward(T* dX, const T* dY, const T* mask, idx n);
 template <typename T>
 void normal_noise(T* Y, const T* X, idx n, double stddev, std::uint64_t seed, std::uint64_t counter);
 
+// Gaussian dropout (Srivastava et al. 2014, section 10): mask[n] = 1 + stddev * z[n], z drawn as
+// by normal_noise; Y[n] = X[n] * mask[n]. Backward is dropout_backward with this mask.
+template <typename T>
+void gaussian_dropout_forward(T* Y, T* mask, const T* X, idx n, double stddev, std::uint64_t seed,
+                              std::uint64_t counter);
+
+// Alpha dropout (Klambauer et al. 2017), Keras's form: keep as dropout_forward decides, dropped
+// values set to alpha' = -SELU_ALPHA * SELU_SCALE, then the affine map a * v + b with
+// a = ((1 - rate)(1 + rate alpha'^2))^-1/2, b = -a alpha' rate. mask[n] = keep ? a : 0 (the
+// derivative; backward is dropout_backward).
+template <typename T>
+void alpha_dropout_forward(T* Y, T* mask, const T* X, idx n, double rate, std::uint64_t seed,
+                           std::uint64_t counter);
+
 }  // namespace fastnn

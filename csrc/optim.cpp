@@ -104,6 +104,80 @@ double l1_l2_penalty(T* grad, const T* w, idx n, double l1, double l2) {
     });
 }
 
+template <typename T>
+void nadam_update(T* p, const T* g, T* m, T* v, T* u_product, idx n, double lr, double b1, double b2,
+                  double eps, std::int64_t step) {
+    const double u_t = b1 * (1.0 - 0.5 * std::pow(0.96, double(step)));
+    const double u_t1 = b1 * (1.0 - 0.5 * std::pow(0.96, double(step + 1)));
+    const double prod = double(u_product[0]) * u_t;
+    u_product[0] = T(prod);
+    const double prod_t = double(T(prod));  // the stored value, as Keras reads its variable back
+    const T c_m = T(u_t1 / (1.0 - prod_t * u_t1)), c_g = T((1.0 - u_t) / (1.0 - prod_t));
+    const T c_v = T(1.0 / (1.0 - std::pow(b2, double(step))));
+    const T tb1 = T(1.0 - b1), tb2 = T(1.0 - b2), tlr = T(lr), teps = T(eps);
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) {
+        const T gi = g[i];
+        const T mi = m[i] + (gi - m[i]) * tb1;
+        const T vi = v[i] + (gi * gi - v[i]) * tb2;
+        m[i] = mi;
+        v[i] = vi;
+        const T m_hat = c_m * mi + c_g * gi;
+        p[i] -= tlr * m_hat / (std::sqrt(vi * c_v) + teps);
+    });
+}
+
+template <typename T>
+void adamax_update(T* p, const T* g, T* m, T* u, idx n, double lr, double b1, double b2, double eps,
+                   std::int64_t step) {
+    const T c = T(lr / (1.0 - std::pow(b1, double(step))));
+    const T tb1 = T(1.0 - b1), tb2 = T(b2), teps = T(eps);
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) {
+        const T gi = g[i];
+        const T mi = m[i] + (gi - m[i]) * tb1;
+        const T decayed = tb2 * u[i], ag = std::fabs(gi);
+        // max(decayed, |g|), NaN if either is (numpy.maximum)
+        const T ui = decayed != decayed ? decayed : (ag != ag || decayed < ag) ? ag : decayed;
+        m[i] = mi;
+        u[i] = ui;
+        p[i] -= c * mi / (ui + teps);
+    });
+}
+
+template <typename T>
+void adadelta_update(T* p, const T* g, T* ag, T* ad, idx n, double lr, double rho, double eps) {
+    const T trho = T(rho), t1rho = T(1.0 - rho), tlr = T(lr), teps = T(eps);
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) {
+        const T gi = g[i];
+        const T agi = trho * ag[i] + t1rho * gi * gi;
+        const T d = -(std::sqrt(ad[i] + teps) * gi) / std::sqrt(agi + teps);
+        ag[i] = agi;
+        ad[i] = trho * ad[i] + t1rho * d * d;
+        p[i] += tlr * d;
+    });
+}
+
+template <typename T>
+void lion_update(T* p, const T* g, T* m, idx n, double lr, double b1, double b2) {
+    const T tb1 = T(b1), t1b1 = T(1.0 - b1), tb2 = T(b2), t1b2 = T(1.0 - b2), tlr = T(lr);
+    parallel_for(n, n >= kParallelElementwise, [=](idx i) {
+        const T c = tb1 * m[i] + t1b1 * g[i];
+        const T sign = c != c ? c : T(c > T(0)) - T(c < T(0));
+        p[i] -= tlr * sign;
+        m[i] = tb2 * m[i] + t1b2 * g[i];
+    });
+}
+
+#define FASTNN_INSTANTIATE_EXTRA(T)                                                                 \
+    template void nadam_update<T>(T*, const T*, T*, T*, T*, idx, double, double, double, double,     \
+                                  std::int64_t);                                                    \
+    template void adamax_update<T>(T*, const T*, T*, T*, idx, double, double, double, double,        \
+                                   std::int64_t);                                                   \
+    template void adadelta_update<T>(T*, const T*, T*, T*, idx, double, double, double);            \
+    template void lion_update<T>(T*, const T*, T*, idx, double, double, double);
+FASTNN_INSTANTIATE_EXTRA(float)
+FASTNN_INSTANTIATE_EXTRA(double)
+#undef FASTNN_INSTANTIATE_EXTRA
+
 template void sgd_update<float>(float*, const float*, float*, idx, float, float, bool);
 template void sgd_update<double>(double*, const double*, double*, idx, double, double, bool);
 template void adam_update<float>(float*, const float*, float*, float*, float*, idx, double, double,

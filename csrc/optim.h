@@ -32,6 +32,29 @@ void adagrad_update(T* p, const T* g, T* acc, idx n, T lr, T eps);
 template <typename T>
 void rmsprop_update(T* p, const T* g, T* vel, T* avg, T* mom, idx n, T lr, double rho, T momentum, T eps);
 
+// Keras 3 Nadam (Dozat 2016): u_t = b1 (1 - 0.5 * 0.96^step), u_t1 likewise at step + 1;
+// u_product[0] *= u_t (one value per weight, 1 at first); m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+// p -= lr * (u_t1 m / (1 - u_product u_t1) + (1 - u_t) g / (1 - u_product)) / (sqrt(v / (1 - b2^step)) + eps).
+template <typename T>
+void nadam_update(T* p, const T* g, T* m, T* v, T* u_product, idx n, double lr, double b1, double b2,
+                  double eps, std::int64_t step);
+
+// Keras 3 Adamax (Kingma & Ba 2014, section 7.1): m += (g - m)(1 - b1); u = max(b2 u, |g|);
+// p -= lr * m / ((1 - b1^step) (u + eps)).
+template <typename T>
+void adamax_update(T* p, const T* g, T* m, T* u, idx n, double lr, double b1, double b2, double eps,
+                   std::int64_t step);
+
+// Keras 3 Adadelta (Zeiler 2012, arXiv:1212.5701): ag = rho ag + (1 - rho) g^2;
+// d = -sqrt(ad + eps) g / sqrt(ag + eps); ad = rho ad + (1 - rho) d^2; p += lr d.
+template <typename T>
+void adadelta_update(T* p, const T* g, T* ag, T* ad, idx n, double lr, double rho, double eps);
+
+// Keras 3 Lion (Chen et al. 2023, arXiv:2302.06675): p -= lr sign(b1 m + (1 - b1) g);
+// m = b2 m + (1 - b2) g.
+template <typename T>
+void lion_update(T* p, const T* g, T* m, idx n, double lr, double b1, double b2);
+
 // Keras 3 weight decay, applied before every optimizer's update: p -= p * wd * lr.   p: [n]
 template <typename T>
 void weight_decay_update(T* p, idx n, T lr, T wd);

@@ -83,6 +83,56 @@ namespace fastnn {
     X(adam_update,                                                                                  \
       "param:io grad:in m:io v:io learning_rate:real beta_1:real beta_2:real epsilon:real "         \
       "step:real v_hat:io?", "")                                                                    \
+    X(simple_rnn_forward,                                                                           \
+      "x:in kernel:in recurrent_kernel:in bias:in? h0:in? activation:act alpha:real reverse:real "  \
+      "z:out hseq:out hlast:out?", "hseq")                                                                     \
+    X(simple_rnn_backward,                                                                          \
+      "dy:in x:in kernel:in recurrent_kernel:in h0:in? z:in hseq:in activation:act alpha:real "     \
+      "reverse:real sequences:real dx:out? dkernel:out@kernel drecurrent:out@recurrent_kernel "     \
+      "dbias:out? dh0:out need_dx:real dz:out hprev:out", "dx dkernel drecurrent dbias dh0")        \
+    X(lstm_forward,                                                                                 \
+      "x:in kernel:in recurrent_kernel:in bias:in? h0:in? c0:in? activation:act alpha:real "        \
+      "recurrent_activation:act recurrent_alpha:real reverse:real z:out gates:out cseq:out "        \
+      "tc:out hseq:out hlast:out?", "hseq")                                                                    \
+    X(lstm_backward,                                                                                \
+      "dy:in x:in kernel:in recurrent_kernel:in h0:in? c0:in? z:in gates:in cseq:in tc:in "         \
+      "hseq:in activation:act alpha:real recurrent_activation:act recurrent_alpha:real "            \
+      "reverse:real sequences:real dx:out? dkernel:out@kernel drecurrent:out@recurrent_kernel "     \
+      "dbias:out? dh0:out dc0:out need_dx:real dz:out hprev:out",                                   \
+      "dx dkernel drecurrent dbias dh0 dc0")                                                        \
+    X(gru_forward,                                                                                  \
+      "x:in kernel:in recurrent_kernel:in bias:in? h0:in? activation:act alpha:real "               \
+      "recurrent_activation:act recurrent_alpha:real reset_after:real reverse:real zx:out zr:out "  \
+      "gates:out hseq:out hlast:out?", "hseq")                                                                 \
+    X(gru_backward,                                                                                 \
+      "dy:in x:in kernel:in recurrent_kernel:in h0:in? zx:in zr:in gates:in hseq:in "               \
+      "activation:act alpha:real recurrent_activation:act recurrent_alpha:real reset_after:real "   \
+      "reverse:real sequences:real dx:out? dkernel:out@kernel drecurrent:out@recurrent_kernel "     \
+      "dbias:out? dh0:out need_dx:real dax:out dar:out hprev:out work:out",                         \
+      "dx dkernel drecurrent dbias dh0")                                                            \
+    X(sequence_dropout_step, "x:in rate:real stream:stream out:out mask:out", "out mask")          \
+    X(sequence_dropout_backward, "dy:in mask:in out:out", "out")                                   \
+    X(embedding_forward, "tokens:in embeddings:in out:out", "out")                                 \
+    X(embedding_backward, "dy:in tokens:in dembeddings:out", "dembeddings")                        \
+    X(relu_clip_forward, "x:in negative_slope:real max_value:real threshold:real out:out", "out")  \
+    X(relu_clip_backward,                                                                           \
+      "dy:in x:in negative_slope:real max_value:real threshold:real out:out", "out")                \
+    X(affine_forward, "x:in scale:in offset:in out:out", "out")                                     \
+    X(affine_backward, "dy:in scale:in out:out", "out")                                             \
+    X(normalize_forward, "x:in mean:in variance:in epsilon:real invert:real out:out", "out")        \
+    X(normalize_backward, "dy:in variance:in epsilon:real invert:real out:out", "out")              \
+    X(gaussian_dropout_step, "x:in stddev:real stream:stream out:out mask:out", "out mask")         \
+    X(alpha_dropout_step, "x:in rate:real stream:stream out:out mask:out", "out mask")              \
+    X(nadam_update,                                                                                 \
+      "param:io grad:in m:io v:io u_product:io learning_rate:real beta_1:real beta_2:real "         \
+      "epsilon:real step:real", "")                                                                 \
+    X(adamax_update,                                                                                \
+      "param:io grad:in m:io u:io learning_rate:real beta_1:real beta_2:real epsilon:real "         \
+      "step:real", "")                                                                              \
+    X(adadelta_update,                                                                              \
+      "param:io grad:in accumulated_grad:io accumulated_delta:io learning_rate:real rho:real "      \
+      "epsilon:real", "")                                                                           \
+    X(lion_update, "param:io grad:in m:io learning_rate:real beta_1:real beta_2:real", "")          \
     X(scalar_add, "a:real b:real", "@")                                                             \
     X(scalar_sqrt, "x:real", "@")                                                                   \
     X(norm_scale, "norm:real clip:real", "@")                                                       \
@@ -154,6 +204,7 @@ public:
 private:
     void* root_data(int id);
     void exec(const Instr& in, idx n, std::vector<double>& regs);
+    void exec_recurrent(const Instr& in, idx n, std::vector<double>& regs);  // the RNN cells
     std::vector<std::vector<T>> real_storage_;
     std::vector<std::vector<std::uint64_t>> other_storage_;
     idx capacity_ = -1;

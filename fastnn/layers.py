@@ -21,7 +21,7 @@ from collections import Counter
 import numpy as np
 
 from . import activations as activations_module
-from . import backend, initializers, program, regularizers, tracking, utils
+from . import backend, constraints, initializers, program, regularizers, tracking, utils
 
 _name_counts = Counter()
 _REGISTRY = {}
@@ -60,7 +60,7 @@ class Layer(tracking.Tracked):
     run-time state; every other attribute is configuration, and changing it makes the next
     native step record the model again (``fastnn.tracking``)."""
     _RUNTIME = frozenset({"_x", "_y", "_z", "_mask", "_mean", "_rstd", "_training", "_dropped",
-                          "_shape", "_noisy"})
+                          "_shape", "_noisy", "_activity_loss"})
 
     def __init__(self, name=None, input_shape=None, trainable=True):
         self.name = name or _auto_name(type(self).__name__)
@@ -91,9 +91,12 @@ class Layer(tracking.Tracked):
         naming the layer when the inputs do not fit it."""
         return tuple(input_shape)
 
-    def add_weight(self, name, shape, initializer, trainable=True, regularizer=None):
-        """Create a weight; a trainable one also gets a gradient array (and its regularizer)."""
+    def add_weight(self, name, shape, initializer, trainable=True, regularizer=None, constraint=None):
+        """Create a weight; a trainable one also gets a gradient array (and its regularizer, and
+        its constraint, applied after each optimizer update)."""
         value = initializers.get(initializer)(shape, self.dtype)
+        if constraint is not None and trainable:
+            self.__dict__.setdefault("_constraints", []).append((value, constraint))
         self._weights.append((name, value, bool(trainable)))
         if trainable:
             self._grads.append(np.zeros_like(value))
@@ -123,9 +126,10 @@ class Layer(tracking.Tracked):
     def regularization_loss(self, add_grads=False):
         """Sum of the penalties of this layer's regularized trainable weights (0.0 when frozen).
         With ``add_grads`` the penalties' gradients are added into ``grads`` (after ``backward``)."""
+        activity = self.__dict__.get("_activity_loss")  # set by a training forward pass
         if not self.trainable:
-            return 0.0
-        total = 0.0
+            return 0.0 if activity is None else activity
+        total = 0.0 if activity is None else activity
         for weight, grad, regularizer in self._regularized:
             total += regularizer.penalty_and_grad(weight, grad) if add_grads else regularizer(weight)
         return total
@@ -136,6 +140,26 @@ class Layer(tracking.Tracked):
             raise ValueError(f"{self.name} ({type(self).__name__}) needs at least "
                              f"{self.min_training_batch} samples per training batch (the batch "
                              f"statistics of one sample are undefined), got a batch of {n}")
+
+    def apply_constraints(self):
+        """Project each constrained weight (``kernel_constraint=``...) after an optimizer update."""
+        if self.trainable:
+            for weight, constraint in self.__dict__.get("_constraints", ()):
+                constraint.apply_(weight)
+
+    def _activity_forward(self, y, training):
+        """With an ``activity_regularizer``, in training: its penalty on the output ``y``, kept for
+        ``regularization_loss`` (Keras adds it to the training loss)."""
+        reg = self.__dict__.get("activity_regularizer")
+        if reg is not None:
+            self._activity_loss = reg(y) if training else None
+
+    def _activity_backward(self, y, dy):
+        """With an ``activity_regularizer``: add its gradient at the output ``y`` into ``dy`` (in
+        place)."""
+        reg = self.__dict__.get("activity_regularizer")
+        if reg is not None:
+            reg.penalty_and_grad(y, dy)
 
     def _buffer(self, key, shape, dtype):
         """The layer's scratch buffer ``key``, reused between calls (see ``fastnn.program.buffer``)."""
@@ -265,12 +289,15 @@ class Dense(Layer):
     Defaults follow Keras: glorot_uniform kernel, zero bias, no activation, no regularizer.
     ``kernel_regularizer`` / ``bias_regularizer`` (``fastnn.regularizers``) add a weight penalty to
     the loss and its gradient to the weight's gradient.
-    Shapes: x (N, in) -> y (N, units); kernel (in, units); bias (units,).
+    Shapes: x (N, in) -> y (N, units); kernel (in, units); bias (units,). On sequences
+    (N, T, in) -> (N, T, units): the same weights at every step, as Keras applies Dense to the last
+    axis.
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 input_dim=None, input_shape=None, name=None, trainable=True):
+                 input_dim=None, input_shape=None, name=None, trainable=True, kernel_constraint=None,
+                 bias_constraint=None, activity_regularizer=None):
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         super().__init__(name=name, input_shape=input_shape, trainable=trainable)
@@ -283,6 +310,9 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
 
     @property
     def activation(self):
@@ -293,19 +323,27 @@ class Dense(Layer):
         self._activation = activations_module.get(value)
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 1:
-            raise ValueError(f"{self.name} (Dense) expects inputs of shape (batch, features), got input "
-                             f"shape (None, {', '.join(map(str, input_shape))}); add a Flatten layer first")
-        return (self.units,)
+        if len(input_shape) > 2:
+            raise ValueError(f"{self.name} (Dense) expects inputs of shape (batch, features) or (batch, "
+                             f"timesteps, features), got input shape (None, "
+                             f"{', '.join(map(str, input_shape))}); add a Flatten layer first")
+        return tuple(input_shape[:-1]) + (self.units,)
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.kernel = self.add_weight("kernel", (input_shape[0], self.units), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer) if self.use_bias else None
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
 
     def forward(self, x, training=False, logits=False):
+        self._shape = x.shape
+        if x.ndim > 2:  # (N, T, F): the same weights at every step, as rows of one product
+            y = self.forward(x.reshape(-1, x.shape[-1]), training, logits)
+            self._shape = x.shape
+            return y.reshape(tuple(x.shape[:-1]) + (self.units,))
         k, act = backend.kernels(), self.activation
         z = self._buffer("z", (x.shape[0], self.units), x.dtype)
         self._x, self._z = x, z
@@ -317,9 +355,17 @@ class Dense(Layer):
         else:  # the activation fused into the product's epilogue
             self._y = k.dense_act_forward(x, self.kernel, self.bias, act.name, act.alpha or 0.0, z=z,
                                           out=self._buffer("y", z.shape, z.dtype))
+        self._activity_forward(self._y, training)
         return self._y
 
     def backward(self, dy, need_dx=True, logits=False):
+        if len(self._shape) > 2:
+            dx = self._backward(dy.reshape(-1, self.units), need_dx, logits)
+            return None if dx is None else dx.reshape(self._shape)
+        return self._backward(dy, need_dx, logits)
+
+    def _backward(self, dy, need_dx, logits):
+        self._activity_backward(self._y, dy)
         dz = dy
         if not (logits or self.activation.name == "linear"):
             dz = self.activation.backward(dy, self._z, self._y, out=self._buffer("dz", dy.shape, dy.dtype))
@@ -336,7 +382,8 @@ class Dense(Layer):
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
                 "bias_initializer": initializers.name_of(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                **_optional_config(self)}
 
 
 @register
@@ -382,14 +429,49 @@ class Activation(Layer):
 
 @register
 class ReLU(Activation):
-    """``max(x, 0)``; with ``negative_slope`` > 0 it is a leaky ReLU (Keras ReLU layer)."""
+    """Keras's ReLU layer: ``max(x, 0)``; with ``negative_slope`` > 0 a leaky ReLU; with
+    ``max_value`` clipped above; with ``threshold`` zero (or sloped) below the threshold:
+    ``y = (x if x > threshold else 0, clipped to [0, max_value]) - negative_slope * max(threshold - x, 0)``
+    (``fastnn.reference.relu_clip_forward``)."""
 
-    def __init__(self, negative_slope=0.0, name=None, input_shape=None, **kwargs):
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, name=None, input_shape=None,
+                 **kwargs):
         slope = float(negative_slope)
         if slope < 0:
             raise ValueError(f"negative_slope must be >= 0, got {negative_slope!r}")
+        if max_value is not None and not (isinstance(max_value, (int, float, np.integer, np.floating))
+                                          and not isinstance(max_value, bool) and max_value >= 0):
+            raise ValueError(f"max_value must be None or a non-negative number, got {max_value!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(threshold):
+            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
         super().__init__("relu", name=name, input_shape=input_shape, **kwargs)
         self.negative_slope = slope
+        self.max_value = None if max_value is None else float(max_value)
+        self.threshold = float(threshold)
+
+    def _clipped(self):
+        return self.__dict__.get("max_value") is not None or self.__dict__.get("threshold", 0.0) != 0
+
+    def _clip_args(self):
+        return (self.negative_slope, np.inf if self.max_value is None else self.max_value,
+                self.threshold)
+
+    def forward(self, x, training=False, logits=False):
+        if not self._clipped():
+            return super().forward(x, training, logits)
+        self._x = x
+        self._y = backend.kernels().relu_clip_forward(x, *self._clip_args(),
+                                                      out=self._buffer("y", x.shape, x.dtype))
+        return self._y
+
+    def backward(self, dy, need_dx=True, logits=False):
+        if not self._clipped():
+            return super().backward(dy, need_dx, logits)
+        if not need_dx:
+            return None
+        return backend.kernels().relu_clip_backward(dy, self._x, *self._clip_args(),
+                                                    out=self._buffer("dx", dy.shape, dy.dtype))
 
     @property
     def negative_slope(self):
@@ -403,7 +485,8 @@ class ReLU(Activation):
     def get_config(self):
         config = super().get_config()
         config.pop("activation")
-        return {**config, "negative_slope": self.negative_slope}
+        return {**config, "max_value": self.max_value, "negative_slope": self.negative_slope,
+                "threshold": self.threshold}
 
 
 @register
@@ -707,12 +790,25 @@ class Dropout(RandomLayer):
     Shapes: x -> y of the same shape.
     """
 
-    def __init__(self, rate, seed=None, name=None, input_shape=None, trainable=True):
+    def __init__(self, rate, noise_shape=None, seed=None, name=None, input_shape=None, trainable=True):
         if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
                 or not 0 <= rate < 1:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        if noise_shape is not None and not isinstance(noise_shape, (tuple, list)):
+            raise ValueError(f"noise_shape must be None or a tuple, got {noise_shape!r}")
         super().__init__(seed=seed, name=name, input_shape=input_shape, trainable=trainable)
         self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+
+    def compute_output_shape(self, input_shape):
+        ns = self.__dict__.get("noise_shape")
+        if ns is not None and (len(ns) != len(input_shape) + 1 or any(
+                d is not None and d != full for d, full in zip(ns[1:], input_shape))):
+            raise ValueError(f"{self.name} (Dropout): noise_shape={ns} for inputs (None, "
+                             f"{', '.join(map(str, input_shape))}): fastnn draws one mask entry per "
+                             "value, so each entry of noise_shape must be None or the input's size "
+                             "(masks shared along an axis are not supported)")
+        return tuple(input_shape)
 
     def forward(self, x, training=False, logits=False):
         self._dropped = bool(training) and self.rate > 0
@@ -731,7 +827,10 @@ class Dropout(RandomLayer):
         return backend.kernels().dropout_backward(dy, self._mask, out=self._buffer("dx", dy.shape, dy.dtype))
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate}
+        config = {**super().get_config(), "rate": self.rate}
+        if self.__dict__.get("noise_shape") is not None:
+            config["noise_shape"] = list(self.noise_shape)
+        return config
 
 
 @register
@@ -849,3 +948,268 @@ def __getattr__(name):
             "part of it. Flatten the inputs and use Dense layers, or "
             "use Keras itself for this model")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# -- Keras layers added for Keras programs ---------------------------------------------------------
+
+def _optional_config(layer):
+    """The constraint and activity settings of a layer, listed only when set."""
+    config = {}
+    for key in ("kernel_constraint", "bias_constraint"):
+        if layer.__dict__.get(key) is not None:
+            config[key] = constraints.serialize(layer.__dict__[key])
+    if layer.__dict__.get("activity_regularizer") is not None:
+        config["activity_regularizer"] = regularizers.serialize(layer.activity_regularizer)
+    return config
+
+
+def _finite(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _rate(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= value < 1:
+        raise ValueError(f"{what} rate must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+@register
+class Identity(Layer):
+    """Returns its input unchanged (Keras's Identity layer)."""
+
+    def forward(self, x, training=False, logits=False):
+        return x
+
+    def backward(self, dy, need_dx=True, logits=False):
+        return dy if need_dx else None
+
+
+@register
+class ELU(Activation):
+    """``x if x > 0 else alpha * (exp(x) - 1)``; Keras default alpha=1.0."""
+
+    def __init__(self, alpha=1.0, name=None, input_shape=None, **kwargs):
+        super().__init__(activations_module.Activation("elu", _finite(alpha, "ELU alpha")), name=name,
+                         input_shape=input_shape, **kwargs)
+
+    @property
+    def alpha(self):
+        return self.activation.alpha
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("activation")
+        return {**config, "alpha": self.alpha}
+
+
+@register
+class Rescaling(Layer):
+    """``y = x * scale + offset`` (Keras's Rescaling: ``Rescaling(1 / 255)`` for pixels); ``scale``
+    and ``offset`` are numbers or one value per feature (the last axis).
+    Shapes: x (N, ..., C) -> y of the same shape."""
+
+    def __init__(self, scale, offset=0.0, name=None, input_shape=None, trainable=True):
+        super().__init__(name=name, input_shape=input_shape, trainable=trainable)
+        self.scale = self._value(scale, "scale")
+        self.offset = self._value(offset, "offset")
+
+    @staticmethod
+    def _value(value, what):
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim > 1 or not np.isfinite(arr).all() or arr.dtype.kind not in "fiu":
+            raise ValueError(f"Rescaling {what} must be a finite number or a 1-D sequence, got {value!r}")
+        return float(arr) if arr.ndim == 0 else tuple(arr.tolist())
+
+    def compute_output_shape(self, input_shape):
+        for what in ("scale", "offset"):
+            v = getattr(self, what)
+            if isinstance(v, tuple) and len(v) != input_shape[-1]:
+                raise ValueError(f"{self.name} (Rescaling): {what} has {len(v)} values for inputs "
+                                 f"with {input_shape[-1]} features")
+        return tuple(input_shape)
+
+    def _vectors(self, c, dtype):
+        key = (self.scale, self.offset, c, np.dtype(dtype))
+        cached = self.__dict__.get("_vec")
+        if cached is None or cached[0] != key:
+            cached = (key, np.ascontiguousarray(np.broadcast_to(np.asarray(self.scale, dtype), (c,))),
+                      np.ascontiguousarray(np.broadcast_to(np.asarray(self.offset, dtype), (c,))))
+            object.__setattr__(self, "_vec", cached)  # derived from the settings: not tracked
+        return cached[1], cached[2]
+
+    def forward(self, x, training=False, logits=False):
+        scale, offset = self._vectors(x.shape[-1], x.dtype)
+        return backend.kernels().affine_forward(x, scale, offset, out=self._buffer("y", x.shape, x.dtype))
+
+    def backward(self, dy, need_dx=True, logits=False):
+        if not need_dx:
+            return None
+        scale, _ = self._vectors(dy.shape[-1], dy.dtype)
+        return backend.kernels().affine_backward(dy, scale, out=self._buffer("dx", dy.shape, dy.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_vec", None)
+        return state
+
+
+NORMALIZATION_EPSILON = 1e-7  # Keras's backend.epsilon(), the floor of the standard deviation
+
+
+@register
+class Normalization(Layer):
+    """Keras's Normalization: ``y = (x - mean) / max(sqrt(variance), 1e-7)`` per feature (the last
+    axis); ``invert=True`` undoes it, ``y = mean + x * max(sqrt(variance), 1e-7)``. ``mean`` and
+    ``variance`` are given, or learnt from data by :meth:`adapt` (over every axis but the last);
+    they are non-trainable weights (saved with the model).
+    Shapes: x (N, ..., C) -> y of the same shape; mean, variance (C,)."""
+
+    def __init__(self, axis=-1, mean=None, variance=None, invert=False, name=None, input_shape=None,
+                 trainable=True):
+        super().__init__(name=name, input_shape=input_shape, trainable=trainable)
+        self.axis = _check_axis_arg(axis)
+        if (mean is None) != (variance is None):
+            raise ValueError("Normalization needs both mean and variance, or neither (then call adapt)")
+        self.init_mean = None if mean is None else np.asarray(mean, np.float64).reshape(-1).tolist()
+        self.init_variance = None if variance is None else np.asarray(variance, np.float64).reshape(-1).tolist()
+        if variance is not None and (np.asarray(self.init_variance) < 0).any():
+            raise ValueError("Normalization variance must be non-negative")
+        self.invert = bool(invert)
+
+    def compute_output_shape(self, input_shape):
+        _last_axis(self.axis, input_shape, self)
+        if self.init_mean is not None and len(self.init_mean) not in (1, input_shape[-1]):
+            raise ValueError(f"{self.name} (Normalization): mean has {len(self.init_mean)} values "
+                             f"for inputs with {input_shape[-1]} features")
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        c = (input_shape[-1],)
+        self.mean = self.add_weight("mean", c, "zeros", trainable=False)
+        self.variance = self.add_weight("variance", c, "ones", trainable=False)
+        if self.init_mean is not None:
+            self.mean[...] = self.init_mean
+            self.variance[...] = self.init_variance
+
+    def adapt(self, data, batch_size=None, steps=None):
+        """Set mean and variance (biased, as Keras) from ``data`` (N, ..., C), computed in float64."""
+        data = utils.as_float_array(data, "data", np.float64)
+        if data.ndim < 2 or len(data) == 0:
+            raise ValueError(f"adapt expects a non-empty batch of samples (N, ..., features), got "
+                             f"shape {data.shape}")
+        utils.check_finite(data, "data")
+        if self.built and data.shape[1:] != self.input_shape:
+            raise ValueError(f"{self.name} is built for inputs {(None,) + self.input_shape}, got "
+                             f"adapt data of shape {data.shape}")
+        if not self.built:
+            self.compute_output_shape(data.shape[1:])
+            self.build(data.shape[1:])
+        flat = data.reshape(-1, data.shape[-1])
+        self.mean[...] = flat.mean(axis=0)
+        self.variance[...] = flat.var(axis=0)
+
+    def forward(self, x, training=False, logits=False):
+        x2 = x.reshape(-1, x.shape[-1])
+        y = backend.kernels().normalize_forward(x2, self.mean, self.variance, NORMALIZATION_EPSILON,
+                                                self.invert, out=self._buffer("y", x2.shape, x.dtype))
+        return y.reshape(x.shape)
+
+    def backward(self, dy, need_dx=True, logits=False):
+        if not need_dx:
+            return None
+        dy2 = dy.reshape(-1, dy.shape[-1])
+        dx = backend.kernels().normalize_backward(dy2, self.variance, NORMALIZATION_EPSILON, self.invert,
+                                                  out=self._buffer("dx", dy2.shape, dy.dtype))
+        return dx.reshape(dy.shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "mean": self.init_mean,
+                "variance": self.init_variance, "invert": self.invert}
+
+
+@register
+class GaussianDropout(RandomLayer):
+    """Multiplicative Gaussian noise in training, ``y = x * (1 + stddev * z)`` with
+    ``stddev = sqrt(rate / (1 - rate))`` (Srivastava et al. 2014, section 10; Keras's
+    GaussianDropout); the identity in inference. Numbers: see :class:`RandomLayer`.
+    Shapes: x -> y of the same shape."""
+
+    def __init__(self, rate, seed=None, name=None, input_shape=None, trainable=True):
+        super().__init__(seed=seed, name=name, input_shape=input_shape, trainable=trainable)
+        self.rate = _rate(rate, "GaussianDropout")
+
+    def forward(self, x, training=False, logits=False):
+        self._dropped = bool(training) and self.rate > 0
+        if not self._dropped:
+            return x
+        y, self._mask = backend.kernels().gaussian_dropout_step(
+            x, float(np.sqrt(self.rate / (1.0 - self.rate))), self._stream,
+            out=self._buffer("y", x.shape, x.dtype), mask=self._buffer("mask", x.shape, x.dtype))
+        return y
+
+    def backward(self, dy, need_dx=True, logits=False):
+        if not need_dx:
+            return None
+        if not self._dropped:
+            return dy
+        return backend.kernels().dropout_backward(dy, self._mask, out=self._buffer("dx", dy.shape, dy.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+@register
+class AlphaDropout(GaussianDropout):
+    """Alpha dropout (Klambauer et al. 2017, for SELU networks), Keras's form: dropped values are
+    set to SELU's negative saturation, then an affine map keeps mean 0 and variance 1
+    (``fastnn.reference.alpha_dropout_step``); the identity in inference.
+    Shapes: x -> y of the same shape."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, name=None, input_shape=None, trainable=True):
+        if noise_shape is not None:
+            raise ValueError("AlphaDropout: fastnn draws one mask entry per value; noise_shape is "
+                             f"not supported, got {noise_shape!r}")
+        super().__init__(rate, seed=seed, name=name, input_shape=input_shape, trainable=trainable)
+
+    def forward(self, x, training=False, logits=False):
+        self._dropped = bool(training) and self.rate > 0
+        if not self._dropped:
+            return x
+        y, self._mask = backend.kernels().alpha_dropout_step(
+            x, self.rate, self._stream, out=self._buffer("y", x.shape, x.dtype),
+            mask=self._buffer("mask", x.shape, x.dtype))
+        return y
+
+
+@register
+class ActivityRegularization(Layer):
+    """Passes its input through and adds ``l1 * sum|x| + l2 * sum x^2`` (over the batch, as Keras
+    3 does) to the training loss, with its gradient."""
+
+    def __init__(self, l1=0.0, l2=0.0, name=None, input_shape=None, trainable=True):
+        super().__init__(name=name, input_shape=input_shape, trainable=trainable)
+        self.activity_regularizer = regularizers.L1L2(l1, l2)
+
+    def forward(self, x, training=False, logits=False):
+        self._x = x
+        self._activity_forward(x, training)
+        return x
+
+    def backward(self, dy, need_dx=True, logits=False):
+        self._activity_backward(self._x, dy)
+        return dy if need_dx else None
+
+    def get_config(self):
+        return {**super().get_config(), "l1": self.activity_regularizer.l1,
+                "l2": self.activity_regularizer.l2}
+
+
+from .recurrent import GRU, LSTM, Embedding, SimpleRNN  # noqa: E402,F401 -- registered layers

@@ -4,9 +4,11 @@ Every public method validates its inputs completely before it changes anything (
 state, buffers, built status), so a call that raises leaves the model exactly as it was.
 Calls on one model are serialised by a lock: layers reuse their buffers between calls.
 """
+import json
 import math
 import numbers
 import threading
+import warnings
 
 import numpy as np
 
@@ -89,6 +91,10 @@ class Sequential(tracking.Tracked):
                 return
             if any(layer is l for l in self._layers):
                 raise ValueError(f"layer {layer.name!r} is already in this model")
+            if getattr(layer, "return_state", False):
+                raise ValueError(f"{layer.name} ({type(layer).__name__}) has return_state=True, which "
+                                 "gives several outputs; a Sequential model passes one array from "
+                                 "layer to layer (call the layer directly for its states)")
             if layer.built and self._input_shape is None and not self._layers:
                 self._input_shape = layer.input_shape
             input_shape = self._input_shape
@@ -209,6 +215,9 @@ class Sequential(tracking.Tracked):
             self.optimizer, self.loss, self._metric_ids = opt, loss_obj, metric_ids
 
     def _make_metrics(self, output_shape):
+        if len(output_shape) > 1:  # sequence outputs (N, T, C): every step is a row
+            return [_StepMetric(metrics_module.get(m, self.loss, tuple(output_shape[-1:])))
+                    for m in self._metric_ids]
         return [metrics_module.get(m, self.loss, output_shape) for m in self._metric_ids]
 
     def _fused(self):
@@ -238,6 +247,9 @@ class Sequential(tracking.Tracked):
         if not self._layers:
             raise ValueError(f"{self.name} has no layers; add some before using it")
         self._output_shapes(x.shape[1:])
+        check = getattr(self._layers[0], "check_inputs", None)  # Embedding: token ids in range
+        if check is not None:
+            check(x)
         return x
 
     def _prepare_xy(self, x, y, what="x", expected=None):
@@ -249,6 +261,20 @@ class Sequential(tracking.Tracked):
             raise ValueError(f"{what} is empty (shape {x.shape}); at least one sample is needed")
         utils.check_finite(x, what)
         out_shape = self._output_shapes(x.shape[1:])[-1]
+        if len(out_shape) > 1:  # sequence outputs: targets per step, checked as N*T rows
+            y = _numeric_targets(y)
+            lead = tuple(out_shape[:-1])
+            if y.shape[:1 + len(lead)] != (len(x),) + lead:
+                raise ValueError(
+                    f"for inputs {_shape_str(x.shape[1:])} the model gives outputs "
+                    f"{_shape_str(out_shape)}, one per step of the second axis, so targets must start "
+                    f"with shape ({len(x)}, {', '.join(map(str, lead))}); got array of shape {y.shape}. "
+                    "If each sample is one input (an image, say) rather than a sequence, add a "
+                    "Flatten layer first: Dense expects (batch, features)")
+            rows = len(x) * int(np.prod(lead))
+            flat = self.loss.prepare_targets(y.reshape((rows,) + y.shape[1 + len(lead):]), rows,
+                                             tuple(out_shape[-1:]), x.dtype)
+            return x, flat.reshape((len(x),) + lead + flat.shape[1:])
         y = self.loss.prepare_targets(y, len(x), out_shape, x.dtype)
         return x, y
 
@@ -312,6 +338,9 @@ class Sequential(tracking.Tracked):
         ``weights[N]`` (optional) weights each sample's loss as Keras does: sum(w_n * l_n) / N."""
         fused = self._fused()
         h = self._forward(x, training, logits=fused)
+        shape, h, y = h.shape, *_step_rows(h, y)
+        if weights is not None and len(shape) > 2:  # one weight per sequence: for each of its steps
+            weights = np.repeat(weights, len(h) // shape[0])
         grad_out = self._buffer("dout", h.shape, h.dtype) if training else None
         fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
         loss, grad = fn(y, h, grad_out, training)
@@ -322,7 +351,7 @@ class Sequential(tracking.Tracked):
         outputs = h
         if fused:
             outputs = self._layers[-1].activation.forward(h, out=self._buffer("outputs", h.shape, h.dtype))
-        return loss, grad, outputs
+        return loss, None if grad is None else grad.reshape(shape), outputs.reshape(shape)
 
     def _describe_train_step(self, x, y, lr, step, want_outputs, weights=None):
         """One training step as kernel calls -- forward, loss, backward, weight penalties (value
@@ -331,16 +360,22 @@ class Sequential(tracking.Tracked):
         the penalties, outputs (computed only when wanted)]."""
         fused = self._fused()
         h = self._forward(x, True, logits=fused)
+        shape, h, y = h.shape, *_step_rows(h, y)
+        if weights is not None and len(shape) > 2:  # eager only, as below
+            weights = np.repeat(weights, len(h) // shape[0])
         fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
         loss, grad = fn(y, h, self._buffer("dout", h.shape, h.dtype), True)
         if weights is not None:  # eager only: weighted rows (see _loss_and_outputs)
             loss = _weighted_loss(fn, y, h, weights)
             grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+        grad = grad.reshape(shape)
         outputs = h
         if fused:
             act = self._layers[-1].activation
             outputs = program.when(want_outputs, lambda: act.forward(
                 h, out=self._buffer("outputs", h.shape, h.dtype)))
+        if outputs is not None:
+            outputs = outputs.reshape(shape)
         with_weights = [i for i, l in enumerate(self._layers) if l.trainable_weights]
         first = with_weights[0] if with_weights else len(self._layers)
         last = len(self._layers) - 1
@@ -373,6 +408,8 @@ class Sequential(tracking.Tracked):
             opt.build(self._params)
             loss, outputs = self._describe_train_step(x, y, lr, step, want_outputs, weights)
         opt.iterations = step
+        for layer in self._layers:  # kernel_constraint / bias_constraint, after the update
+            layer.apply_constraints()
         return loss, outputs
 
     def _gather(self, x, y, index):
@@ -388,7 +425,8 @@ class Sequential(tracking.Tracked):
     @_releasing
     def fit(self, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0):
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` passes over (x, y) in shuffled mini-batches; returns a History.
 
         Keras semantics: ``verbose`` 0 silent, 1 (or "auto") a progress bar per epoch with an ETA
@@ -400,6 +438,9 @@ class Sequential(tracking.Tracked):
         and optimizer state. ``batch_size`` defaults to 32; a batch larger than the data trains on
         all of it at once. With a BatchNormalization layer, a last batch of a single sample (its
         batch statistics are undefined) is merged into the batch before it.
+        ``steps_per_epoch`` trains on only the first that many batches of each epoch's order;
+        ``validation_batch_size`` (default ``batch_size``) batches the validation data;
+        ``validation_freq=k`` validates after every k-th epoch only.
         """
         with self._lock:
             batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
@@ -412,7 +453,18 @@ class Sequential(tracking.Tracked):
                     or not 0 <= validation_split < 1):
                 raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
             verbose = _check_verbose(verbose)
+            for name, value in (("steps_per_epoch", steps_per_epoch),
+                                ("validation_batch_size", validation_batch_size)):
+                if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                                          or value < 1):
+                    raise ValueError(f"{name} must be None or a positive integer, got {value!r}")
+            if (isinstance(validation_freq, bool) or not isinstance(validation_freq, numbers.Integral)
+                    or validation_freq < 1):
+                raise ValueError(f"validation_freq must be a positive integer, got {validation_freq!r}")
             x, y = self._prepare_xy(x, y)
+            if class_weight is not None and len(self._output_shapes(x.shape[1:])[-1]) > 1:
+                raise ValueError("class_weight is not supported for sequence outputs (targets per "
+                                 "timestep); pass sample_weight, one weight per sequence, instead")
             weights = _sample_weights(y, len(x), sample_weight, class_weight, x.dtype)
             val = None
             if validation_split and validation_data is None:
@@ -447,7 +499,8 @@ class Sequential(tracking.Tracked):
             if not self.built:
                 self.build(x.shape[1:])
             return self._fit_loop(x, y, weights, bounds, int(initial_epoch), int(epochs), verbose, cbs,
-                                  val, shuffle, batch_size)
+                                  val, shuffle, batch_size, steps_per_epoch, validation_batch_size,
+                                  int(validation_freq))
 
     def _batch_bounds(self, n, batch_size):
         """Start of each training batch, then ``n``. A last batch smaller than a layer accepts (one
@@ -460,9 +513,14 @@ class Sequential(tracking.Tracked):
         return bounds
 
     def _fit_loop(self, x, y, weights, bounds, initial_epoch, epochs, verbose, cbs, val, shuffle,
-                  batch_size):
+                  batch_size, steps_per_epoch=None, validation_batch_size=None, validation_freq=1):
         n = len(x)
         steps = len(bounds) - 1
+        if steps_per_epoch is not None:
+            if steps_per_epoch > steps:
+                warnings.warn(f"steps_per_epoch={steps_per_epoch} exceeds the {steps} batches of the "
+                              f"data; each epoch trains on all {steps}", stacklevel=3)
+            steps = min(steps, int(steps_per_epoch))
         history = callbacks_module.History()
         params = {"epochs": epochs, "steps": steps, "verbose": verbose}
         cb = callbacks_module.CallbackList(cbs + [history], self, params)  # last, as in Keras: it
@@ -496,8 +554,9 @@ class Sequential(tracking.Tracked):
                     bar.update(step + 1, list(logs.items()))
                 if self.stop_training:
                     break
-            if val is not None:
-                val_logs = self._evaluate_arrays(val[0], val[1], batch_size, val[2])
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_arrays(val[0], val[1], validation_batch_size or batch_size,
+                                                 val[2])
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
             if verbose and steps:
                 bar.update(step + 1, list(logs.items()), finalize=True)
@@ -508,31 +567,52 @@ class Sequential(tracking.Tracked):
         self.history = history
         return history
 
-    def _evaluate_arrays(self, x, y, batch_size, weights=None):
+    def _evaluate_arrays(self, x, y, batch_size, weights=None, cb=None):
         metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
         total = 0.0
         for lo in range(0, len(x), batch_size):
+            if cb is not None:
+                cb.on_test_batch_begin(lo // batch_size, {})
             xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
             wb = None if weights is None else weights[lo:lo + batch_size]
             loss, _, outputs = self._loss_and_outputs(xb, yb, training=False, weights=wb)
             total += loss * len(xb)
             for m in metrics:
                 m.update_state(yb, outputs)
+            if cb is not None:
+                seen = min(lo + batch_size, len(x))
+                cb.on_test_batch_end(lo // batch_size, {"loss": total / seen,
+                                                        **{m.name: m.result() for m in metrics}})
         loss = total / len(x) + self._regularization_loss()  # the weights are fixed meanwhile
         return {"loss": loss, **{m.name: m.result() for m in metrics}}
 
     @_releasing
-    def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None, return_dict=False):
+    def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None, return_dict=False,
+                 callbacks=None, steps=None):
         """Loss (and metrics) over (x, y): a float, ``[loss, *metrics]``, or a dict with return_dict.
-        ``sample_weight[N]`` weights each sample's loss, sum(w_n * l_n) / N, as in fit."""
+        ``sample_weight[N]`` weights each sample's loss, sum(w_n * l_n) / N, as in fit.
+        ``callbacks`` get the ``on_test_*`` hooks; ``steps`` evaluates only that many batches."""
         with self._lock:
             batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
             verbose = _check_verbose(verbose)
             x, y = self._prepare_xy(x, y)
             weights = _sample_weights(y, len(x), sample_weight, None, x.dtype)
+            if steps is not None:
+                if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+                    raise ValueError(f"steps must be None or a positive integer, got {steps!r}")
+                x, y = x[:steps * batch_size], y[:steps * batch_size]
+                weights = None if weights is None else weights[:steps * batch_size]
+            cb = None
+            if callbacks:
+                cb = callbacks_module.CallbackList(list(callbacks), self, {"verbose": verbose,
+                                                                           "steps": -(-len(x) // batch_size)})
             if not self.built:
                 self.build(x.shape[1:])
-            logs = self._evaluate_arrays(x, y, batch_size, weights)
+            if cb is not None:
+                cb.on_test_begin({})
+            logs = self._evaluate_arrays(x, y, batch_size, weights, cb)
+            if cb is not None:
+                cb.on_test_end(dict(logs))
             if verbose:
                 print(" - ".join(f"{k}: {utils.format_number(v)}" for k, v in logs.items()))
             if return_dict:
@@ -540,16 +620,25 @@ class Sequential(tracking.Tracked):
             values = list(logs.values())
             return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose=0):
+    def predict(self, x, batch_size=None, verbose=0, callbacks=None, steps=None):
         """Model outputs for ``x`` as a new array of shape (N, outputs). NaN inputs give NaN outputs.
+        ``callbacks`` get the ``on_predict_*`` hooks (batches of ``batch_size``, default 32, as
+        Keras); ``steps`` predicts only that many batches.
 
         ``batch_size=None`` runs up to 4096 rows at once; results do not depend on the batch size
         on the native backend (each output row is computed in the same order).
         """
         with self._lock:
-            batch_size = utils.check_batch_size(batch_size, allow_none=True) or PREDICT_CHUNK
+            batch_size = utils.check_batch_size(batch_size, allow_none=True)
             _check_verbose(verbose)
             x = self._prepare_x(x)
+            if steps is not None:
+                if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+                    raise ValueError(f"steps must be None or a positive integer, got {steps!r}")
+                x = x[:steps * (batch_size or DEFAULT_BATCH_SIZE)]
+            if callbacks:
+                return self._predict_with_callbacks(x, batch_size or DEFAULT_BATCH_SIZE, list(callbacks))
+            batch_size = batch_size or PREDICT_CHUNK
             if not self.built:
                 self.build(x.shape[1:])
             out_shape = self._output_shapes(self._input_shape)[-1]
@@ -590,18 +679,22 @@ class Sequential(tracking.Tracked):
             return np.array(self._forward(x, training=bool(training)), copy=True)
 
     @_releasing
-    def train_on_batch(self, x, y):
-        """One optimizer step on (x, y); returns the batch loss, or ``[loss, *metrics]``."""
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on (x, y); returns the batch loss, or ``[loss, *metrics]``, or a dict
+        with ``return_dict``. ``sample_weight`` and ``class_weight`` weight the loss as in fit."""
         with self._lock:
             x, y = self._prepare_xy(x, y)
+            weights = _sample_weights(y, len(x), sample_weight, class_weight, x.dtype)
             self._check_trainable()
             self._check_training_batch(len(x))
             if not self.built:
                 self.build(x.shape[1:])
             metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
-            loss, outputs = self._train_step(x, y, want_outputs=bool(metrics))
+            loss, outputs = self._train_step(x, y, weights, want_outputs=bool(metrics))
             for m in metrics:
                 m.update_state(y, outputs)
+            if return_dict:
+                return {"loss": loss, **{m.name: m.result() for m in metrics}}
             return loss if not metrics else [loss] + [m.result() for m in metrics]
 
     # -- weights and description ----------------------------------------------------------------
@@ -682,6 +775,82 @@ class Sequential(tracking.Tracked):
     def from_config(cls, config):
         return cls([layer_from_config(c) for c in config["layers"]], name=config.get("name"))
 
+    # -- Keras model methods ---------------------------------------------------------------------
+    def _predict_with_callbacks(self, x, batch_size, cbs):
+        cb = callbacks_module.CallbackList(cbs, self, {"verbose": 0, "steps": -(-len(x) // batch_size)})
+        cb.on_predict_begin({})
+        parts = []
+        for i, lo in enumerate(range(0, len(x), batch_size)):
+            cb.on_predict_batch_begin(i, {})
+            out = self.predict(x[lo:lo + batch_size], batch_size=batch_size)
+            cb.on_predict_batch_end(i, {"outputs": out})
+            parts.append(out)
+        cb.on_predict_end({})
+        if not parts:
+            return self.predict(x)
+        return np.concatenate(parts)
+
+    @property
+    def trainable(self):
+        """False freezes every layer (no weight is trained, BatchNormalization runs in inference
+        mode), as Keras's ``model.trainable = False``; True unfreezes them all."""
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        with self._lock:
+            self._trainable = bool(value)
+            for layer in self._layers:
+                layer.trainable = bool(value)
+
+    @property
+    def metrics_names(self):
+        """``["loss", *metric names]``: the order of ``evaluate``'s and ``train_on_batch``'s lists."""
+        if self.loss is None:
+            return []
+        shape = self._output_shapes(self._input_shape)[-1] if self._input_shape is not None else (2,)
+        return ["loss"] + [m.name for m in self._make_metrics(shape)]
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name``, or at position ``index`` (as in ``model.layers``)."""
+        if (name is None) == (index is None):
+            raise ValueError(f"get_layer needs exactly one of name= or index=, got name={name!r}, "
+                             f"index={index!r}")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, numbers.Integral) \
+                    or not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"index {index!r} is out of range: {self.name} has "
+                                 f"{len(self._layers)} layers")
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r} in {self.name}; its layers are "
+                         f"{[l.name for l in self._layers]}")
+
+    def pop(self):
+        """Remove and return the last layer (compile again before training: the optimizer's
+        state belongs to the old weights)."""
+        with self._lock:
+            if not self._layers:
+                raise TypeError(f"{self.name} has no layers to pop")
+            layer = self._layers.pop()
+            tracking.changed()
+            self._shapes = None
+            if self._input_shape is not None and self._layers:
+                self._shapes = self._output_shapes(self._input_shape)
+            return layer
+
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string (``fastnn.models.model_from_json`` reads it back)."""
+        return json.dumps({"class_name": "Sequential", "config": self.get_config(),
+                           "backend": "fastnn"}, **kwargs)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """Loss (and metrics) of one batch, as ``evaluate`` over it."""
+        return self.evaluate(x, y, batch_size=max(len(np.asarray(x)), 1), sample_weight=sample_weight,
+                             return_dict=return_dict)
+
     # -- pickling and copying -------------------------------------------------------------------
     def __getstate__(self):
         """Everything but the lock, the recorded programs (native objects pointing into this model's
@@ -696,6 +865,35 @@ class Sequential(tracking.Tracked):
         object.__setattr__(self, "_lock", threading.RLock())
         object.__setattr__(self, "_programs", {})
         object.__setattr__(self, "_buffers", {})
+
+
+def model_from_json(json_string, custom_objects=None):
+    """The model described by ``model.to_json()`` (fresh weights)."""
+    try:
+        data = json.loads(json_string)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model_from_json expects the JSON string of model.to_json(): {exc}") from None
+    if not isinstance(data, dict) or data.get("class_name") != "Sequential" or "config" not in data:
+        raise ValueError("model_from_json reads Sequential models written by to_json (a JSON object "
+                         f"with class_name 'Sequential' and a config), got {str(json_string)[:80]!r}")
+    return Sequential.from_config(data["config"])
+
+
+def clone_model(model, input_tensors=None, clone_function=None):
+    """A new model with the same layers' configuration and new weights (initialised afresh), as
+    Keras's ``clone_model``; copy weights with ``clone.set_weights(model.get_weights())``."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"clone_model expects a Sequential model, got {type(model).__name__}")
+    if input_tensors is not None:
+        raise ValueError("clone_model: input_tensors is for functional models, which fastnn has not")
+    if clone_function is None:
+        return Sequential.from_config(model.get_config())
+    clone = Sequential(name=model.name)
+    if model._input_shape is not None:
+        clone.add(InputLayer(shape=model._input_shape))
+    for layer in model.layers:
+        clone.add(clone_function(layer))
+    return clone
 
 
 def load_model(filepath, compile=True):
@@ -757,3 +955,34 @@ def _check_verbose(verbose):
     if verbose not in (0, 1, 2) or isinstance(verbose, bool):
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
     return verbose
+
+
+def _numeric_targets(y):
+    y = np.asarray(y)
+    if y.dtype.kind not in "fiub":
+        raise TypeError(f"y must be a numeric array, got dtype {y.dtype}")
+    return y
+
+
+def _step_rows(h, y):
+    """Outputs per step as rows: (N, T, C) outputs and their targets become N*T rows, so a loss
+    is the mean over every sample and step of the per-step loss (Keras's reduction for sequence
+    outputs). 2-D outputs pass unchanged."""
+    if h.ndim <= 2:
+        return h, y
+    lead = h.ndim - 1
+    return h.reshape(-1, h.shape[-1]), y.reshape((-1,) + tuple(y.shape[lead:]))
+
+
+class _StepMetric:
+    """A metric over sequence outputs: each (sample, step) counts as one row."""
+
+    def __init__(self, metric):
+        self._metric = metric
+
+    def update_state(self, y, outputs, *args, **kwargs):
+        outputs, y = _step_rows(np.asarray(outputs), np.asarray(y))
+        return self._metric.update_state(y, outputs, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._metric, name)

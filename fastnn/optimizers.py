@@ -385,3 +385,96 @@ def get(identifier):
         return _BY_NAME[identifier.lower()]()
     raise ValueError(f"unknown optimizer {identifier!r}; expected an Optimizer instance or one of "
                      f"{', '.join(_BY_NAME)}")
+
+
+class Nadam(Optimizer):
+    """Nadam, Adam with Nesterov momentum (Dozat 2016), Keras 3's form
+    (``fastnn.reference.nadam_update``); Keras defaults lr=1e-3, beta_1=0.9, beta_2=0.999,
+    epsilon=1e-7. State per weight: m, v and the running product of the momentum schedule."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm)
+        self.beta_1 = _fraction(beta_1, "beta_1")
+        self.beta_2 = _fraction(beta_2, "beta_2")
+        self.epsilon = _positive(epsilon, "epsilon")
+
+    def _make_slots(self, param):
+        return np.zeros_like(param), np.zeros_like(param), np.ones(1, param.dtype)
+
+    def _update(self, kernels, param, grad, slots, lr, step):
+        m, v, u_product = slots
+        kernels.nadam_update(param, grad, m, v, u_product, lr, self.beta_1, self.beta_2, self.epsilon, step)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    """Adamax, Adam with the infinity norm (Kingma & Ba 2014, section 7.1), Keras 3's form
+    (``fastnn.reference.adamax_update``); Keras defaults lr=1e-3, beta_1=0.9, beta_2=0.999,
+    epsilon=1e-7."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm)
+        self.beta_1 = _fraction(beta_1, "beta_1")
+        self.beta_2 = _fraction(beta_2, "beta_2")
+        self.epsilon = _positive(epsilon, "epsilon")
+
+    def _make_slots(self, param):
+        return np.zeros_like(param), np.zeros_like(param)
+
+    def _update(self, kernels, param, grad, slots, lr, step):
+        m, u = slots
+        kernels.adamax_update(param, grad, m, u, lr, self.beta_1, self.beta_2, self.epsilon, step)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler 2012, arXiv:1212.5701), Keras 3's form with a learning rate
+    (``fastnn.reference.adadelta_update``); Keras defaults lr=1e-3, rho=0.95, epsilon=1e-7."""
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm)
+        self.rho = _fraction(rho, "rho")
+        self.epsilon = _positive(epsilon, "epsilon")
+
+    def _make_slots(self, param):
+        return np.zeros_like(param), np.zeros_like(param)
+
+    def _update(self, kernels, param, grad, slots, lr, step):
+        accumulated_grad, accumulated_delta = slots
+        kernels.adadelta_update(param, grad, accumulated_grad, accumulated_delta, lr, self.rho, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Lion(Optimizer):
+    """Lion (Chen et al. 2023, arXiv:2302.06675): every weight moves by the learning rate times
+    the sign of an interpolated momentum (``fastnn.reference.lion_update``); Keras defaults
+    lr=1e-3, beta_1=0.9, beta_2=0.99 (use a smaller learning rate than Adam's)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm)
+        self.beta_1 = _fraction(beta_1, "beta_1")
+        self.beta_2 = _fraction(beta_2, "beta_2")
+
+    def _make_slots(self, param):
+        return (np.zeros_like(param),)
+
+    def _update(self, kernels, param, grad, slots, lr, step):
+        kernels.lion_update(param, grad, slots[0], lr, self.beta_1, self.beta_2)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+_BY_NAME.update(nadam=Nadam, adamax=Adamax, adadelta=Adadelta, lion=Lion)

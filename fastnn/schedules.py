@@ -153,3 +153,65 @@ def deserialize(config):
     if not isinstance(config, dict) or config.get("class_name") not in _BY_NAME:
         raise ValueError(f"unknown learning-rate schedule {config!r}; expected one of {', '.join(_BY_NAME)}")
     return _BY_NAME[config["class_name"]].from_config(dict(config.get("config", {})))
+
+
+class PolynomialDecay(LearningRateSchedule):
+    """Keras ``PolynomialDecay``: ``(initial - end) * (1 - p)**power + end`` with
+    ``p = min(step, decay_steps) / decay_steps``; with ``cycle=True`` the decay restarts, over
+    ``decay_steps * ceil(step / decay_steps)`` steps (1 at step 0)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0,
+                 cycle=False):
+        self.initial_learning_rate = _number(initial_learning_rate, "initial_learning_rate", nonnegative=True)
+        self.decay_steps = _steps(decay_steps, "decay_steps")
+        self.end_learning_rate = _number(end_learning_rate, "end_learning_rate", nonnegative=True)
+        self.power = _number(power, "power", nonnegative=True)
+        self.cycle = bool(cycle)
+
+    def __call__(self, step):
+        steps = self.decay_steps
+        if self.cycle:
+            steps = steps * (1.0 if step == 0 else math.ceil(step / steps))
+        else:
+            step = min(step, steps)
+        p = step / steps
+        return (self.initial_learning_rate - self.end_learning_rate) * (1 - p) ** self.power \
+            + self.end_learning_rate
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "end_learning_rate": self.end_learning_rate, "power": self.power, "cycle": self.cycle}
+
+
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (Loshchilov & Hutter 2017, SGDR), Keras
+    ``CosineDecayRestarts``: the i-th period lasts ``first_decay_steps * t_mul**i`` steps and starts
+    at ``m_mul**i`` times the initial rate; within a period
+    ``lr = initial * ((1 - alpha) * 0.5 * m_mul**i * (1 + cos(pi * fraction)) + alpha)``."""
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0):
+        self.initial_learning_rate = _number(initial_learning_rate, "initial_learning_rate", nonnegative=True)
+        self.first_decay_steps = _steps(first_decay_steps, "first_decay_steps")
+        self.t_mul = _number(t_mul, "t_mul", positive=True)
+        self.m_mul = _number(m_mul, "m_mul", nonnegative=True)
+        self.alpha = _number(alpha, "alpha", nonnegative=True)
+
+    def __call__(self, step):
+        fraction = step / self.first_decay_steps
+        if self.t_mul != 1.0:
+            i = math.floor(math.log(1.0 - fraction * (1.0 - self.t_mul)) / math.log(self.t_mul))
+            done = (1.0 - self.t_mul ** i) / (1.0 - self.t_mul)
+            fraction = (fraction - done) / self.t_mul ** i
+        else:
+            i = math.floor(fraction)
+            fraction -= i
+        cosine = 0.5 * self.m_mul ** i * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "first_decay_steps": self.first_decay_steps, "t_mul": self.t_mul,
+                "m_mul": self.m_mul, "alpha": self.alpha}
+
+
+_BY_NAME.update(PolynomialDecay=PolynomialDecay, CosineDecayRestarts=CosineDecayRestarts)

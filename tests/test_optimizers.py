@@ -222,7 +222,7 @@ def test_keras_defaults_and_names():
                                  "beta_2": 0.999, "epsilon": 1e-7}
 
 
-@pytest.mark.parametrize("name", ["nadam", "lion", "", None, 0.1])  # rmsprop, adamw exist now
+@pytest.mark.parametrize("name", ["adabelief", "sophia", "", None, 0.1])  # nadam, lion exist now
 def test_unknown_optimizer_raises(name):
     with pytest.raises(ValueError, match="unknown optimizer"):
         optimizers.get(name)

@@ -219,8 +219,26 @@ def test_dense_on_empty_batches_and_unit_dims(data, use_out):
 # few ulps and the composite formulas add a few roundings: 16 eps relative. No forward formula
 # cancels, so this holds however small the result (down to the smallest normal number).
 
-ELEMENTWISE = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus"]
-ALPHA = {"leaky_relu": (0.0, 1.0), "elu": (0.0, 3.0)}
+ELEMENTWISE = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus", "gelu",
+               "gelu_tanh", "silu", "mish", "relu6", "hard_sigmoid", "hard_silu", "softsign",
+               "exponential", "celu"]
+ALPHA = {"leaky_relu": (0.0, 1.0), "elu": (0.0, 3.0), "celu": (0.25, 3.0)}
+
+
+# exp(x) overflows float32 beyond 88; celu's exp(x / alpha) likewise for small alpha.
+BOUNDS = {"exponential": (-80.0, 80.0), "celu": (-20.0, 100.0)}
+
+
+def condition(name, x):
+    """How much the function magnifies a relative rounding of its inner argument: the GELUs pass
+    x^2 (erfc, exp(-x^2/2)) or 2u = 2 sqrt(2/pi) (x + 0.044715 x^3) (sigmoid) through exp, whose
+    relative error is the absolute error of its argument; 1 for the others."""
+    x = f64(x)
+    if name == "gelu":
+        return 1 + x * x
+    if name == "gelu_tanh":
+        return 1 + np.abs(1.6 * (x + 0.044715 * x ** 3)) + x * x
+    return 1.0
 
 
 def act_args(data, name, dtype):
@@ -235,12 +253,12 @@ def act_args(data, name, dtype):
 @given(data=st.data(), name=st.sampled_from(ELEMENTWISE + ["step"]), dtype=DTYPES,
        shape=any_shape)
 def test_activation_forward_matches_reference(data, name, dtype, shape):
-    x = data.draw(arrays(dtype, shape))
+    x = data.draw(arrays(dtype, shape, *BOUNDS.get(name, (-100.0, 100.0))))
     kw, _ = act_args(data, name, dtype)
     y = getattr(C, name + "_forward")(x, **kw)
     y_ref = getattr(R, name + "_forward")(x, **kw)
     assert y is not x
-    assert_within(y, y_ref, 16 * eps(dtype) * np.abs(f64(y_ref)), name + "_forward")
+    assert_within(y, y_ref, 16 * eps(dtype) * np.abs(f64(y_ref)) * condition(name, x), name + "_forward")
 
 
 # dx = dy * f'(x), where f' is computed from y on both sides and may subtract O(1) terms
@@ -250,12 +268,12 @@ def test_activation_forward_matches_reference(data, name, dtype, shape):
 @props(200)
 @given(data=st.data(), name=st.sampled_from(ELEMENTWISE), dtype=DTYPES, shape=any_shape)
 def test_activation_backward_matches_reference(data, name, dtype, shape):
-    x, dy = data.draw(arrays(dtype, shape)), data.draw(arrays(dtype, shape))
+    x, dy = data.draw(arrays(dtype, shape, *BOUNDS.get(name, (-100.0, 100.0)))), data.draw(arrays(dtype, shape))
     kw, alpha = act_args(data, name, dtype)
     y = getattr(R, name + "_forward")(x, **kw)  # the same y on both sides
     dx = getattr(C, name + "_backward")(dy, x, y, **kw)
     dx_ref = getattr(R, name + "_backward")(dy, x, y, **kw)
-    tol = 16 * eps(dtype) * (np.abs(f64(dx_ref)) + (2 + alpha) * np.abs(f64(dy)))
+    tol = 16 * eps(dtype) * (np.abs(f64(dx_ref)) + (2 + alpha) * np.abs(f64(dy))) * condition(name, x)
     assert_within(dx, dx_ref, tol, name + "_backward")
 
 
@@ -864,8 +882,235 @@ def _executor_scalar(name, *args):
     return result.run(0, [], [])[0]
 
 
+# ============================================================================ recurrent cells
+# Each step adds a product over F + U terms to a state that earlier rounding already perturbed,
+# and backpropagation through time walks the same chain back, so the error bound grows with the
+# number of steps: tol = 16 * T * (F + U + 4) * eps * (1 + |reference|), the reference computed
+# in float64 from the same (dtype-rounded) inputs. Activations are smooth (no kink near which
+# the two backends could fall on different sides).
+_CELLS = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _recurrent_case(data, dtype, cell, n, t, f, u, reset_after):
+    k = _CELLS[cell]
+    draw = lambda shape, lo=-1.0, hi=1.0: data.draw(arrays(dtype, shape, lo, hi))
+    bias_shape = (2, 3 * u) if cell == "gru" and reset_after else (k * u,)
+    return dict(x=draw((n, t, f), -2.0, 2.0), kernel=draw((f, k * u)), recurrent_kernel=draw((u, k * u)),
+                bias=draw(bias_shape) if data.draw(st.booleans()) else None,
+                h0=draw((n, u)) if data.draw(st.booleans()) else None,
+                c0=draw((n, u)) if cell == "lstm" and data.draw(st.booleans()) else None)
+
+
+def _run_cell(kernels, cell, case, acts, reverse, sequences, reset_after, dtype):
+    """Forward and backward of one cell on one backend, every buffer given; all results."""
+    x, W, R_, b, h0, c0 = (case[k] for k in ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0"))
+    n, t, _ = x.shape
+    u = R_.shape[0]
+    k = _CELLS[cell]
+    e = lambda *shape: np.zeros(shape, dtype)
+    hseq, hlast = e(n, t, u), e(n, u)
+    dy = np.cos(np.arange(n * t * u if sequences else n * u, dtype=np.float64)).astype(dtype)
+    dy = dy.reshape((n, t, u) if sequences else (n, u))
+    grads = dict(dx=e(*x.shape), dkernel=e(*W.shape), drecurrent=e(*R_.shape),
+                 dbias=None if b is None else e(*b.shape), dh0=e(n, u), need_dx=True)
+    a = dict(activation=acts[0], alpha=0.0)
+    ra = dict(recurrent_activation=acts[1], recurrent_alpha=0.0)
+    if cell == "simple_rnn":
+        cache = dict(z=e(n, t, u))
+        kernels.simple_rnn_forward(x, W, R_, b, h0, reverse=reverse, hseq=hseq, hlast=hlast, **a, **cache)
+        kernels.simple_rnn_backward(dy, x, W, R_, h0, cache["z"], hseq, reverse=reverse,
+                                    sequences=sequences, dz=e(n, t, u), hprev=e(n, t, u), **a, **grads)
+    elif cell == "lstm":
+        cache = dict(z=e(n, t, 4 * u), gates=e(n, t, 4 * u), cseq=e(n, t, u), tc=e(n, t, u))
+        kernels.lstm_forward(x, W, R_, b, h0, c0, reverse=reverse, hseq=hseq, hlast=hlast, **a, **ra,
+                             **cache)
+        grads["dc0"] = e(n, u)
+        kernels.lstm_backward(dy, x, W, R_, h0, c0, *cache.values(), hseq, reverse=reverse,
+                              sequences=sequences, dz=e(n, t, 4 * u), hprev=e(n, t, u), **a, **ra,
+                              **grads)
+    else:
+        cache = dict(zx=e(n, t, 3 * u), zr=e(n, t, 3 * u), gates=e(n, t, 3 * u))
+        kernels.gru_forward(x, W, R_, b, h0, reset_after=reset_after, reverse=reverse, hseq=hseq,
+                            hlast=hlast, **a, **ra, **cache)
+        kernels.gru_backward(dy, x, W, R_, h0, *cache.values(), hseq, reset_after=reset_after,
+                             reverse=reverse, sequences=sequences, dax=e(n, t, 3 * u),
+                             dar=e(n, t, 3 * u), hprev=e(n, t, u), work=e(n, u), **a, **ra, **grads)
+    grads.pop("need_dx")
+    return {"hseq": hseq, "hlast": hlast, **cache, **{k: v for k, v in grads.items() if v is not None}}
+
+
+@covers("simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward",
+        "gru_forward", "gru_backward")
+@props(60)
+@given(data=st.data(), dtype=DTYPES, cell=st.sampled_from(sorted(_CELLS)), n=st.integers(0, 4),
+       t=st.integers(1, 5), f=st.integers(1, 4), u=st.integers(1, 4), reverse=st.booleans(),
+       sequences=st.booleans(), reset_after=st.booleans(),
+       acts=st.sampled_from([("tanh", "sigmoid"), ("sigmoid", "tanh"), ("linear", "sigmoid"),
+                             ("softplus", "sigmoid")]))
+def test_recurrent_cells_match_reference(data, dtype, cell, n, t, f, u, reverse, sequences,
+                                         reset_after, acts):
+    case = _recurrent_case(data, dtype, cell, n, t, f, u, reset_after)
+    native = _run_cell(NK, cell, case, acts, reverse, sequences, reset_after, dtype)
+    case64 = {k: None if v is None else f64(v) for k, v in case.items()}
+    ref = _run_cell(R, cell, case64, acts, reverse, sequences, reset_after, np.float64)
+    assert native.keys() == ref.keys()
+    for name in native:
+        tol = 16 * t * (f + u + 4) * eps(dtype) * (1 + np.abs(ref[name]))
+        assert_within(native[name], ref[name].astype(dtype), tol, f"{cell} {name}")
+
+
+@covers("sequence_dropout_step", "sequence_dropout_backward")
+@props(40)
+@given(data=st.data(), dtype=DTYPES, n=dim, t=pos_dim, f=pos_dim, seed=st.integers(0, 2**64 - 1),
+       rate=st.sampled_from([0.0, 0.25, 0.5, 0.9]))
+def test_sequence_dropout_matches_reference(data, dtype, n, t, f, seed, rate):
+    x = data.draw(arrays(dtype, (n, t, f)))
+    dy = data.draw(arrays(dtype, (n, t, f)))
+    outs = []
+    for kernels in (NK, R):
+        stream = np.array([seed, 3], np.uint64)
+        out, mask = np.zeros_like(x), np.zeros((n, f), dtype)
+        kernels.sequence_dropout_step(x, rate, stream, out=out, mask=mask)
+        dx = np.zeros_like(x)
+        kernels.sequence_dropout_backward(dy, mask, out=dx)
+        assert stream[1] == 4
+        outs.append((out, mask, dx))
+    for a, b in zip(*outs):
+        assert np.array_equal(a, b)  # the same generator, one product per element: exact
+    # one mask per sequence: every step of a sample drops the same features
+    assert np.array_equal(outs[0][0] == 0, np.broadcast_to((outs[0][1] == 0)[:, None, :], x.shape) | (x == 0))
+
+
+@covers("embedding_forward", "embedding_backward")
+@props(60)
+@given(data=st.data(), dtype=DTYPES, n=dim, t=pos_dim, v=pos_dim, d=pos_dim)
+def test_embedding_matches_reference(data, dtype, n, t, v, d):
+    tokens = data.draw(hnp.arrays(np.int64, (n, t), elements=st.integers(0, v - 1))).astype(dtype)
+    table = data.draw(arrays(dtype, (v, d)))
+    dy = data.draw(arrays(dtype, (n, t, d)))
+    out, out_ref = np.zeros((n, t, d), dtype), np.zeros((n, t, d), dtype)
+    NK.embedding_forward(tokens, table, out=out)
+    R.embedding_forward(tokens, table, out=out_ref)
+    assert np.array_equal(out, out_ref)  # a copy: exact
+    g, g_ref = np.zeros((v, d), dtype), np.zeros((v, d), dtype)
+    NK.embedding_backward(dy, tokens, g)
+    R.embedding_backward(dy, tokens, g_ref)
+    assert np.array_equal(g, g_ref)  # the same additions in the same (n, t) order
+    for bad in (-1.0, float(v), 0.5):
+        if n and t:
+            wrong = tokens.copy()
+            wrong.flat[0] = bad
+            with pytest.raises(ValueError, match="tokens"):
+                NK.embedding_forward(wrong, table, out=out)
+
+
 def test_every_kernel_of_both_backends_has_a_property():
     shared = {n for n in R.__all__ if not n.startswith("SELU")} & set(dir(NK))
     assert shared == {n for n in R.__all__ if not n.startswith("SELU")}
     assert COVERED == shared, (f"without a property: {sorted(shared - COVERED)}; "
                                f"not a kernel: {sorted(COVERED - shared)}")
+
+
+# ================================================================================ Keras's further kernels
+# Elementwise kernels, one or two roundings of the same formula on each side (exact comparisons
+# decide the branches, so both sides take the same one): 4 eps relative to the terms.
+
+@covers("relu_clip_forward", "relu_clip_backward")
+@props(80)
+@given(data=st.data(), dtype=DTYPES, shape=any_shape, slope=st.sampled_from([0.0, 0.1, 0.3]),
+       max_value=st.sampled_from([math.inf, 6.0, 0.5]), threshold=st.sampled_from([0.0, 0.5, -1.0]))
+def test_relu_clip_matches_reference(data, dtype, shape, slope, max_value, threshold):
+    x, dy = data.draw(arrays(dtype, shape)), data.draw(arrays(dtype, shape))
+    y, y_ref = NK.relu_clip_forward(x, slope, max_value, threshold), R.relu_clip_forward(x, slope, max_value, threshold)
+    assert_within(y, y_ref, 4 * eps(dtype) * (np.abs(f64(x)) + abs(threshold)), "relu_clip_forward")
+    dx = NK.relu_clip_backward(dy, x, slope, max_value, threshold)
+    assert_within(dx, R.relu_clip_backward(dy, x, slope, max_value, threshold),
+                  4 * eps(dtype) * np.abs(f64(dy)), "relu_clip_backward")
+
+
+@covers("affine_forward", "affine_backward", "normalize_forward", "normalize_backward")
+@props(80)
+@given(data=st.data(), dtype=DTYPES, n=dim, c=pos_dim, invert=st.booleans())
+def test_affine_and_normalize_match_reference(data, dtype, n, c, invert):
+    x, dy = data.draw(arrays(dtype, (n, c))), data.draw(arrays(dtype, (n, c)))
+    scale, offset = data.draw(arrays(dtype, (c,), -3, 3)), data.draw(arrays(dtype, (c,), -3, 3))
+    variance = data.draw(arrays(dtype, (c,), 0, 9))
+    size = np.abs(f64(x)) * np.abs(f64(scale)) + np.abs(f64(offset))
+    assert_within(NK.affine_forward(x, scale, offset), R.affine_forward(x, scale, offset),
+                  4 * eps(dtype) * size, "affine_forward")
+    assert_within(NK.affine_backward(dy, scale), R.affine_backward(dy, scale), 0.0, "affine_backward")
+    y = NK.normalize_forward(x, offset, variance, 1e-7, invert)
+    y_ref = R.normalize_forward(x, offset, variance, 1e-7, invert)
+    s = np.maximum(np.sqrt(f64(variance)), 1e-7)
+    size = np.abs(f64(x)) * s + np.abs(f64(offset)) if invert else (np.abs(f64(x)) + np.abs(f64(offset))) / s
+    assert_within(y, y_ref, 8 * eps(dtype) * size, "normalize_forward")
+    dx, dx_ref = NK.normalize_backward(dy, variance, 1e-7, invert), R.normalize_backward(dy, variance, 1e-7, invert)
+    size = np.abs(f64(dy)) * s if invert else np.abs(f64(dy)) / s
+    assert_within(dx, dx_ref, 8 * eps(dtype) * size, "normalize_backward")
+
+
+@covers("gaussian_dropout_step", "alpha_dropout_step")
+@props(60)
+@given(data=st.data(), dtype=DTYPES, shape=any_shape, rate=st.sampled_from([0.0, 0.2, 0.5, 0.9]),
+       seed=st.integers(0, 2 ** 64 - 1), step=st.integers(0, 2 ** 64 - 2))
+def test_noise_dropouts_match_reference(data, dtype, shape, rate, seed, step):
+    """The same numbers on both sides (the integers bit for bit, log/cos to float64 rounding), and
+    the stream advances by one on both."""
+    x = data.draw(arrays(dtype, shape))
+    stddev = math.sqrt(rate / (1 - rate))
+    for name, arg in (("gaussian_dropout_step", stddev), ("alpha_dropout_step", rate)):
+        s_n, s_r = np.array([seed, step], np.uint64), np.array([seed, step], np.uint64)
+        y, mask = getattr(NK, name)(x, arg, s_n)
+        y_ref, mask_ref = getattr(R, name)(x, arg, s_r)
+        assert np.array_equal(s_n, s_r) and int(s_n[1]) == step + 1
+        assert_within(mask, mask_ref, 4 * eps(dtype) * np.abs(f64(mask_ref)) + 1e-12, name + " mask")
+        assert_within(y, y_ref, 4 * eps(dtype) * (np.abs(f64(x)) + 2) * (np.abs(f64(mask_ref)) + 2), name)
+
+
+@covers("nadam_update", "adamax_update", "adadelta_update", "lion_update")
+@props(80)
+@given(data=st.data(), dtype=DTYPES, shape=any_shape, step=st.integers(1, 1000),
+       b1=st.sampled_from([0.0, 0.5, 0.9]), b2=st.sampled_from([0.9, 0.999]))
+def test_keras_optimizers_match_reference(data, dtype, shape, step, b1, b2):
+    """The twins and the kernels compute the same expressions in the dtype with the same float64
+    coefficients: a few roundings of each term apart."""
+    p, g, m = state(data, dtype, shape), state(data, dtype, shape), state(data, dtype, shape)
+    v = state(data, dtype, shape, 0.0, 100.0)
+    lr = data.draw(scalar(dtype, 0.0, 1.0))
+    tol = lambda *terms: 16 * eps(dtype) * sum(np.abs(f64(t)) for t in terms)  # noqa: E731
+
+    ours, theirs = [p.copy(), m.copy(), v.copy(), np.ones(1, dtype)], [p.copy(), m.copy(), v.copy(), np.ones(1, dtype)]
+    assert NK.nadam_update(ours[0], g, ours[1], ours[2], ours[3], lr, b1, b2, 1e-7, step) is None
+    R.nadam_update(theirs[0], g, theirs[1], theirs[2], theirs[3], lr, b1, b2, 1e-7, step)
+    assert_within(ours[1], theirs[1], tol(m, g), "nadam m")
+    assert_within(ours[2], theirs[2], tol(v, g * g.astype(np.float64)), "nadam v")
+    assert_within(ours[3], theirs[3], 0.0, "nadam u_product")
+    # the step lr * (c_m m + c_g g) / (sqrt(c_v v) + eps), each factor a few roundings off
+    u_t, u_t1 = b1 * (1 - 0.5 * 0.96 ** step), b1 * (1 - 0.5 * 0.96 ** (step + 1))
+    prod = float(theirs[3][0])
+    c_m, c_g, c_v = u_t1 / (1 - prod * u_t1), (1 - u_t) / (1 - prod), 1 / (1 - b2 ** step)
+    size = lr * (c_m * np.abs(f64(theirs[1])) + c_g * np.abs(f64(g))) / (np.sqrt(c_v * f64(theirs[2])) + 1e-7)
+    assert_within(ours[0], theirs[0], 32 * eps(dtype) * (np.abs(f64(p)) + size), "nadam param")
+
+    ours, theirs = [p.copy(), m.copy(), v.copy()], [p.copy(), m.copy(), v.copy()]
+    assert NK.adamax_update(ours[0], g, ours[1], ours[2], lr, b1, b2, 1e-7, step) is None
+    R.adamax_update(theirs[0], g, theirs[1], theirs[2], lr, b1, b2, 1e-7, step)
+    assert_within(ours[1], theirs[1], tol(m, g), "adamax m")
+    assert_within(ours[2], theirs[2], 0.0, "adamax u")  # one product and a maximum: exact
+    size = lr / (1 - b1 ** step) * np.abs(f64(theirs[1])) / (f64(theirs[2]) + 1e-7)
+    assert_within(ours[0], theirs[0], 16 * eps(dtype) * (np.abs(f64(p)) + size), "adamax param")
+
+    ours, theirs = [p.copy(), v.copy(), v[::-1].copy() if v.ndim else v.copy()], None
+    theirs = [a.copy() for a in ours]
+    assert NK.adadelta_update(ours[0], g, ours[1], ours[2], lr, b2, 1e-7) is None
+    R.adadelta_update(theirs[0], g, theirs[1], theirs[2], lr, b2, 1e-7)
+    assert_within(ours[1], theirs[1], tol(v, f64(g) ** 2), "adadelta accumulated_grad")
+    assert_within(ours[2], theirs[2], 16 * eps(dtype) * (np.abs(f64(theirs[2])) + 1e-30), "adadelta accumulated_delta")
+    assert_within(ours[0], theirs[0], 16 * eps(dtype) * (np.abs(f64(p)) + np.abs(f64(theirs[0] - p)) + 1e-30),
+                  "adadelta param")
+
+    ours, theirs = [p.copy(), m.copy()], [p.copy(), m.copy()]
+    assert NK.lion_update(ours[0], g, ours[1], lr, b1, b2) is None
+    R.lion_update(theirs[0], g, theirs[1], lr, b1, b2)
+    assert_within(ours[1], theirs[1], tol(m, g), "lion m")
+    assert_within(ours[0], theirs[0], 4 * eps(dtype) * (np.abs(f64(p)) + lr), "lion param")

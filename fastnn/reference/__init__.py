@@ -19,6 +19,8 @@ One file per concern:
 * ``losses.py``      - losses fused with their gradients
 * ``norm.py``        - batch and layer normalization, forward and backward
 * ``dropout.py``     - inverted dropout with a counter-based random mask
+* ``recurrent.py``   - SimpleRNN, LSTM and GRU cells over whole sequences,
+  forward and backpropagation through time; the embedding lookup
 * ``optim.py``       - in-place SGD, AdaGrad, RMSprop and Adam/AMSGrad
   updates, decoupled weight decay; gradient norms, clipping and L1/L2
   weight penalties
@@ -56,6 +58,34 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
+from .activations import (
+    gelu_forward,
+    gelu_backward,
+    gelu_tanh_forward,
+    gelu_tanh_backward,
+    silu_forward,
+    silu_backward,
+    mish_forward,
+    mish_backward,
+    relu6_forward,
+    relu6_backward,
+    hard_sigmoid_forward,
+    hard_sigmoid_backward,
+    hard_silu_forward,
+    hard_silu_backward,
+    softsign_forward,
+    softsign_backward,
+    exponential_forward,
+    exponential_backward,
+    celu_forward,
+    celu_backward,
+    relu_clip_forward,
+    relu_clip_backward,
+    affine_forward,
+    affine_backward,
+    normalize_forward,
+    normalize_backward,
+)
 from .dense import dense_act_forward, dense_backward, dense_forward
 from .gemm import gemm
 from .losses import (
@@ -71,7 +101,21 @@ from .losses import (
     softmax_cross_entropy,
     sparse_softmax_cross_entropy,
 )
+from .recurrent import (
+    embedding_backward,
+    embedding_forward,
+    gru_backward,
+    gru_forward,
+    lstm_backward,
+    lstm_forward,
+    sequence_dropout_backward,
+    sequence_dropout_step,
+    simple_rnn_backward,
+    simple_rnn_forward,
+)
 from .dropout import dropout_backward, dropout_forward, dropout_step, normal_noise_step
+from .dropout import (alpha_dropout_step, dropout_backward, dropout_forward, dropout_step,
+                      gaussian_dropout_step, normal_noise_step)
 from .norm import (
     batchnorm_backward,
     batchnorm_forward,
@@ -94,6 +138,7 @@ from .optim import (
     sum_squares,
     weight_decay_update,
 )
+from .optim import adadelta_update, adamax_update, lion_update, nadam_update
 
 __all__ = [
     "act_backward",
@@ -160,4 +205,46 @@ __all__ = [
     "tanh_backward",
     "tanh_forward",
     "weight_decay_update",
+    "simple_rnn_forward",
+    "simple_rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "embedding_forward",
+    "embedding_backward",
+    "gelu_forward",
+    "gelu_backward",
+    "gelu_tanh_forward",
+    "gelu_tanh_backward",
+    "silu_forward",
+    "silu_backward",
+    "mish_forward",
+    "mish_backward",
+    "relu6_forward",
+    "relu6_backward",
+    "hard_sigmoid_forward",
+    "hard_sigmoid_backward",
+    "hard_silu_forward",
+    "hard_silu_backward",
+    "softsign_forward",
+    "softsign_backward",
+    "exponential_forward",
+    "exponential_backward",
+    "celu_forward",
+    "celu_backward",
+    "relu_clip_forward",
+    "relu_clip_backward",
+    "affine_forward",
+    "affine_backward",
+    "alpha_dropout_step",
+    "gaussian_dropout_step",
+    "adadelta_update",
+    "adamax_update",
+    "lion_update",
+    "nadam_update",
+    "normalize_forward",
+    "normalize_backward",
+    "sequence_dropout_step",
+    "sequence_dropout_backward",
 ]

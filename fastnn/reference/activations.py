@@ -11,6 +11,8 @@ from ``y``, ``relu`` needs only the sign of ``x``).
 All results keep the input dtype: float32 in, float32 out.
 """
 
+import math
+
 import numpy as np
 
 from ._out import _into
@@ -307,6 +309,197 @@ def log_softmax_backward(dy, x, y, out=None):
     return _into(out, dy - np.exp(y) * dy.sum(axis=1, keepdims=True), x.dtype)
 
 
+# ----------------------------------------------------- Keras 3's further activations
+# Formulas as ``keras.activations`` defines them; derivatives from x (or y where cheaper).
+
+def _softplus(x):
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _phi_cdf(x):
+    # The standard normal CDF, Phi(x) = erfc(-x / sqrt 2) / 2 (erfc: no cancellation in the far
+    # negative tail, where 1 + erf would lose every digit). The argument is rounded in x's dtype,
+    # as the native kernel does (erfc magnifies an argument's rounding by about 2 x^2); NumPy has
+    # no erfc ufunc, so math.erfc runs per element in float64.
+    x = np.asarray(x)
+    arg = -(x * x.dtype.type(1 / math.sqrt(2.0)))
+    flat = arg.astype(np.float64).ravel()
+    values = np.fromiter((math.erfc(v) for v in flat), np.float64, flat.size)
+    return 0.5 * values.reshape(np.shape(x))
+
+
+def gelu_forward(x, out=None):
+    """Gaussian error linear unit (Hendrycks & Gimpel 2016, arXiv:1606.08415), Keras's
+    ``gelu(x, approximate=False)``: ``y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))``, computed as
+    ``0.5 x erfc(-x / sqrt 2)``. Shapes: any. Phi is evaluated in float64 and rounded once."""
+    return _into(out, x * _phi_cdf(x), x.dtype)
+
+
+def gelu_backward(dy, x, y, out=None):
+    """``dx = dy * (Phi(x) + x * phi(x))``, phi the standard normal density."""
+    xd = x.astype(np.float64)
+    grad = _phi_cdf(x) + xd * np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi)
+    return _into(out, dy * grad, x.dtype)
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def gelu_tanh_forward(x, out=None):
+    """GELU's tanh approximation, Keras's ``gelu(x, approximate=True)``:
+    ``y = 0.5 x (1 + tanh(u))``, ``u = sqrt(2/pi) (x + 0.044715 x^3)``, computed as
+    ``x * sigmoid(2u)`` (the same value, without the cancellation of 1 + tanh(u) for u << 0)."""
+    u = _GELU_C * (x + 0.044715 * (x * x * x))
+    return _into(out, x * _sigmoid(2 * u), x.dtype)
+
+
+def gelu_tanh_backward(dy, x, y, out=None):
+    """``dx = dy * (s + 2 x s (1 - s) u')``, s = sigmoid(2u), u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
+    s = _sigmoid(2 * (_GELU_C * (x + 0.044715 * (x * x * x))))
+    du = _GELU_C * (1 + 3 * 0.044715 * (x * x))
+    return _into(out, dy * (s + 2 * x * s * (1 - s) * du), x.dtype)
+
+
+def silu_forward(x, out=None):
+    """SiLU / swish (Elfwing et al. 2017, arXiv:1702.03118; Ramachandran et al. 2017):
+    ``y = x * sigmoid(x)``."""
+    return _into(out, x * _sigmoid(x), x.dtype)
+
+
+def silu_backward(dy, x, y, out=None):
+    """``dx = dy * s (1 + x (1 - s))``, s = sigmoid(x)."""
+    s = _sigmoid(x)
+    return _into(out, dy * (s * (1 + x * (1 - s))), x.dtype)
+
+
+def mish_forward(x, out=None):
+    """Mish (Misra 2019, arXiv:1908.08681): ``y = x * tanh(softplus(x))``."""
+    return _into(out, x * np.tanh(_softplus(x)), x.dtype)
+
+
+def mish_backward(dy, x, y, out=None):
+    """``dx = dy * (t + x (1 - t^2) sigmoid(x))``, t = tanh(softplus(x))."""
+    t = np.tanh(_softplus(x))
+    return _into(out, dy * (t + x * (1 - t * t) * _sigmoid(x)), x.dtype)
+
+
+def relu6_forward(x, out=None):
+    """``y = min(max(x, 0), 6)`` (Krizhevsky 2010; MobileNets). NaN passes through."""
+    return _into(out, np.minimum(np.maximum(x, 0), 6), x.dtype)
+
+
+def relu6_backward(dy, x, y, out=None):
+    """``dx = dy`` where 0 < x < 6, else 0."""
+    return _into(out, np.where((x > 0) & (x < 6), dy, 0), x.dtype)
+
+
+def _hard_sigmoid(x):
+    return np.clip(x / 6 + 0.5, 0, 1)
+
+
+def hard_sigmoid_forward(x, out=None):
+    """Keras 3's hard sigmoid: ``y = relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1)``."""
+    return _into(out, _hard_sigmoid(x), x.dtype)
+
+
+def hard_sigmoid_backward(dy, x, y, out=None):
+    """``dx = dy / 6`` where -3 < x < 3, else 0."""
+    return _into(out, np.where((x > -3) & (x < 3), dy / 6, 0), x.dtype)
+
+
+def hard_silu_forward(x, out=None):
+    """Hard SiLU / hard swish (Howard et al. 2019, arXiv:1905.02244): ``y = x * hard_sigmoid(x)``."""
+    return _into(out, x * _hard_sigmoid(x), x.dtype)
+
+
+def hard_silu_backward(dy, x, y, out=None):
+    """``dx = dy * (0 for x <= -3, x / 3 + 1/2 in between, 1 for x >= 3)``."""
+    grad = np.where(x <= -3, 0, np.where(x >= 3, dy, dy * (x / 3 + 0.5)))
+    return _into(out, grad, x.dtype)
+
+
+def softsign_forward(x, out=None):
+    """Softsign (Bergstra et al. 2009): ``y = x / (1 + |x|)``."""
+    return _into(out, x / (1 + np.abs(x)), x.dtype)
+
+
+def softsign_backward(dy, x, y, out=None):
+    """``dx = dy / (1 + |x|)^2``."""
+    d = 1 + np.abs(x)
+    return _into(out, dy / (d * d), x.dtype)
+
+
+def exponential_forward(x, out=None):
+    """``y = exp(x)`` (overflows to inf beyond log(max float), as Keras's)."""
+    with np.errstate(over="ignore"):
+        return _into(out, np.exp(x), x.dtype)
+
+
+def exponential_backward(dy, x, y, out=None):
+    """``dx = dy * y``."""
+    return _into(out, dy * y, x.dtype)
+
+
+def celu_forward(x, alpha=1.0, out=None):
+    """Continuously differentiable ELU (Barron 2017, arXiv:1704.07483):
+    ``y = x if x > 0 else alpha * (exp(x / alpha) - 1)``; Keras default alpha=1.0."""
+    negative = alpha * np.expm1(np.minimum(x, 0) / alpha)
+    return _into(out, np.where(x > 0, x, negative), x.dtype)
+
+
+def celu_backward(dy, x, y, alpha=1.0, out=None):
+    """``dx = dy * (1 if x > 0 else exp(x / alpha))``."""
+    return _into(out, np.where(x > 0, dy, dy * np.exp(np.minimum(x, 0) / alpha)), x.dtype)
+
+
+def relu_clip_forward(x, negative_slope=0.0, max_value=math.inf, threshold=0.0, out=None):
+    """Keras's ``relu(x, negative_slope, max_value, threshold)`` in one kernel::
+
+        y = (x if x > threshold else 0, clipped to [0, max_value]) - negative_slope * max(threshold - x, 0)
+
+    (Keras's order of operations; NaN passes through.) Shapes: any."""
+    pos = np.where(x > threshold, np.clip(x, 0, max_value), 0)
+    neg = np.maximum(threshold - x, 0)
+    y = pos - negative_slope * neg if negative_slope != 0 else pos
+    return _into(out, np.where(np.isnan(x), x, y), x.dtype)
+
+
+def relu_clip_backward(dy, x, negative_slope=0.0, max_value=math.inf, threshold=0.0, out=None):
+    """``dx = dy * ((1 if threshold < x, 0 < x < max_value) + (negative_slope if x < threshold))``."""
+    grad = (((x > threshold) & (x > 0) & (x < max_value)).astype(x.dtype)
+            + np.where(x < threshold, negative_slope, 0).astype(x.dtype))
+    return _into(out, dy * grad, x.dtype)
+
+
+def affine_forward(x, scale, offset, out=None):
+    """Per-feature affine map over the last axis: ``y = x * scale + offset`` (Rescaling,
+    Normalization). Shapes: x (N, ..., C), scale and offset (C,) -> y like x."""
+    return _into(out, x * scale + offset, x.dtype)
+
+
+def affine_backward(dy, scale, out=None):
+    """``dx = dy * scale``. Shapes: dy (N, ..., C), scale (C,)."""
+    return _into(out, dy * scale, dy.dtype)
+
+
+def normalize_forward(x, mean, variance, epsilon, invert=False, out=None):
+    """Keras's ``Normalization`` over the last axis, with ``s = maximum(sqrt(variance), epsilon)``::
+
+        y = (x - mean) / s           (invert=False)
+        y = mean + x * s             (invert=True: undoes the normalization)
+
+    Shapes: x (N, ..., C), mean and variance (C,) -> y like x."""
+    s = np.maximum(np.sqrt(variance), x.dtype.type(epsilon))
+    y = mean + x * s if invert else (x - mean) / s
+    return _into(out, y, x.dtype)
+
+
+def normalize_backward(dy, variance, epsilon, invert=False, out=None):
+    """``dx = dy / s`` (or ``dy * s`` with invert), s as in :func:`normalize_forward`."""
+    s = np.maximum(np.sqrt(variance), dy.dtype.type(epsilon))
+    return _into(out, dy * s if invert else dy / s, dy.dtype)
+
+
 # -- By name: the form a recorded program calls --------------------------------------------------
 _BY_NAME = {"linear": (linear_forward, linear_backward), "step": (step_forward, None),
             "sigmoid": (sigmoid_forward, sigmoid_backward), "tanh": (tanh_forward, tanh_backward),
@@ -315,8 +508,16 @@ _BY_NAME = {"linear": (linear_forward, linear_backward), "step": (step_forward, 
             "elu": (elu_forward, elu_backward), "selu": (selu_forward, selu_backward),
             "softplus": (softplus_forward, softplus_backward),
             "softmax": (softmax_forward, softmax_backward),
-            "log_softmax": (log_softmax_forward, log_softmax_backward)}
-_WITH_ALPHA = ("leaky_relu", "elu")
+            "log_softmax": (log_softmax_forward, log_softmax_backward),
+            "gelu": (gelu_forward, gelu_backward), "gelu_tanh": (gelu_tanh_forward, gelu_tanh_backward),
+            "silu": (silu_forward, silu_backward), "mish": (mish_forward, mish_backward),
+            "relu6": (relu6_forward, relu6_backward),
+            "hard_sigmoid": (hard_sigmoid_forward, hard_sigmoid_backward),
+            "hard_silu": (hard_silu_forward, hard_silu_backward),
+            "softsign": (softsign_forward, softsign_backward),
+            "exponential": (exponential_forward, exponential_backward),
+            "celu": (celu_forward, celu_backward)}
+_WITH_ALPHA = ("leaky_relu", "elu", "celu")
 
 
 def act_forward(x, activation, alpha=0.0, out=None):

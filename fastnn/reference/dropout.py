@@ -133,3 +133,33 @@ def normal_noise_step(x, stddev, stream, out=None):
     y = normal_noise(x, stddev, int(stream[0]), int(stream[1]), out=out)
     stream[1] += np.uint64(1)
     return y
+
+
+def gaussian_dropout_step(x, stddev, stream, out=None, mask=None):
+    """One training call of GaussianDropout (Srivastava et al. 2014, section 10) with generator
+    state ``stream = [key, step]``: multiplicative noise ``mask = 1 + stddev * z`` (z as in
+    :func:`normal_noise`, on an array of ones), ``y = x * mask``; then ``step += 1``. Keras's
+    ``stddev = sqrt(rate / (1 - rate))``. Backward is :func:`dropout_backward` with this mask.
+    Returns (y, mask)."""
+    noise = normal_noise(np.ones(x.shape, x.dtype), stddev, int(stream[0]), int(stream[1]))
+    stream[1] += np.uint64(1)
+    mask = _into(mask, noise, x.dtype)
+    return _into(out, x * mask, x.dtype), mask
+
+
+def alpha_dropout_step(x, rate, stream, out=None, mask=None):
+    """One training call of AlphaDropout (Klambauer et al. 2017, arXiv:1706.02515), Keras's form:
+    values kept as :func:`dropout_keep` decides, dropped ones set to ``alpha' = -SELU_ALPHA *
+    SELU_SCALE``, then ``a * v + b`` with ``a = ((1 - rate) (1 + rate alpha'^2))^-1/2`` and
+    ``b = -a alpha' rate``, which keeps zero mean and unit variance. ``mask = a`` where kept, else
+    0 (the derivative, for :func:`dropout_backward`); then ``step += 1``. Returns (y, mask)."""
+    alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+    a = 1.0 / math.sqrt((1.0 - rate) * (1.0 + rate * alpha_p * alpha_p))
+    b = -a * alpha_p * rate
+    keep = dropout_keep(x.size, rate, int(stream[0]), int(stream[1])).reshape(x.shape)
+    stream[1] += np.uint64(1)
+    ta, tb = np.asarray(a, x.dtype), np.asarray(b, x.dtype)
+    dropped = np.asarray(a * alpha_p + b, x.dtype)
+    y = np.where(keep, ta * x + tb, dropped)
+    mask = _into(mask, np.where(keep, ta, np.zeros((), x.dtype)), x.dtype)
+    return _into(out, y, x.dtype), mask

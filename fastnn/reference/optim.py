@@ -263,3 +263,85 @@ def global_norm_scale(norm, clip):
     """:func:`norm_scale` for the global norm of all gradients; an infinite or NaN global norm
     makes every gradient NaN (Keras)."""
     return norm_scale(norm, clip) if math.isfinite(norm) else math.nan
+
+
+def nadam_update(param, grad, m, v, u_product, learning_rate, beta_1, beta_2, epsilon, step):
+    """One Nadam step (Dozat 2016, "Incorporating Nesterov Momentum into Adam"), Keras 3's form,
+    ``step`` = t counting this update::
+
+        u_t  = beta_1 (1 - 0.5 * 0.96**t);   u_t1 = beta_1 (1 - 0.5 * 0.96**(t + 1))
+        u_product *= u_t                      (the product of every u so far; starts at 1)
+        m += (grad - m) (1 - beta_1);   v += (grad**2 - v) (1 - beta_2)
+        m_hat = u_t1 m / (1 - u_product u_t1) + (1 - u_t) grad / (1 - u_product)
+        param -= learning_rate * m_hat / (sqrt(v / (1 - beta_2**t)) + epsilon)
+
+    ``u_product`` is a one-element array per weight (Keras keeps one for the optimizer; the values
+    are the same). The coefficients are computed in float64 and rounded to the dtype once.
+    Shapes: param, grad, m, v: any, all equal; u_product: (1,).
+    """
+    u_t = beta_1 * (1.0 - 0.5 * 0.96 ** step)
+    u_t1 = beta_1 * (1.0 - 0.5 * 0.96 ** (step + 1))
+    u_product[0] = float(u_product[0]) * u_t
+    prod = float(u_product[0])
+    dt = param.dtype.type
+    c_m, c_g = dt(u_t1 / (1.0 - prod * u_t1)), dt((1.0 - u_t) / (1.0 - prod))
+    c_v = dt(1.0 / (1.0 - beta_2 ** step))
+    m[...] = m + (grad - m) * dt(1.0 - beta_1)
+    v[...] = v + (grad * grad - v) * dt(1.0 - beta_2)
+    m_hat = c_m * m + c_g * grad
+    param -= dt(learning_rate) * m_hat / (np.sqrt(v * c_v) + dt(epsilon))
+    return None
+
+
+def adamax_update(param, grad, m, u, learning_rate, beta_1, beta_2, epsilon, step):
+    """One Adamax step (Kingma & Ba 2014, arXiv:1412.6980, section 7.1), Keras 3's form::
+
+        m += (grad - m) (1 - beta_1)
+        u  = maximum(beta_2 u, |grad|)               (the infinity norm of the past gradients)
+        param -= learning_rate / (1 - beta_1**t) * m / (u + epsilon)
+
+    Shapes: param, grad, m, u: any, all equal.
+    """
+    dt = param.dtype.type
+    c = dt(learning_rate / (1.0 - beta_1 ** step))
+    m[...] = m + (grad - m) * dt(1.0 - beta_1)
+    u[...] = np.maximum(dt(beta_2) * u, np.abs(grad))
+    param -= c * m / (u + dt(epsilon))
+    return None
+
+
+def adadelta_update(param, grad, accumulated_grad, accumulated_delta, learning_rate, rho, epsilon):
+    """One Adadelta step (Zeiler 2012, arXiv:1212.5701), Keras 3's form (with a learning rate,
+    default 0.001)::
+
+        accumulated_grad = rho accumulated_grad + (1 - rho) grad**2
+        delta = -sqrt(accumulated_delta + epsilon) * grad / sqrt(accumulated_grad + epsilon)
+        accumulated_delta = rho accumulated_delta + (1 - rho) delta**2
+        param += learning_rate * delta
+
+    Shapes: all equal.
+    """
+    dt = param.dtype.type
+    r, r1 = dt(rho), dt(1.0 - rho)
+    accumulated_grad[...] = r * accumulated_grad + r1 * grad * grad
+    delta = -(np.sqrt(accumulated_delta + dt(epsilon)) * grad) / np.sqrt(accumulated_grad + dt(epsilon))
+    accumulated_delta[...] = r * accumulated_delta + r1 * delta * delta
+    param += dt(learning_rate) * delta
+    return None
+
+
+def lion_update(param, grad, m, learning_rate, beta_1, beta_2):
+    """One Lion step (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms",
+    arXiv:2302.06675), Keras 3's form::
+
+        param -= learning_rate * sign(beta_1 m + (1 - beta_1) grad)
+        m = beta_2 m + (1 - beta_2) grad
+
+    Every weight moves by exactly the learning rate (or not at all where the sign is 0).
+    Shapes: all equal.
+    """
+    dt = param.dtype.type
+    c = dt(beta_1) * m + dt(1.0 - beta_1) * grad
+    param -= dt(learning_rate) * np.sign(c)
+    m[...] = dt(beta_2) * m + dt(1.0 - beta_2) * grad
+    return None

@@ -1,4 +1,4 @@
-"""scikit-learn estimators backed by fastnn (needs ``pip install fastnn[sklearn]``).
+"""scikit-learn estimators backed by fastnn (needs ``pip install fastnn-cpu[sklearn]``).
 
 * :class:`MLPClassifier` and :class:`MLPRegressor` take scikit-learn's MLP parameters, with its
   names and defaults, and expose its fitted attributes (``coefs_``, ``intercepts_``,
@@ -42,7 +42,7 @@ try:
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
-    raise ImportError("fastnn.sklearn needs scikit-learn >= 1.6: pip install 'fastnn[sklearn]'") from exc
+    raise ImportError("fastnn.sklearn needs scikit-learn >= 1.6: pip install 'fastnn-cpu[sklearn]'") from exc
 
 from . import backend as backend_module
 from . import callbacks as callbacks_module

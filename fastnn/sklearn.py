@@ -1,4 +1,4 @@
-"""scikit-learn estimators backed by fastnn (needs ``pip install fastnn[sklearn]``).
+"""scikit-learn estimators backed by fastnn (needs ``pip install fastnn-cpu[sklearn]``).
 
 * :class:`MLPClassifier` and :class:`MLPRegressor` take scikit-learn's MLP parameters, with its
   names and defaults, and expose its fitted attributes (``coefs_``, ``intercepts_``,
@@ -11,8 +11,11 @@
 The training follows scikit-learn's definitions: the same weight initialisation (uniform in
 +-sqrt(6 / (fan_in + fan_out)), +-sqrt(2 / ...) for 'logistic'), the same loss (half the squared
 error for regression; log-loss summed over the outputs of a multilabel target), the same L2
-penalty ``alpha / 2 * ||W||^2 / batch_size`` and the same stopping rules (``tol``,
-``n_iter_no_change``, ``early_stopping``, the 'adaptive' learning rate). Arithmetic is in
+penalty ``alpha / 2 * ||W||^2 / batch_size`` (fastnn gives a last, smaller batch the penalty of a
+full one; scikit-learn divides by its own size) and the same stopping rules (``tol``,
+``n_iter_no_change``, ``early_stopping``, the 'adaptive' learning rate). For a regression target
+with k > 1 outputs scikit-learn reports half the squared error averaged over the outputs but steps
+along the gradient of its sum over them; fastnn does the same. Arithmetic is in
 ``fastnn.floatx()`` (float32 unless changed), so results match scikit-learn's float64 runs only to
 float32 rounding.
 
@@ -39,7 +42,7 @@ try:
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
-    raise ImportError("fastnn.sklearn needs scikit-learn >= 1.6: pip install 'fastnn[sklearn]'") from exc
+    raise ImportError("fastnn.sklearn needs scikit-learn >= 1.6: pip install 'fastnn-cpu[sklearn]'") from exc
 
 from . import backend as backend_module
 from . import callbacks as callbacks_module
@@ -196,10 +199,11 @@ class _BaseMLP(BaseEstimator):
             bound = np.sqrt(factor / (fan_in + fan_out))
             weights.append(rng.uniform(-bound, bound, (fan_in, fan_out)))
             weights.append(rng.uniform(-bound, bound, fan_out))
-        seeds = iter(rng.randint(0, 2**31 - 1, size=len(sizes)))  # after the weights, so that
-        for layer in net:                                           # these match scikit-learn's
-            if isinstance(layer, layers.Dropout):
-                layer.seed = int(next(seeds))
+        if self.dropout:  # drawn after the weights, so that these match scikit-learn's
+            seeds = iter(rng.randint(0, 2**31 - 1, size=len(sizes)))  # (and the shuffles too
+            for layer in net:                                          # without dropout)
+                if isinstance(layer, layers.Dropout):
+                    layer.seed = int(next(seeds))
         model = models.Sequential([layers.Input((n_in,))] + net)
         dense = [l for l in model.layers if isinstance(l, layers.Dense)]
         for layer, w, b in zip(dense, weights[0::2], weights[1::2]):
@@ -207,10 +211,11 @@ class _BaseMLP(BaseEstimator):
             layer.bias[...] = b
         return model
 
-    def _compile(self, model, batch_size, scale):
-        """Compile ``model`` so that its steps are scikit-learn's: fastnn's loss is
-        ``sklearn_loss / scale``, so the L2 coefficient, the SGD learning rate and Adam's epsilon
-        are rescaled to give the same updates."""
+    def _compile(self, model, batch_size, n_out):
+        """Compile ``model`` so that its steps are scikit-learn's: the loss scikit-learn
+        differentiates is ``scale`` times fastnn's, so the L2 coefficient, the SGD learning rate and
+        Adam's epsilon are rescaled to give the same updates."""
+        scale = self._loss_scale(n_out)
         l2 = self.alpha / (2.0 * batch_size * scale)
         for layer in model.layers:
             if isinstance(layer, layers.Dense):
@@ -221,7 +226,10 @@ class _BaseMLP(BaseEstimator):
         else:
             opt = optimizers.SGD(learning_rate=self.learning_rate_init * scale, momentum=self.momentum,
                                  nesterov=self.nesterovs_momentum and self.momentum > 0)
-        model.compile(optimizer=opt, loss=self._loss_name)
+        # the reported loss is ``report`` times fastnn's: where it differs from ``scale`` the data
+        # term is tracked on its own (a metric with the loss's own name) to rescale it
+        report = self._report_scale(n_out)
+        model.compile(optimizer=opt, loss=self._loss_name, metrics=[] if report == scale else [self._loss_name])
         self._lr_scale = scale
 
     def _refresh_attributes(self):
@@ -235,14 +243,15 @@ class _BaseMLP(BaseEstimator):
         """Shared by fit and partial_fit; ``X`` validated, ``y`` already encoded (2-D float)."""
         sizes = self._validate_params()
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
-        rng = check_random_state(self.random_state) if first else self._rng
+        # a new stream on every call, as scikit-learn: an integer random_state gives each
+        # partial_fit (and each warm-started fit) the same shuffles
+        rng = check_random_state(self.random_state)
         n, n_out = len(X), y.shape[1]
         batch_size = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
         if self.batch_size != "auto" and self.batch_size > n and self.verbose:
             print(f"batch_size={self.batch_size} is larger than the {n} samples; using {n}")
         if first:
             model = self._build(sizes, X.shape[1], n_out, self.out_activation_, rng)
-            self._rng = rng
             self.t_ = 0
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -255,7 +264,7 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                                  f"{model.layers[0].kernel.shape[0]} features as input")
         if first or not incremental or model.optimizer is None:
-            self._compile(model, batch_size, self._loss_scale(n_out))
+            self._compile(model, batch_size, n_out)
         early_stopping = self.early_stopping and not incremental
         X_val = y_val = None
         if early_stopping:
@@ -279,11 +288,16 @@ class _BaseMLP(BaseEstimator):
         epochs = 1 if incremental else self.max_iter
         self.n_iter_ = 0 if first or not hasattr(self, "n_iter_") else self.n_iter_
         stopped = False
+        order = np.arange(n)
         for it in range(epochs):
-            order = rng.permutation(n) if self.shuffle else None
-            xe, ye = (X, y) if order is None else (X[order], y[order])
+            if self.shuffle:  # scikit-learn shuffles the previous epoch's order, in place
+                rng.shuffle(order)
+            xe, ye = (X[order], y[order]) if self.shuffle else (X, y)
             history = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
             loss = float(history.history["loss"][-1]) * self._lr_scale
+            if self._loss_name in history.history:  # the data term at its reported scale
+                loss -= float(history.history[self._loss_name][-1]) * (
+                    self._lr_scale - self._report_scale(n_out))
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(loss)
@@ -361,6 +375,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _loss_scale(self, n_out):
         return float(n_out) if self._multilabel else 1.0
+
+    def _report_scale(self, n_out):
+        return self._loss_scale(n_out)
 
     def _encode(self, y, classes=None, reset=True):
         if reset:
@@ -473,8 +490,35 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _loss_name = "mse"
 
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True, random_state=None,
+                 tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, dropout=0.0, batch_norm=False, n_threads=None, backend=None):
+        self.loss = loss
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, dropout=dropout, batch_norm=batch_norm,
+            n_threads=n_threads, backend=backend)
+
+    def _validate_params(self):
+        if self.loss != "squared_error":
+            raise ValueError(f"loss must be 'squared_error' (fastnn has no 'poisson' here), got {self.loss!r}")
+        return super()._validate_params()
+
     def _loss_scale(self, n_out):
-        return 0.5  # fastnn's MSE is twice scikit-learn's squared-error loss
+        # scikit-learn's gradient is that of half the squared error summed over the outputs;
+        # fastnn's MSE averages the squared error over them
+        return 0.5 * n_out
+
+    def _report_scale(self, n_out):
+        return 0.5  # its reported loss averages over the outputs, as fastnn's MSE
 
     def _prepare(self, X, y, reset):
         X, y = validate_data(self, X, y, reset=reset, dtype=backend_module.floatx(), multi_output=True,

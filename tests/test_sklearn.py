@@ -43,3 +43,217 @@ def test_sklearn_estimator_checks(estimator, check):
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
 
+
+
+def _digits(n=600):
+    X, y = load_digits(return_X_y=True)
+    return X[:n] / 16.0, y[:n]
+
+
+def test_parameters_are_sklearns_with_its_defaults():
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+    from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+    for ours, theirs in ((MLPClassifier(), SkMLPClassifier()), (MLPRegressor(), SkMLPRegressor())):
+        sk = theirs.get_params()
+        sk.pop("max_fun")  # lbfgs only
+        sk.pop("solver")   # sklearn's default is 'adam' too, checked below
+        mine = ours.get_params()
+        assert {k: mine[k] for k in sk} == sk
+        assert mine["solver"] == theirs.solver == "adam"
+        assert {"dropout", "batch_norm", "n_threads", "backend"} <= set(mine)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("target", ["multiclass", "binary", "multilabel", "regression", "multioutput"])
+def test_first_epoch_loss_is_sklearns(solver, target):
+    """Same initialisation, loss, L2 penalty and update rule as scikit-learn's MLP: with the same
+    random_state and no shuffling, the loss of the first epochs agrees to float32 rounding (the
+    batch size divides the data: scikit-learn scales the last batch's penalty by its own size)."""
+    from sklearn import neural_network
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(320, 7))
+    if target == "multiclass":
+        y = rng.randint(0, 4, 320)
+    elif target == "binary":
+        y = np.where(X[:, 0] + rng.normal(size=320) > 0, "yes", "no")
+    elif target == "multilabel":
+        y = (X[:, :3] + rng.normal(size=(320, 3)) > 0).astype(int)
+    elif target == "regression":
+        y = X @ rng.normal(size=7)
+    else:
+        y = X @ rng.normal(size=(7, 2))
+    regression = target in ("regression", "multioutput")
+    ours = (MLPRegressor if regression else MLPClassifier)
+    theirs = (neural_network.MLPRegressor if regression else neural_network.MLPClassifier)
+    settings = dict(hidden_layer_sizes=(20, 10), solver=solver, alpha=0.01, batch_size=64, max_iter=3,
+                    shuffle=False, random_state=3, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = ours(**settings).fit(X, y)
+        b = theirs(**settings).fit(X, y)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=2e-4)
+    for ca, cb in zip(a.coefs_, b.coefs_):
+        np.testing.assert_allclose(ca, cb, rtol=1e-3, atol=1e-4)
+    assert a.out_activation_ == b.out_activation_
+    assert a.n_layers_ == b.n_layers_ and a.n_iter_ == b.n_iter_ == 3
+    np.testing.assert_array_equal(a.classes_, b.classes_) if not regression else None
+    assert a.predict(X).shape == b.predict(X).shape
+
+
+def test_string_and_categorical_labels_and_dataframes():
+    pd = pytest.importorskip("pandas", reason="pandas inputs need pandas")
+    X, y = _digits(400)
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    df = pd.DataFrame(X, columns=[f"px{i}" for i in range(X.shape[1])])
+    labels = pd.Series(pd.Categorical(names[y]))
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, random_state=0).fit(df, labels)
+    assert list(clf.feature_names_in_) == list(df.columns)
+    assert set(clf.classes_) == set(names)
+    assert clf.score(df, labels) > 0.9
+    assert set(clf.predict(df)) <= set(names)
+    proba = clf.predict_proba(df)
+    assert proba.shape == (400, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(1)], clf.predict(df))
+
+
+def test_multilabel_and_multioutput():
+    X, Y = make_multilabel_classification(n_samples=300, n_classes=4, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=100, random_state=0).fit(X / X.max(), Y)
+    assert clf.out_activation_ == "logistic" and clf.predict(X / X.max()).shape == Y.shape
+    assert set(np.unique(clf.predict(X / X.max()))) <= {0, 1}
+    assert clf.predict_proba(X / X.max()).shape == Y.shape
+    assert clf.score(X / X.max(), Y) > 0.3  # exact-match accuracy of 4 labels
+    X, Y = make_regression(n_samples=300, n_features=6, n_targets=3, noise=1.0, random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(32,), max_iter=300, learning_rate_init=0.01,
+                       random_state=0).fit(X, Y / 100)
+    assert reg.predict(X).shape == (300, 3) and reg.score(X, Y / 100) > 0.9
+
+
+def test_partial_fit_continues_and_needs_classes():
+    X, y = _digits()
+    clf = MLPClassifier(hidden_layer_sizes=(32,), random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+    theirs = SkMLPClassifier(hidden_layer_sizes=(32,), random_state=0)
+    losses = []
+    for _ in range(15):  # each call is one epoch, continuing the weights and Adam's moments
+        clf.partial_fit(X, y, classes=np.arange(10))
+        theirs.partial_fit(X, y, classes=np.arange(10))
+        losses.append(clf.loss_)
+    assert clf.n_iter_ == 15 and clf.loss_curve_ == losses
+    np.testing.assert_allclose(losses, theirs.loss_curve_, rtol=1e-4)
+    assert losses[-1] < losses[0] - 0.3
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X, y + 10)
+    with pytest.raises(ValueError, match="features"):
+        clf.partial_fit(X[:, :10], y)
+
+
+def test_stopping_rules_and_early_stopping():
+    X, y = _digits()
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=500, tol=1e-2, n_iter_no_change=3,
+                        random_state=0).fit(X, y)
+    assert clf.n_iter_ < 500  # stopped on the training loss
+    assert clf.best_loss_ == min(clf.loss_curve_) and clf.validation_scores_ is None
+    es = MLPClassifier(hidden_layer_sizes=(32,), max_iter=500, early_stopping=True, n_iter_no_change=4,
+                       random_state=0).fit(X, y)
+    assert es.best_loss_ is None and len(es.validation_scores_) == es.n_iter_ < 500
+    assert es.best_validation_score_ == max(es.validation_scores_)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("schedule", ["adaptive", "invscaling"])
+def test_learning_rate_schedules_are_sklearns(schedule):
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+    X, y = _digits(300)
+    settings = dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate=schedule, tol=10.0,
+                    n_iter_no_change=1, max_iter=6, random_state=0, learning_rate_init=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(**settings).fit(X, y)
+        theirs = SkMLPClassifier(**settings).fit(X, y)
+    np.testing.assert_allclose(clf.loss_curve_, theirs.loss_curve_, rtol=1e-4)
+    if schedule == "adaptive":
+        # nothing improves by tol=10: the count passes n_iter_no_change=1 at epochs 3 and 5, each
+        # time dividing the rate by 5 (the count restarts), so 6 epochs end at 0.1 / 25
+        assert clf.model_.optimizer.learning_rate == pytest.approx(0.1 / 5 ** 2)
+
+
+def test_fastnn_extras_dropout_batch_norm_and_backend():
+    X, y = _digits()
+    clf = MLPClassifier(hidden_layer_sizes=(64, 32), dropout=0.2, batch_norm=True, max_iter=40,
+                        random_state=0).fit(X, y)
+    kinds = [type(layer).__name__ for layer in clf.model_.layers]
+    assert kinds.count("BatchNormalization") == 2 and kinds.count("Dropout") == 2
+    assert clf.score(X, y) > 0.9 and len(clf.coefs_) == 3
+    ref = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0, backend="numpy")
+    nat = clone(ref).set_params(backend="native")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        np.testing.assert_allclose(ref.fit(X, y).predict_proba(X), nat.fit(X, y).predict_proba(X),
+                                   atol=1e-4)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"solver": "lbfgs"}, "solver"), ({"activation": "gelu"}, "activation"),
+    ({"hidden_layer_sizes": (10, 0)}, "hidden_layer_sizes"), ({"alpha": -1.0}, "alpha"),
+    ({"n_threads": 0}, "n_threads"), ({"backend": "gpu"}, "backend"), ({"dropout": 1.0}, "dropout"),
+    ({"batch_size": 0}, "batch_size"), ({"max_iter": 0}, "max_iter")])
+def test_bad_parameters_raise_in_fit(params, match):
+    X, y = _digits(50)
+    clf = MLPClassifier(**params)  # set_params and __init__ never raise, as in scikit-learn
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y)
+    assert not hasattr(clf, "model_")
+
+
+def test_pickle_clone_and_not_fitted():
+    X, y = _digits()
+    with pytest.raises(NotFittedError):
+        MLPClassifier().predict(X)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    copy = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
+    copy.partial_fit(X, y)  # the copy trains on, the original does not move
+    assert copy.n_iter_ == 21 and clf.n_iter_ == 20
+    assert not hasattr(clone(clf), "model_")
+
+
+def test_grid_search_and_cross_val_score():
+    X, y = _digits(300)
+    search = GridSearchCV(MLPClassifier(max_iter=30, learning_rate_init=0.01, random_state=0),
+                          {"hidden_layer_sizes": [(8,), (32,)], "alpha": [1e-4, 1e-1]}, cv=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, y)
+        scores = cross_val_score(MLPRegressor(max_iter=30, random_state=0), X, y.astype(float), cv=2)
+    assert search.best_params_["hidden_layer_sizes"] in [(8,), (32,)] and search.best_score_ > 0.8
+    assert scores.shape == (2,)
+
+
+def _fit_and_report_threads(seed):
+    from fastnn.sklearn import MLPClassifier as Clf
+    X, y = _digits(200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Clf(hidden_layer_sizes=(8,), max_iter=2, random_state=seed).fit(X, y).n_threads_
+
+
+def test_threads_follow_threadpoolctl_and_joblib():
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="comes with scikit-learn")
+    joblib = pytest.importorskip("joblib", reason="comes with scikit-learn")
+    with threadpoolctl.threadpool_limits(1):
+        assert _fit_and_report_threads(0) == 1
+    assert MLPClassifier(hidden_layer_sizes=(8,), max_iter=1, n_threads=1).fit(*_digits(100)).n_threads_ == 1
+    # joblib's process workers get cpu_count // n_jobs threads each: no oversubscription
+    n_jobs = 2
+    inner = max(joblib.cpu_count() // n_jobs, 1)
+    used = joblib.Parallel(n_jobs=n_jobs, backend="loky")(
+        joblib.delayed(_fit_and_report_threads)(s) for s in range(2))
+    assert used == [inner, inner]

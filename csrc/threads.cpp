@@ -12,9 +12,10 @@ constexpr int kProbeSegments = 6;
 constexpr double kMinGap = 0.05;       // seconds exploited before the first probe after a switch
 constexpr double kMaxGap = 4.0;        // ... and at most, once the current count keeps winning
 constexpr double kCostShare = 50;      // probes cost at most 1/50 of the time exploited
+constexpr double kDegradedShare = 0.2;  // ... 1/10 once the current count has become slower
 constexpr double kSwitch = 0.97;       // another count must be 3% faster to be taken
 constexpr double kDegraded = 1.3;      // a segment this much slower than at the choice: probe
-constexpr double kHopeless = 2.5;      // a probed segment this much slower ends the probe at once
+constexpr double kHopeless = 2.5;      // one count this much slower ends a probe at once
 constexpr size_t kMaxEntries = 16;     // batch sizes remembered per program
 
 }  // namespace
@@ -67,12 +68,13 @@ void ThreadTuner::start_probe(Entry& e) {
     e.probe_time = e.best_time = 0;
 }
 
-// Ends a probe: after its segments, or `aborted` after a probed segment so slow that the current
-// count stays. The winner's mean step becomes the reference for later segments.
-void ThreadTuner::finish_probe(Entry& e, bool aborted) {
+// Ends a probe: after its segments (verdict 0: the faster mean wins), or early with verdict -1
+// (stay) or 1 (switch) when one count is hopelessly slower. The winner's mean step becomes the
+// reference for later segments.
+void ThreadTuner::finish_probe(Entry& e, int verdict) {
     const double b = e.best_steps > 0 ? e.best_time / e.best_steps : e.base;
     const double p = e.probe_time / double(std::max<long>(1, e.probe_steps));
-    if (!aborted && p < kSwitch * b) {
+    if (verdict > 0 || (verdict == 0 && p < kSwitch * b)) {
         e.best = e.probe;
         e.base = p;
         e.gap = kMinGap;
@@ -99,8 +101,7 @@ void ThreadTuner::end(double seconds) {
     ++e.seg_steps;
     if (e.probe >= 0) {
         if (e.seg_time < kProbeWindow) return;
-        const double mean = e.seg_time / e.seg_steps;
-        const bool on_probe = e.segment % 2 == 0;
+            const bool on_probe = e.segment % 2 == 0;
         if (on_probe) {
             e.probe_time += e.seg_time;
             e.probe_steps += e.seg_steps;
@@ -110,9 +111,13 @@ void ThreadTuner::end(double seconds) {
         }
         e.seg_time = 0;
         e.seg_steps = 0;
-        const double ref = e.best_steps > 0 ? e.best_time / e.best_steps : e.base;
-        if (on_probe && ref > 0 && mean > kHopeless * ref) finish_probe(e, true);
-        else if (++e.segment == kProbeSegments) finish_probe(e, false);
+        // A verdict as soon as one count is hopelessly slower than the other (one step of a
+        // contended team can take a time slice or more: no need to see three of them).
+        const double b = e.best_steps > 0 ? e.best_time / e.best_steps : e.base;
+        const double p = e.probe_steps > 0 ? e.probe_time / e.probe_steps : 0;
+        if (p > 0 && b > 0 && p > kHopeless * b) finish_probe(e, -1);
+        else if (p > 0 && b > 0 && b > kHopeless * p) finish_probe(e, 1);
+        else if (++e.segment == kProbeSegments) finish_probe(e, 0);
         return;
     }
     if (e.seg_time < kWindow) return;
@@ -123,7 +128,7 @@ void ThreadTuner::end(double seconds) {
     if (e.base == 0) e.base = mean;
     // Much slower than when chosen: the load changed, probe again soon (but not sooner than
     // the last probe's cost allows).
-    if (mean > kDegraded * e.base) e.gap = e.min_gap;
+    if (mean > kDegraded * e.base) e.gap = std::min(e.gap, std::max(kMinGap, e.min_gap * kDegradedShare));
     if (e.since_probe >= e.gap) start_probe(e);
 }
 

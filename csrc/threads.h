@@ -64,7 +64,7 @@ private:
     };
     Entry& entry(idx n, int team);
     void start_probe(Entry& e);
-    void finish_probe(Entry& e, bool aborted);
+    void finish_probe(Entry& e, int verdict);
     std::vector<Entry> entries_;
     Entry* current_ = nullptr;
     long clock_ = 0;

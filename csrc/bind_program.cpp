@@ -106,6 +106,9 @@ public:
         run(x.ndim() ? x.shape(0) : 0, {x}, {}, 0, {}, copy, out);
     }
 
+    // The thread count its runs of n rows use now (threads.h); 0 before the first run of n.
+    int chosen_threads(py::ssize_t n) const { return f32_ ? f32_->chosen_threads(n) : f64_->chosen_threads(n); }
+
     // The first n rows of buffer `id` (after a run) as an array that keeps this program alive.
     py::array view(py::object self, int id, py::ssize_t n, std::vector<py::ssize_t> shape) {
         void* data = f32_ ? f32_->data(id) : f64_->data(id);
@@ -133,6 +136,7 @@ void bind_program(py::module_& m) {
         .def("run", &PyProgram::run, "n"_a, "inputs"_a, "registers"_a, "count"_a, "results"_a,
              "copy"_a = -1, "out"_a = py::none())
         .def("infer", &PyProgram::infer, "x"_a, "copy"_a, "out"_a)
+        .def("chosen_threads", &PyProgram::chosen_threads, "n"_a)
         .def("view", [](py::object self, int id, py::ssize_t n, std::vector<py::ssize_t> shape) {
             return self.cast<PyProgram&>().view(self, id, n, std::move(shape));
         }, "id"_a, "n"_a, "shape"_a);

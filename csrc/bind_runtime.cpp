@@ -2,6 +2,7 @@
 #include "bindings.h"
 #include "gemm.h"
 #include "probe.h"
+#include "threads.h"
 
 #include <atomic>
 #include <chrono>
@@ -28,6 +29,16 @@ void after_fork_in_child() {
     request_threads(1);
 #ifdef _OPENMP
     omp_set_num_threads(1);
+#endif
+}
+
+// The team size before any setting: OMP_NUM_THREADS, else the cores' count.
+int default_threads() {
+#ifdef _OPENMP
+    static const int n = omp_get_max_threads();
+    return n;
+#else
+    return 1;
 #endif
 }
 
@@ -130,6 +141,7 @@ void release_gil::pause_forever() { std::this_thread::sleep_for(std::chrono::hou
 
 void bind_runtime(py::module_& m) {
     register_fork_handler();
+    (void)default_threads();  // read before anything changes it
     m.def("cpu_capability", [] { return std::string(fastnn::capability_name(fastnn::cpu_capability())); },
           "The GEMM variant in use: 'generic', 'avx2' or 'avx512'.");
     m.def("available_cpu_capabilities", &fastnn::available_capabilities,
@@ -170,7 +182,18 @@ void bind_runtime(py::module_& m) {
         request_threads(n);  // every Python thread adopts it at its next kernel call
         apply_thread_setting();
 #endif
-    }, "n"_a);
+        threads_pinned() = true;
+    }, "n"_a, "Use exactly n threads from now on (no run-time choice; see set_adaptive_threads).");
+    m.def("set_adaptive_threads", [] {
+        if (!forked_child()) {
+            request_threads(default_threads());
+            apply_thread_setting();
+        }
+        threads_pinned() = false;
+    }, "The default: a team of OMP_NUM_THREADS or the cores' count, and each recorded program "
+       "picks the thread count of its runs from their measured times (threads.h).");
+    m.def("adaptive_threads", [] { return !threads_pinned().load(); },
+          "False after set_num_threads(n), True by default and after set_adaptive_threads().");
     m.def("max_num_threads", &max_thread_setting, "The largest thread count set_num_threads accepts.");
 #ifdef _OPENMP
     m.attr("openmp") = true;

@@ -36,6 +36,16 @@ inline int max_threads() {
 #endif
 }
 
+// Sets the team size of this thread's next parallel regions (a program's run picks it per step,
+// threads.h); without OpenMP there is no team.
+inline void set_team_size(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
 inline int thread_id() {
 #ifdef _OPENMP
     return omp_get_thread_num();
@@ -55,7 +65,8 @@ inline int num_threads_in_team() {
 // body(i) for i in [0, n): on the OpenMP team when `parallel`, else as a plain loop. A
 // `#pragma omp parallel for if (false)` still calls into the OpenMP runtime (0.3 us a call,
 // measured on the development machine), which a small-batch training step would pay dozens of
-// times. `_dynamic` hands out one index at a time (tiles of uneven cost, or a busy machine).
+// times, and so would a team of one (a program's run on one thread, threads.h): neither enters it.
+// `_dynamic` hands out one index at a time (tiles of uneven cost, or a busy machine).
 // A macro so that the instruction-set variants (gemm_*.cpp, optim_*.cpp) can define their own
 // copy after their target pragma: a helper compiled for the baseline could not inline their code.
 #if defined(_OPENMP) && defined(_MSC_VER) && !defined(__clang__)
@@ -72,7 +83,7 @@ inline int num_threads_in_team() {
 #define FASTNN_DEFINE_PARALLEL_FOR_AS(name, schedule_clause)                                  \
     template <typename F>                                                                     \
     inline void name(idx n, bool parallel, F&& body) {                                        \
-        if (parallel && n > 1) {                                                              \
+        if (parallel && n > 1 && max_threads() > 1) {                                         \
             FASTNN_OMP_FOR(schedule_clause)                                                   \
         } else {                                                                              \
             for (idx i = 0; i < n; ++i) body(i);                                              \

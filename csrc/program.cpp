@@ -2,6 +2,7 @@
 #include "program.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -93,9 +94,35 @@ void Program<T>::reserve(idx n) {
     capacity_ = n;
 }
 
+namespace {
+// Restores this thread's team size when a run ends, by return or by exception.
+struct TeamSizeGuard {
+    int team;
+    ~TeamSizeGuard() { set_team_size(team); }
+};
+}  // namespace
+
+// One run on the thread count the tuner picks for n rows (threads.h), unless set_num_threads
+// pinned the count or there is one thread only. The run is timed as a whole: the one-call step
+// of training, or the forward pass of predict.
 template <typename T>
 void Program<T>::run(idx n, std::vector<double>& regs) {
     reserve(n);
+    const int team = max_threads();
+    if (team <= 1 || threads_pinned().load(std::memory_order_relaxed)) {
+        replay(n, regs);
+        return;
+    }
+    const int threads = tuner_.begin(n, team);
+    TeamSizeGuard guard{team};
+    if (threads != team) set_team_size(threads);
+    const auto start = std::chrono::steady_clock::now();
+    replay(n, regs);
+    tuner_.end(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+template <typename T>
+void Program<T>::replay(idx n, std::vector<double>& regs) {
     for (const Instr& in : code) {
         if (in.cond >= 0 && regs[in.cond] == 0) continue;
         exec(in, n, regs);

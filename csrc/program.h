@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common.h"
+#include "threads.h"
 
 namespace fastnn {
 
@@ -200,14 +201,18 @@ public:
     void* data(int id) { return root_data(id); }
     void reserve(idx n);
     idx capacity() const { return capacity_; }
+    // The thread count the runs of n rows use now (0 before the first run of n), threads.h.
+    int chosen_threads(idx n) const { return tuner_.chosen(n); }
 
 private:
     void* root_data(int id);
+    void replay(idx n, std::vector<double>& regs);
     void exec(const Instr& in, idx n, std::vector<double>& regs);
     void exec_recurrent(const Instr& in, idx n, std::vector<double>& regs);  // the RNN cells
     std::vector<std::vector<T>> real_storage_;
     std::vector<std::vector<std::uint64_t>> other_storage_;
     idx capacity_ = -1;
+    ThreadTuner tuner_;
 };
 
 }  // namespace fastnn

@@ -1,4 +1,5 @@
 """Command line: ``python -m fastnn demo [--mnist DIR]``, ``python -m fastnn bench [--plot PNG]``,
+``python -m fastnn bench --peers`` (fit epochs beside PyTorch and TF-Keras, fastnn.peers),
 ``python -m fastnn info`` (what is installed and how it was built) and ``python -m fastnn --version``.
 
 The demo needs no files and no network: it shows a single-layer perceptron failing on XOR where a
@@ -73,13 +74,21 @@ def mnist_demo(path, seed, epochs):
 def timing_demo(budget):
     print("== Batch vs single sample: predict time per sample, 784-128-10 ==")
     model = benchmark.mlp((784, 128, 10))
+    load = benchmark.other_load(0.3)
     rows = benchmark.predict_table(model, budget=budget)
+    load = max(load or 0.0, benchmark.other_load(0.3) or 0.0)
+    note = benchmark.busy_note(load, "speed-ups")  # times are shown, ratios would mislead
     single = rows[0][1]
-    print(f"  {'batch':>6} | {'native':>10} | {'numpy ref':>10} | native speed-up vs batch 1")
+    print(f"  {'batch':>6} | {'native':>10} | {'numpy ref':>10} |"
+          + ("" if note else " native speed-up vs batch 1"))
     for batch, t in rows:
         print(f"  {batch:>6} | {benchmark.format_time(t['native']):>10} | "
-              f"{benchmark.format_time(t['numpy']):>10} | {single['native'] / t['native']:>8.1f}x")
-    print(f"  (medians; native vs numpy at batch 1: {single['numpy'] / single['native']:.1f}x faster)")
+              f"{benchmark.format_time(t['numpy']):>10} |"
+              + ("" if note else f" {single['native'] / t['native']:>8.1f}x"))
+    if note:
+        print(f"  ({note}.)")
+    else:
+        print(f"  (medians; native vs numpy at batch 1: {single['numpy'] / single['native']:.1f}x faster)")
 
 
 # ---- python -m fastnn info / --version -----------------------------------------------------------
@@ -181,6 +190,13 @@ def main(argv=None):
     bench = sub.add_parser("bench", help="print GEMM, training and batch-vs-single benchmark tables")
     bench.add_argument("--budget", type=float, default=0.3, help="seconds of timing per table cell")
     bench.add_argument("--plot", metavar="PNG", help="also write per-sample time vs batch size to PNG")
+    bench.add_argument("--peers", action="store_true",
+                       help="instead: a 60k-sample fit epoch of the course models in fastnn, its NumPy "
+                            "reference, PyTorch and TF-Keras (when installed), each in its own process")
+    bench.add_argument("--rounds", type=int, default=3, help="--peers: rounds over the frameworks")
+    bench.add_argument("--samples", type=int, default=60_000, help="--peers: samples per epoch")
+    bench.add_argument("--torch-python", metavar="PYTHON", help="--peers: a Python that has torch")
+    bench.add_argument("--keras-python", metavar="PYTHON", help="--peers: a Python that has TF-Keras")
     args = parser.parse_args(argv)
     if args.command == "info":
         return run_info()
@@ -188,6 +204,13 @@ def main(argv=None):
     if args.command == "bench":
         if not args.budget > 0:
             parser.error(f"--budget must be positive, got {args.budget}")
+        if args.peers:
+            if args.rounds < 1 or args.samples < 1:
+                parser.error(f"--rounds and --samples must be at least 1, got {args.rounds} and {args.samples}")
+            from . import peers
+            peers.report(rounds=args.rounds, samples=args.samples, torch_python=args.torch_python,
+                         keras_python=args.keras_python)
+            return 0
         try:
             benchmark.report(budget=args.budget, plot=args.plot)
         except ImportError as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['Program', 'activation_names', 'adagrad_update', 'adam_update', 'available_cpu_capabilities', 'batchnorm_backward', 'batchnorm_forward', 'batchnorm_inference', 'build_info', 'celu_backward', 'celu_forward', 'clip_gradient', 'cpu_capability', 'dense_backward', 'dense_forward', 'dropout_backward', 'dropout_forward', 'elu_backward', 'elu_forward', 'exponential_backward', 'exponential_forward', 'gelu_backward', 'gelu_forward', 'gelu_tanh_backward', 'gelu_tanh_forward', 'gemm', 'get_num_threads', 'hard_sigmoid_backward', 'hard_sigmoid_forward', 'hard_silu_backward', 'hard_silu_forward', 'hinge', 'huber', 'kl_divergence', 'l1_l2_penalty', 'layernorm_backward', 'layernorm_forward', 'leaky_relu_backward', 'leaky_relu_forward', 'linear_backward', 'linear_forward', 'log_cosh', 'log_softmax_backward', 'log_softmax_forward', 'max_num_threads', 'mean_absolute_error', 'mean_squared_error', 'measure_peak_gflops', 'mish_backward', 'mish_forward', 'openmp', 'program_kernels', 'relu6_backward', 'relu6_forward', 'relu_backward', 'relu_forward', 'rmsprop_update', 'selu_backward', 'selu_forward', 'set_cpu_capability', 'set_num_threads', 'sgd_update', 'sigmoid_backward', 'sigmoid_binary_cross_entropy', 'sigmoid_forward', 'silu_backward', 'silu_forward', 'softmax_backward', 'softmax_cross_entropy', 'softmax_forward', 'softplus_backward', 'softplus_forward', 'softsign_backward', 'softsign_forward', 'sparse_softmax_cross_entropy', 'step_forward', 'sum_squares', 'tanh_backward', 'tanh_forward', 'weight_decay_update']
+__all__: list[str] = ['Program', 'activation_names', 'adagrad_update', 'adam_update', 'adaptive_threads', 'available_cpu_capabilities', 'batchnorm_backward', 'batchnorm_forward', 'batchnorm_inference', 'build_info', 'celu_backward', 'celu_forward', 'clip_gradient', 'cpu_capability', 'dense_backward', 'dense_forward', 'dropout_backward', 'dropout_forward', 'elu_backward', 'elu_forward', 'exponential_backward', 'exponential_forward', 'gelu_backward', 'gelu_forward', 'gelu_tanh_backward', 'gelu_tanh_forward', 'gemm', 'get_num_threads', 'hard_sigmoid_backward', 'hard_sigmoid_forward', 'hard_silu_backward', 'hard_silu_forward', 'hinge', 'huber', 'kl_divergence', 'l1_l2_penalty', 'layernorm_backward', 'layernorm_forward', 'leaky_relu_backward', 'leaky_relu_forward', 'linear_backward', 'linear_forward', 'log_cosh', 'log_softmax_backward', 'log_softmax_forward', 'max_num_threads', 'mean_absolute_error', 'mean_squared_error', 'measure_peak_gflops', 'mish_backward', 'mish_forward', 'openmp', 'program_kernels', 'relu6_backward', 'relu6_forward', 'relu_backward', 'relu_forward', 'rmsprop_update', 'selu_backward', 'selu_forward', 'set_adaptive_threads', 'set_cpu_capability', 'set_num_threads', 'sgd_update', 'sigmoid_backward', 'sigmoid_binary_cross_entropy', 'sigmoid_forward', 'silu_backward', 'silu_forward', 'softmax_backward', 'softmax_cross_entropy', 'softmax_forward', 'softplus_backward', 'softplus_forward', 'softsign_backward', 'softsign_forward', 'sparse_softmax_cross_entropy', 'step_forward', 'sum_squares', 'tanh_backward', 'tanh_forward', 'weight_decay_update']
 class Program:
     """
     A recorded program of kernel calls (fastnn/program.py).
@@ -17,6 +17,8 @@ class Program:
     def add_buffer(self, type: typing.SupportsInt | typing.SupportsIndex, a: typing.SupportsInt | typing.SupportsIndex, b: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, alias: typing.SupportsInt | typing.SupportsIndex, array: typing.Any, slot: typing.SupportsInt | typing.SupportsIndex) -> int:
         ...
     def add_instr(self, kernel: typing.SupportsInt | typing.SupportsIndex, args: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]], result: typing.SupportsInt | typing.SupportsIndex, cond: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def chosen_threads(self, n: typing.SupportsInt | typing.SupportsIndex) -> int:
         ...
     def infer(self, x: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], copy: typing.SupportsInt | typing.SupportsIndex, out: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]) -> None:
         ...
@@ -28,6 +30,10 @@ def adagrad_update(param: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], gr
     ...
 def adam_update(param: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], grad: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], m: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], v: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], learning_rate: typing.SupportsFloat | typing.SupportsIndex, beta_1: typing.SupportsFloat | typing.SupportsIndex, beta_2: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex, v_hat: typing.Any = None) -> None:
     ...
+def adaptive_threads() -> bool:
+    """
+    False after set_num_threads(n), True by default and after set_adaptive_threads().
+    """
 def available_cpu_capabilities() -> list[str]:
     """
     GEMM variants this CPU and build can run.
@@ -166,12 +172,18 @@ def selu_backward(dy: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], x: num
     ...
 def selu_forward(x: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], out: typing.Any = None) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
     ...
+def set_adaptive_threads() -> None:
+    """
+    The default: a team of OMP_NUM_THREADS or the cores' count, and each recorded program picks the thread count of its runs from their measured times (threads.h).
+    """
 def set_cpu_capability(name: str) -> None:
     """
     Use the GEMM variant 'generic', 'avx2' or 'avx512' (ValueError if unavailable).
     """
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
-    ...
+    """
+    Use exactly n threads from now on (no run-time choice; see set_adaptive_threads).
+    """
 def sgd_update(param: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], grad: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], velocity: typing.Any, learning_rate: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex = 0.0, nesterov: bool = False) -> None:
     ...
 def sigmoid_backward(dy: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], x: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], y: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], out: typing.Any = None) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:

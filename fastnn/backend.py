@@ -110,14 +110,23 @@ def set_floatx(dtype: "str | type[np.floating[Any]]") -> None:
 
 
 def get_num_threads() -> int:
-    """Number of threads the native kernels use."""
+    """Number of threads the native kernels use (in the default, adaptive mode: at most)."""
     return _core.get_num_threads() if _core is not None else 1
 
 
-def set_num_threads(n: int) -> None:
-    """Set the number of threads the native kernels use (results do not depend on it)."""
+def set_num_threads(n: "int | str") -> None:
+    """Set the number of threads the native kernels use (results do not depend on it).
+
+    By default (and after ``set_num_threads("auto")``) the team has ``OMP_NUM_THREADS`` or the
+    cores' count, and each training or prediction step runs on the thread count that its recent
+    steps measured fastest: fewer threads when another process keeps a core busy. An integer pins
+    that many threads for every step."""
+    if isinstance(n, str) and n == "auto":
+        if _core is not None:
+            _core.set_adaptive_threads()
+        return
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"num_threads must be a positive integer, got {n!r}")
+        raise ValueError(f"num_threads must be a positive integer or 'auto', got {n!r}")
     if _core is not None:
         _core.set_num_threads(int(n))
 

@@ -32,6 +32,50 @@ def median_time(fn, min_repeats=5, budget=0.2):
     return float(np.median(_timed_calls(fn, budget, min_repeats)))
 
 
+def _cpu_jiffies():
+    """(busy jiffies of the whole machine, of this process and its waited-for children), Linux only."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system, irq softirq steal (guest is in user)
+    with open("/proc/self/stat") as f:
+        own = f.read().rsplit(")", 1)[1].split()
+    return busy, sum(int(v) for v in own[11:15])  # utime, stime, cutime, cstime
+
+
+def other_load(seconds=0.5):
+    """Cores kept busy by other processes (0.0 idle, 1.0 one busy core, ...), measured over
+    ``seconds`` from /proc/stat minus this process's own time; the 1-minute load average minus
+    this process elsewhere (None where neither exists)."""
+    import os
+    try:
+        busy0, own0 = _cpu_jiffies()
+        time.sleep(seconds)
+        busy1, own1 = _cpu_jiffies()
+    except (OSError, ValueError, IndexError):
+        try:
+            return max(0.0, os.getloadavg()[0] - 1)
+        except (OSError, AttributeError):
+            return None
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return max(0.0, ((busy1 - busy0) - (own1 - own0)) / ticks / seconds)
+
+
+BUSY = 0.25  # cores of other load above which timing ratios are not worth printing
+
+
+def busy_note(load, what="ratios"):
+    """A sentence saying the machine is too busy for ``what`` to mean anything, or None."""
+    if load is None or load < BUSY:
+        return None
+    return (f"the machine is busy: other processes kept {load:.1f} of {_cores()} cores busy, so "
+            f"{what} measure the contention, not fastnn; run again on an idle machine")
+
+
+def _cores():
+    import os
+    return os.cpu_count() or 1
+
+
 SETTLE = 0.15  # seconds between rounds of different backends
 
 

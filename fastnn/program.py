@@ -343,6 +343,11 @@ class Program:
                 out.append(self._core.view(r.id, n, list(r.shape[1:])))
         return out
 
+    def chosen_threads(self, n):
+        """The thread count its runs of ``n`` rows use now (0 before the first): fixed by
+        ``set_num_threads(k)``, else chosen from measured step times (csrc/threads.h)."""
+        return self._core.chosen_threads(n)
+
     def run_into(self, x, out):
         """Run on the single input ``x``, then copy the first result (a buffer of len(x) rows)
         into the C-contiguous ``out`` (the inference fast path: one native call)."""

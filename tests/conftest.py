@@ -69,10 +69,11 @@ def mnist(mnist_dir):
 def _restore_global_state():
     """Every test starts on the native backend with float32 and leaves it that way."""
     backend, floatx, threads = fastnn.get_backend(), fastnn.floatx(), fastnn.get_num_threads()
+    adaptive = fastnn.backend._core is None or fastnn.backend._core.adaptive_threads()
     yield
     fastnn.set_backend(backend)
     fastnn.set_floatx(floatx)
-    fastnn.set_num_threads(threads)
+    fastnn.set_num_threads("auto" if adaptive else threads)
 
 
 

@@ -77,3 +77,17 @@ def test_bench_plot_writes_a_png(tmp_path):
     result = run_cli("bench", "--budget", "0.002", "--plot", str(path))
     assert result.returncode == 0, result.stderr
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_busy_note_names_the_load_and_stays_silent_on_an_idle_machine():
+    from fastnn import benchmark
+    assert benchmark.busy_note(None) is None and benchmark.busy_note(0.0) is None
+    note = benchmark.busy_note(1.5, "ratios")
+    assert "busy" in note and "1.5" in note and "ratios" in note
+    load = benchmark.other_load(0.05)
+    assert load is None or load >= 0.0
+
+
+def test_bench_peers_rejects_zero_rounds():
+    result = run_cli("bench", "--peers", "--rounds", "0")
+    assert result.returncode == 2 and "--rounds" in result.stderr

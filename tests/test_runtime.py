@@ -133,3 +133,35 @@ def test_threadpoolctl_sees_and_limits_the_openmp_pool():
     assert libs, "threadpoolctl found no OpenMP runtime in a process that loaded fastnn._core"
     with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
         assert _core.get_num_threads() == 1
+
+
+@pytest.mark.skipif(not _core.openmp or fastnn.get_num_threads() < 2,
+                    reason="the run-time choice of threads needs OpenMP and two or more threads")
+def test_adaptive_threads_train_like_pinned_ones_and_pinning_is_kept():
+    from fastnn import benchmark as fb
+    sizes = (784, 64, 10)
+    pool = fb.batch_pool(sizes, 300, n_batches=3)
+    weights = {}
+    for setting in ("auto", 1):
+        fastnn.set_num_threads(setting)
+        assert _core.adaptive_threads() == (setting == "auto")
+        model = fb.mlp(sizes)
+        for i in range(60):  # enough runs for the tuner to probe another thread count
+            model.train_on_batch(*pool[i % 3])
+        program = model._programs["train"][1]
+        chosen = program.chosen_threads(300)
+        team = fastnn.get_num_threads()
+        if setting == "auto":
+            assert chosen in (team, (team + 1) // 2, 1)
+        else:
+            assert chosen == 0 and team == 1  # pinned: the tuner never ran
+        weights[setting] = model.get_weights()
+    for a, b in zip(weights["auto"], weights[1]):
+        np.testing.assert_array_equal(a, b)
+    fastnn.set_num_threads("auto")
+    assert _core.adaptive_threads()
+
+
+def test_set_num_threads_auto_is_the_only_word_accepted():
+    with pytest.raises(ValueError, match="'auto'"):
+        fastnn.set_num_threads("fast")

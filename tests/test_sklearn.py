@@ -1,5 +1,6 @@
 """fastnn.sklearn: scikit-learn's estimator checks, its MLP's semantics, pickling, threads."""
 import pickle
+import sys
 import warnings
 
 import numpy as np
@@ -251,7 +252,11 @@ def test_threads_follow_threadpoolctl_and_joblib():
     with threadpoolctl.threadpool_limits(1):
         assert _fit_and_report_threads(0) == 1
     assert MLPClassifier(hidden_layer_sizes=(8,), max_iter=1, n_threads=1).fit(*_digits(100)).n_threads_ == 1
-    # joblib's process workers get cpu_count // n_jobs threads each: no oversubscription
+    # joblib's process workers get cpu_count // n_jobs threads each: no oversubscription.
+    # The workers cannot import this test file (pytest loads it by path), so its functions travel
+    # by value.
+    cloudpickle = pytest.importorskip("cloudpickle", reason="joblib's process workers unpickle with it")
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     n_jobs = 2
     inner = max(joblib.cpu_count() // n_jobs, 1)
     used = joblib.Parallel(n_jobs=n_jobs, backend="loky")(

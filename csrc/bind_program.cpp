@@ -91,7 +91,7 @@ public:
         {
             release_gil nogil;
             if (f32_) f32_->run(n, registers); else f64_->run(n, registers);
-            if (dst) std::memcpy(dst, f32_ ? f32_->data(copy) : f64_->data(copy), bytes);
+            if (dst && bytes) std::memcpy(dst, f32_ ? f32_->data(copy) : f64_->data(copy), bytes);
         }
         for (size_t k = 0; k < inputs.size(); ++k) buffers()[slots_[k]].data = nullptr;
         std::vector<double> picked;

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import benchmark as fb
+from fastnn.tools import benchmark as fb
 
 BATCHES = fb.BATCH_SIZES
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fastnn import benchmark as fb
+from fastnn.tools import benchmark as fb
 
 SIZES = (784, 256, 256, 10)
 

@@ -2,14 +2,14 @@
 
 Each native step (one call of the compiled plan) sits beside the NumPy reference backend's in the
 same group, after a check that both give the same loss on the same inputs. Steps cycle through a
-pool of batches (fastnn.benchmark.batch_pool) so that no model memorises its data.
+pool of batches (fastnn.tools.benchmark.batch_pool) so that no model memorises its data.
 """
 import itertools
 
 import pytest
 
 import fastnn
-from fastnn import benchmark as fb
+from fastnn.tools import benchmark as fb
 
 
 @pytest.mark.parametrize("sizes,activation", fb.TRAIN_MODELS,

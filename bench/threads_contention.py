@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the fastnn of th
 import numpy as np  # noqa: E402
 
 import fastnn  # noqa: E402
-from fastnn import benchmark as fb  # noqa: E402
+from fastnn.tools import benchmark as fb  # noqa: E402
 
 SIZES = (784, 256, 256, 10)
 BATCHES = (1, 32, 512)

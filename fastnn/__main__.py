@@ -1,5 +1,5 @@
 """Command line: ``python -m fastnn demo [--mnist DIR]``, ``python -m fastnn bench [--plot PNG]``,
-``python -m fastnn bench --peers`` (fit epochs beside PyTorch and TF-Keras, fastnn.peers),
+``python -m fastnn bench --peers`` (fit epochs beside PyTorch and TF-Keras, fastnn.tools.peers),
 ``python -m fastnn info`` (what is installed and how it was built) and ``python -m fastnn --version``.
 
 The demo needs no files and no network: it shows a single-layer perceptron failing on XOR where a
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend, benchmark, datasets, optimizers, utils
+from . import backend, datasets, optimizers, utils
+from .tools import benchmark
 from .layers import Dense, Flatten
 from .models import Sequential
 
@@ -207,7 +208,7 @@ def main(argv=None):
         if args.peers:
             if args.rounds < 1 or args.samples < 1:
                 parser.error(f"--rounds and --samples must be at least 1, got {args.rounds} and {args.samples}")
-            from . import peers
+            from .tools import peers
             peers.report(rounds=args.rounds, samples=args.samples, torch_python=args.torch_python,
                          keras_python=args.keras_python)
             return 0

@@ -7,6 +7,8 @@ but the forward pass. When the two agree, the backward passes are right.
 """
 import numpy as np
 
+from .models import Sequential
+
 FLOAT64_EPS = np.finfo(np.float64).eps  # u = 2**-52, the gap between 1.0 and the next float64
 # A central difference is off by truncation ~ eps**2 * |L'''| / 6 plus rounding ~ u * |L| / eps;
 # the sum is smallest near eps = u ** (1/3) ~ 6e-6 (Nocedal & Wright, Numerical Optimization, 8.1).
@@ -109,8 +111,6 @@ def gradient_check(model, x, y, epsilon=EPSILON, max_params_per_weight=MAX_PARAM
         model64.set_weights(model32.get_weights())
         fastnn.utils.gradient_check(model64, x, y)
     """
-    from .models import Sequential  # here: models imports utils, which imports this module
-
     if not isinstance(model, Sequential):
         raise TypeError(f"gradient_check expects a fastnn.Sequential model, got {type(model).__name__}")
     epsilon = _positive_float(epsilon, "epsilon")

@@ -11,6 +11,7 @@ The numbers come from :mod:`fastnn.metrics`, so a plot always agrees with the sc
 import numpy as np
 
 from . import metrics
+from .metrics import inputs as metric_inputs
 
 DPI = 100          # matplotlib's default figure dpi
 GRID_POINTS = 200  # decision_boundary evaluates the model on a GRID_POINTS x GRID_POINTS grid
@@ -52,7 +53,7 @@ def confusion_matrix(y_true, y_pred, *, labels=None, display_labels=None, normal
     cm = metrics.confusion_matrix(y_true, y_pred, labels=labels, sample_weight=sample_weight,
                                   normalize=normalize)
     if display_labels is None:
-        _, _, present = metrics._label_pair(y_true, y_pred)
+        _, _, present = metric_inputs.label_pair(y_true, y_pred)
         display_labels = present if labels is None else labels
     names = [str(d) for d in display_labels]
     fig, ax = _axes(ax)
@@ -91,7 +92,7 @@ def precision_recall_curve(y_true, y_score, *, pos_label=None, sample_weight=Non
     ap = max(0.0, -np.sum(np.diff(rec) * prec[:-1]))  # average_precision_score's definition
     fig, ax = _axes(ax)
     ax.step(rec, prec, where="post", label=f"{name or 'model'} (AP = {ap:.3f})")
-    positive = metrics._binary_target(y_true, pos_label)
+    positive = metric_inputs.binary_target(y_true, pos_label)
     w = np.ones(len(positive)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     chance = float(np.sum(w * positive) / np.sum(w))
     ax.axhline(chance, linestyle="--", color="gray", label=f"chance ({chance:.3f})")
@@ -111,7 +112,7 @@ def decision_boundary(model, X, y, *, resolution=GRID_POINTS, cmap="coolwarm", a
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"decision_boundary needs inputs with exactly 2 features, got array of "
                          f"shape {X.shape}")
-    labels = metrics._labels(y, "y")
+    labels = metric_inputs.read_labels(y, "y")
     if len(labels) != len(X):
         raise ValueError(f"X and y must have the same number of samples, got {len(X)} and {len(labels)}")
     if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 2:
@@ -119,13 +120,13 @@ def decision_boundary(model, X, y, *, resolution=GRID_POINTS, cmap="coolwarm", a
     lo, hi = X.min(axis=0) - MARGIN, X.max(axis=0) + MARGIN
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
     grid = np.c_[gx.ravel(), gy.ravel()]
-    regions = metrics._pred_labels(model.predict(grid)).reshape(gx.shape)
+    regions = metric_inputs.predicted_labels(model.predict(grid)).reshape(gx.shape)
     fig, ax = _axes(ax)
     classes = np.union1d(np.unique(regions), np.unique(labels))
     levels = np.arange(len(classes) + 1) - 0.5
-    ax.contourf(gx, gy, metrics._index_of(classes, regions.ravel()).reshape(gx.shape),
+    ax.contourf(gx, gy, metric_inputs.index_of(classes, regions.ravel()).reshape(gx.shape),
                 levels=levels, cmap=cmap, alpha=0.35)
-    colours = metrics._index_of(classes, labels)
+    colours = metric_inputs.index_of(classes, labels)
     scatter = ax.scatter(X[:, 0], X[:, 1], c=colours, cmap=cmap, vmin=levels[0], vmax=levels[-1],
                          edgecolors="k", linewidths=0.5, s=20)
     handles = scatter.legend_elements()[0]

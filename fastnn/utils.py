@@ -268,4 +268,14 @@ def split_dataset(dataset, left_size=None, right_size=None, shuffle=False, seed=
     return parts[0][0], parts[1][0]
 
 
-from .gradcheck import gradient_check  # noqa: E402  (the public helper lives in its own module)
+def __getattr__(name):
+    # ``fastnn.utils.gradient_check`` lives in its own module, which needs the models; loaded on
+    # first use so that importing utils (as models does) never imports the models back.
+    if name == "gradient_check":
+        from .gradcheck import gradient_check
+        return gradient_check
+    raise AttributeError(f"module 'fastnn.utils' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), "gradient_check"])

@@ -80,7 +80,7 @@ def test_bench_plot_writes_a_png(tmp_path):
 
 
 def test_busy_note_names_the_load_and_stays_silent_on_an_idle_machine():
-    from fastnn import benchmark
+    from fastnn.tools import benchmark
     assert benchmark.busy_note(None) is None and benchmark.busy_note(0.0) is None
     note = benchmark.busy_note(1.5, "ratios")
     assert "busy" in note and "1.5" in note and "ratios" in note

@@ -138,7 +138,7 @@ def test_threadpoolctl_sees_and_limits_the_openmp_pool():
 @pytest.mark.skipif(not _core.openmp or fastnn.get_num_threads() < 2,
                     reason="the run-time choice of threads needs OpenMP and two or more threads")
 def test_adaptive_threads_train_like_pinned_ones_and_pinning_is_kept():
-    from fastnn import benchmark as fb
+    from fastnn.tools import benchmark as fb
     sizes = (784, 64, 10)
     pool = fb.batch_pool(sizes, 300, n_batches=3)
     weights = {}

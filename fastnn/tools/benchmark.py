@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
-from . import backend
-from .layers import Dense
-from .models import Sequential
+from .. import backend
+from ..layers import Dense
+from ..models import Sequential
 
 BATCH_SIZES = (1, 8, 64, 512, 4096)
 
@@ -115,7 +115,7 @@ def paired_medians(fns, budget=0.2, rounds=4, min_repeats=3, scopes=None):
 
 def mlp(sizes, activation="relu", seed=0):
     """An untrained MLP with layer widths ``sizes`` (input first), softmax output, compiled with Adam."""
-    from . import utils
+    from .. import utils
     utils.set_random_seed(seed)
     layers = [Dense(n, activation=activation) for n in sizes[1:-1]]
     model = Sequential([Dense(sizes[1], activation=activation, input_dim=sizes[0])] + layers[1:]
@@ -210,7 +210,7 @@ def gemm_table(shapes=GEMM_SHAPES, threads=(1, 2), budget=0.2):
     """Rows ``(shape, threads, fastnn GFLOP/s, numpy GFLOP/s or None)``, the two timed in
     alternating rounds (see paired_medians). NumPy is limited to the same thread count when
     threadpoolctl is installed (without it, it is only timed at the last, full thread count)."""
-    from . import ops
+    from .. import ops
     rng = np.random.default_rng(0)
     cases = [(m, n, k, rng.standard_normal((m, k), dtype=np.float32),
               rng.standard_normal((k, n), dtype=np.float32), np.empty((m, n), np.float32))
@@ -271,7 +271,7 @@ def torch_rates(sizes, batches, budget, activation="relu"):
     import sys
     if importlib.util.find_spec("torch") is None:
         return None
-    code = (f"import json; from fastnn.benchmark import _torch_rates_here as f; "
+    code = (f"import json; from fastnn.tools.benchmark import _torch_rates_here as f; "
             f"t, p = f({tuple(sizes)!r}, {tuple(batches)!r}, {budget!r}, {activation!r}); "
             f"print(json.dumps([list(t.items()), list(p.items())]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -310,7 +310,7 @@ def report(budget=0.3, plot=None, write=print):
     """Print the benchmark tables (and write a PNG of per-sample time when ``plot`` is a path)."""
     import datetime
     import os
-    from . import _core
+    from .. import _core
     cap = _core.cpu_capability()
     peak = max(_core.measure_peak_gflops(0.2) for _ in range(3))  # a peak: the best of three
     write(f"fastnn benchmark, {datetime.date.today()}: {os.cpu_count()} cores, "
@@ -396,7 +396,7 @@ def training_peak_memory(sizes=(784, 256, 256, 10), batch=512, samples=20_000, e
         return None
     code = f"""
 import gc, json, numpy as np, fastnn
-from fastnn import benchmark as fb
+from fastnn.tools import benchmark as fb
 def status(key):
     return int(open("/proc/self/status").read().split(key + ":")[1].split()[0]) * 1024
 rng = np.random.default_rng(0)

@@ -601,6 +601,8 @@ def _layer_config(layer, dtype, in_shape):
         elif key.endswith("_constraint"):
             config[key] = _keras_object("keras.constraints", value)
     config.pop("input_shape", None)
+    if cls == "SimpleRNN" and config.get("seed") is None:
+        config.pop("seed", None)  # Keras's SimpleRNN lists no seed in its config
     config["dtype"] = dtype
     entry = {"module": "keras.layers", "class_name": cls, "config": config, "registered_name": None}
     if layer.weights or cls == "Flatten":
@@ -626,8 +628,7 @@ def _model_config(model, include_compile=True):
            "config": {"name": model.name, "trainable": model.trainable, "dtype": dtype,
                       "layers": layers, "build_input_shape": [None, *model._input_shape]},
            "build_config": {"input_shape": [None, *model._input_shape]}}
-    if include_compile and model.loss is not None:
-        top["compile_config"] = _compile_config(model)
+    top["compile_config"] = _compile_config(model) if include_compile and model.loss is not None else {}
     return top
 
 

@@ -515,7 +515,8 @@ def _open_zip(path, fname):
         zf = zipfile.ZipFile(path)
         infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-        raise _bad(fname, f"not a .keras file (a zip archive): {str(exc)[:200]}") from None
+        raise ModelFileError(f"{fname} is not a fastnn model file, nor a readable .keras archive (zip): "
+                             f"{str(exc)[:200]}") from None
     if len(infos) > MAX_MEMBERS:
         zf.close()
         raise _bad(fname, f"the archive has {len(infos)} members; a .keras model has 3")

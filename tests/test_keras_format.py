@@ -441,3 +441,19 @@ def test_non_finite_weights_refused(tmp_path):
     weights = h5_bytes(lambda f: _copy_layout(f, src, change))
     with pytest.raises(ModelFileError):
         fastnn.load_model(hostile(tmp_path, weights=weights))
+
+
+def test_model_checkpoint_writes_keras_files_and_checks_the_name_at_once(tmp_path):
+    with pytest.raises(ValueError, match=r"\.keras"):
+        fastnn.callbacks.ModelCheckpoint(str(tmp_path / "m.h5"))
+    with pytest.raises(ValueError, match=r"\.weights\.h5"):
+        fastnn.callbacks.ModelCheckpoint(str(tmp_path / "m.keras"), save_weights_only=True)
+    model = small_model()
+    x = np.ones((8, 3), np.float32)
+    cbs = [fastnn.callbacks.ModelCheckpoint(str(tmp_path / "m-{epoch}.keras"), monitor="loss"),
+           fastnn.callbacks.ModelCheckpoint(str(tmp_path / "w-{epoch}.weights.h5"), monitor="loss",
+                                            save_weights_only=True)]
+    model.fit(x, x[:, :2], epochs=2, verbose=0, callbacks=cbs)
+    assert sorted(os.listdir(tmp_path)) == ["m-1.keras", "m-2.keras", "w-1.weights.h5", "w-2.weights.h5"]
+    np.testing.assert_array_equal(fastnn.load_model(tmp_path / "m-2.keras").predict(x, verbose=0),
+                                  model.predict(x, verbose=0))

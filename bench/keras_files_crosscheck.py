@@ -50,6 +50,23 @@ def write(out):
                        rng.normal(size=(16, 4)).astype("float32"), rng.normal(size=(16, 1)).astype("float32"),
                        dict(optimizer=keras.optimizers.RMSprop(1e-3), loss=keras.losses.Huber(delta=0.5),
                             metrics=["mae"])),
+        "settings": (keras.Sequential([
+            keras.Input((4,)),
+            L.Dense(5, activation="relu", use_bias=False,
+                    kernel_initializer=keras.initializers.RandomNormal(mean=0.1, stddev=0.3, seed=7),
+                    kernel_regularizer=keras.regularizers.L1L2(l1=1e-4, l2=1e-3),
+                    kernel_constraint=keras.constraints.MaxNorm(2.0)),
+            L.BatchNormalization(center=False, momentum=0.9), L.Dense(4, bias_constraint=keras.constraints.NonNeg(),
+                                                                      bias_regularizer=keras.regularizers.L1(1e-3)),
+            L.LayerNormalization(scale=False), L.Dense(3, activation="sigmoid")]),
+            rng.normal(size=(16, 4)).astype("float32"), rng.integers(0, 2, (16, 3)).astype("float32"),
+            dict(optimizer=keras.optimizers.RMSprop(1e-3, momentum=0.5, centered=True), loss="binary_crossentropy",
+                 metrics=["accuracy"])),
+        "schedule": (keras.Sequential([keras.Input((3,)), L.Dense(2, activation="softmax")]),
+                     rng.normal(size=(16, 3)).astype("float32"), rng.integers(0, 2, 16),
+                     dict(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(
+                         1e-2, decay_steps=10, decay_rate=0.9), amsgrad=True),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=False))),
     }
     for name, (model, xs, ys, comp) in models.items():
         if comp is not None:
@@ -58,10 +75,10 @@ def write(out):
         model.save(os.path.join(out, name + ".keras"))
         outputs[name + "/x"] = xs[:8]
         outputs[name + "/y"] = model.predict(xs[:8], verbose=0)
-        if name == "regression":
+        if name in ("regression", "settings", "schedule"):
             model.train_on_batch(xs, ys)
-            outputs["regression/xs"], outputs["regression/ys"] = xs, ys
-            outputs["regression/after_step"] = model.predict(xs, verbose=0)
+            outputs[name + "/xs"], outputs[name + "/ys"] = xs, ys
+            outputs[name + "/after_step"] = model.predict(xs, verbose=0)
     models["dense"][0].save_weights(os.path.join(out, "dense.weights.h5"))
     np.savez(os.path.join(out, "fastnn_outputs.npz"), **outputs)
     print("wrote", sorted(os.listdir(out)))
@@ -71,17 +88,17 @@ def read(out):
     import keras
     e = np.load(os.path.join(out, "fastnn_outputs.npz"))
     failures = 0
-    for name in ("dense", "recurrent", "gru_v1", "regression"):
+    for name in ("dense", "recurrent", "gru_v1", "regression", "settings", "schedule"):
         try:
             model = keras.models.load_model(os.path.join(out, name + ".keras"))
             diff = float(np.abs(np.asarray(model.predict(e[name + "/x"], verbose=0)) - e[name + "/y"]).max())
             extra = ""
             if getattr(model, "optimizer", None) is not None and model.compiled:
                 extra = f", optimizer {type(model.optimizer).__name__} iterations {int(model.optimizer.iterations)}"
-            if name == "regression":
-                model.train_on_batch(e["regression/xs"], e["regression/ys"])
-                step = float(np.abs(np.asarray(model.predict(e["regression/xs"], verbose=0))
-                                    - e["regression/after_step"]).max())
+            if name + "/xs" in e:
+                model.train_on_batch(e[name + "/xs"], e[name + "/ys"])
+                step = float(np.abs(np.asarray(model.predict(e[name + "/xs"], verbose=0))
+                                    - e[name + "/after_step"]).max())
                 extra += f", one more step max|diff| {step:.2e}"
             ok = diff < 1e-5
             failures += not ok

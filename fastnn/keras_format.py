@@ -374,12 +374,21 @@ def _slot_groups(opt):
     return None
 
 
+def _opt_head(opt):
+    """Keras's first optimizer variables: the step, and the learning rate unless a schedule
+    computes it (Keras keeps no variable for it then)."""
+    head = [np.array(opt.iterations, np.int64)]
+    if opt.learning_rate_schedule is None:
+        head.append(np.array(opt.learning_rate, np.float32))
+    return head
+
+
 def _keras_opt_arrays(opt, params):
     """fastnn's optimizer state as Keras's variable list, or None when the layout is not known."""
     groups = _slot_groups(opt)
     if groups is None or opt._slots is None:
         return None
-    out = [np.array(opt.iterations, np.int64), np.array(opt.learning_rate, np.float32)]
+    out = _opt_head(opt)
     for group in groups:
         for slots in opt._slots:
             out += [slots[i] for i in group]
@@ -401,14 +410,15 @@ def _restore_optimizer(model, h5, fname, strict):
         return
     fresh = [opt._make_slots(p) for p in params]
     order = [(w, i) for g in groups for w in range(len(params)) for i in g]
-    if len(group) != 2 + len(order):
+    head = len(_opt_head(opt))
+    if len(group) != head + len(order):
         warnings.warn(f"{fname}: the optimizer state has {len(group)} arrays, {type(opt).__name__} for "
-                      f"this model {2 + len(order)}; it is not restored", stacklevel=4)
+                      f"this model {head + len(order)}; it is not restored", stacklevel=4)
         return
     step = _dataset(h5, "optimizer/vars/0", (), fname, kinds="iuf")[()]
     values = {}
     for k, (w, i) in enumerate(order):
-        values[(w, i)] = np.array(_dataset(h5, f"optimizer/vars/{k + 2}", params[w].shape, fname)[()])
+        values[(w, i)] = np.array(_dataset(h5, f"optimizer/vars/{k + head}", params[w].shape, fname)[()])
     step = int(step)
     if step < 0:
         raise _bad(fname, f"the optimizer step {step} is negative")
@@ -449,7 +459,10 @@ def _optimizer_from(value, fname):
     lr = config.get("learning_rate")
     if isinstance(lr, dict):
         lr = _object_ref(lr, "the learning-rate schedule", fname)
-        config["learning_rate"] = schedules.deserialize(lr)
+        klass = schedules._BY_NAME.get(lr["class_name"])
+        if klass is None:
+            raise _bad(fname, f"unknown learning-rate schedule {lr['class_name'][:60]!r}")
+        config["learning_rate"] = klass(**_filter(lr["config"], klass, {"name": None}, lr["class_name"], fname))
     return cls(**config)
 
 
@@ -676,7 +689,7 @@ def _h5_bytes(model, include_optimizer):
             group.attrs["name"] = type(opt).__name__.lower()
             arrays = _keras_opt_arrays(opt, model._params) if opt._slots is not None else None
             if arrays is None:
-                arrays = [np.array(opt.iterations, np.int64), np.array(opt.learning_rate, np.float32)]
+                arrays = _opt_head(opt)
                 if opt._slots is not None:
                     warnings.warn(f"the {type(opt).__name__} state is not written to the Keras file "
                                   "(fastnn maps SGD, Adam, AdamW, Adagrad and RMSprop)", stacklevel=4)

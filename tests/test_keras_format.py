@@ -23,7 +23,7 @@ from fastnn.saving import ModelFileError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "keras")
 EXPECTED = np.load(os.path.join(FIXTURES, "expected.npz"))
-NAMES = ["dense_stack", "recurrent", "gru_v1", "regression"]
+NAMES = ["dense_stack", "recurrent", "gru_v1", "regression", "settings", "schedule"]
 
 
 def fixture(name):
@@ -91,13 +91,29 @@ def test_compile_config_and_optimizer_state_are_restored():
     assert any(np.abs(v).max() > 0 for v in model.optimizer.variables())
 
 
-def test_continued_training_matches_keras():
-    model = fastnn.load_model(fixture("regression.keras"))
-    assert type(model.optimizer).__name__ == "RMSprop" and type(model.loss).__name__ == "Huber"
-    assert model.loss.delta == 1.0  # Keras 3.15 does not store Huber's delta in its config
-    x = EXPECTED["regression/x"]
-    model.train_on_batch(x, EXPECTED["regression/step_y"])
-    np.testing.assert_allclose(model.predict(x, verbose=0), EXPECTED["regression/after_step"], rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("name, optimizer", [("regression", "RMSprop"), ("settings", "RMSprop"),
+                                             ("schedule", "Adam")])
+def test_continued_training_matches_keras(name, optimizer):
+    model = fastnn.load_model(fixture(name + ".keras"))
+    assert type(model.optimizer).__name__ == optimizer
+    x = EXPECTED[name + "/x"]
+    model.train_on_batch(x, EXPECTED[name + "/step_y"])
+    np.testing.assert_allclose(model.predict(x, verbose=0), EXPECTED[name + "/after_step"], rtol=1e-5, atol=1e-6)
+
+
+def test_settings_off_their_defaults_are_read():
+    model = fastnn.load_model(fixture("settings.keras"))
+    dense, bn, dense2, ln = model.layers[:4]
+    assert not dense.use_bias and dense.kernel_initializer.get_config()["mean"] == pytest.approx(0.1)
+    assert dense.kernel_initializer.get_config()["seed"] == 7
+    assert type(dense.kernel_regularizer).__name__ == "L1L2" and dense.kernel_regularizer.l1 == pytest.approx(1e-4)
+    assert type(dense2.bias_constraint).__name__ == "NonNeg"
+    assert not bn.center and bn.momentum == pytest.approx(0.9) and not ln.scale
+    assert model.optimizer.momentum == 0.5 and model.optimizer.centered
+    sched = fastnn.load_model(fixture("schedule.keras")).optimizer
+    assert sched.amsgrad and type(sched.learning_rate_schedule).__name__ == "ExponentialDecay"
+    huber = fastnn.load_model(fixture("regression.keras")).loss
+    assert type(huber).__name__ == "Huber" and huber.delta == 1.0  # Keras 3.15 stores no delta
 
 
 def test_compile_false_leaves_the_model_uncompiled():

@@ -337,6 +337,25 @@ def _read_weights(h5, built, fname):
     return out
 
 
+class _H5Errors:
+    """Turns what h5py raises on a damaged file (OSError, RuntimeError, KeyError, ValueError...)
+    into ModelFileError."""
+
+    def __init__(self, fname):
+        self.fname = fname
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is None or issubclass(kind, ModelFileError) or not issubclass(
+                kind, (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+                       OverflowError, MemoryError, EOFError, NotImplementedError)):
+            return False
+        raise ModelFileError(f"{self.fname}: the weights file is damaged ({kind.__name__}: "
+                             f"{str(exc)[:200]})") from None
+
+
 def _open_h5(data, fname):
     h5py = _h5py()
     try:
@@ -345,7 +364,7 @@ def _open_h5(data, fname):
         raise _bad(fname, f"model.weights.h5 is not a readable HDF5 file: {str(exc)[:200]}") from None
 
 
-def _assign(built, arrays, fname):
+def _assign(built, arrays, fname, check_only=False):
     from . import utils
     for (layer, cls, _), values in zip(built, arrays):
         for w, v in zip(layer.weights, values):
@@ -353,6 +372,8 @@ def _assign(built, arrays, fname):
                 utils.check_fits_dtype(v, f"{cls} {layer.name} weight", w.dtype)
             except ValueError as exc:
                 raise _bad(fname, str(exc)) from None
+    if check_only:
+        return
     for (layer, _, _), values in zip(built, arrays):
         for w, v in zip(layer.weights, values):
             w[...] = v
@@ -551,11 +572,12 @@ def load_model(path, compile=True):
             _json(_read_member(zf, "metadata.json", MAX_JSON_BYTES, fname), "metadata.json", fname)
         model, built = _model_from_config(config, fname)
         weights = _read_member(zf, "model.weights.h5", MAX_WEIGHTS_BYTES, fname)
-    with _open_h5(weights, fname) as h5:
+    with _H5Errors(fname), _open_h5(weights, fname) as h5:
         arrays = _read_weights(h5, built, fname)
-        _add_layers(model, built, fname)
-        _assign(built, arrays, fname)
-        if compile:
+    _add_layers(model, built, fname)
+    _assign(built, arrays, fname)
+    if compile:
+        with _H5Errors(fname), _open_h5(weights, fname) as h5:
             try:
                 _compile_from(model, config.get("compile_config"), fname)
             except ModelFileError:
@@ -585,11 +607,12 @@ def load_weights(model, path):
         if cls not in LAYERS:
             raise ModelFileError(f"{model.name}: layer {layer.name} ({cls}) has no Keras weights layout")
         built.append((layer, cls, [w.shape for w in layer.weights]))
-    with _open_h5(data, fname) as h5:
+    with _H5Errors(fname), _open_h5(data, fname) as h5:
         arrays = _read_weights(h5, built, fname)
-        _assign(built, arrays, fname)
+        _assign(built, arrays, fname, check_only=True)
         if model.optimizer is not None and model.optimizer._slots is not None:
-            _restore_optimizer(model, h5, fname, strict=False)
+            _restore_optimizer(model, h5, fname, strict=False)  # checks all, then sets all
+    _assign(built, arrays, fname)
 
 
 # -- fastnn objects -> Keras configuration --------------------------------------------------------

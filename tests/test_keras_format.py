@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import tracemalloc
+import warnings
 import zipfile
 
 import numpy as np
@@ -473,3 +474,27 @@ def test_model_checkpoint_writes_keras_files_and_checks_the_name_at_once(tmp_pat
     assert sorted(os.listdir(tmp_path)) == ["m-1.keras", "m-2.keras", "w-1.weights.h5", "w-2.weights.h5"]
     np.testing.assert_array_equal(fastnn.load_model(tmp_path / "m-2.keras").predict(x, verbose=0),
                                   model.predict(x, verbose=0))
+
+
+def test_damaged_archives_never_raise_anything_but_model_file_error(tmp_path):
+    """Seeded random byte changes in config.json and model.weights.h5: each file either loads or
+    raises ModelFileError (h5py's own errors on a damaged file included)."""
+    with zipfile.ZipFile(fixture("regression.keras")) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    rng = np.random.default_rng(1234)
+    outcomes = set()
+    for trial in range(60):
+        target = "config.json" if trial % 3 == 0 else "model.weights.h5"
+        data = bytearray(members[target])
+        for _ in range(int(rng.integers(1, 8))):
+            data[int(rng.integers(len(data)))] = int(rng.integers(256))
+        path = tmp_path / f"f{trial}.keras"
+        rewrite(fixture("regression.keras"), path, **{target: bytes(data)})
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fastnn.load_model(path)
+            outcomes.add("loaded")
+        except ModelFileError:
+            outcomes.add("refused")
+    assert "refused" in outcomes

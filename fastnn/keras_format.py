@@ -407,11 +407,14 @@ def _opt_head(opt):
 def _keras_opt_arrays(opt, params):
     """fastnn's optimizer state as Keras's variable list, or None when the layout is not known."""
     groups = _slot_groups(opt)
-    if groups is None or opt._slots is None:
+    if groups is None:
         return None
+    # Before the first update the state is what a fresh optimizer makes (Keras builds it at
+    # compile time and expects it in the file).
+    state = opt._slots if opt._slots is not None else [opt._make_slots(p) for p in params]
     out = _opt_head(opt)
     for group in groups:
-        for slots in opt._slots:
+        for slots in state:
             out += [slots[i] for i in group]
     return out
 
@@ -432,6 +435,8 @@ def _restore_optimizer(model, h5, fname, strict):
     fresh = [opt._make_slots(p) for p in params]
     order = [(w, i) for g in groups for w in range(len(params)) for i in g]
     head = len(_opt_head(opt))
+    if len(group) == head and opt._slots is None:
+        return  # a compiled optimizer that never updated: nothing to restore
     if len(group) != head + len(order):
         warnings.warn(f"{fname}: the optimizer state has {len(group)} arrays, {type(opt).__name__} for "
                       f"this model {head + len(order)}; it is not restored", stacklevel=4)
@@ -710,7 +715,7 @@ def _h5_bytes(model, include_optimizer):
         if include_optimizer and opt is not None:
             group = h5.create_group("optimizer/vars")
             group.attrs["name"] = type(opt).__name__.lower()
-            arrays = _keras_opt_arrays(opt, model._params) if opt._slots is not None else None
+            arrays = _keras_opt_arrays(opt, model._params)
             if arrays is None:
                 arrays = _opt_head(opt)
                 if opt._slots is not None:

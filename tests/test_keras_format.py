@@ -498,3 +498,21 @@ def test_damaged_archives_never_raise_anything_but_model_file_error(tmp_path):
         except ModelFileError:
             outcomes.add("refused")
     assert "refused" in outcomes
+
+
+def test_include_optimizer_false_keeps_compile_settings_only(tmp_path):
+    model = fastnn.load_model(fixture("regression.keras"))
+    model.save(tmp_path / "m.keras", include_optimizer=False)
+    assert not any(p.startswith("optimizer/") for p in h5_layout(weights_of(tmp_path / "m.keras")))
+    loaded = fastnn.load_model(tmp_path / "m.keras")
+    assert type(loaded.optimizer).__name__ == "RMSprop" and loaded.optimizer.iterations == 0
+    np.testing.assert_array_equal(loaded.predict(EXPECTED["regression/x"], verbose=0),
+                                  model.predict(EXPECTED["regression/x"], verbose=0))
+
+
+def test_bytes_and_pathlike_paths(tmp_path):
+    model = small_model()
+    model.save(os.fsencode(str(tmp_path / "m.keras")))
+    model.save_weights(os.fsencode(str(tmp_path / "w.weights.h5")))
+    assert fastnn.load_model(os.fsencode(str(tmp_path / "m.keras"))).layers[0].units == 2
+    model.load_weights(tmp_path / "w.weights.h5")

@@ -60,10 +60,11 @@ _KERAS_ONLY = {
     "activity_regularizer": None, "noise_shape": None, "lora_rank": None, "lora_alpha": None,
     "input_length": None, "sparse": False, "ragged": False,
 }
-_OPTIMIZER_KERAS_ONLY = {"name": None, "use_ema": False, "ema_momentum": None,
+_ANY = object()                    # a setting whose value does not matter (a name; EMA's rate when EMA is off)
+_OPTIMIZER_KERAS_ONLY = {"name": _ANY, "use_ema": False, "ema_momentum": _ANY,
                          "ema_overwrite_frequency": None, "loss_scale_factor": None,
                          "gradient_accumulation_steps": None}
-_LOSS_KERAS_ONLY = {"name": None, "reduction": "sum_over_batch_size", "dtype": None,
+_LOSS_KERAS_ONLY = {"name": _ANY, "reduction": "sum_over_batch_size", "dtype": None,
                     "ignore_class": None, "axis": -1}
 _INIT_KERAS_ONLY = {"input_axes": None, "output_axes": None}
 
@@ -331,9 +332,8 @@ def _read_weights(h5, built, fname):
     """Every layer's arrays, each checked before it is read; nothing changes on failure."""
     paths = _layer_paths([cls for _, cls, _ in built])
     out = []
-    for (layer, cls, expected), path in zip(built, paths):
-        arrays = [np.array(_dataset(h5, f"{path}/{i}", s, fname)[()]) for i, s in enumerate(expected)]
-        out.append(arrays)
+    for (_, _, expected), path in zip(built, paths):
+        out.append([np.array(_dataset(h5, f"{path}/{i}", s, fname)[()]) for i, s in enumerate(expected)])
     return out
 
 
@@ -419,7 +419,7 @@ def _keras_opt_arrays(opt, params):
     return out
 
 
-def _restore_optimizer(model, h5, fname, strict):
+def _restore_optimizer(model, h5, fname):
     """Restore the optimizer's state from ``optimizer/vars``; a layout fastnn cannot map is
     skipped with a warning (the model trains on from a fresh optimizer state)."""
     opt = model.optimizer
@@ -464,8 +464,7 @@ def _filter(config, cls, keras_only, what, fname):
     for key, value in (config or {}).items():
         if key in accepted and key != "name":
             out[key] = value
-        elif key in keras_only and (keras_only[key] is None and value in (None, False) or key == "name"
-                                    or value == keras_only[key] or key == "ema_momentum"):
+        elif key in keras_only and (keras_only[key] is _ANY or value == keras_only[key]):
             continue
         else:
             raise _bad(fname, f"{what} setting {key}={str(value)[:60]} is not supported by fastnn")
@@ -488,7 +487,7 @@ def _optimizer_from(value, fname):
         klass = schedules._BY_NAME.get(lr["class_name"])
         if klass is None:
             raise _bad(fname, f"unknown learning-rate schedule {lr['class_name'][:60]!r}")
-        config["learning_rate"] = klass(**_filter(lr["config"], klass, {"name": None}, lr["class_name"], fname))
+        config["learning_rate"] = klass(**_filter(lr["config"], klass, {"name": _ANY}, lr["class_name"], fname))
     return cls(**config)
 
 
@@ -512,8 +511,11 @@ def _compile_from(model, cc, fname):
     metrics = cc.get("metrics") or []
     if not isinstance(metrics, list) or not all(isinstance(m, (str, dict)) for m in metrics):
         raise _bad(fname, f"metrics must be a list of names, got {str(metrics)[:100]}")
-    metrics = [m if isinstance(m, str) else _object_ref(m, "a metric", fname)["config"].get("name")
-               or _object_ref(m, "a metric", fname)["class_name"] for m in metrics]
+    names = []
+    for m in metrics:  # a metric object is taken by its name (its settings are not read)
+        ref = m if isinstance(m, str) else _object_ref(m, "a metric", fname)
+        names.append(ref if isinstance(ref, str) else ref["config"].get("name") or ref["class_name"])
+    metrics = names
     optimizer = _optimizer_from(cc.get("optimizer", "rmsprop"), fname)
     model.compile(optimizer=optimizer, loss=_loss_from(cc["loss"], fname), metrics=metrics or None)
 
@@ -589,7 +591,7 @@ def load_model(path, compile=True):
                 raise
             except (TypeError, ValueError, KeyError, AttributeError) as exc:
                 raise _bad(fname, f"cannot restore the compile settings: {str(exc)[:300]}") from None
-            _restore_optimizer(model, h5, fname, strict=False)
+            _restore_optimizer(model, h5, fname)
     return model
 
 
@@ -616,7 +618,7 @@ def load_weights(model, path):
         arrays = _read_weights(h5, built, fname)
         _assign(built, arrays, fname, check_only=True)
         if model.optimizer is not None and model.optimizer._slots is not None:
-            _restore_optimizer(model, h5, fname, strict=False)  # checks all, then sets all
+            _restore_optimizer(model, h5, fname)  # checks all, then sets all
     _assign(built, arrays, fname)
 
 

@@ -390,7 +390,8 @@ def test_not_a_zip(tmp_path, data):
 
 
 def test_truncated_and_incomplete_archives(tmp_path):
-    data = open(fixture("regression.keras"), "rb").read()
+    with open(fixture("regression.keras"), "rb") as f:
+        data = f.read()
     for cut in (len(data) // 2, len(data) - 30):
         path = tmp_path / f"cut{cut}.keras"
         path.write_bytes(data[:cut])
@@ -438,7 +439,8 @@ def test_bad_weight_arrays(tmp_path, what):
 def test_bad_weights_file_leaves_model_unchanged(tmp_path):
     model = fastnn.load_model(fixture("dense_stack.keras"))
     before = model.get_weights()
-    src = open(fixture("dense_stack.weights.h5"), "rb").read()
+    with open(fixture("dense_stack.weights.h5"), "rb") as f:
+        src = f.read()
 
     def change(name, value):
         return np.zeros((1,), np.float32) if name == "layers/dense_1/vars/0" else value

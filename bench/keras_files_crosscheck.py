@@ -67,6 +67,10 @@ def write(out):
                      dict(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(
                          1e-2, decay_steps=10, decay_rate=0.9), amsgrad=True),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=False))),
+        "activations": (keras.Sequential([keras.Input((3,))] + [L.Dense(3, activation=a) for a in (
+            "linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus", "gelu", "silu",
+            "mish", "relu6", "hard_sigmoid", "hard_silu", "softsign", "exponential", "celu", "log_softmax",
+            "softmax")]), (3 * rng.normal(size=(8, 3))).astype("float32"), None, None),
     }
     for name, (model, xs, ys, comp) in models.items():
         if comp is not None:
@@ -88,7 +92,7 @@ def read(out):
     import keras
     e = np.load(os.path.join(out, "fastnn_outputs.npz"))
     failures = 0
-    for name in ("dense", "recurrent", "gru_v1", "regression", "settings", "schedule"):
+    for name in ("dense", "recurrent", "gru_v1", "regression", "settings", "schedule", "activations"):
         try:
             model = keras.models.load_model(os.path.join(out, name + ".keras"))
             diff = float(np.abs(np.asarray(model.predict(e[name + "/x"], verbose=0)) - e[name + "/y"]).max())

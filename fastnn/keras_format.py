@@ -637,6 +637,10 @@ def _layer_config(layer, dtype, in_shape):
     if cls not in LAYERS:
         raise ValueError(f"layer {layer.name} ({cls}) has no Keras equivalent; save to a .fnn file")
     config = dict(layer.get_config())
+    act = config.get("activation")
+    if act is not None and (not isinstance(act, str) or act in ("step", "gelu_tanh")):
+        raise ValueError(f"layer {layer.name}: activation {act!r} has no Keras name (Keras knows its "
+                         "activations by name only); save to a .fnn file")
     for key, value in list(config.items()):
         if key.endswith("_initializer"):
             config[key] = _keras_object("keras.initializers", value)

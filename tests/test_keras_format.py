@@ -24,7 +24,7 @@ from fastnn.saving import ModelFileError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "keras")
 EXPECTED = np.load(os.path.join(FIXTURES, "expected.npz"))
-NAMES = ["dense_stack", "recurrent", "gru_v1", "regression", "settings", "schedule"]
+NAMES = ["dense_stack", "recurrent", "gru_v1", "regression", "settings", "schedule", "activations"]
 
 
 def fixture(name):
@@ -518,3 +518,14 @@ def test_bytes_and_pathlike_paths(tmp_path):
     model.save_weights(os.fsencode(str(tmp_path / "w.weights.h5")))
     assert fastnn.load_model(os.fsencode(str(tmp_path / "m.keras"))).layers[0].units == 2
     model.load_weights(tmp_path / "w.weights.h5")
+
+
+def test_what_keras_cannot_hold_is_refused_before_writing(tmp_path):
+    model = fastnn.Sequential([fastnn.Input((3,)), L.Dense(2, activation="step")])
+    with pytest.raises(ValueError, match="no Keras name"):
+        model.save(tmp_path / "m.keras")
+    model = fastnn.Sequential([fastnn.Input((3,)), L.Dense(2)])
+    model.compile(loss="mse", metrics=[fastnn.metrics.MeanAbsoluteError()])
+    with pytest.raises(ValueError, match="metric objects"):
+        model.save(tmp_path / "m.keras")
+    assert os.listdir(tmp_path) == []

@@ -256,6 +256,14 @@ def _model_from_config(top, fname):
     if cls == "Sequential":
         return _sequential_from_config(top.get("config"), fname)
     if cls == "Functional":
+        # Keras 3.15 writes a functional model as config {"name", "trainable", "layers": [...],
+        # "input_layers": [[name, 0, 0], ...], "output_layers": [name, 0, 0] (one output) or a list
+        # of them}; each layer entry has "name" and "inbound_nodes": [{"args": [tensor or list of
+        # tensors], "kwargs": {}}], a tensor being {"class_name": "__keras_tensor__", "config":
+        # {"shape", "dtype", "keras_history": [layer name, node index, tensor index]}}. Its HDF5
+        # groups number *all* of model.layers in config order, InputLayers included
+        # ("layers/input_layer", "layers/input_layer_1", "layers/dense", ...): _layer_paths over
+        # every entry's class name, where Sequential's leave the InputLayer out.
         raise _bad(fname, "functional models (keras.Model(inputs, outputs)) cannot be read yet; "
                           "fastnn reads Sequential models")
     raise _bad(fname, f"the model class {str(cls)[:60]!r} is not a Keras model fastnn reads (Sequential)")

@@ -9,7 +9,8 @@ rate, then the slots). A ``.weights.h5`` file is that HDF5 file on its own.
 
 Both are untrusted input. Nothing named in a file is imported or evaluated: class names are looked
 up in the fixed tables below. The zip's declared sizes are checked and every member is read with
-a cap (a zip bomb is refused); weight datasets must be plain contiguous arrays whose shapes match
+a cap, and a member compressed more than any Keras file is (Keras stores them uncompressed) is
+refused as a zip bomb; weight datasets must be plain contiguous arrays whose shapes match
 what the layer will create, checked from the configuration *before* any layer is built, so a file
 of a few hundred bytes cannot make fastnn allocate gigabytes. Every malformed case raises
 ``saving.ModelFileError``. Writing goes through ``saving._atomic_write`` (temporary file, fsync,
@@ -38,6 +39,9 @@ KERAS_VERSION = "3.15.1"           # the Keras version fastnn's files say they c
 MAX_JSON_BYTES = 16 << 20          # config.json / metadata.json larger than this are refused
 MAX_WEIGHTS_BYTES = 4 << 30        # model.weights.h5 larger than this is refused
 MAX_MEMBERS = 64                   # a .keras zip with more members than this is not a model
+MAX_LAYERS = 10_000                # a Sequential config with more layers than this is refused
+MAX_RATIO = 200                    # a member above 1 MiB compressed more than this is a zip bomb
+                                   # (Keras stores its members uncompressed)
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -222,6 +226,8 @@ def _layer_specs(config, fname):
     layers = config.get("layers")
     if not isinstance(layers, list):
         raise _bad(fname, "the Sequential config has no list of layers")
+    if len(layers) > MAX_LAYERS:
+        raise _bad(fname, f"{len(layers)} layers, more than the {MAX_LAYERS} fastnn reads")
     specs, input_shape = [], None
     for i, entry in enumerate(layers):
         if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
@@ -537,6 +543,9 @@ def _read_member(zf, name, limit, fname):
         raise _bad(fname, f"the .keras archive has no {name}") from None
     if info.file_size > limit:
         raise _bad(fname, f"{name} declares {info.file_size} bytes, more than the {limit} fastnn reads")
+    if info.file_size > 1 << 20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        raise _bad(fname, f"{name} expands {info.file_size // max(info.compress_size, 1)}-fold "
+                          f"({info.compress_size} to {info.file_size} bytes): refused as a zip bomb")
     if info.flag_bits & 0x1:
         raise _bad(fname, f"{name} is encrypted")
     try:

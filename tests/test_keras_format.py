@@ -529,3 +529,28 @@ def test_what_keras_cannot_hold_is_refused_before_writing(tmp_path):
     with pytest.raises(ValueError, match="metric objects"):
         model.save(tmp_path / "m.keras")
     assert os.listdir(tmp_path) == []
+
+
+def test_weights_member_zip_bomb_refused(tmp_path):
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(fixture("regression.keras")) as k, \
+            zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("metadata.json", k.read("metadata.json"))
+        z.writestr("config.json", k.read("config.json"))
+        z.writestr("model.weights.h5", bytes(64 << 20))  # 64 MiB of zeros, ~64 KiB compressed
+    assert os.path.getsize(path) < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match="zip bomb"):
+            fastnn.load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 << 20
+
+
+def test_too_many_layers_refused(tmp_path):
+    config = regression_config()
+    config["config"]["layers"] += [{"class_name": "Identity", "config": {}}] * keras_format.MAX_LAYERS
+    with pytest.raises(ModelFileError, match="layers, more than"):
+        fastnn.load_model(hostile(tmp_path, config))

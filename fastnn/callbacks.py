@@ -353,6 +353,8 @@ class ModelCheckpoint(_MonitorCallback):
         self.filepath, self.verbose = os.fspath(filepath), verbose
         self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
         self.best = initial_value_threshold
+        from . import saving  # the extension chooses the format: checked now, not after an epoch
+        saving._keras_extension(self.filepath, weights=self.save_weights_only)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor_op is None:

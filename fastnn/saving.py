@@ -114,10 +114,44 @@ def _compile_config(model):
             "metrics": metrics}
 
 
+def _keras_extension(path, weights):
+    """Which file a path asks for: "keras" (``.keras`` / ``.weights.h5``: Keras 3's formats,
+    ``fastnn.keras_format``) or "fastnn" (any other name); a fastnn file is never written under a
+    Keras extension, so ``.h5``/``.hdf5`` names that are not Keras 3's are refused."""
+    from . import keras_format
+    lower = os.fsdecode(os.fspath(path)).lower()
+    if keras_format.is_keras_weights_path(lower):
+        if not weights:
+            raise ValueError(f"{os.fspath(path)!r}: .weights.h5 files hold weights only; use "
+                             "model.save_weights, or save the model to a .keras (Keras) or .fnn file")
+        return "keras"
+    if lower.endswith(".keras"):
+        if weights:
+            raise ValueError(f"{os.fspath(path)!r}: a .keras file holds a whole model; use model.save, "
+                             "or save_weights to a .weights.h5 (Keras) or .fnn file")
+        return "keras"
+    if lower.endswith((".h5", ".hdf5")):
+        raise ValueError(f"{os.fspath(path)!r}: Keras's legacy HDF5 format is not written; use a .keras "
+                         "or .weights.h5 name (Keras 3's formats) or .fnn (fastnn's own)")
+    return "fastnn"
+
+
+def _keras_kind(path):
+    """"keras"/"h5" when ``path`` holds a Keras file (zip / HDF5), else None."""
+    from . import keras_format
+    try:
+        return keras_format.sniff(path)
+    except OSError:
+        return None
+
+
 def save_model(model, path, include_optimizer=True):
     """Write ``model`` (architecture, compile settings, weights, optionally the optimizer state)
-    to the single file ``path``, atomically."""
+    to the single file ``path``, atomically; a ``.keras`` name writes Keras 3's format."""
     from . import optimizers
+    if _keras_extension(path, weights=False) == "keras":
+        from . import keras_format
+        return keras_format.save_model(model, path, include_optimizer=include_optimizer)
     arrays = [w for w in model.weights]
     header = {"kind": "model", "model_config": model.get_config(),
               "dtype": None if model._dtype is None else model._dtype.name,
@@ -140,7 +174,11 @@ def save_model(model, path, include_optimizer=True):
 
 
 def save_weights(model, path):
-    """Write only the weight arrays of ``model`` (and its config, to check against on loading)."""
+    """Write only the weight arrays of ``model`` (and its config, to check against on loading);
+    a ``.weights.h5`` name writes Keras's weights file."""
+    if _keras_extension(path, weights=True) == "keras":
+        from . import keras_format
+        return keras_format.save_weights(model, path)
     entries, chunks = _array_entries(model.weights, "weights")
     header = {"kind": "weights", "model_config": model.get_config(), "arrays": entries}
     _atomic_write(path, _encode(header, chunks))
@@ -227,6 +265,11 @@ def load_weights(model, path):
     """Load weights saved by ``save_weights`` or ``save`` into ``model`` (built, same layer shapes);
     checks the whole file and every shape before changing any weight."""
     name = os.path.basename(os.fspath(path))
+    if _keras_kind(path) is not None:
+        from . import keras_format
+        if _keras_kind(path) == "keras":
+            raise ModelFileError(f"{name} is a whole Keras model (.keras); load it with load_model")
+        return keras_format.load_weights(model, path)
     header, arrays = read_file(path)
     if not model.built:
         raise ModelFileError(f"{model.name} is not built; build it (or fit/predict once) before "
@@ -243,6 +286,13 @@ def load_model(path, compile=True):
     from .layers import get as layer_from_config
     from .models import Sequential
     name = os.path.basename(os.fspath(path))
+    kind = _keras_kind(path)
+    if kind is not None:
+        from . import keras_format
+        if kind == "h5":
+            raise ModelFileError(f"{name} is an HDF5 file: Keras weights (.weights.h5) go into a built "
+                                 "model with model.load_weights; legacy Keras .h5 models are not read")
+        return keras_format.load_model(path, compile=compile)
     header, arrays = read_file(path)
     if header.get("kind") != "model":
         raise ModelFileError(f"{name} holds only weights (save_weights); build the model and call "

@@ -17,6 +17,39 @@ from . import backend
 from . import utils
 
 
+class Batch:
+    """Several arrays of one length: the inputs (or targets) of a model with several, in the
+    model's order. Indexing takes the same rows of each."""
+    __slots__ = ("arrays",)
+
+    def __init__(self, arrays):
+        self.arrays = list(arrays)
+
+    def __len__(self):
+        return len(self.arrays[0])
+
+    def __getitem__(self, index):
+        return Batch([a[index] for a in self.arrays])
+
+    @property
+    def shape(self):
+        return self.arrays[0].shape
+
+    @property
+    def dtype(self):
+        return self.arrays[0].dtype
+
+
+def as_list(v):
+    """The arrays of ``v``: a Batch's, or ``[v]``."""
+    return list(v.arrays) if isinstance(v, Batch) else [v]
+
+
+def like(model, arrays):
+    """``arrays`` shaped as ``model`` (a Batch or one array) is."""
+    return Batch(arrays) if isinstance(model, Batch) else arrays[0]
+
+
 def shape_str(shape):
     """``(None, d1, ...)``: a shape with its batch axis, as messages and summaries print it."""
     return "(None, " + ", ".join(map(str, shape)) + ")"
@@ -51,6 +84,7 @@ def prepare_x(model, x, expected=None):
         check(x)
     return x
 
+
 def prepare_xy(model, x, y, what="x", expected=None):
     if model.loss is None:
         raise RuntimeError("the model must be compiled before training or evaluation: call "
@@ -60,28 +94,49 @@ def prepare_xy(model, x, y, what="x", expected=None):
         raise ValueError(f"{what} is empty (shape {x.shape}); at least one sample is needed")
     utils.check_finite(x, what)
     out_shape = model._output_shapes(x.shape[1:])[-1]
+    return x, prepare_targets(model.loss, y, len(x), out_shape, x.dtype, x.shape[1:])
+
+
+def prepare_targets(loss, y, n, out_shape, dtype, x_shape=None):
+    """Targets ``y`` for ``n`` outputs of shape ``out_shape``, checked and converted by the loss."""
     if len(out_shape) > 1:  # sequence outputs: targets per step, checked as N*T rows
         y = numeric_targets(y)
         lead = tuple(out_shape[:-1])
-        if y.shape[:1 + len(lead)] != (len(x),) + lead:
+        if y.shape[:1 + len(lead)] != (n,) + lead:
             raise ValueError(
-                f"for inputs {shape_str(x.shape[1:])} the model gives outputs "
+                (f"for inputs {shape_str(x_shape)} " if x_shape is not None else "") +
+                "the model gives outputs "
                 f"{shape_str(out_shape)}, one per step of the second axis, so targets must start "
-                f"with shape ({len(x)}, {', '.join(map(str, lead))}); got array of shape {y.shape}. "
+                f"with shape ({n}, {', '.join(map(str, lead))}); got array of shape {y.shape}. "
                 "If each sample is one input (an image, say) rather than a sequence, add a "
                 "Flatten layer first: Dense expects (batch, features)")
-        rows = len(x) * int(np.prod(lead))
-        flat = model.loss.prepare_targets(y.reshape((rows,) + y.shape[1 + len(lead):]), rows,
-                                         tuple(out_shape[-1:]), x.dtype)
-        return x, flat.reshape((len(x),) + lead + flat.shape[1:])
-    y = model.loss.prepare_targets(y, len(x), out_shape, x.dtype)
-    return x, y
+        rows = n * int(np.prod(lead))
+        flat = loss.prepare_targets(y.reshape((rows,) + y.shape[1 + len(lead):]), rows,
+                                         tuple(out_shape[-1:]), dtype)
+        return flat.reshape((n,) + lead + flat.shape[1:])
+    return loss.prepare_targets(y, n, out_shape, dtype)
+
+
+def check_input(x, name, expected, dtype, model_name):
+    """One input array of a model with named inputs, as ``prepare_x`` checks a Sequential's."""
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize > dtype.itemsize:
+        utils.check_fits_dtype(x, name, dtype, finite=False)
+    x = utils.as_float_array(x, name, dtype)
+    if x.ndim < 2 or x.shape[1:] != tuple(expected):
+        raise ValueError(f"{model_name}: input {name!r} expects arrays of shape {shape_str(expected)}, "
+                         f"got array of shape {x.shape}")
+    return x
 
 
 def sample_weights(y, n, sample_weight, class_weight, dtype):
     """Per-sample loss weights[n] from ``sample_weight`` times ``class_weight[class of y]``, or None."""
     if sample_weight is None and class_weight is None:
         return None
+    if isinstance(y, Batch):  # a functional model's targets
+        if class_weight is not None and len(y.arrays) > 1:
+            raise ValueError("class_weight needs a model with one output; this one has "
+                             f"{len(y.arrays)}: pass sample_weight instead")
+        y = y.arrays[0]
     weights = np.ones(n, dtype=np.float64)
     if sample_weight is not None:
         sw = utils.as_float_array(sample_weight, "sample_weight", np.float64)

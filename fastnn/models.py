@@ -110,13 +110,21 @@ class Model(tracking.Tracked):
     that runs each later step as one native call (``fastnn.program``), recorded again whenever
     any setting of the model, its layers, loss or optimizer has changed (``fastnn.tracking``).
 
-    A subclass says how its layers are connected: ``_layers`` (every layer, in the order their
+    ``Model(inputs, outputs)`` makes a functional model (``fastnn.functional.Functional``), as
+    ``keras.Model`` does. A subclass says how its layers are connected: ``_layers`` (every layer, in the order their
     weights are listed), ``_input_shape`` and ``_dtype`` once built, ``build``, ``built``,
     ``_output_shapes(input_shape)`` (the last entry is the model's output shape), ``_forward``
     and ``get_config``.
     """
     _RUNTIME = frozenset({"stop_training", "history", "_programs", "_shapes"})
     _CONFIG_CLASS = "Model"  # the class_name of to_json
+
+    def __new__(cls, *args, **kwargs):
+        # keras.Model(inputs, outputs) is a functional model, as in Keras
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional
+            return object.__new__(Functional)
+        return object.__new__(cls)
 
     def __init__(self, name=None):
         self.name = name or _auto_name(type(self).__name__)
@@ -229,10 +237,15 @@ class Model(tracking.Tracked):
 
     def _train_program(self, x, y):
         """The recorded training step for batches like (x, y) (see _describe_train_step)."""
-        def describe(xb, yb, lr, step, want_outputs):
+        xs, ys = data_adapter.as_list(x), data_adapter.as_list(y)
+
+        def describe(*args):
             self.optimizer.build(self._params)  # the program uses the state's arrays in place
+            bufs, (lr, step, want_outputs) = args[:-3], args[-3:]
+            xb = data_adapter.like(x, bufs[:len(xs)])
+            yb = data_adapter.like(y, bufs[len(xs):])
             return self._describe_train_step(xb, yb, lr, step, want_outputs)
-        return self._program("train", describe, [(x.shape[1:], x.dtype), (y.shape[1:], y.dtype)], 3)
+        return self._program("train", describe, [(a.shape[1:], a.dtype) for a in xs + ys], 3)
 
     def _predict_program(self, x):
         cached = self._programs.get("predict")
@@ -315,18 +328,24 @@ class Model(tracking.Tracked):
             else:
                 compiled = self._train_program(x, y)
         if compiled is not None:
-            loss, outputs = compiled.run(len(x), [x, y], [lr, step, float(want_outputs)], want_outputs)
+            results = compiled.run(len(x), data_adapter.as_list(x) + data_adapter.as_list(y),
+                                   [lr, step, float(want_outputs)], want_outputs)
         else:
             opt.build(self._params)
-            loss, outputs = self._describe_train_step(x, y, lr, step, want_outputs, weights)
+            results = self._describe_train_step(x, y, lr, step, want_outputs, weights)
+        loss, outputs = results[0], self._step_outputs(results[1:])
         opt.iterations = step
         for layer in self._layers:  # kernel_constraint / bias_constraint, after the update
             layer.apply_constraints()
         return loss, outputs
 
+    def _step_outputs(self, results):
+        """What a training step gives the metrics, from the step's results after the loss."""
+        return results[0]
+
     def _gather(self, x, y, index):
         """Rows ``index`` of x and y: views for a slice, else copies into reused buffers."""
-        if isinstance(index, slice):
+        if isinstance(index, slice) or isinstance(x, data_adapter.Batch):
             return x[index], y[index]
         n = len(index)
         xb = np.take(x, index, axis=0, out=self._buffer("xb", (n,) + x.shape[1:], x.dtype))
@@ -757,6 +776,9 @@ class Sequential(Model):
     def add(self, layer):
         """Append ``layer``; builds it at once when the model's input shape is known."""
         with self._lock:
+            node = getattr(layer, "node", None)  # keras.Input(...): a tensor made by an InputLayer
+            if node is not None and isinstance(node.layer, InputLayer) and not isinstance(layer, Layer):
+                layer = node.layer
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential.add expects a fastnn layer, got {type(layer).__name__}")
             if isinstance(layer, InputLayer):
@@ -961,6 +983,9 @@ def model_from_json(json_string, custom_objects=None):
         data = json.loads(json_string)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"model_from_json expects the JSON string of model.to_json(): {exc}") from None
+    if isinstance(data, dict) and data.get("class_name") == "Functional" and "config" in data:
+        from .functional import Functional
+        return Functional.from_config(data["config"])
     if not isinstance(data, dict) or data.get("class_name") != "Sequential" or "config" not in data:
         raise ValueError("model_from_json reads Sequential models written by to_json (a JSON object "
                          f"with class_name 'Sequential' and a config), got {str(json_string)[:80]!r}")
@@ -970,8 +995,10 @@ def model_from_json(json_string, custom_objects=None):
 def clone_model(model, input_tensors=None, clone_function=None):
     """A new model with the same layers' configuration and new weights (initialised afresh), as
     Keras's ``clone_model``; copy weights with ``clone.set_weights(model.get_weights())``."""
+    if type(model).__name__ == "Functional" and clone_function is None and input_tensors is None:
+        return type(model).from_config(model.get_config())
     if not isinstance(model, Sequential):
-        raise TypeError(f"clone_model expects a Sequential model, got {type(model).__name__}")
+        raise TypeError(f"clone_model expects a Sequential or functional model, got {type(model).__name__}")
     if input_tensors is not None:
         raise ValueError("clone_model: input_tensors is for functional models, which fastnn has not")
     if clone_function is None:
@@ -996,3 +1023,4 @@ def _check_verbose(verbose):
     if verbose not in (0, 1, 2) or isinstance(verbose, bool):
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
     return verbose
+

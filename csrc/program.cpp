@@ -12,6 +12,7 @@
 #include "dense.h"
 #include "dropout.h"
 #include "losses.h"
+#include "merge.h"
 #include "norm.h"
 #include "optim.h"
 #include "recurrent.h"
@@ -373,6 +374,35 @@ void Program<T>::exec(const Instr& in, idx n, std::vector<double>& regs) {
         case Kernel::lion_update:
             lion_update<T>(p(0), p(1), p(2), size(0), r(3), r(4), r(5));
             break;
+        // Merge kernels of the functional API (csrc/merge.h): elementwise merges of two inputs
+        // of one shape, the concatenation of two along the columns and its gradient's parts.
+        case Kernel::merge_forward:
+            if (size(1) != size(0) || size(4) != size(0))
+                throw std::invalid_argument("merge_forward: a, b and out must have one shape");
+            if (!(r(2) == 0 || r(2) == 1 || r(2) == 2 || r(2) == 3 || r(2) == 4))
+                throw std::invalid_argument("merge_forward: op must be 0..4 (add, subtract, "
+                                            "multiply, maximum, minimum)");
+            merge_forward<T>(p(4), p(0), p(1), size(0), int(r(2)), T(r(3)));
+            break;
+        case Kernel::merge_backward:
+            if (size(1) != size(0) || size(2) != size(0) || size(5) != size(0) || size(6) != size(0))
+                throw std::invalid_argument("merge_backward: dy, a, b, da and db must have one shape");
+            if (!(r(3) == 0 || r(3) == 1 || r(3) == 2 || r(3) == 3 || r(3) == 4))
+                throw std::invalid_argument("merge_backward: op must be 0..4 (add, subtract, "
+                                            "multiply, maximum, minimum)");
+            merge_backward<T>(p(5), p(6), p(0), p(1), p(2), size(0), int(r(3)), T(r(4)));
+            break;
+        case Kernel::concat_forward:
+            if (rows(1) != rows(0) || rows(2) != rows(0) || cols(2) != cols(0) + cols(1))
+                throw std::invalid_argument("concat_forward: shapes do not match");
+            concat_forward<T>(p(2), p(0), p(1), rows(0), cols(0), cols(1));
+            break;
+        case Kernel::take_columns:
+            if (rows(2) != rows(0) || idx(r(1)) < 0 || idx(r(1)) + cols(2) > cols(0))
+                throw std::invalid_argument("take_columns: shapes do not match");
+            take_columns<T>(p(2), p(0), rows(0), cols(0), idx(r(1)), cols(2));
+            break;
+        case Kernel::scalar_mul: result = r(0) * r(1); break;  // a loss times its weight
         case Kernel::scalar_add: result = r(0) + r(1); break;
         case Kernel::scalar_sqrt: result = std::sqrt(r(0)); break;
         case Kernel::norm_scale: result = clip_scale(r(0), r(1)); break;

@@ -134,6 +134,11 @@ namespace fastnn {
       "param:io grad:in accumulated_grad:io accumulated_delta:io learning_rate:real rho:real "      \
       "epsilon:real", "")                                                                           \
     X(lion_update, "param:io grad:in m:io learning_rate:real beta_1:real beta_2:real", "")          \
+    X(merge_forward, "a:in b:in op:real scale:real out:out", "out")                                 \
+    X(merge_backward, "dy:in a:in b:in op:real scale:real da:out db:out", "da db")                  \
+    X(concat_forward, "a:in b:in out:out", "out")                                                   \
+    X(take_columns, "x:in offset:real out:out", "out")                                              \
+    X(scalar_mul, "a:real b:real", "@")                                                             \
     X(scalar_add, "a:real b:real", "@")                                                             \
     X(scalar_sqrt, "x:real", "@")                                                                   \
     X(norm_scale, "norm:real clip:real", "@")                                                       \

@@ -10,8 +10,8 @@ from . import (activations, backend, callbacks, constraints, datasets, initializ
 from .backend import (backend_scope, floatx, get_backend, get_num_threads, set_backend, set_floatx,
                       set_num_threads)
 from .layers import Input, InputLayer
-from .models import Sequential, clone_model, load_model, model_from_json
-from . import models
+from .models import Model, Sequential, clone_model, load_model, model_from_json
+from . import functional, models
 
 # ``import fastnn as keras`` and ``import fastnn as tf`` (then ``tf.keras.layers.Dense``) run Keras
 # programs unchanged: fastnn.keras is a package of modules under Keras's names (fastnn/keras/).
@@ -20,7 +20,7 @@ from . import keras
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
 __all__ = [
-    "Input", "InputLayer", "Sequential", "activations", "backend", "backend_scope", "callbacks",
+    "Input", "InputLayer", "Model", "Sequential", "activations", "backend", "backend_scope", "callbacks",
     "clone_model", "constraints", "datasets", "floatx", "model_from_json", "random",
     "get_backend", "get_num_threads", "initializers", "keras", "layers", "load_model", "losses",
     "metrics", "models", "ops", "optimizers", "plot", "reference", "regularizers", "saving",

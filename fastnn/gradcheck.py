@@ -7,7 +7,7 @@ but the forward pass. When the two agree, the backward passes are right.
 """
 import numpy as np
 
-from .models import Sequential
+from .models import Model
 
 FLOAT64_EPS = np.finfo(np.float64).eps  # u = 2**-52, the gap between 1.0 and the next float64
 # A central difference is off by truncation ~ eps**2 * |L'''| / 6 plus rounding ~ u * |L| / eps;
@@ -111,8 +111,9 @@ def gradient_check(model, x, y, epsilon=EPSILON, max_params_per_weight=MAX_PARAM
         model64.set_weights(model32.get_weights())
         fastnn.utils.gradient_check(model64, x, y)
     """
-    if not isinstance(model, Sequential):
-        raise TypeError(f"gradient_check expects a fastnn.Sequential model, got {type(model).__name__}")
+    if not isinstance(model, Model):
+        raise TypeError(f"gradient_check expects a fastnn model (Sequential or Model), got "
+                        f"{type(model).__name__}")
     epsilon = _positive_float(epsilon, "epsilon")
     if max_params_per_weight is not None:
         max_params_per_weight = _positive_int(max_params_per_weight, "max_params_per_weight")
@@ -159,15 +160,11 @@ def _training_loss(model, x, y, snapshot):
 
 def _analytic_gradients(model, x, y, snapshot):
     """(L, [[dL/dw for each trainable weight] for each layer with trainable weights]) by the model's
-    forward and backward passes, as ``Sequential._train_step`` computes them, without the update."""
+    forward and backward passes, as ``Model._train_step`` computes them, without the update."""
     snapshot.restore_states()
     loss, grad, _ = model._loss_and_outputs(x, y, training=True)
     layers = model.layers
-    fused = model._fused()
-    first = min(i for i, layer in enumerate(layers) if layer.trainable_weights)
-    last = len(layers) - 1
-    for i in range(last, first - 1, -1):
-        grad = layers[i].backward(grad, need_dx=i > first, logits=fused and i == last)
+    model._backward(grad, logits=model._fused())
     loss = float(loss) + float(model._regularization_loss(add_grads=True))
     return loss, [[g.copy() for g in layer.grads] for layer in layers if layer.trainable_weights]
 

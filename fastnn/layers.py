@@ -173,9 +173,13 @@ class Layer(tracking.Tracked):
 
     def _buffer(self, key, shape, dtype):
         """The layer's scratch buffer ``key``, reused between calls (see ``fastnn.program.buffer``)."""
-        return program.buffer(self, self._buffers, key, shape, dtype)
+        node = self.__dict__.get("_node_index")  # a shared layer's later calls in a graph
+        return program.buffer(self, self._buffers, key if not node else (node, key), shape, dtype)
 
     def __call__(self, x, training=False):
+        from . import functional
+        if functional.is_symbolic(x):  # keras.Input(...) tensors: a node of a functional graph
+            return functional.call_layer(self, x)
         given = x
         x = utils.as_float_array(x, "x", self.dtype)
         if x.ndim < 2:
@@ -295,10 +299,12 @@ class InputLayer(Layer):
         return dy if need_dx else None
 
 
-def Input(shape, name=None, batch_size=None):
-    """``Input(shape=(784,))`` as the first entry of a Sequential model fixes its input shape;
+def Input(shape=None, name=None, dtype=None, batch_size=None, **kwargs):
+    """``Input(shape=(784,))``: a symbolic tensor, the input of a functional model
+    (``fastnn.functional``), or the first entry of a Sequential model, which fixes its input shape;
     ``batch_size`` is accepted as in Keras and ignored (every batch size runs)."""
-    return InputLayer(shape, name=name)
+    from . import functional
+    return functional.Input(shape=shape, name=name, dtype=dtype, batch_size=batch_size, **kwargs)
 
 
 @register
@@ -931,6 +937,232 @@ class Flatten(Layer):
 
     def backward(self, dy, need_dx=True, logits=False):
         return dy.reshape(self._shape) if need_dx else None
+
+
+# -- Layers of the functional API: merges of several tensors, and Reshape --------------------------
+# A merge layer takes a list of tensors (``Add()([a, b])``); the functional graph
+# (fastnn/functional.py) gives it its inputs as a list and takes a list of input gradients back.
+# Each is a chain of two-input kernels (fastnn/reference/merge.py): k inputs, k - 1 calls.
+
+class _Merge(Layer):
+    """Base of the elementwise merges: inputs of one shape, one output of that shape."""
+    _multi_input = True
+    _OP = None       # the code of fastnn.reference.merge.MERGE_OPS
+    _ARITY = None    # exactly this many inputs (Subtract: 2), else two or more
+    _RUNTIME = Layer._RUNTIME | {"_inputs", "_partials"}
+
+    def __init__(self, name=None, trainable=True, **kwargs):
+        kwargs.pop("dtype", None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
+        super().__init__(name=name, trainable=trainable)
+
+    def _check_shapes(self, input_shapes):
+        if not isinstance(input_shapes, (list, tuple)) or not input_shapes or \
+                not all(isinstance(s, (list, tuple)) for s in input_shapes):
+            raise ValueError(f"{self.name} ({type(self).__name__}) takes a list of tensors, got "
+                             f"input shape {input_shapes!r}")
+        shapes = [tuple(s) for s in input_shapes]
+        if self._ARITY is not None and len(shapes) != self._ARITY:
+            raise ValueError(f"{self.name} ({type(self).__name__}) takes exactly {self._ARITY} inputs, "
+                             f"got {len(shapes)}")
+        if len(shapes) < 2:
+            raise ValueError(f"{self.name} ({type(self).__name__}) takes at least 2 inputs, got "
+                             f"{len(shapes)}")
+        return shapes
+
+    def compute_output_shape(self, input_shapes):
+        shapes = self._check_shapes(input_shapes)
+        if any(s != shapes[0] for s in shapes):
+            raise ValueError(f"{self.name} ({type(self).__name__}) needs inputs of one shape, got "
+                             + ", ".join("(None, " + ", ".join(map(str, s)) + ")" for s in shapes))
+        return shapes[0]
+
+    def build(self, input_shapes):
+        self.compute_output_shape(input_shapes)
+        super().build(tuple(tuple(s) for s in input_shapes))
+
+    def _scale(self, j, k):
+        return 1.0
+
+    def forward(self, xs, training=False, logits=False):
+        kernels = backend.kernels()
+        self._inputs = list(xs)
+        acc, partials = xs[0], []
+        for j, x in enumerate(xs[1:], 1):
+            acc = kernels.merge_forward(acc, x, self._OP, self._scale(j, len(xs)),
+                                        out=self._buffer(("out", j), x.shape, x.dtype))
+            partials.append(acc)
+        self._partials = partials
+        return acc
+
+    def backward(self, dy, need_dx=True, logits=False):
+        if not need_dx:
+            return None
+        kernels, xs = backend.kernels(), self._inputs
+        dxs = [None] * len(xs)
+        grad = dy
+        for j in range(len(xs) - 1, 0, -1):  # the chain backwards: acc_j = s (acc_{j-1} op x_j)
+            a = xs[0] if j == 1 else self._partials[j - 2]
+            grad, dxs[j] = kernels.merge_backward(
+                grad, a, xs[j], self._OP, self._scale(j, len(xs)),
+                da=self._buffer(("da", j), dy.shape, dy.dtype),
+                db=self._buffer(("db", j), dy.shape, dy.dtype))
+        dxs[0] = grad
+        return dxs
+
+    def __call__(self, x, training=False):
+        from . import functional
+        if functional.is_symbolic(x):
+            return functional.call_layer(self, x)
+        if not isinstance(x, (list, tuple)):
+            raise ValueError(f"{self.name} ({type(self).__name__}) takes a list of arrays, got "
+                             f"{type(x).__name__}")
+        xs = [utils.as_float_array(a, "x", self.dtype or np.dtype(backend.floatx())) for a in x]
+        shapes = [a.shape[1:] for a in xs]
+        if any(a.ndim < 2 or len(a) != len(xs[0]) for a in xs):
+            raise ValueError(f"{self.name} expects batches of one length, got shapes {[a.shape for a in xs]}")
+        if not self.built:
+            self.build(shapes)
+        self.compute_output_shape(shapes)
+        try:
+            return np.array(self.forward([a.copy() for a in xs], training=bool(training)), copy=True)
+        finally:
+            self.release()
+
+
+@register
+class Add(_Merge):
+    """``Add()([a, b, ...])``: the elementwise sum of tensors of one shape."""
+    _OP = 0
+
+
+@register
+class Subtract(_Merge):
+    """``Subtract()([a, b])``: ``a - b``."""
+    _OP, _ARITY = 1, 2
+
+
+@register
+class Multiply(_Merge):
+    """``Multiply()([a, b, ...])``: the elementwise product."""
+    _OP = 2
+
+
+@register
+class Average(_Merge):
+    """``Average()([a, b, ...])``: the elementwise mean (the sum, its last addition scaled by 1/k)."""
+    _OP = 0
+
+    def _scale(self, j, k):
+        return 1.0 / k if j == k - 1 else 1.0
+
+
+@register
+class Maximum(_Merge):
+    """``Maximum()([a, b, ...])``: the elementwise maximum (a tie's gradient goes to the first)."""
+    _OP = 3
+
+
+@register
+class Minimum(_Merge):
+    """``Minimum()([a, b, ...])``: the elementwise minimum (a tie's gradient goes to the first)."""
+    _OP = 4
+
+
+@register
+class Concatenate(_Merge):
+    """``Concatenate(axis=-1)([a, b, ...])``: tensors side by side along the last axis (the other
+    axes must agree)."""
+
+    def __init__(self, axis=-1, name=None, trainable=True, **kwargs):
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"Concatenate axis must be an integer, got {axis!r}")
+        self.axis = int(axis)
+
+    def compute_output_shape(self, input_shapes):
+        shapes = self._check_shapes(input_shapes)
+        rank = len(shapes[0]) + 1  # with the batch axis
+        if self.axis not in (-1, rank - 1):
+            raise ValueError(f"{self.name}: fastnn concatenates along the last axis only (axis=-1), "
+                             f"got axis={self.axis} for inputs of rank {rank}")
+        if any(len(s) != len(shapes[0]) or s[:-1] != shapes[0][:-1] for s in shapes):
+            raise ValueError(f"{self.name} (Concatenate) needs inputs that agree on every axis but the "
+                             "last, got " + ", ".join("(None, " + ", ".join(map(str, s)) + ")"
+                                                      for s in shapes))
+        return shapes[0][:-1] + (sum(s[-1] for s in shapes),)
+
+    def forward(self, xs, training=False, logits=False):
+        kernels = backend.kernels()
+        self._inputs = list(xs)
+        rows = [x.reshape(-1, x.shape[-1]) for x in xs]
+        acc = rows[0]
+        for j, x in enumerate(rows[1:], 1):
+            width = acc.shape[1] + x.shape[1]
+            acc = kernels.concat_forward(acc, x, out=self._buffer(("out", j), (acc.shape[0], width),
+                                                                  x.dtype))
+        return acc.reshape(tuple(xs[0].shape[:-1]) + (acc.shape[1],))
+
+    def backward(self, dy, need_dx=True, logits=False):
+        if not need_dx:
+            return None
+        kernels = backend.kernels()
+        grad = dy.reshape(-1, dy.shape[-1])
+        dxs, offset = [], 0
+        for j, x in enumerate(self._inputs):
+            width = x.shape[-1]
+            part = kernels.take_columns(grad, offset, self._buffer(("dx", j), (grad.shape[0], width), dy.dtype))
+            dxs.append(part.reshape(x.shape))
+            offset += width
+        return dxs
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+@register
+class Reshape(Layer):
+    """``Reshape(target_shape)``: each sample to ``target_shape`` (one entry may be -1). A view."""
+    _RUNTIME = Layer._RUNTIME | {"_in_shape"}
+
+    def __init__(self, target_shape, name=None, input_shape=None, trainable=True, **kwargs):
+        kwargs.pop("dtype", None)
+        if kwargs:
+            raise TypeError(f"Reshape got unexpected arguments {sorted(kwargs)}")
+        super().__init__(name=name, input_shape=input_shape, trainable=trainable)
+        try:
+            target = tuple(int(s) for s in target_shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"Reshape target_shape must be a tuple of integers, got {target_shape!r}") from None
+        if not target or any(s == 0 or s < -1 for s in target) or target.count(-1) > 1:
+            raise ValueError(f"Reshape target_shape must hold positive sizes and at most one -1, got "
+                             f"{target_shape!r}")
+        self.target_shape = target
+
+    def compute_output_shape(self, input_shape):
+        size = int(np.prod(input_shape))
+        known = int(np.prod([s for s in self.target_shape if s != -1]))
+        target = self.target_shape
+        if -1 in target:
+            if size % known:
+                raise ValueError(f"{self.name}: inputs (None, {', '.join(map(str, input_shape))}) do not "
+                                 f"reshape to {self.target_shape}")
+            target = tuple(size // known if s == -1 else s for s in target)
+        if int(np.prod(target)) != size:
+            raise ValueError(f"{self.name}: inputs (None, {', '.join(map(str, input_shape))}) have {size} "
+                             f"values per sample, target_shape {self.target_shape} has {int(np.prod(target))}")
+        return target
+
+    def forward(self, x, training=False, logits=False):
+        self._in_shape = x.shape
+        return x.reshape((x.shape[0],) + self.compute_output_shape(x.shape[1:]))
+
+    def backward(self, dy, need_dx=True, logits=False):
+        return dy.reshape(self._in_shape) if need_dx else None
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
 
 
 def get(config):

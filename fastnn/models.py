@@ -1,4 +1,8 @@
-"""``Sequential``: a stack of layers with Keras's ``compile`` / ``fit`` / ``evaluate`` / ``predict``.
+"""Models: ``Model``, the training engine (``compile`` / ``fit`` / ``evaluate`` / ``predict``,
+the recorded programs, weights, files, callbacks), independent of how the layers are connected;
+``Sequential``, a stack of layers, which adds only the layer list. The functional graph
+(``keras.Model(inputs, outputs)``) is in ``fastnn.functional``; input adaptation and sample weights
+in ``fastnn.data_adapter``.
 
 Every public method validates its inputs completely before it changes anything (weights, optimizer
 state, buffers, built status), so a call that raises leaves the model exactly as it was.
@@ -17,6 +21,8 @@ import numpy as np
 
 from . import backend
 from . import callbacks as callbacks_module
+from . import data_adapter
+from .data_adapter import shape_str as _shape_str
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -95,30 +101,33 @@ def _releasing(method):
     return wrapper
 
 
-def _shape_str(shape):
-    return "(None, " + ", ".join(map(str, shape)) + ")"
-
-
-class Sequential(tracking.Tracked):
-    """A linear stack of layers: ``Sequential([Dense(128, activation="relu"), Dense(10)])``.
-
-    Weights are created when the input shape becomes known: from ``Input(shape=...)``, from
-    ``input_shape=``/``input_dim=`` on the first layer, from ``build(input_shape)``, or from the
-    first batch given to ``fit``/``predict``.
+class Model(tracking.Tracked):
+    """The training engine shared by every kind of model: compile, fit, evaluate, predict,
+    train_on_batch, weights, files and callbacks.
 
     A training step is described once (``_describe_train_step``) as calls of the kernel
     interface. The NumPy backend runs it eagerly; the native backend records it into a program
     that runs each later step as one native call (``fastnn.program``), recorded again whenever
     any setting of the model, its layers, loss or optimizer has changed (``fastnn.tracking``).
+
+    ``Model(inputs, outputs)`` makes a functional model (``fastnn.functional.Functional``), as
+    ``keras.Model`` does. A subclass says how its layers are connected: ``_layers`` (every layer, in the order their
+    weights are listed), ``_input_shape`` and ``_dtype`` once built, ``build``, ``built``,
+    ``_output_shapes(input_shape)`` (the last entry is the model's output shape), ``_forward``
+    and ``get_config``.
     """
     _RUNTIME = frozenset({"stop_training", "history", "_programs", "_shapes"})
+    _CONFIG_CLASS = "Model"  # the class_name of to_json
 
-    def __init__(self, layers=None, name=None):
-        self.name = name or _auto_name("Sequential")
-        self._layers = []
-        self._input_shape = None
-        self._shapes = None  # output shape of each layer for _input_shape, once built
-        self._dtype = None
+    def __new__(cls, *args, **kwargs):
+        # keras.Model(inputs, outputs) is a functional model, as in Keras
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional
+            return object.__new__(Functional)
+        return object.__new__(cls)
+
+    def __init__(self, name=None):
+        self.name = name or _auto_name(type(self).__name__)
         self.optimizer = None
         self.loss = None
         self._metric_ids = []
@@ -128,6 +137,638 @@ class Sequential(tracking.Tracked):
         _MODELS.add(self)
         self._buffers = {}
         self._programs = {}  # "train" / "predict" -> (tracking count, Program or None)
+
+    @property
+    def _params(self):
+        """The weights the optimizer updates, layer by layer (``_grads`` lines up)."""
+        return [w for l in self._layers for w in l.trainable_weights]
+
+    @property
+    def _grads(self):
+        return [g for l in self._layers if l.trainable for g in l.grads]
+
+    @property
+    def trainable_weights(self):
+        return self._params
+
+    @property
+    def non_trainable_weights(self):
+        return [w for l in self._layers for w in l.non_trainable_weights]
+
+    def _min_training_batch(self):
+        return max([l.min_training_batch for l in self._layers], default=1)
+
+    def _check_training_batch(self, n):
+        """ValueError, before anything changes, when a layer cannot train on a batch of ``n``."""
+        for layer in self._layers:
+            layer.check_training_batch(n)
+
+    def _regularization_loss(self, add_grads=False):
+        """Sum of the layers' weight penalties (Keras adds them to the reported loss)."""
+        return sum(layer.regularization_loss(add_grads) for layer in self._layers)
+
+    # -- compile --------------------------------------------------------------------------------
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        """Choose the optimizer, the loss and the metrics reported by fit and evaluate.
+
+        ``optimizer`` defaults to ``"adam"`` (Keras's default is ``"rmsprop"``; pass it by name).
+        """
+        with self._lock:
+            opt = optimizers_module.get(optimizer)
+            if loss is None:
+                raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+            loss_obj = losses_module.get(loss)
+            metric_ids = list(metrics or [])
+            if isinstance(metrics, str):
+                metric_ids = [metrics]
+            for m in metric_ids:  # resolve once now so that unknown names fail here
+                metrics_module.get(m, loss_obj, (2,))
+            self.optimizer, self.loss, self._metric_ids = opt, loss_obj, metric_ids
+
+    def _make_metrics(self, output_shape):
+        if len(output_shape) > 1:  # sequence outputs (N, T, C): every step is a row
+            return [data_adapter.StepMetric(metrics_module.get(m, self.loss, tuple(output_shape[-1:])))
+                    for m in self._metric_ids]
+        return [metrics_module.get(m, self.loss, output_shape) for m in self._metric_ids]
+
+    def _fused(self):
+        """True when the last layer's activation pairs with the loss: train through its logits."""
+        last = self._layers[-1] if self._layers else None
+        act = getattr(last, "activation", None)
+        return (act is not None and not self.loss.from_logits
+                and act.name == self.loss.fused_activation)
+
+    # -- validation at the boundary (fastnn.data_adapter) ----------------------------------------
+    def _prepare_x(self, x, expected=None):
+        return data_adapter.prepare_x(self, x, expected)
+
+    def _prepare_xy(self, x, y, what="x", expected=None):
+        return data_adapter.prepare_xy(self, x, y, what, expected)
+
+    def _check_trainable(self):
+        if self.optimizer is None:
+            raise RuntimeError("the model must be compiled before training: call model.compile(...)")
+        for layer in self._layers:
+            act = getattr(layer, "activation", None)
+            if act is not None and not act.has_gradient:
+                raise ValueError(f"layer {layer.name} uses the 'step' activation, which has no gradient; "
+                                 "train with 'sigmoid' (or 'tanh') and threshold the output instead")
+
+    # -- the recorded programs (native backend) --------------------------------------------------
+    def _program(self, kind, describe, inputs, scalars):
+        """The native program ``kind`` ("train" or "predict") of this model, recorded from
+        ``describe`` on first use and again after any configuration change; None on the NumPy
+        backend or when the description cannot be recorded (it then runs eagerly)."""
+        if backend.get_backend() != "native":
+            return None
+        cached = self._programs.get(kind)
+        if cached is not None and cached[0] == tracking.count():
+            return cached[1]
+        try:
+            recorded = program.record(self._dtype, describe, inputs, scalars)
+        except Exception:  # noqa: BLE001 -- code that cannot be recorded (a user's layer doing
+            # NumPy arithmetic, say) runs eagerly instead, where a genuine error surfaces again
+            recorded = None
+        finally:
+            for layer in self._layers:
+                layer.release()
+        self._programs[kind] = (tracking.count(), recorded)  # after recording: it creates state
+        return recorded
+
+    def _train_program(self, x, y):
+        """The recorded training step for batches like (x, y) (see _describe_train_step)."""
+        xs, ys = data_adapter.as_list(x), data_adapter.as_list(y)
+
+        def describe(*args):
+            self.optimizer.build(self._params)  # the program uses the state's arrays in place
+            bufs, (lr, step, want_outputs) = args[:-3], args[-3:]
+            xb = data_adapter.like(x, bufs[:len(xs)])
+            yb = data_adapter.like(y, bufs[len(xs):])
+            return self._describe_train_step(xb, yb, lr, step, want_outputs)
+        return self._program("train", describe, [(a.shape[1:], a.dtype) for a in xs + ys], 3)
+
+    def _predict_program(self, x):
+        cached = self._programs.get("predict")
+        if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
+            return cached[1]  # the common case, checked first: predict at batch 1 is a few us
+        return self._program("predict", lambda xb: [self._forward(xb, training=False)],
+                             [(x.shape[1:], x.dtype)], 0)
+
+    # -- the steps ------------------------------------------------------------------------------
+    def _buffer(self, key, shape, dtype):
+        return program.buffer(self, self._buffers, key, shape, dtype)
+
+    def _loss_and_outputs(self, x, y, training, weights=None):
+        """Forward pass and loss; returns (loss, dL/d(last output), outputs as the model gives them).
+
+        ``weights[N]`` (optional) weights each sample's loss as Keras does: sum(w_n * l_n) / N."""
+        fused = self._fused()
+        h = self._forward(x, training, logits=fused)
+        shape, h, y = h.shape, *data_adapter.step_rows(h, y)
+        if weights is not None and len(shape) > 2:  # one weight per sequence: for each of its steps
+            weights = np.repeat(weights, len(h) // shape[0])
+        grad_out = self._buffer("dout", h.shape, h.dtype) if training else None
+        fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
+        loss, grad = fn(y, h, grad_out, training)
+        if weights is not None:
+            loss = data_adapter.weighted_loss(fn, y, h, weights)
+            if training:  # row n of the mean loss's gradient is dl_n / N: scale it by w_n
+                grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+        outputs = h
+        if fused:
+            outputs = self._layers[-1].activation.forward(h, out=self._buffer("outputs", h.shape, h.dtype))
+        return loss, None if grad is None else grad.reshape(shape), outputs.reshape(shape)
+
+    def _describe_train_step(self, x, y, lr, step, want_outputs, weights=None):
+        """One training step as kernel calls -- forward, loss, backward, weight penalties (value
+        and gradient), optimizer update -- run eagerly or recorded (fastnn.program). ``lr``, ``step``
+        and ``want_outputs`` are numbers, or a recording's scalar inputs. Returns [loss including
+        the penalties, outputs (computed only when wanted)]."""
+        fused = self._fused()
+        h = self._forward(x, True, logits=fused)
+        shape, h, y = h.shape, *data_adapter.step_rows(h, y)
+        if weights is not None and len(shape) > 2:  # eager only, as below
+            weights = np.repeat(weights, len(h) // shape[0])
+        fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
+        loss, grad = fn(y, h, self._buffer("dout", h.shape, h.dtype), True)
+        if weights is not None:  # eager only: weighted rows (see _loss_and_outputs)
+            loss = data_adapter.weighted_loss(fn, y, h, weights)
+            grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+        grad = grad.reshape(shape)
+        outputs = h
+        if fused:
+            act = self._layers[-1].activation
+            outputs = program.when(want_outputs, lambda: act.forward(
+                h, out=self._buffer("outputs", h.shape, h.dtype)))
+        if outputs is not None:
+            outputs = outputs.reshape(shape)
+        self._backward(grad, logits=fused)
+        loss = loss + self._regularization_loss(add_grads=True)
+        self.optimizer.update(self._params, self._grads, lr, step)
+        return [loss, outputs]
+
+    def _train_step(self, x, y, weights=None, want_outputs=True):
+        """One optimizer step on (x, y); returns the loss including the penalties and the outputs
+        (None when not wanted and the step ran as one native call). On the native backend the
+        step is one call of the recorded program; per-sample weights run it eagerly."""
+        opt = self.optimizer
+        lr = opt.learning_rate  # checked before any state is created or changed
+        if not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"the learning-rate schedule gave {lr!r} at step {opt.iterations}; "
+                             "expected a finite non-negative number")
+        if lr > _FLOAT_MAX[self._dtype.itemsize]:
+            raise ValueError(f"the learning rate {lr!r} at step {opt.iterations} overflows "
+                             f"{self._dtype.name} (max {_FLOAT_MAX[self._dtype.itemsize]:.4g})")
+        step = opt.iterations + 1
+        compiled = None
+        if weights is None:
+            cached = self._programs.get("train")
+            if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
+                compiled = cached[1]  # checked first: a small step takes tens of microseconds
+            else:
+                compiled = self._train_program(x, y)
+        if compiled is not None:
+            results = compiled.run(len(x), data_adapter.as_list(x) + data_adapter.as_list(y),
+                                   [lr, step, float(want_outputs)], want_outputs)
+        else:
+            opt.build(self._params)
+            results = self._describe_train_step(x, y, lr, step, want_outputs, weights)
+        loss, outputs = results[0], self._step_outputs(results[1:])
+        opt.iterations = step
+        for layer in self._layers:  # kernel_constraint / bias_constraint, after the update
+            layer.apply_constraints()
+        return loss, outputs
+
+    def _step_outputs(self, results):
+        """What a training step gives the metrics, from the step's results after the loss."""
+        return results[0]
+
+    def _gather(self, x, y, index):
+        """Rows ``index`` of x and y: views for a slice, else copies into reused buffers."""
+        if isinstance(index, slice) or isinstance(x, data_adapter.Batch):
+            return x[index], y[index]
+        n = len(index)
+        xb = np.take(x, index, axis=0, out=self._buffer("xb", (n,) + x.shape[1:], x.dtype))
+        yb = np.take(y, index, axis=0, out=self._buffer("yb", (n,) + y.shape[1:], y.dtype))
+        return xb, yb
+
+    # -- fit / evaluate / predict ---------------------------------------------------------------
+    @_releasing
+    def fit(self, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` passes over (x, y) in shuffled mini-batches; returns a History.
+
+        Keras semantics: ``verbose`` 0 silent, 1 (or "auto") a progress bar per epoch with an ETA
+        (only the final line when output is not a terminal), 2 one line per epoch.
+        ``validation_split=f`` holds out the LAST fraction f of (x, y), taken before shuffling
+        (ignored when ``validation_data`` is given). ``sample_weight[N]`` and ``class_weight``
+        ({class: weight}) scale each sample's loss: the loss is sum(w_n * l_n) / N. Training runs
+        epochs ``initial_epoch .. epochs - 1``; a second ``fit`` continues from the current weights
+        and optimizer state. ``batch_size`` defaults to 32; a batch larger than the data trains on
+        all of it at once. With a BatchNormalization layer, a last batch of a single sample (its
+        batch statistics are undefined) is merged into the batch before it.
+        ``steps_per_epoch`` trains on only the first that many batches of each epoch's order;
+        ``validation_batch_size`` (default ``batch_size``) batches the validation data;
+        ``validation_freq=k`` validates after every k-th epoch only.
+        """
+        with self._lock:
+            batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
+            if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+                raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+            if (isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral)
+                    or initial_epoch < 0):
+                raise ValueError(f"initial_epoch must be a non-negative integer, got {initial_epoch!r}")
+            if (isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real)
+                    or not 0 <= validation_split < 1):
+                raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+            verbose = _check_verbose(verbose)
+            if not isinstance(shuffle, (bool, np.bool_)):
+                raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
+            for name, value in (("steps_per_epoch", steps_per_epoch),
+                                ("validation_batch_size", validation_batch_size)):
+                if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                                          or value < 1):
+                    raise ValueError(f"{name} must be None or a positive integer, got {value!r}")
+            if (isinstance(validation_freq, bool) or not isinstance(validation_freq, numbers.Integral)
+                    or validation_freq < 1):
+                raise ValueError(f"validation_freq must be a positive integer, got {validation_freq!r}")
+            x, y = self._prepare_xy(x, y)
+            if class_weight is not None and len(self._output_shapes(x.shape[1:])[-1]) > 1:
+                raise ValueError("class_weight is not supported for sequence outputs (targets per "
+                                 "timestep); pass sample_weight, one weight per sequence, instead")
+            weights = data_adapter.sample_weights(y, len(x), sample_weight, class_weight, x.dtype)
+            val = None
+            if validation_split and validation_data is None:
+                split_at = int(math.floor(len(x) * (1.0 - validation_split)))
+                if split_at == 0 or split_at == len(x):
+                    raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves "
+                                     f"{split_at} for training and {len(x) - split_at} for validation; "
+                                     "both need at least one")
+                val = (x[split_at:], y[split_at:],
+                       None if weights is None else weights[split_at:])
+                x, y = x[:split_at], y[:split_at]
+                weights = None if weights is None else weights[:split_at]
+            if validation_data is not None:
+                if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                    raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                                     f"val_sample_weight), got {type(validation_data).__name__}"
+                                     + (f" of length {len(validation_data)}"
+                                        if isinstance(validation_data, (tuple, list)) else ""))
+                x_val, y_val = self._prepare_xy(*validation_data[:2], what="validation x",
+                                                expected=x.shape[1:])
+                val_weights = None
+                if len(validation_data) == 3:
+                    val_weights = data_adapter.sample_weights(y_val, len(x_val), validation_data[2], None, x.dtype)
+                val = (x_val, y_val, val_weights)
+            self._check_trainable()
+            bounds = self._batch_bounds(len(x), batch_size)
+            cbs = list(callbacks or [])
+            for cb in cbs:
+                if not isinstance(cb, callbacks_module.Callback):
+                    raise TypeError(f"callbacks must be fastnn.callbacks.Callback instances, got {cb!r}")
+            # Everything is valid: from here on the model may change.
+            if not self.built:
+                self.build(x.shape[1:])
+            return self._fit_loop(x, y, weights, bounds, int(initial_epoch), int(epochs), verbose, cbs,
+                                  val, shuffle, batch_size, steps_per_epoch, validation_batch_size,
+                                  int(validation_freq))
+
+    def _batch_bounds(self, n, batch_size):
+        """Start of each training batch, then ``n``. A last batch smaller than a layer accepts (one
+        sample, with BatchNormalization) joins the batch before it; ValueError when even that fails."""
+        bounds = list(range(0, n, batch_size)) + [n]
+        need = self._min_training_batch()
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] < need:
+            del bounds[-2]
+        self._check_training_batch(min(b - a for a, b in zip(bounds, bounds[1:])))
+        return bounds
+
+    def _fit_loop(self, x, y, weights, bounds, initial_epoch, epochs, verbose, cbs, val, shuffle,
+                  batch_size, steps_per_epoch=None, validation_batch_size=None, validation_freq=1):
+        n = len(x)
+        steps = len(bounds) - 1
+        if steps_per_epoch is not None:
+            if steps_per_epoch > steps:
+                warnings.warn(f"steps_per_epoch={steps_per_epoch} exceeds the {steps} batches of the "
+                              f"data; each epoch trains on all {steps}", stacklevel=3)
+            steps = min(steps, int(steps_per_epoch))
+        history = callbacks_module.History()
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+        cb = callbacks_module.CallbackList(cbs + [history], self, params)  # last, as in Keras: it
+        # records what the other callbacks added to the logs (learning_rate)
+        metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
+        self.stop_training = False
+        with _DeferredInterrupt() as interrupt:
+            return self._fit_epochs(x, y, weights, bounds, initial_epoch, epochs, verbose, cb, val,
+                                    shuffle, batch_size, steps, n, history, metrics, interrupt,
+                                    validation_batch_size, validation_freq)
+
+    def _fit_epochs(self, x, y, weights, bounds, initial_epoch, epochs, verbose, cb, val, shuffle,
+                    batch_size, steps, n, history, metrics, interrupt, validation_batch_size,
+                    validation_freq):
+        cb.on_train_begin({})
+        for epoch in range(initial_epoch, epochs):
+            cb.on_epoch_begin(epoch, {})
+            order = utils.rng().permutation(n) if shuffle else None
+            for m in metrics:
+                m.reset_state()
+            total, seen, logs = 0.0, 0, {}
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}")
+            bar = utils.Progbar(steps, interactive=None if verbose == 1 else False, show_bar=verbose == 1)
+            for step in range(steps):
+                lo, hi = bounds[step], bounds[step + 1]
+                index = slice(lo, hi) if order is None else order[lo:hi]
+                xb, yb = self._gather(x, y, index)
+                cb.on_train_batch_begin(step, {})
+                loss, outputs = self._train_step(xb, yb, None if weights is None else weights[index],
+                                                 want_outputs=bool(metrics))
+                interrupt.check()  # Ctrl-C lands here, between steps: a step is all or nothing
+                total += loss * len(xb)
+                seen += len(xb)
+                for m in metrics:
+                    m.update_state(yb, outputs)
+                logs = {"loss": total / seen, **{m.name: m.result() for m in metrics}}
+                cb.on_train_batch_end(step, logs)
+                if verbose == 1:
+                    bar.update(step + 1, list(logs.items()))
+                if self.stop_training:
+                    break
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_arrays(val[0], val[1], validation_batch_size or batch_size,
+                                                 val[2])
+                logs.update({"val_" + k: v for k, v in val_logs.items()})
+            if verbose and steps:
+                bar.update(step + 1, list(logs.items()), finalize=True)
+            cb.on_epoch_end(epoch, dict(logs))
+            if self.stop_training:
+                break
+        cb.on_train_end({})
+        self.history = history
+        return history
+
+    def _evaluate_arrays(self, x, y, batch_size, weights=None, cb=None):
+        metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
+        total = 0.0
+        for lo in range(0, len(x), batch_size):
+            if cb is not None:
+                cb.on_test_batch_begin(lo // batch_size, {})
+            xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+            wb = None if weights is None else weights[lo:lo + batch_size]
+            loss, _, outputs = self._loss_and_outputs(xb, yb, training=False, weights=wb)
+            total += loss * len(xb)
+            for m in metrics:
+                m.update_state(yb, outputs)
+            if cb is not None:
+                seen = min(lo + batch_size, len(x))
+                cb.on_test_batch_end(lo // batch_size, {"loss": total / seen,
+                                                        **{m.name: m.result() for m in metrics}})
+        loss = total / len(x) + self._regularization_loss()  # the weights are fixed meanwhile
+        return {"loss": loss, **{m.name: m.result() for m in metrics}}
+
+    @_releasing
+    def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None, return_dict=False,
+                 callbacks=None, steps=None):
+        """Loss (and metrics) over (x, y): a float, ``[loss, *metrics]``, or a dict with return_dict.
+        ``sample_weight[N]`` weights each sample's loss, sum(w_n * l_n) / N, as in fit.
+        ``callbacks`` get the ``on_test_*`` hooks; ``steps`` evaluates only that many batches."""
+        with self._lock:
+            batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
+            verbose = _check_verbose(verbose)
+            x, y = self._prepare_xy(x, y)
+            weights = data_adapter.sample_weights(y, len(x), sample_weight, None, x.dtype)
+            if steps is not None:
+                if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+                    raise ValueError(f"steps must be None or a positive integer, got {steps!r}")
+                x, y = x[:steps * batch_size], y[:steps * batch_size]
+                weights = None if weights is None else weights[:steps * batch_size]
+            cb = None
+            if callbacks:
+                cb = callbacks_module.CallbackList(list(callbacks), self, {"verbose": verbose,
+                                                                           "steps": -(-len(x) // batch_size)})
+            if not self.built:
+                self.build(x.shape[1:])
+            if cb is not None:
+                cb.on_test_begin({})
+            logs = self._evaluate_arrays(x, y, batch_size, weights, cb)
+            if cb is not None:
+                cb.on_test_end(dict(logs))
+            if verbose:
+                print(" - ".join(f"{k}: {utils.format_number(v)}" for k, v in logs.items()))
+            if return_dict:
+                return logs
+            values = list(logs.values())
+            return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose=0, callbacks=None, steps=None):
+        """Model outputs for ``x`` as a new array of shape (N, outputs). NaN inputs give NaN outputs.
+        ``callbacks`` get the ``on_predict_*`` hooks (batches of ``batch_size``, default 32, as
+        Keras); ``steps`` predicts only that many batches.
+
+        ``batch_size=None`` runs up to 4096 rows at once; results do not depend on the batch size
+        on the native backend (each output row is computed in the same order).
+        """
+        with self._lock:
+            batch_size = utils.check_batch_size(batch_size, allow_none=True)
+            _check_verbose(verbose)
+            x = self._prepare_x(x)
+            if steps is not None:
+                if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+                    raise ValueError(f"steps must be None or a positive integer, got {steps!r}")
+                x = x[:steps * (batch_size or DEFAULT_BATCH_SIZE)]
+            if callbacks:
+                return self._predict_with_callbacks(x, batch_size or DEFAULT_BATCH_SIZE, list(callbacks))
+            batch_size = batch_size or PREDICT_CHUNK
+            if not self.built:
+                self.build(x.shape[1:])
+            out_shape = self._output_shapes(self._input_shape)[-1]
+            result = np.empty((len(x),) + out_shape, dtype=self._dtype)
+            compiled = self._predict_program(x)
+            if compiled is not None:  # the layers keep no reference to x: nothing to release
+                if len(x) <= batch_size:
+                    compiled.run_into(x, result)  # one native call, no slicing
+                    return result
+                for lo in range(0, len(x), batch_size):
+                    xb = x[lo:lo + batch_size]
+                    compiled.run_into(xb, result[lo:lo + len(xb)])
+                return result
+            try:
+                for lo in range(0, len(x), batch_size):
+                    result[lo:lo + batch_size] = self._forward(x[lo:lo + batch_size], training=False)
+            finally:
+                for layer in self._layers:
+                    layer.release()
+            return result
+
+    def predict_on_batch(self, x):
+        """Outputs for one batch ``x`` (one forward pass)."""
+        return self(x)
+
+    @_releasing
+    def __call__(self, x, training=False):
+        """One forward pass over ``x`` in training or inference mode; returns a new array.
+
+        ``training=True`` uses batch statistics in BatchNormalization (and updates its moving
+        statistics) and drops units in Dropout, as in ``fit``; no weight is trained."""
+        with self._lock:
+            x = self._prepare_x(x)
+            if training:
+                self._check_training_batch(len(x))
+            if not self.built:
+                self.build(x.shape[1:])
+            return np.array(self._forward(x, training=bool(training)), copy=True)
+
+    @_releasing
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on (x, y); returns the batch loss, or ``[loss, *metrics]``, or a dict
+        with ``return_dict``. ``sample_weight`` and ``class_weight`` weight the loss as in fit."""
+        with self._lock:
+            x, y = self._prepare_xy(x, y)
+            weights = data_adapter.sample_weights(y, len(x), sample_weight, class_weight, x.dtype)
+            self._check_trainable()
+            self._check_training_batch(len(x))
+            if not self.built:
+                self.build(x.shape[1:])
+            metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
+            loss, outputs = self._train_step(x, y, weights, want_outputs=bool(metrics))
+            for m in metrics:
+                m.update_state(y, outputs)
+            if return_dict:
+                return {"loss": loss, **{m.name: m.result() for m in metrics}}
+            return loss if not metrics else [loss] + [m.result() for m in metrics]
+
+    # -- weights and description ----------------------------------------------------------------
+    def get_weights(self):
+        """Copies of all weight arrays, layer by layer in Keras order."""
+        with self._lock:
+            return [w for layer in self._layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        """Replace all weights; checks every shape before changing any."""
+        with self._lock:
+            weights = list(weights)
+            current = [w for layer in self._layers for w in layer.weights]
+            if len(weights) != len(current):
+                raise ValueError(f"{self.name} has {len(current)} weight arrays, got {len(weights)}")
+            for i, (cur, new) in enumerate(zip(current, weights)):
+                new = np.asarray(new)
+                if new.shape != cur.shape:
+                    raise ValueError(f"weight {i} must have shape {cur.shape}, got {new.shape}")
+                if new.dtype.kind not in "fiu":
+                    raise TypeError(f"weight {i} must be numeric, got dtype {new.dtype}")
+                utils.check_fits_dtype(new, f"weight {i}", cur.dtype)
+            for cur, new in zip(current, weights):
+                cur[...] = new
+
+    @property
+    def weights(self):
+        return [w for layer in self._layers for w in layer.weights]
+
+    # -- files ----------------------------------------------------------------------------------
+    def save(self, filepath, include_optimizer=True):
+        """Write the whole model to one file: architecture, compile settings, weights and (with
+        ``include_optimizer``) the optimizer state. Atomic; see ``fastnn.saving``."""
+        with self._lock:
+            saving.save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath):
+        """Write only the weights to one file (atomically); read back with ``load_weights``."""
+        with self._lock:
+            saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        """Replace the weights with those in ``filepath`` (from ``save_weights`` or ``save``);
+        raises ``saving.ModelFileError`` and changes nothing when the file is bad or does not fit."""
+        with self._lock:
+            saving.load_weights(self, filepath)
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self._layers)
+
+    # -- Keras model methods ---------------------------------------------------------------------
+    def _predict_with_callbacks(self, x, batch_size, cbs):
+        cb = callbacks_module.CallbackList(cbs, self, {"verbose": 0, "steps": -(-len(x) // batch_size)})
+        cb.on_predict_begin({})
+        parts = []
+        for i, lo in enumerate(range(0, len(x), batch_size)):
+            cb.on_predict_batch_begin(i, {})
+            out = self.predict(x[lo:lo + batch_size], batch_size=batch_size)
+            cb.on_predict_batch_end(i, {"outputs": out})
+            parts.append(out)
+        cb.on_predict_end({})
+        if not parts:
+            return self.predict(x)
+        return np.concatenate(parts)
+
+    @property
+    def trainable(self):
+        """False freezes every layer (no weight is trained, BatchNormalization runs in inference
+        mode), as Keras's ``model.trainable = False``; True unfreezes them all."""
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        with self._lock:
+            self._trainable = bool(value)
+            for layer in self._layers:
+                layer.trainable = bool(value)
+
+    @property
+    def metrics_names(self):
+        """``["loss", *metric names]``: the order of ``evaluate``'s and ``train_on_batch``'s lists."""
+        if self.loss is None:
+            return []
+        shape = self._output_shapes(self._input_shape)[-1] if self._input_shape is not None else (2,)
+        return ["loss"] + [m.name for m in self._make_metrics(shape)]
+
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string (``fastnn.models.model_from_json`` reads it back)."""
+        return json.dumps({"class_name": self._CONFIG_CLASS, "config": self.get_config(),
+                           "backend": "fastnn"}, **kwargs)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """Loss (and metrics) of one batch, as ``evaluate`` over it."""
+        return self.evaluate(x, y, batch_size=max(len(np.asarray(x)), 1), sample_weight=sample_weight,
+                             return_dict=return_dict)
+
+    # -- pickling and copying -------------------------------------------------------------------
+    def __getstate__(self):
+        """Everything but the lock, the recorded programs (native objects pointing into this model's
+        arrays) and the scratch buffers: the copy recreates them on first use, from its own arrays."""
+        state = dict(self.__dict__)
+        for key in ("_lock", "_programs", "_buffers"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        object.__setattr__(self, "_lock", threading.RLock())
+        _MODELS.add(self)
+        for layer in self._layers:
+            if layer.__dict__.get("_model") is None:
+                object.__setattr__(layer, "_model", weakref.ref(self))
+        object.__setattr__(self, "_programs", {})
+        object.__setattr__(self, "_buffers", {})
+
+
+
+class Sequential(Model):
+    """A linear stack of layers: ``Sequential([Dense(128, activation="relu"), Dense(10)])``.
+
+    Weights are created when the input shape becomes known: from ``Input(shape=...)``, from
+    ``input_shape=``/``input_dim=`` on the first layer, from ``build(input_shape)``, or from the
+    first batch given to ``fit``/``predict``. Training, evaluation and files are ``Model``'s.
+    """
+    _CONFIG_CLASS = "Sequential"
+
+    def __init__(self, layers=None, name=None):
+        self._layers = []
+        self._input_shape = None
+        self._shapes = None  # output shape of each layer for _input_shape, once built
+        self._dtype = None
+        super().__init__(name=name or _auto_name("Sequential"))
         for layer in layers or []:
             self.add(layer)
 
@@ -135,6 +776,9 @@ class Sequential(tracking.Tracked):
     def add(self, layer):
         """Append ``layer``; builds it at once when the model's input shape is known."""
         with self._lock:
+            node = getattr(layer, "node", None)  # keras.Input(...): a tensor made by an InputLayer
+            if node is not None and isinstance(node.layer, InputLayer) and not isinstance(layer, Layer):
+                layer = node.layer
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential.add expects a fastnn layer, got {type(layer).__name__}")
             if isinstance(layer, InputLayer):
@@ -254,602 +898,20 @@ class Sequential(tracking.Tracked):
             raise
         self._shapes = self._output_shapes(self._input_shape)  # cached: every call needs them
 
-    @property
-    def _params(self):
-        """The weights the optimizer updates, layer by layer (``_grads`` lines up)."""
-        return [w for l in self._layers for w in l.trainable_weights]
-
-    @property
-    def _grads(self):
-        return [g for l in self._layers if l.trainable for g in l.grads]
-
-    @property
-    def trainable_weights(self):
-        return self._params
-
-    @property
-    def non_trainable_weights(self):
-        return [w for l in self._layers for w in l.non_trainable_weights]
-
-    def _min_training_batch(self):
-        return max([l.min_training_batch for l in self._layers], default=1)
-
-    def _check_training_batch(self, n):
-        """ValueError, before anything changes, when a layer cannot train on a batch of ``n``."""
-        for layer in self._layers:
-            layer.check_training_batch(n)
-
-    def _regularization_loss(self, add_grads=False):
-        """Sum of the layers' weight penalties (Keras adds them to the reported loss)."""
-        return sum(layer.regularization_loss(add_grads) for layer in self._layers)
-
-    # -- compile --------------------------------------------------------------------------------
-    def compile(self, optimizer="adam", loss=None, metrics=None):
-        """Choose the optimizer, the loss and the metrics reported by fit and evaluate.
-
-        ``optimizer`` defaults to ``"adam"`` (Keras's default is ``"rmsprop"``; pass it by name).
-        """
-        with self._lock:
-            opt = optimizers_module.get(optimizer)
-            if loss is None:
-                raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
-            loss_obj = losses_module.get(loss)
-            metric_ids = list(metrics or [])
-            if isinstance(metrics, str):
-                metric_ids = [metrics]
-            for m in metric_ids:  # resolve once now so that unknown names fail here
-                metrics_module.get(m, loss_obj, (2,))
-            self.optimizer, self.loss, self._metric_ids = opt, loss_obj, metric_ids
-
-    def _make_metrics(self, output_shape):
-        if len(output_shape) > 1:  # sequence outputs (N, T, C): every step is a row
-            return [_StepMetric(metrics_module.get(m, self.loss, tuple(output_shape[-1:])))
-                    for m in self._metric_ids]
-        return [metrics_module.get(m, self.loss, output_shape) for m in self._metric_ids]
-
-    def _fused(self):
-        """True when the last layer's activation pairs with the loss: train through its logits."""
-        last = self._layers[-1] if self._layers else None
-        act = getattr(last, "activation", None)
-        return (act is not None and not self.loss.from_logits
-                and act.name == self.loss.fused_activation)
-
-    # -- validation at the boundary -------------------------------------------------------------
-    def _prepare_x(self, x, expected=None):
-        """``x`` as a float array of the model's dtype, checked against the model's input shape
-        (or ``expected`` when the model is not built yet)."""
-        dtype = self._dtype or np.dtype(backend.floatx())
-        if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize > dtype.itemsize:
-            utils.check_fits_dtype(x, "x", dtype, finite=False)
-        x = utils.as_float_array(x, "x", dtype)
-        expected = self._input_shape or expected
-        if x.ndim >= 2 and 0 in x.shape[1:]:
-            raise ValueError(f"x must have at least one feature, got array of shape {x.shape}")
-        if x.ndim < 2:
-            want = "(N, ...)" if expected is None else "(N, " + ", ".join(map(str, expected)) + ")"
-            raise ValueError(f"{self.name} expects a batch of inputs of shape {want}, got array of shape "
-                             f"{x.shape}; add a batch axis to a single sample with x[None]")
-        if expected is not None and x.shape[1:] != expected:
-            first = self._layers[0].name if self._layers else self.name
-            if len(expected) == 1 and x.ndim == 2:
-                raise ValueError(f"{first} expects inputs with {expected[0]} features, got array of "
-                                 f"shape {x.shape}")
-            raise ValueError(f"{first} expects inputs of shape {_shape_str(expected)}, got array of "
-                             f"shape {x.shape}")
-        if not self._layers:
-            raise ValueError(f"{self.name} has no layers; add some before using it")
-        self._output_shapes(x.shape[1:])
-        check = getattr(self._layers[0], "check_inputs", None)  # Embedding: token ids in range
-        if check is not None:
-            check(x)
-        return x
-
-    def _prepare_xy(self, x, y, what="x", expected=None):
-        if self.loss is None:
-            raise RuntimeError("the model must be compiled before training or evaluation: call "
-                               "model.compile(optimizer=..., loss=...)")
-        x = self._prepare_x(x, expected)
-        if len(x) == 0:
-            raise ValueError(f"{what} is empty (shape {x.shape}); at least one sample is needed")
-        utils.check_finite(x, what)
-        out_shape = self._output_shapes(x.shape[1:])[-1]
-        if len(out_shape) > 1:  # sequence outputs: targets per step, checked as N*T rows
-            y = _numeric_targets(y)
-            lead = tuple(out_shape[:-1])
-            if y.shape[:1 + len(lead)] != (len(x),) + lead:
-                raise ValueError(
-                    f"for inputs {_shape_str(x.shape[1:])} the model gives outputs "
-                    f"{_shape_str(out_shape)}, one per step of the second axis, so targets must start "
-                    f"with shape ({len(x)}, {', '.join(map(str, lead))}); got array of shape {y.shape}. "
-                    "If each sample is one input (an image, say) rather than a sequence, add a "
-                    "Flatten layer first: Dense expects (batch, features)")
-            rows = len(x) * int(np.prod(lead))
-            flat = self.loss.prepare_targets(y.reshape((rows,) + y.shape[1 + len(lead):]), rows,
-                                             tuple(out_shape[-1:]), x.dtype)
-            return x, flat.reshape((len(x),) + lead + flat.shape[1:])
-        y = self.loss.prepare_targets(y, len(x), out_shape, x.dtype)
-        return x, y
-
-    def _check_trainable(self):
-        if self.optimizer is None:
-            raise RuntimeError("the model must be compiled before training: call model.compile(...)")
-        for layer in self._layers:
-            act = getattr(layer, "activation", None)
-            if act is not None and not act.has_gradient:
-                raise ValueError(f"layer {layer.name} uses the 'step' activation, which has no gradient; "
-                                 "train with 'sigmoid' (or 'tanh') and threshold the output instead")
-
-    # -- the recorded programs (native backend) --------------------------------------------------
-    def _program(self, kind, describe, inputs, scalars):
-        """The native program ``kind`` ("train" or "predict") of this model, recorded from
-        ``describe`` on first use and again after any configuration change; None on the NumPy
-        backend or when the description cannot be recorded (it then runs eagerly)."""
-        if backend.get_backend() != "native":
-            return None
-        cached = self._programs.get(kind)
-        if cached is not None and cached[0] == tracking.count():
-            return cached[1]
-        try:
-            recorded = program.record(self._dtype, describe, inputs, scalars)
-        except Exception:  # noqa: BLE001 -- code that cannot be recorded (a user's layer doing
-            # NumPy arithmetic, say) runs eagerly instead, where a genuine error surfaces again
-            recorded = None
-        finally:
-            for layer in self._layers:
-                layer.release()
-        self._programs[kind] = (tracking.count(), recorded)  # after recording: it creates state
-        return recorded
-
-    def _train_program(self, x, y):
-        """The recorded training step for batches like (x, y) (see _describe_train_step)."""
-        def describe(xb, yb, lr, step, want_outputs):
-            self.optimizer.build(self._params)  # the program uses the state's arrays in place
-            return self._describe_train_step(xb, yb, lr, step, want_outputs)
-        return self._program("train", describe, [(x.shape[1:], x.dtype), (y.shape[1:], y.dtype)], 3)
-
-    def _predict_program(self, x):
-        cached = self._programs.get("predict")
-        if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
-            return cached[1]  # the common case, checked first: predict at batch 1 is a few us
-        return self._program("predict", lambda xb: [self._forward(xb, training=False)],
-                             [(x.shape[1:], x.dtype)], 0)
-
-    # -- the steps ------------------------------------------------------------------------------
-    def _buffer(self, key, shape, dtype):
-        return program.buffer(self, self._buffers, key, shape, dtype)
-
     def _forward(self, x, training, logits=False):
         last = len(self._layers) - 1
         for i, layer in enumerate(self._layers):
             x = layer.forward(x, training=training, logits=logits and i == last)
         return x
 
-    def _loss_and_outputs(self, x, y, training, weights=None):
-        """Forward pass and loss; returns (loss, dL/d(last output), outputs as the model gives them).
-
-        ``weights[N]`` (optional) weights each sample's loss as Keras does: sum(w_n * l_n) / N."""
-        fused = self._fused()
-        h = self._forward(x, training, logits=fused)
-        shape, h, y = h.shape, *_step_rows(h, y)
-        if weights is not None and len(shape) > 2:  # one weight per sequence: for each of its steps
-            weights = np.repeat(weights, len(h) // shape[0])
-        grad_out = self._buffer("dout", h.shape, h.dtype) if training else None
-        fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
-        loss, grad = fn(y, h, grad_out, training)
-        if weights is not None:
-            loss = _weighted_loss(fn, y, h, weights)
-            if training:  # row n of the mean loss's gradient is dl_n / N: scale it by w_n
-                grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
-        outputs = h
-        if fused:
-            outputs = self._layers[-1].activation.forward(h, out=self._buffer("outputs", h.shape, h.dtype))
-        return loss, None if grad is None else grad.reshape(shape), outputs.reshape(shape)
-
-    def _describe_train_step(self, x, y, lr, step, want_outputs, weights=None):
-        """One training step as kernel calls -- forward, loss, backward, weight penalties (value
-        and gradient), optimizer update -- run eagerly or recorded (fastnn.program). ``lr``, ``step``
-        and ``want_outputs`` are numbers, or a recording's scalar inputs. Returns [loss including
-        the penalties, outputs (computed only when wanted)]."""
-        fused = self._fused()
-        h = self._forward(x, True, logits=fused)
-        shape, h, y = h.shape, *_step_rows(h, y)
-        if weights is not None and len(shape) > 2:  # eager only, as below
-            weights = np.repeat(weights, len(h) // shape[0])
-        fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
-        loss, grad = fn(y, h, self._buffer("dout", h.shape, h.dtype), True)
-        if weights is not None:  # eager only: weighted rows (see _loss_and_outputs)
-            loss = _weighted_loss(fn, y, h, weights)
-            grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
-        grad = grad.reshape(shape)
-        outputs = h
-        if fused:
-            act = self._layers[-1].activation
-            outputs = program.when(want_outputs, lambda: act.forward(
-                h, out=self._buffer("outputs", h.shape, h.dtype)))
-        if outputs is not None:
-            outputs = outputs.reshape(shape)
+    def _backward(self, grad, logits=False):
+        """The layers' backward passes from dL/d(output) ``grad``, last layer first, down to the
+        first layer with trainable weights (whose input gradient nobody needs)."""
         with_weights = [i for i, l in enumerate(self._layers) if l.trainable_weights]
         first = with_weights[0] if with_weights else len(self._layers)
         last = len(self._layers) - 1
         for i in range(last, first - 1, -1):
-            grad = self._layers[i].backward(grad, need_dx=i > first, logits=fused and i == last)
-        loss = loss + self._regularization_loss(add_grads=True)
-        self.optimizer.update(self._params, self._grads, lr, step)
-        return [loss, outputs]
-
-    def _train_step(self, x, y, weights=None, want_outputs=True):
-        """One optimizer step on (x, y); returns the loss including the penalties and the outputs
-        (None when not wanted and the step ran as one native call). On the native backend the
-        step is one call of the recorded program; per-sample weights run it eagerly."""
-        opt = self.optimizer
-        lr = opt.learning_rate  # checked before any state is created or changed
-        if not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"the learning-rate schedule gave {lr!r} at step {opt.iterations}; "
-                             "expected a finite non-negative number")
-        if lr > _FLOAT_MAX[self._dtype.itemsize]:
-            raise ValueError(f"the learning rate {lr!r} at step {opt.iterations} overflows "
-                             f"{self._dtype.name} (max {_FLOAT_MAX[self._dtype.itemsize]:.4g})")
-        step = opt.iterations + 1
-        compiled = None
-        if weights is None:
-            cached = self._programs.get("train")
-            if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
-                compiled = cached[1]  # checked first: a small step takes tens of microseconds
-            else:
-                compiled = self._train_program(x, y)
-        if compiled is not None:
-            loss, outputs = compiled.run(len(x), [x, y], [lr, step, float(want_outputs)], want_outputs)
-        else:
-            opt.build(self._params)
-            loss, outputs = self._describe_train_step(x, y, lr, step, want_outputs, weights)
-        opt.iterations = step
-        for layer in self._layers:  # kernel_constraint / bias_constraint, after the update
-            layer.apply_constraints()
-        return loss, outputs
-
-    def _gather(self, x, y, index):
-        """Rows ``index`` of x and y: views for a slice, else copies into reused buffers."""
-        if isinstance(index, slice):
-            return x[index], y[index]
-        n = len(index)
-        xb = np.take(x, index, axis=0, out=self._buffer("xb", (n,) + x.shape[1:], x.dtype))
-        yb = np.take(y, index, axis=0, out=self._buffer("yb", (n,) + y.shape[1:], y.dtype))
-        return xb, yb
-
-    # -- fit / evaluate / predict ---------------------------------------------------------------
-    @_releasing
-    def fit(self, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` passes over (x, y) in shuffled mini-batches; returns a History.
-
-        Keras semantics: ``verbose`` 0 silent, 1 (or "auto") a progress bar per epoch with an ETA
-        (only the final line when output is not a terminal), 2 one line per epoch.
-        ``validation_split=f`` holds out the LAST fraction f of (x, y), taken before shuffling
-        (ignored when ``validation_data`` is given). ``sample_weight[N]`` and ``class_weight``
-        ({class: weight}) scale each sample's loss: the loss is sum(w_n * l_n) / N. Training runs
-        epochs ``initial_epoch .. epochs - 1``; a second ``fit`` continues from the current weights
-        and optimizer state. ``batch_size`` defaults to 32; a batch larger than the data trains on
-        all of it at once. With a BatchNormalization layer, a last batch of a single sample (its
-        batch statistics are undefined) is merged into the batch before it.
-        ``steps_per_epoch`` trains on only the first that many batches of each epoch's order;
-        ``validation_batch_size`` (default ``batch_size``) batches the validation data;
-        ``validation_freq=k`` validates after every k-th epoch only.
-        """
-        with self._lock:
-            batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
-            if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
-                raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-            if (isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral)
-                    or initial_epoch < 0):
-                raise ValueError(f"initial_epoch must be a non-negative integer, got {initial_epoch!r}")
-            if (isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real)
-                    or not 0 <= validation_split < 1):
-                raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
-            verbose = _check_verbose(verbose)
-            if not isinstance(shuffle, (bool, np.bool_)):
-                raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
-            for name, value in (("steps_per_epoch", steps_per_epoch),
-                                ("validation_batch_size", validation_batch_size)):
-                if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-                                          or value < 1):
-                    raise ValueError(f"{name} must be None or a positive integer, got {value!r}")
-            if (isinstance(validation_freq, bool) or not isinstance(validation_freq, numbers.Integral)
-                    or validation_freq < 1):
-                raise ValueError(f"validation_freq must be a positive integer, got {validation_freq!r}")
-            x, y = self._prepare_xy(x, y)
-            if class_weight is not None and len(self._output_shapes(x.shape[1:])[-1]) > 1:
-                raise ValueError("class_weight is not supported for sequence outputs (targets per "
-                                 "timestep); pass sample_weight, one weight per sequence, instead")
-            weights = _sample_weights(y, len(x), sample_weight, class_weight, x.dtype)
-            val = None
-            if validation_split and validation_data is None:
-                split_at = int(math.floor(len(x) * (1.0 - validation_split)))
-                if split_at == 0 or split_at == len(x):
-                    raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves "
-                                     f"{split_at} for training and {len(x) - split_at} for validation; "
-                                     "both need at least one")
-                val = (x[split_at:], y[split_at:],
-                       None if weights is None else weights[split_at:])
-                x, y = x[:split_at], y[:split_at]
-                weights = None if weights is None else weights[:split_at]
-            if validation_data is not None:
-                if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                    raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
-                                     f"val_sample_weight), got {type(validation_data).__name__}"
-                                     + (f" of length {len(validation_data)}"
-                                        if isinstance(validation_data, (tuple, list)) else ""))
-                x_val, y_val = self._prepare_xy(*validation_data[:2], what="validation x",
-                                                expected=x.shape[1:])
-                val_weights = None
-                if len(validation_data) == 3:
-                    val_weights = _sample_weights(y_val, len(x_val), validation_data[2], None, x.dtype)
-                val = (x_val, y_val, val_weights)
-            self._check_trainable()
-            bounds = self._batch_bounds(len(x), batch_size)
-            cbs = list(callbacks or [])
-            for cb in cbs:
-                if not isinstance(cb, callbacks_module.Callback):
-                    raise TypeError(f"callbacks must be fastnn.callbacks.Callback instances, got {cb!r}")
-            # Everything is valid: from here on the model may change.
-            if not self.built:
-                self.build(x.shape[1:])
-            return self._fit_loop(x, y, weights, bounds, int(initial_epoch), int(epochs), verbose, cbs,
-                                  val, shuffle, batch_size, steps_per_epoch, validation_batch_size,
-                                  int(validation_freq))
-
-    def _batch_bounds(self, n, batch_size):
-        """Start of each training batch, then ``n``. A last batch smaller than a layer accepts (one
-        sample, with BatchNormalization) joins the batch before it; ValueError when even that fails."""
-        bounds = list(range(0, n, batch_size)) + [n]
-        need = self._min_training_batch()
-        if len(bounds) > 2 and bounds[-1] - bounds[-2] < need:
-            del bounds[-2]
-        self._check_training_batch(min(b - a for a, b in zip(bounds, bounds[1:])))
-        return bounds
-
-    def _fit_loop(self, x, y, weights, bounds, initial_epoch, epochs, verbose, cbs, val, shuffle,
-                  batch_size, steps_per_epoch=None, validation_batch_size=None, validation_freq=1):
-        n = len(x)
-        steps = len(bounds) - 1
-        if steps_per_epoch is not None:
-            if steps_per_epoch > steps:
-                warnings.warn(f"steps_per_epoch={steps_per_epoch} exceeds the {steps} batches of the "
-                              f"data; each epoch trains on all {steps}", stacklevel=3)
-            steps = min(steps, int(steps_per_epoch))
-        history = callbacks_module.History()
-        params = {"epochs": epochs, "steps": steps, "verbose": verbose}
-        cb = callbacks_module.CallbackList(cbs + [history], self, params)  # last, as in Keras: it
-        # records what the other callbacks added to the logs (learning_rate)
-        metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
-        self.stop_training = False
-        with _DeferredInterrupt() as interrupt:
-            return self._fit_epochs(x, y, weights, bounds, initial_epoch, epochs, verbose, cb, val,
-                                    shuffle, batch_size, steps, n, history, metrics, interrupt,
-                                    validation_batch_size, validation_freq)
-
-    def _fit_epochs(self, x, y, weights, bounds, initial_epoch, epochs, verbose, cb, val, shuffle,
-                    batch_size, steps, n, history, metrics, interrupt, validation_batch_size,
-                    validation_freq):
-        cb.on_train_begin({})
-        for epoch in range(initial_epoch, epochs):
-            cb.on_epoch_begin(epoch, {})
-            order = utils.rng().permutation(n) if shuffle else None
-            for m in metrics:
-                m.reset_state()
-            total, seen, logs = 0.0, 0, {}
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs}")
-            bar = utils.Progbar(steps, interactive=None if verbose == 1 else False, show_bar=verbose == 1)
-            for step in range(steps):
-                lo, hi = bounds[step], bounds[step + 1]
-                index = slice(lo, hi) if order is None else order[lo:hi]
-                xb, yb = self._gather(x, y, index)
-                cb.on_train_batch_begin(step, {})
-                loss, outputs = self._train_step(xb, yb, None if weights is None else weights[index],
-                                                 want_outputs=bool(metrics))
-                interrupt.check()  # Ctrl-C lands here, between steps: a step is all or nothing
-                total += loss * len(xb)
-                seen += len(xb)
-                for m in metrics:
-                    m.update_state(yb, outputs)
-                logs = {"loss": total / seen, **{m.name: m.result() for m in metrics}}
-                cb.on_train_batch_end(step, logs)
-                if verbose == 1:
-                    bar.update(step + 1, list(logs.items()))
-                if self.stop_training:
-                    break
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_arrays(val[0], val[1], validation_batch_size or batch_size,
-                                                 val[2])
-                logs.update({"val_" + k: v for k, v in val_logs.items()})
-            if verbose and steps:
-                bar.update(step + 1, list(logs.items()), finalize=True)
-            cb.on_epoch_end(epoch, dict(logs))
-            if self.stop_training:
-                break
-        cb.on_train_end({})
-        self.history = history
-        return history
-
-    def _evaluate_arrays(self, x, y, batch_size, weights=None, cb=None):
-        metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
-        total = 0.0
-        for lo in range(0, len(x), batch_size):
-            if cb is not None:
-                cb.on_test_batch_begin(lo // batch_size, {})
-            xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
-            wb = None if weights is None else weights[lo:lo + batch_size]
-            loss, _, outputs = self._loss_and_outputs(xb, yb, training=False, weights=wb)
-            total += loss * len(xb)
-            for m in metrics:
-                m.update_state(yb, outputs)
-            if cb is not None:
-                seen = min(lo + batch_size, len(x))
-                cb.on_test_batch_end(lo // batch_size, {"loss": total / seen,
-                                                        **{m.name: m.result() for m in metrics}})
-        loss = total / len(x) + self._regularization_loss()  # the weights are fixed meanwhile
-        return {"loss": loss, **{m.name: m.result() for m in metrics}}
-
-    @_releasing
-    def evaluate(self, x, y, batch_size=None, verbose=0, sample_weight=None, return_dict=False,
-                 callbacks=None, steps=None):
-        """Loss (and metrics) over (x, y): a float, ``[loss, *metrics]``, or a dict with return_dict.
-        ``sample_weight[N]`` weights each sample's loss, sum(w_n * l_n) / N, as in fit.
-        ``callbacks`` get the ``on_test_*`` hooks; ``steps`` evaluates only that many batches."""
-        with self._lock:
-            batch_size = utils.check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
-            verbose = _check_verbose(verbose)
-            x, y = self._prepare_xy(x, y)
-            weights = _sample_weights(y, len(x), sample_weight, None, x.dtype)
-            if steps is not None:
-                if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-                    raise ValueError(f"steps must be None or a positive integer, got {steps!r}")
-                x, y = x[:steps * batch_size], y[:steps * batch_size]
-                weights = None if weights is None else weights[:steps * batch_size]
-            cb = None
-            if callbacks:
-                cb = callbacks_module.CallbackList(list(callbacks), self, {"verbose": verbose,
-                                                                           "steps": -(-len(x) // batch_size)})
-            if not self.built:
-                self.build(x.shape[1:])
-            if cb is not None:
-                cb.on_test_begin({})
-            logs = self._evaluate_arrays(x, y, batch_size, weights, cb)
-            if cb is not None:
-                cb.on_test_end(dict(logs))
-            if verbose:
-                print(" - ".join(f"{k}: {utils.format_number(v)}" for k, v in logs.items()))
-            if return_dict:
-                return logs
-            values = list(logs.values())
-            return values[0] if len(values) == 1 else values
-
-    def predict(self, x, batch_size=None, verbose=0, callbacks=None, steps=None):
-        """Model outputs for ``x`` as a new array of shape (N, outputs). NaN inputs give NaN outputs.
-        ``callbacks`` get the ``on_predict_*`` hooks (batches of ``batch_size``, default 32, as
-        Keras); ``steps`` predicts only that many batches.
-
-        ``batch_size=None`` runs up to 4096 rows at once; results do not depend on the batch size
-        on the native backend (each output row is computed in the same order).
-        """
-        with self._lock:
-            batch_size = utils.check_batch_size(batch_size, allow_none=True)
-            _check_verbose(verbose)
-            x = self._prepare_x(x)
-            if steps is not None:
-                if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-                    raise ValueError(f"steps must be None or a positive integer, got {steps!r}")
-                x = x[:steps * (batch_size or DEFAULT_BATCH_SIZE)]
-            if callbacks:
-                return self._predict_with_callbacks(x, batch_size or DEFAULT_BATCH_SIZE, list(callbacks))
-            batch_size = batch_size or PREDICT_CHUNK
-            if not self.built:
-                self.build(x.shape[1:])
-            out_shape = self._output_shapes(self._input_shape)[-1]
-            result = np.empty((len(x),) + out_shape, dtype=self._dtype)
-            compiled = self._predict_program(x)
-            if compiled is not None:  # the layers keep no reference to x: nothing to release
-                if len(x) <= batch_size:
-                    compiled.run_into(x, result)  # one native call, no slicing
-                    return result
-                for lo in range(0, len(x), batch_size):
-                    xb = x[lo:lo + batch_size]
-                    compiled.run_into(xb, result[lo:lo + len(xb)])
-                return result
-            try:
-                for lo in range(0, len(x), batch_size):
-                    result[lo:lo + batch_size] = self._forward(x[lo:lo + batch_size], training=False)
-            finally:
-                for layer in self._layers:
-                    layer.release()
-            return result
-
-    def predict_on_batch(self, x):
-        """Outputs for one batch ``x`` (one forward pass)."""
-        return self(x)
-
-    @_releasing
-    def __call__(self, x, training=False):
-        """One forward pass over ``x`` in training or inference mode; returns a new array.
-
-        ``training=True`` uses batch statistics in BatchNormalization (and updates its moving
-        statistics) and drops units in Dropout, as in ``fit``; no weight is trained."""
-        with self._lock:
-            x = self._prepare_x(x)
-            if training:
-                self._check_training_batch(len(x))
-            if not self.built:
-                self.build(x.shape[1:])
-            return np.array(self._forward(x, training=bool(training)), copy=True)
-
-    @_releasing
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
-        """One optimizer step on (x, y); returns the batch loss, or ``[loss, *metrics]``, or a dict
-        with ``return_dict``. ``sample_weight`` and ``class_weight`` weight the loss as in fit."""
-        with self._lock:
-            x, y = self._prepare_xy(x, y)
-            weights = _sample_weights(y, len(x), sample_weight, class_weight, x.dtype)
-            self._check_trainable()
-            self._check_training_batch(len(x))
-            if not self.built:
-                self.build(x.shape[1:])
-            metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
-            loss, outputs = self._train_step(x, y, weights, want_outputs=bool(metrics))
-            for m in metrics:
-                m.update_state(y, outputs)
-            if return_dict:
-                return {"loss": loss, **{m.name: m.result() for m in metrics}}
-            return loss if not metrics else [loss] + [m.result() for m in metrics]
-
-    # -- weights and description ----------------------------------------------------------------
-    def get_weights(self):
-        """Copies of all weight arrays, layer by layer in Keras order."""
-        with self._lock:
-            return [w for layer in self._layers for w in layer.get_weights()]
-
-    def set_weights(self, weights):
-        """Replace all weights; checks every shape before changing any."""
-        with self._lock:
-            weights = list(weights)
-            current = [w for layer in self._layers for w in layer.weights]
-            if len(weights) != len(current):
-                raise ValueError(f"{self.name} has {len(current)} weight arrays, got {len(weights)}")
-            for i, (cur, new) in enumerate(zip(current, weights)):
-                new = np.asarray(new)
-                if new.shape != cur.shape:
-                    raise ValueError(f"weight {i} must have shape {cur.shape}, got {new.shape}")
-                if new.dtype.kind not in "fiu":
-                    raise TypeError(f"weight {i} must be numeric, got dtype {new.dtype}")
-                utils.check_fits_dtype(new, f"weight {i}", cur.dtype)
-            for cur, new in zip(current, weights):
-                cur[...] = new
-
-    @property
-    def weights(self):
-        return [w for layer in self._layers for w in layer.weights]
-
-    # -- files ----------------------------------------------------------------------------------
-    def save(self, filepath, include_optimizer=True):
-        """Write the whole model to one file: architecture, compile settings, weights and (with
-        ``include_optimizer``) the optimizer state. Atomic; see ``fastnn.saving``."""
-        with self._lock:
-            saving.save_model(self, filepath, include_optimizer=include_optimizer)
-
-    def save_weights(self, filepath):
-        """Write only the weights to one file (atomically); read back with ``load_weights``."""
-        with self._lock:
-            saving.save_weights(self, filepath)
-
-    def load_weights(self, filepath):
-        """Replace the weights with those in ``filepath`` (from ``save_weights`` or ``save``);
-        raises ``saving.ModelFileError`` and changes nothing when the file is bad or does not fit."""
-        with self._lock:
-            saving.load_weights(self, filepath)
-
-    def count_params(self):
-        return sum(layer.count_params() for layer in self._layers)
+            grad = self._layers[i].backward(grad, need_dx=i > first, logits=logits and i == last)
 
     def summary(self, print_fn=None):
         """Print a Keras-style table of layers, output shapes and parameter counts."""
@@ -882,42 +944,6 @@ class Sequential(tracking.Tracked):
     def from_config(cls, config):
         return cls([layer_from_config(c) for c in config["layers"]], name=config.get("name"))
 
-    # -- Keras model methods ---------------------------------------------------------------------
-    def _predict_with_callbacks(self, x, batch_size, cbs):
-        cb = callbacks_module.CallbackList(cbs, self, {"verbose": 0, "steps": -(-len(x) // batch_size)})
-        cb.on_predict_begin({})
-        parts = []
-        for i, lo in enumerate(range(0, len(x), batch_size)):
-            cb.on_predict_batch_begin(i, {})
-            out = self.predict(x[lo:lo + batch_size], batch_size=batch_size)
-            cb.on_predict_batch_end(i, {"outputs": out})
-            parts.append(out)
-        cb.on_predict_end({})
-        if not parts:
-            return self.predict(x)
-        return np.concatenate(parts)
-
-    @property
-    def trainable(self):
-        """False freezes every layer (no weight is trained, BatchNormalization runs in inference
-        mode), as Keras's ``model.trainable = False``; True unfreezes them all."""
-        return self.__dict__.get("_trainable", True)
-
-    @trainable.setter
-    def trainable(self, value):
-        with self._lock:
-            self._trainable = bool(value)
-            for layer in self._layers:
-                layer.trainable = bool(value)
-
-    @property
-    def metrics_names(self):
-        """``["loss", *metric names]``: the order of ``evaluate``'s and ``train_on_batch``'s lists."""
-        if self.loss is None:
-            return []
-        shape = self._output_shapes(self._input_shape)[-1] if self._input_shape is not None else (2,)
-        return ["loss"] + [m.name for m in self._make_metrics(shape)]
-
     def get_layer(self, name=None, index=None):
         """The layer called ``name``, or at position ``index`` (as in ``model.layers``)."""
         if (name is None) == (index is None):
@@ -948,34 +974,7 @@ class Sequential(tracking.Tracked):
                 self._shapes = self._output_shapes(self._input_shape)
             return layer
 
-    def to_json(self, **kwargs):
-        """The architecture as a JSON string (``fastnn.models.model_from_json`` reads it back)."""
-        return json.dumps({"class_name": "Sequential", "config": self.get_config(),
-                           "backend": "fastnn"}, **kwargs)
 
-    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
-        """Loss (and metrics) of one batch, as ``evaluate`` over it."""
-        return self.evaluate(x, y, batch_size=max(len(np.asarray(x)), 1), sample_weight=sample_weight,
-                             return_dict=return_dict)
-
-    # -- pickling and copying -------------------------------------------------------------------
-    def __getstate__(self):
-        """Everything but the lock, the recorded programs (native objects pointing into this model's
-        arrays) and the scratch buffers: the copy recreates them on first use, from its own arrays."""
-        state = dict(self.__dict__)
-        for key in ("_lock", "_programs", "_buffers"):
-            state.pop(key, None)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        object.__setattr__(self, "_lock", threading.RLock())
-        _MODELS.add(self)
-        for layer in self._layers:
-            if layer.__dict__.get("_model") is None:
-                object.__setattr__(layer, "_model", weakref.ref(self))
-        object.__setattr__(self, "_programs", {})
-        object.__setattr__(self, "_buffers", {})
 
 
 def model_from_json(json_string, custom_objects=None):
@@ -984,6 +983,9 @@ def model_from_json(json_string, custom_objects=None):
         data = json.loads(json_string)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"model_from_json expects the JSON string of model.to_json(): {exc}") from None
+    if isinstance(data, dict) and data.get("class_name") == "Functional" and "config" in data:
+        from .functional import Functional
+        return Functional.from_config(data["config"])
     if not isinstance(data, dict) or data.get("class_name") != "Sequential" or "config" not in data:
         raise ValueError("model_from_json reads Sequential models written by to_json (a JSON object "
                          f"with class_name 'Sequential' and a config), got {str(json_string)[:80]!r}")
@@ -993,8 +995,10 @@ def model_from_json(json_string, custom_objects=None):
 def clone_model(model, input_tensors=None, clone_function=None):
     """A new model with the same layers' configuration and new weights (initialised afresh), as
     Keras's ``clone_model``; copy weights with ``clone.set_weights(model.get_weights())``."""
+    if type(model).__name__ == "Functional" and clone_function is None and input_tensors is None:
+        return type(model).from_config(model.get_config())
     if not isinstance(model, Sequential):
-        raise TypeError(f"clone_model expects a Sequential model, got {type(model).__name__}")
+        raise TypeError(f"clone_model expects a Sequential or functional model, got {type(model).__name__}")
     if input_tensors is not None:
         raise ValueError("clone_model: input_tensors is for functional models, which fastnn has not")
     if clone_function is None:
@@ -1013,59 +1017,6 @@ def load_model(filepath, compile=True):
     return saving.load_model(filepath, compile=compile)
 
 
-def _sample_weights(y, n, sample_weight, class_weight, dtype):
-    """Per-sample loss weights[n] from ``sample_weight`` times ``class_weight[class of y]``, or None."""
-    if sample_weight is None and class_weight is None:
-        return None
-    weights = np.ones(n, dtype=np.float64)
-    if sample_weight is not None:
-        sw = utils.as_float_array(sample_weight, "sample_weight", np.float64)
-        if sw.ndim == 2 and sw.shape[1] == 1:
-            sw = sw[:, 0]
-        if sw.shape != (n,):
-            raise ValueError(f"sample_weight must have shape ({n},), one weight per sample, got "
-                             f"array of shape {sw.shape}")
-        if not np.isfinite(sw).all() or (sw < 0).any():
-            raise ValueError("sample_weight must be finite and non-negative")
-        weights *= sw
-    if class_weight is not None:
-        if not isinstance(class_weight, dict):
-            raise TypeError(f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}")
-        classes = np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else \
-            np.rint(np.asarray(y, np.float64).reshape(n)).astype(np.int64)
-        table = {}
-        for key, value in class_weight.items():
-            if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-                    or value < 0):
-                raise ValueError(f"class_weight[{key!r}] must be a non-negative number, got {value!r}")
-            if isinstance(key, bool) or not isinstance(key, numbers.Integral):
-                raise ValueError(f"class_weight keys must be integer class indices, got {key!r}")
-            table[int(key)] = float(value)
-        missing = sorted(set(np.unique(classes).tolist()) - set(table))
-        if missing:
-            raise ValueError(f"class_weight has no weight for class(es) {missing} present in y; "
-                             f"got keys {sorted(table)}")
-        weights *= np.array([table[c] for c in classes.tolist()], dtype=np.float64)
-    limit = float(np.finfo(dtype).max)
-    if not (np.abs(weights) <= limit).all():
-        raise ValueError(f"sample_weight times class_weight has values that overflow {np.dtype(dtype).name} "
-                         f"(max {limit:.4g}), got up to {float(np.abs(weights).max()):.4g}")
-    return weights.astype(dtype)
-
-
-def _weighted_loss(fn, y, h, weights):
-    """sum_n w_n * l_n / N from a kernel that returns mean losses: samples sharing a weight are
-    averaged by one kernel call (class weights take few distinct values)."""
-    total = 0.0
-    for value in np.unique(weights):
-        if value == 0:
-            continue
-        rows = np.flatnonzero(weights == value)
-        group_loss, _ = fn(y[rows], np.ascontiguousarray(h[rows]), None, False)
-        total += float(value) * float(group_loss) * len(rows)
-    return total / len(weights)
-
-
 def _check_verbose(verbose):
     if verbose == "auto":
         return 1
@@ -1073,33 +1024,3 @@ def _check_verbose(verbose):
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
     return verbose
 
-
-def _numeric_targets(y):
-    y = np.asarray(y)
-    if y.dtype.kind not in "fiub":
-        raise TypeError(f"y must be a numeric array, got dtype {y.dtype}")
-    return y
-
-
-def _step_rows(h, y):
-    """Outputs per step as rows: (N, T, C) outputs and their targets become N*T rows, so a loss
-    is the mean over every sample and step of the per-step loss (Keras's reduction for sequence
-    outputs). 2-D outputs pass unchanged."""
-    if h.ndim <= 2:
-        return h, y
-    lead = h.ndim - 1
-    return h.reshape(-1, h.shape[-1]), y.reshape((-1,) + tuple(y.shape[lead:]))
-
-
-class _StepMetric:
-    """A metric over sequence outputs: each (sample, step) counts as one row."""
-
-    def __init__(self, metric):
-        self._metric = metric
-
-    def update_state(self, y, outputs, *args, **kwargs):
-        outputs, y = _step_rows(np.asarray(outputs), np.asarray(y))
-        return self._metric.update_state(y, outputs, *args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._metric, name)

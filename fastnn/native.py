@@ -47,7 +47,8 @@ def _namespace():
             names[name] = (lambda kernel: lambda *a, **k: program.run_once(kernel, *a, **k))(name)
     names.update(act_forward=_act_forward, act_backward=_act_backward,
                  dense_act_forward=_dense_act_forward, dropout_step=_dropout_step,
-                 scalar_add=reference.scalar_add, scalar_sqrt=reference.scalar_sqrt,
+                 scalar_add=reference.scalar_add, scalar_mul=reference.scalar_mul,
+                 scalar_sqrt=reference.scalar_sqrt,
                  norm_scale=reference.norm_scale, global_norm_scale=reference.global_norm_scale)
     return SimpleNamespace(**names)
 

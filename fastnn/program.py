@@ -16,7 +16,8 @@ What a recording sees instead of arrays:
   array of the Python objects (weights, gradients, optimizer state, random streams), which the
   program uses in place, so ``get_weights``, saving and callbacks see every update.
 * :class:`Scalar` -- a register: a loss or a norm returned by a kernel, their sums, and the call's
-  scalar inputs (learning rate, step). ``+`` on scalars records an addition.
+  scalar inputs (learning rate, step). ``+`` and ``*`` on scalars record an addition and a
+  product.
 
 A program goes stale when anything it was recorded from changes: every configurable object
 (``fastnn.tracking.Tracked``) counts its attribute changes in one global counter, and a program
@@ -142,6 +143,11 @@ class Scalar:
         return self._recorder.scalar_add(self, other)
 
     __radd__ = __add__  # IEEE addition is commutative, bit for bit
+
+    def __mul__(self, other):
+        return self._recorder.scalar_mul(self, other)
+
+    __rmul__ = __mul__
 
     def __float__(self):
         raise NotRecordable("the value of a scalar is not known while recording")
@@ -295,6 +301,9 @@ class Recorder:
     # Scalar arithmetic of a step, recorded like the kernels (the twins are in reference.optim).
     def scalar_add(self, a, b):
         return self._call("scalar_add", _SPECS["scalar_add"], (a, b), {})
+
+    def scalar_mul(self, a, b):
+        return self._call("scalar_mul", _SPECS["scalar_mul"], (a, b), {})
 
 
 def when(flag, fn):

@@ -110,8 +110,16 @@ def _compile_config(model):
     loss_config = dict(model.loss.get_config())
     loss_config.pop("name", None)
     metrics = [m for m in model._metric_ids if isinstance(m, str)]
-    return {"loss": {"class_name": type(model.loss).__name__, "config": loss_config},
-            "metrics": metrics}
+    config = {"loss": {"class_name": type(model.loss).__name__, "config": loss_config},
+              "metrics": metrics}
+    per_output = getattr(model, "_losses", None)
+    if per_output and len(per_output) > 1:
+        config["per_output"] = {
+            "losses": [{"class_name": type(l).__name__,
+                        "config": {k: v for k, v in l.get_config().items() if k != "name"}} for l in per_output],
+            "loss_weights": list(model._loss_weights),
+            "metrics": [[m for m in ms if isinstance(m, str)] for ms in model._metric_spec]}
+    return config
 
 
 def _keras_extension(path, weights):
@@ -299,11 +307,22 @@ def load_model(path, compile=True):
                              "model.load_weights, or save it with model.save")
     try:
         config = header["model_config"]
-        model = Sequential(name=config.get("name"))
-        if header.get("dtype") is not None:
-            model._dtype = np.dtype(header["dtype"])
-        for layer_config in config["layers"]:
-            model.add(layer_from_config(layer_config))
+        if "output_layers" in config:  # a functional model (fastnn.functional)
+            from .functional import Functional
+            from . import backend
+            before = backend.floatx()
+            try:  # the layers are built as the graph is rebuilt: in the file's dtype
+                if header.get("dtype") is not None:
+                    backend.set_floatx(header["dtype"])
+                model = Functional.from_config(config)
+            finally:
+                backend.set_floatx(before)
+        else:
+            model = Sequential(name=config.get("name"))
+            if header.get("dtype") is not None:
+                model._dtype = np.dtype(header["dtype"])
+            for layer_config in config["layers"]:
+                model.add(layer_from_config(layer_config))
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise ModelFileError(f"{name}: cannot rebuild the model from its configuration: {exc}") from None
     weights = _weights_from(header, arrays, name, model)
@@ -325,8 +344,19 @@ def load_model(path, compile=True):
                 raise ModelFileError(f"{name}: unknown loss {compile_config['loss']['class_name']!r}")
             opt = header.get("optimizer")
             optimizer = optimizers.deserialize(opt["config"]) if opt else "adam"
-            model.compile(optimizer=optimizer, loss=loss_cls(**compile_config["loss"]["config"]),
-                          metrics=compile_config.get("metrics") or None)
+            if "per_output" in compile_config:  # a functional model with several outputs
+                per = compile_config["per_output"]
+                made = []
+                for entry in per["losses"]:
+                    cls = getattr(losses, entry["class_name"], None)
+                    if not (isinstance(cls, type) and issubclass(cls, losses.Loss)) or cls is losses.Loss:
+                        raise ModelFileError(f"{name}: unknown loss {entry['class_name']!r}")
+                    made.append(cls(**entry["config"]))
+                model.compile(optimizer=optimizer, loss=made, loss_weights=per["loss_weights"],
+                              metrics=per["metrics"])
+            else:
+                model.compile(optimizer=optimizer, loss=loss_cls(**compile_config["loss"]["config"]),
+                              metrics=compile_config.get("metrics") or None)
             if opt and opt.get("iterations") is not None:
                 variables = [arrays[e["name"]] for e in header["arrays"] if e["name"].startswith("optimizer/")]
                 try:

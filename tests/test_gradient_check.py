@@ -376,7 +376,7 @@ def _same_names():
 
 
 BAD_MODELS = {
-    "not a model": (lambda: Dense(3), TypeError, r"expects a fastnn\.Sequential model, got Dense"),
+    "not a model": (lambda: Dense(3), TypeError, r"expects a fastnn model \(Sequential or Model\), got Dense"),
     "two layers of one name": (_same_names, ValueError, r"more than one layer named 'hidden'"),
     "uncompiled": (_uncompiled, ValueError, r"needs a compiled model.*call model\.compile\(loss=\.\.\.\)"),
     "unbuilt": (_unbuilt, ValueError, r"needs a built model"),

@@ -1114,3 +1114,32 @@ def test_keras_optimizers_match_reference(data, dtype, shape, step, b1, b2):
     R.lion_update(theirs[0], g, theirs[1], lr, b1, b2)
     assert_within(ours[1], theirs[1], tol(m, g), "lion m")
     assert_within(ours[0], theirs[0], 4 * eps(dtype) * (np.abs(f64(p)) + lr), "lion param")
+
+
+# ================================================================================ merges (functional API)
+# One or two roundings of the same formula in the same precision on each side: identical bits.
+
+@covers("merge_forward", "merge_backward", "scalar_mul")
+@props(80)
+@given(data=st.data(), dtype=DTYPES, n=dim, c=pos_dim, op=st.sampled_from([0, 1, 2, 3, 4]),
+       scale=st.sampled_from([1.0, 0.5, 1.0 / 3.0]))
+def test_merge_matches_reference(data, dtype, n, c, op, scale):
+    a, b, dy = (data.draw(arrays(dtype, (n, c))) for _ in range(3))
+    if data.draw(st.booleans()):
+        b[: n // 2] = a[: n // 2]  # ties: maximum and minimum send the gradient to the first input
+    assert_within(NK.merge_forward(a, b, op, scale), R.merge_forward(a, b, op, scale), 0.0, "merge_forward")
+    for got, want, what in zip(NK.merge_backward(dy, a, b, op, scale), R.merge_backward(dy, a, b, op, scale),
+                               ("da", "db")):
+        assert_within(got, want, 0.0, f"merge_backward {what}")
+    assert NK.scalar_mul(0.1, 3.0) == R.scalar_mul(0.1, 3.0) == 0.1 * 3.0
+
+
+@covers("concat_forward", "take_columns")
+@props(60)
+@given(data=st.data(), dtype=DTYPES, n=dim, ca=pos_dim, cb=pos_dim)
+def test_concat_and_take_columns_match_reference(data, dtype, n, ca, cb):
+    a, b = data.draw(arrays(dtype, (n, ca))), data.draw(arrays(dtype, (n, cb)))
+    y = NK.concat_forward(a, b, np.empty((n, ca + cb), dtype))
+    assert_within(y, R.concat_forward(a, b), 0.0, "concat_forward")
+    assert_within(NK.take_columns(y, ca, np.empty((n, cb), dtype)), b, 0.0, "take_columns")
+    assert_within(R.take_columns(y, 0, np.empty((n, ca), dtype)), a, 0.0, "take_columns twin")

@@ -7,8 +7,8 @@ Dense``, ``from fastnn.keras import layers, models, optimizers, ...``); nothing 
 from . import (activations, backend, callbacks, constraints, datasets, initializers, layers, losses,
                metrics, models, ops, optimizers, random, regularizers, utils)
 from ..layers import Input, InputLayer
-from ..models import Sequential, clone_model, load_model, model_from_json
+from ..models import Model, Sequential, clone_model, load_model, model_from_json
 
-__all__ = ["Input", "InputLayer", "Sequential", "activations", "backend", "callbacks", "clone_model",
+__all__ = ["Input", "InputLayer", "Model", "Sequential", "activations", "backend", "callbacks", "clone_model",
            "constraints", "datasets", "initializers", "layers", "load_model", "losses", "metrics",
            "model_from_json", "models", "ops", "optimizers", "random", "regularizers", "utils"]

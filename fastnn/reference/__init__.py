@@ -19,6 +19,7 @@ One file per concern:
 * ``losses.py``      - losses fused with their gradients
 * ``norm.py``        - batch and layer normalization, forward and backward
 * ``dropout.py``     - inverted dropout with a counter-based random mask
+* ``merge.py``       - elementwise merges and concatenation (functional models)
 * ``recurrent.py``   - SimpleRNN, LSTM and GRU cells over whole sequences,
   forward and backpropagation through time; the embedding lookup
 * ``optim.py``       - in-place SGD, AdaGrad, RMSprop and Adam/AMSGrad
@@ -116,6 +117,7 @@ from .recurrent import (
 from .dropout import dropout_backward, dropout_forward, dropout_step, normal_noise_step
 from .dropout import (alpha_dropout_step, dropout_backward, dropout_forward, dropout_step,
                       gaussian_dropout_step, normal_noise_step)
+from .merge import MERGE_OPS, concat_forward, merge_backward, merge_forward, scalar_mul, take_columns
 from .norm import (
     batchnorm_backward,
     batchnorm_forward,
@@ -247,4 +249,9 @@ __all__ = [
     "normalize_backward",
     "sequence_dropout_step",
     "sequence_dropout_backward",
+    "merge_forward",
+    "merge_backward",
+    "concat_forward",
+    "take_columns",
+    "scalar_mul",
 ]

@@ -1,0 +1,206 @@
+"""The functional API (fastnn/functional.py): keras.Input, layers called on tensors, Model(inputs,
+outputs), merge layers, shared layers, several inputs and outputs, both backends."""
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.keras as keras
+from fastnn import layers
+from fastnn.functional import Functional
+
+
+def _data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    xa, xb = rng.normal(size=(n, 4)), rng.normal(size=(n, 3))
+    y = (xa[:, :1] * 0.7 - xb[:, 1:2] + 0.3 * xa[:, 1:2] * xb[:, :1]).astype(np.float32)
+    return xa.astype(np.float32), xb.astype(np.float32), y
+
+
+def _two_input_skip(dtype=None):
+    a = keras.Input(shape=(4,), name="a", dtype=dtype)
+    b = keras.Input(shape=(3,), name="b", dtype=dtype)
+    h = layers.Dense(16, activation="tanh", name="ha")(a)
+    g = layers.Dense(16, activation="tanh", name="hb")(b)
+    s = layers.Add(name="add")([h, g])
+    z = layers.Dense(16, activation="tanh", name="mid")(s)
+    skip = layers.Add(name="skip")([z, s])        # s is read twice: a skip connection
+    out = layers.Dense(1, name="out")(skip)
+    return keras.Model(inputs=[a, b], outputs=out)
+
+
+def test_keras_model_with_inputs_and_outputs_is_functional():
+    model = _two_input_skip()
+    assert isinstance(model, Functional) and isinstance(model, fastnn.Model)
+    assert keras.models.Model is fastnn.Model is keras.Model
+    assert [l.name for l in model.layers] == ["a", "b", "ha", "hb", "add", "mid", "skip", "out"]
+    assert model.get_layer("mid") is model.layers[5]
+    assert model.input_shape == [(None, 4), (None, 3)] and model.output_shape == (None, 1)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+def test_two_input_model_with_a_skip_connection_learns(backend):
+    fastnn.utils.set_random_seed(1)
+    xa, xb, y = _data(256)
+    with fastnn.backend_scope(backend):
+        model = _two_input_skip()
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+        before = model.evaluate([xa, xb], y)
+        model.fit([xa, xb], y, epochs=40, batch_size=32, verbose=0)
+        after = model.evaluate({"a": xa, "b": xb}, y)
+    assert after < 0.2 * before
+
+
+def test_both_backends_agree_and_the_native_step_is_one_recorded_program():
+    xa, xb, y = _data()
+    fastnn.utils.set_random_seed(2)
+    ref = _two_input_skip()
+    results = {}
+    for backend in ("numpy", "native"):
+        with fastnn.backend_scope(backend):
+            model = fastnn.models.clone_model(ref)
+            model.set_weights(ref.get_weights())
+            model.compile(optimizer="adam", loss="mse")
+            hist = model.fit([xa, xb], y, epochs=3, batch_size=16, verbose=0, shuffle=False)
+            if backend == "native":
+                assert model._programs["train"][1] is not None  # the one-call native step
+            results[backend] = (hist.history["loss"], model.get_weights(), model.predict([xa, xb]))
+    np.testing.assert_allclose(results["numpy"][0], results["native"][0], rtol=1e-5)
+    for w_np, w_nat in zip(results["numpy"][1], results["native"][1]):
+        np.testing.assert_allclose(w_np, w_nat, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(results["numpy"][2], results["native"][2], rtol=1e-4, atol=1e-5)
+
+
+def test_a_functional_chain_equals_the_same_sequential_bitwise_on_native():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(96, 5)).astype(np.float32), rng.integers(0, 3, 96)
+    seq = fastnn.Sequential([layers.Input((5,)), layers.Dense(12, activation="relu"),
+                             layers.Dropout(0.2, seed=4), layers.Dense(3, activation="softmax")])
+    inp = keras.Input(shape=(5,))
+    h = layers.Dense(12, activation="relu")(inp)
+    h = layers.Dropout(0.2, seed=4)(h)
+    func = keras.Model(inp, layers.Dense(3, activation="softmax")(h))
+    func.set_weights(seq.get_weights())
+    with fastnn.backend_scope("native"):
+        out = []
+        for model in (seq, func):
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            hist = model.fit(x, y, epochs=3, batch_size=16, verbose=0, shuffle=False)
+            out.append((hist.history, model.get_weights(), model.predict(x)))
+    assert out[0][0] == out[1][0]
+    for a, b in zip(out[0][1], out[1][1]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(out[0][2], out[1][2])
+
+
+def test_gradient_check_through_merges_and_a_shared_layer():
+    before = fastnn.floatx()
+    fastnn.set_floatx("float64")
+    try:
+        a = keras.Input(shape=(3,), name="a")
+        b = keras.Input(shape=(3,), name="b")
+        shared = layers.Dense(4, activation="tanh", name="shared")
+        ha, hb = shared(a), shared(b)  # one layer, two calls: its gradient is the sum of both
+        merged = [layer([ha, hb]) for layer in (layers.Add(), layers.Subtract(), layers.Multiply(),
+                                                  layers.Average(), layers.Maximum(), layers.Minimum())]
+        c = layers.Concatenate()(merged + [layers.Reshape((4,))(layers.Reshape((2, 2))(ha))])
+        r = layers.Reshape((7, 4))(c)
+        r = layers.Reshape((28,))(r)
+        out = layers.Dense(2, name="out")(r)
+        model = keras.Model([a, b], out)
+        model.compile(loss="mse")
+        rng = np.random.default_rng(5)
+        xa, xb, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+        for backend in ("numpy", "native"):
+            with fastnn.backend_scope(backend):
+                errors = fastnn.utils.gradient_check(model, [xa, xb], y)
+            assert set(errors) == {"shared", "out"}
+            assert max(errors.values()) < 1e-6, (backend, errors)
+    finally:
+        fastnn.set_floatx(before)
+
+
+def test_multi_output_loss_weights_give_the_weighted_total_and_keras_names():
+    xa, xb, y = _data()
+    labels = (y[:, 0] > 0).astype(np.int64)
+    a = keras.Input(shape=(4,), name="a")
+    b = keras.Input(shape=(3,), name="b")
+    h = layers.Concatenate()([layers.Dense(8, activation="relu")(a), b])
+    reg = layers.Dense(1, name="reg")(h)
+    cls = layers.Dense(2, activation="softmax", name="cls")(h)
+    model = keras.Model({"a": a, "b": b}, {"reg": reg, "cls": cls})
+    model.compile(optimizer="sgd", loss={"reg": "mse", "cls": "sparse_categorical_crossentropy"},
+                  loss_weights={"reg": 0.25, "cls": 2.0}, metrics={"cls": ["accuracy"]})
+    logs = model.evaluate({"a": xa, "b": xb}, {"reg": y, "cls": labels}, return_dict=True)
+    assert list(logs) == ["loss", "reg_loss", "cls_loss", "cls_accuracy"]
+    pred = model.predict({"a": xa, "b": xb})
+    mse = float(np.mean((pred["reg"].astype(np.float64) - y) ** 2))
+    p = pred["cls"].astype(np.float64)[np.arange(len(labels)), labels]
+    ce = float(np.mean(-np.log(p)))
+    assert logs["reg_loss"] == pytest.approx(0.25 * mse, rel=1e-5)
+    assert logs["cls_loss"] == pytest.approx(2.0 * ce, rel=1e-5)
+    assert logs["loss"] == pytest.approx(0.25 * mse + 2.0 * ce, rel=1e-5)
+    hist = model.fit({"a": xa, "b": xb}, {"reg": y, "cls": labels}, epochs=2, verbose=0)
+    assert set(hist.history) == {"loss", "reg_loss", "cls_loss", "cls_accuracy"}
+
+
+def test_bad_wiring_is_a_clear_value_error():
+    a = keras.Input(shape=(4,))
+    b = keras.Input(shape=(3,))
+    with pytest.raises(ValueError, match="one shape"):
+        layers.Add()([a, b])
+    with pytest.raises(ValueError, match="at least 2 inputs"):
+        layers.Add()([a])
+    other = keras.Input(shape=(4,), name="elsewhere")
+    out = layers.Dense(2)(layers.Add()([a, other]))
+    with pytest.raises(ValueError, match="not connected"):
+        keras.Model(a, out)  # the output also depends on an Input not given
+    stray = layers.Dense(2)(keras.Input(shape=(4,), name="another_graph"))
+    with pytest.raises(ValueError, match="not connected|another graph"):
+        keras.Model(a, stray)
+    with pytest.raises(ValueError, match="keras.Input"):
+        keras.Model(layers.Dense(3)(a), stray)
+    with pytest.raises(ValueError, match="built for inputs"):
+        d = layers.Dense(2)
+        d(a)
+        d(b)
+
+
+def test_save_load_round_trip_and_config(tmp_path):
+    xa, xb, y = _data()
+    model = _two_input_skip()
+    model.compile(optimizer="adam", loss="mse")
+    model.fit([xa, xb], y, epochs=1, verbose=0)
+    path = tmp_path / "func.fastnn"
+    model.save(path)
+    loaded = fastnn.models.load_model(path)
+    assert isinstance(loaded, Functional)
+    np.testing.assert_array_equal(loaded.predict([xa, xb]), model.predict([xa, xb]))
+    h1 = model.fit([xa, xb], y, epochs=1, verbose=0, shuffle=False).history["loss"]
+    h2 = loaded.fit([xa, xb], y, epochs=1, verbose=0, shuffle=False).history["loss"]
+    assert h1 == h2  # the optimizer state travelled too
+    again = fastnn.models.model_from_json(model.to_json())
+    assert [type(l).__name__ for l in again.layers] == [type(l).__name__ for l in model.layers]
+    again.set_weights(model.get_weights())
+    np.testing.assert_array_equal(again.predict([xa, xb]), model.predict([xa, xb]))
+    model.save_weights(tmp_path / "w.fastnn")
+    again.load_weights(tmp_path / "w.fastnn")
+    np.testing.assert_array_equal(again.predict([xa, xb]), model.predict([xa, xb]))
+
+
+def test_multi_output_save_load_keeps_per_output_losses(tmp_path):
+    a = keras.Input(shape=(4,))
+    h = layers.Dense(6, activation="relu")(a)
+    model = keras.Model(a, [layers.Dense(1, name="r")(h), layers.Dense(3, activation="softmax", name="c")(h)])
+    model.compile(loss=["mse", "sparse_categorical_crossentropy"], loss_weights=[0.5, 1.0],
+                  metrics=[[], ["accuracy"]])
+    xa, _, y = _data()
+    labels = np.arange(len(y)) % 3
+    model.save(tmp_path / "m.fastnn")
+    loaded = fastnn.models.load_model(tmp_path / "m.fastnn")
+    assert loaded.evaluate(xa, [y, labels], return_dict=True) == \
+        model.evaluate(xa, [y, labels], return_dict=True)
+
+
+def test_sequential_still_takes_keras_input():
+    model = fastnn.Sequential([keras.Input(shape=(3,)), layers.Dense(2)])
+    assert model.input_shape == (None, 3) and model.output_shape == (None, 2)

@@ -13,6 +13,14 @@ from .layers import Input, InputLayer
 from .models import Sequential, clone_model, load_model, model_from_json
 from . import models
 
+
+def from_torch(sequential, input_shape=None):
+    """A fastnn Sequential with the layers and weights of a ``torch.nn.Sequential``
+    (:func:`fastnn.export.from_torch`)."""
+    from . import export
+    return export.from_torch(sequential, input_shape)
+
+
 # ``import fastnn as keras`` and ``import fastnn as tf`` (then ``tf.keras.layers.Dense``) run Keras
 # programs unchanged: fastnn.keras is a package of modules under Keras's names (fastnn/keras/).
 from . import keras
@@ -21,7 +29,7 @@ __version__ = "0.1.0"  # the one place the version is written (pyproject.toml re
 
 __all__ = [
     "Input", "InputLayer", "Sequential", "activations", "backend", "backend_scope", "callbacks",
-    "clone_model", "constraints", "datasets", "floatx", "model_from_json", "random",
+    "clone_model", "constraints", "datasets", "floatx", "from_torch", "model_from_json", "random",
     "get_backend", "get_num_threads", "initializers", "keras", "layers", "load_model", "losses",
     "metrics", "models", "ops", "optimizers", "plot", "reference", "regularizers", "saving",
     "schedules", "set_backend", "set_floatx", "set_num_threads", "utils",

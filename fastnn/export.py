@@ -311,3 +311,383 @@ def export(model, filepath, format="onnx", **kwargs):
                          f"got format={format!r}")
     kwargs.pop("verbose", None)
     return to_onnx(model, filepath, **kwargs)
+
+
+# ------------------------------------------------------------------------------------ PyTorch
+# Modules PyTorch lacks are defined once, on first use (torch is optional), as module-level
+# classes of this module so that the nn.Module pickles.
+
+def _torch_classes():
+    torch = _need("torch", None)
+    if "TorchRecurrent" in globals():
+        return torch
+    nn = torch.nn
+
+    class TorchStep(nn.Module):
+        """Heaviside step, ``1 if x > 0 else 0``."""
+
+        def forward(self, x):
+            return (x > 0).to(x.dtype)
+
+    class TorchExp(nn.Module):
+        def forward(self, x):
+            return torch.exp(x)
+
+    class TorchAffine(nn.Module):
+        """``x * scale + offset`` over the last axis (Rescaling, Normalization, inference BN)."""
+
+        def __init__(self, scale, offset):
+            super().__init__()
+            self.register_buffer("scale", scale)
+            self.register_buffer("offset", offset)
+
+        def forward(self, x):
+            return x * self.scale + self.offset
+
+    class TorchReLUClip(nn.Module):
+        """Keras's ReLU with max_value, negative_slope and threshold."""
+
+        def __init__(self, slope, top, threshold):
+            super().__init__()
+            self.slope, self.top, self.threshold = slope, top, threshold
+
+        def forward(self, x):
+            pos = torch.where(x > self.threshold, x.clamp(0, self.top), torch.zeros_like(x))
+            return pos - self.slope * torch.relu(self.threshold - x)
+
+    class TorchChannelsLast(nn.Module):
+        """A (N, C) module applied to (N, ..., C) inputs: BatchNorm1d and PReLU on sequences."""
+
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            return self.module(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+    class TorchRecurrent(nn.Module):
+        """An ``nn.RNN``/``LSTM``/``GRU`` (batch_first) with Keras's return_sequences and
+        go_backwards: the steps run last to first with go_backwards, and the output is every state
+        in processing order, or the last state."""
+
+        def __init__(self, rnn, return_sequences=False, go_backwards=False):
+            super().__init__()
+            self.rnn, self.return_sequences, self.go_backwards = rnn, return_sequences, go_backwards
+
+        def forward(self, x):
+            if self.go_backwards:
+                x = torch.flip(x, dims=[1])
+            y = self.rnn(x)[0]
+            return y if self.return_sequences else y[:, -1]
+
+    class TorchTokens(nn.Module):
+        """``nn.Embedding`` for token ids given in any numeric dtype."""
+
+        def __init__(self, embedding):
+            super().__init__()
+            self.embedding = embedding
+
+        def forward(self, x):
+            return self.embedding(x.long())
+
+    for cls in (TorchStep, TorchExp, TorchAffine, TorchReLUClip, TorchChannelsLast, TorchRecurrent,
+                TorchTokens):
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__
+        globals()[cls.__name__] = cls
+    return torch
+
+
+def _torch_activation(act, where):
+    torch = _torch_classes()
+    nn = torch.nn
+    plain = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "selu": nn.SELU,
+             "silu": nn.SiLU, "mish": nn.Mish, "relu6": nn.ReLU6, "hard_sigmoid": nn.Hardsigmoid,
+             "hard_silu": nn.Hardswish, "softsign": nn.Softsign, "linear": nn.Identity,
+             "step": TorchStep, "exponential": TorchExp}
+    if act.name in plain:
+        return plain[act.name]()
+    if act.name == "leaky_relu":
+        return nn.LeakyReLU(act.alpha)
+    if act.name == "elu":
+        return nn.ELU(act.alpha)
+    if act.name == "celu":
+        return nn.CELU(act.alpha)
+    if act.name == "softplus":
+        return nn.Softplus(beta=1.0, threshold=30.0)  # beyond 30, x + log1p(exp(-x)) rounds to x
+    if act.name in ("gelu", "gelu_tanh"):
+        return nn.GELU(approximate="none" if act.name == "gelu" else "tanh")
+    if act.name == "softmax":
+        return nn.Softmax(dim=-1)
+    if act.name == "log_softmax":
+        return nn.LogSoftmax(dim=-1)
+    raise ValueError(f"{where}: the {act.name!r} activation has no PyTorch export")
+
+
+def _t(torch, value, dtype):
+    return torch.tensor(np.asarray(value, np.float64), dtype=dtype)
+
+
+def _torch_layer(torch, layer, dtype, rank):
+    nn = torch.nn
+    if isinstance(layer, _IDENTITY_LAYERS):
+        return [nn.Identity()] if isinstance(layer, L.Identity) else \
+            [nn.Dropout(layer.rate)] if isinstance(layer, L.Dropout) else []
+    if isinstance(layer, L.Dense):
+        lin = nn.Linear(layer.kernel.shape[0], layer.units, bias=layer.bias is not None, dtype=dtype)
+        with torch.no_grad():
+            lin.weight.copy_(_t(torch, np.asarray(layer.kernel).T, dtype))
+            if layer.bias is not None:
+                lin.bias.copy_(_t(torch, layer.bias, dtype))
+        act = layer.activation
+        return [lin] if act.name == "linear" else [lin, _torch_activation(act, layer.name)]
+    if isinstance(layer, L.ReLU) and layer._clipped():
+        return [TorchReLUClip(*layer._clip_args())]
+    if isinstance(layer, L.Activation):
+        return [_torch_activation(layer.activation, layer.name)]
+    c = layer.input_shape[-1] if layer.input_shape else None
+    if isinstance(layer, L.BatchNormalization):
+        bn = nn.BatchNorm1d(c, eps=layer.epsilon, momentum=1 - layer.momentum,
+                            affine=layer.gamma is not None or layer.beta is not None, dtype=dtype)
+        with torch.no_grad():
+            bn.running_mean.copy_(_t(torch, layer.moving_mean, dtype))
+            bn.running_var.copy_(_t(torch, layer.moving_variance, dtype))
+            if bn.affine:
+                bn.weight.copy_(_t(torch, np.ones(c) if layer.gamma is None else layer.gamma, dtype))
+                bn.bias.copy_(_t(torch, np.zeros(c) if layer.beta is None else layer.beta, dtype))
+        return [bn if rank == 2 else TorchChannelsLast(bn)]
+    if isinstance(layer, L.LayerNormalization):
+        ln = nn.LayerNorm(c, eps=layer.epsilon, dtype=dtype)
+        with torch.no_grad():
+            ln.weight.copy_(_t(torch, np.ones(c) if layer.gamma is None else layer.gamma, dtype))
+            ln.bias.copy_(_t(torch, np.zeros(c) if layer.beta is None else layer.beta, dtype))
+        return [ln]
+    if isinstance(layer, L.PReLU):
+        pr = nn.PReLU(c, dtype=dtype)
+        with torch.no_grad():
+            pr.weight.copy_(_t(torch, layer.alpha, dtype))
+        return [pr if rank == 2 else TorchChannelsLast(pr)]
+    if isinstance(layer, L.Flatten):
+        return [nn.Flatten()]
+    if isinstance(layer, L.Rescaling):
+        scale, offset = layer._vectors(c, np.float64)
+        return [TorchAffine(_t(torch, scale, dtype), _t(torch, offset, dtype))]
+    if isinstance(layer, L.Normalization):
+        s = np.maximum(np.sqrt(np.asarray(layer.variance, np.float64)), L.NORMALIZATION_EPSILON)
+        mean = np.asarray(layer.mean, np.float64)
+        scale, offset = (s, mean) if layer.invert else (1 / s, -mean / s)
+        return [TorchAffine(_t(torch, scale, dtype), _t(torch, offset, dtype))]
+    if isinstance(layer, (L.SimpleRNN, L.LSTM, L.GRU)):
+        return [_torch_recurrent(torch, layer, dtype)]
+    if isinstance(layer, L.Embedding):
+        emb = nn.Embedding(layer.input_dim, layer.output_dim, dtype=dtype)
+        with torch.no_grad():
+            emb.weight.copy_(_t(torch, layer.embeddings, dtype))
+        return [TorchTokens(emb)]
+    raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has no PyTorch export")
+
+
+def _torch_recurrent(torch, layer, dtype):
+    nn, u, kind = torch.nn, layer.units, type(layer).__name__
+    where = f"{layer.name} ({kind})"
+    if layer.return_state:
+        raise ValueError(f"{where}: return_state=True has no export (a Sequential has one output)")
+    f = layer.kernel.shape[0]
+    act = layer.activation.name
+    if isinstance(layer, L.SimpleRNN):
+        if act not in ("tanh", "relu"):
+            raise ValueError(f"{where}: torch.nn.RNN computes tanh or relu cells, not {act!r}")
+        rnn, order = nn.RNN(f, u, nonlinearity=act, bias=True, batch_first=True, dtype=dtype), (0,)
+    else:
+        if act != "tanh" or layer.recurrent_activation.name != "sigmoid":
+            raise ValueError(f"{where}: torch.nn.{kind} computes tanh cells with sigmoid gates, not "
+                             f"{act!r} with {layer.recurrent_activation.name!r}")
+        if isinstance(layer, L.LSTM):  # i, f, c, o in both
+            rnn, order = nn.LSTM(f, u, batch_first=True, dtype=dtype), (0, 1, 2, 3)
+        else:
+            if not layer.reset_after:
+                raise ValueError(f"{where}: torch.nn.GRU applies the reset gate after the recurrent "
+                                 "product (reset_after=True); reset_after=False has no PyTorch export")
+            rnn, order = nn.GRU(f, u, batch_first=True, dtype=dtype), (1, 0, 2)  # Keras z, r, h -> r, z, n
+    k = layer._gates
+    if layer.bias is None:
+        b_ih, b_hh = np.zeros(k * u), np.zeros(k * u)
+    elif isinstance(layer, L.GRU):
+        b_ih, b_hh = np.asarray(layer.bias[0]), np.asarray(layer.bias[1])
+    else:
+        b_ih, b_hh = np.asarray(layer.bias), np.zeros(k * u)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(_t(torch, _gate_blocks(np.asarray(layer.kernel), order, u).T, dtype))
+        rnn.weight_hh_l0.copy_(_t(torch, _gate_blocks(np.asarray(layer.recurrent_kernel), order, u).T, dtype))
+        rnn.bias_ih_l0.copy_(_t(torch, _gate_blocks(b_ih, order, u), dtype))
+        rnn.bias_hh_l0.copy_(_t(torch, _gate_blocks(b_hh, order, u), dtype))
+    return TorchRecurrent(rnn, layer.return_sequences, layer.go_backwards)
+
+
+def to_torch(model):
+    """A ``torch.nn.Sequential`` in eval mode computing ``model.predict`` (same dtype, same
+    weights, copied): Dense -> Linear (+ activation module), BatchNormalization -> BatchNorm1d with
+    the moving statistics, LayerNormalization -> LayerNorm, recurrent layers -> nn.RNN/LSTM/GRU
+    (batch_first) inside :class:`TorchRecurrent`, Dropout -> Dropout, noise layers dropped.
+    Raises ValueError naming a layer PyTorch has no counterpart for."""
+    torch = _torch_classes()
+    _built(model)
+    dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[_model_dtype(model)]
+    modules, shape = [], tuple(model.input_shape[1:])
+    for layer in model.layers:
+        modules += _torch_layer(torch, layer, dtype, len(shape) + 1)
+        shape = layer.compute_output_shape(shape)
+    return torch.nn.Sequential(*modules).eval()
+
+
+def _from_torch_activation(module):
+    nn = _torch_classes().nn
+    for cls, name in ((nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"), (nn.ReLU, "relu"), (nn.SELU, "selu"),
+                      (nn.SiLU, "silu"), (nn.Mish, "mish"), (nn.ReLU6, "relu6"),
+                      (nn.Hardsigmoid, "hard_sigmoid"), (nn.Hardswish, "hard_silu"),
+                      (nn.Softsign, "softsign")):
+        if type(module) is cls:
+            return _Act(name)
+    if type(module) is nn.LeakyReLU:
+        return _Act("leaky_relu", module.negative_slope)
+    if type(module) is nn.ELU:
+        return _Act("elu", module.alpha)
+    if type(module) is nn.CELU:
+        return _Act("celu", module.alpha)
+    if type(module) is nn.GELU:
+        return _Act("gelu" if module.approximate == "none" else "gelu_tanh")
+    if type(module) is nn.Softplus and module.beta == 1:
+        return _Act("softplus")
+    if type(module) in (nn.Softmax, nn.LogSoftmax) and module.dim in (-1, 1, None):
+        return _Act("softmax" if type(module) is nn.Softmax else "log_softmax")
+    if type(module) in (TorchStep, TorchExp):
+        return _Act("step" if type(module) is TorchStep else "exponential")
+    return None
+
+
+def _np(t):
+    return t.detach().cpu().double().numpy()
+
+
+def from_torch(sequential, input_shape=None):
+    """A built fastnn ``Sequential`` (float32 or float64 as the torch model) with the weights of
+    a ``torch.nn.Sequential`` of: Linear (an activation module after it becomes Dense's
+    activation), the activations both libraries have, BatchNorm1d (with its running statistics),
+    LayerNorm (over the last axis), PReLU, Dropout, Identity, Flatten, Embedding, and
+    RNN/LSTM/GRU (batch_first, one layer, one direction) -- bare, they return every state
+    (``return_sequences=True``) as their first output does; inside :class:`TorchRecurrent` (what
+    :func:`to_torch` makes) as it says. ``input_shape`` (one sample's shape) is read from the first
+    Linear/BatchNorm1d/LayerNorm when not given; recurrent and Embedding models need it
+    (``(timesteps, features)``, ``(timesteps,)``). Raises ValueError naming the first module fastnn
+    has no counterpart for, before building anything."""
+    torch = _torch_classes()
+    nn = torch.nn
+    if not isinstance(sequential, nn.Sequential):
+        raise TypeError(f"from_torch expects a torch.nn.Sequential, got {type(sequential).__name__}")
+    mods = list(sequential)
+    params = list(sequential.parameters())
+    dtype = np.float64 if params and params[0].dtype == torch.float64 else np.float32
+    specs, first_width, i = [], None, 0
+
+    def where(m, j):
+        return f"module {j} ({type(m).__name__})"
+
+    while i < len(mods):
+        m = mods[i]
+        if type(m) is nn.Linear:
+            act = _from_torch_activation(mods[i + 1]) if i + 1 < len(mods) else None
+            weights = [_np(m.weight).T] + ([_np(m.bias)] if m.bias is not None else [])
+            specs.append((L.Dense(m.out_features, activation=act, use_bias=m.bias is not None), weights))
+            first_width = first_width or m.in_features
+            i += 2 if act is not None else 1
+            continue
+        act = _from_torch_activation(m)
+        if act is not None:
+            specs.append((L.Activation(act), []))
+        elif type(m) is nn.Dropout:
+            specs.append((L.Dropout(m.p), []))
+        elif type(m) is nn.Identity:
+            specs.append((L.Identity(), []))
+        elif type(m) is nn.Flatten:
+            if m.start_dim != 1 or m.end_dim != -1:
+                raise ValueError(f"{where(m, i)}: only Flatten(start_dim=1, end_dim=-1) has a "
+                                 "fastnn layer")
+            specs.append((L.Flatten(), []))
+        elif type(m) is nn.BatchNorm1d:
+            if not m.track_running_stats:
+                raise ValueError(f"{where(m, i)}: BatchNorm1d without running statistics has no "
+                                 "inference form in fastnn")
+            momentum = 0.1 if m.momentum is None else m.momentum
+            w = ([_np(m.weight), _np(m.bias)] if m.affine else []) + \
+                [_np(m.running_mean), _np(m.running_var)]
+            specs.append((L.BatchNormalization(momentum=1 - momentum, epsilon=m.eps, center=m.affine,
+                                               scale=m.affine), w))
+            first_width = first_width or m.num_features
+        elif type(m) is nn.LayerNorm:
+            if len(m.normalized_shape) != 1:
+                raise ValueError(f"{where(m, i)}: fastnn normalizes the last axis only, got "
+                                 f"normalized_shape={tuple(m.normalized_shape)}")
+            c = m.normalized_shape[0]
+            w = [np.ones(c) if m.weight is None else _np(m.weight),
+                 np.zeros(c) if getattr(m, "bias", None) is None else _np(m.bias)]
+            specs.append((L.LayerNormalization(epsilon=m.eps), w))
+            first_width = first_width or c
+        elif type(m) is nn.PReLU:
+            specs.append((L.PReLU(), ["broadcast", _np(m.weight)]))
+        elif type(m) in (nn.Embedding, TorchTokens):
+            e = m.embedding if type(m) is TorchTokens else m
+            if e.padding_idx is not None or e.max_norm is not None:
+                raise ValueError(f"{where(m, i)}: padding_idx and max_norm have no fastnn counterpart")
+            specs.append((L.Embedding(e.num_embeddings, e.embedding_dim), [_np(e.weight)]))
+        elif type(m) is TorchRecurrent or type(m) in (nn.RNN, nn.LSTM, nn.GRU):
+            wrapped = type(m) is TorchRecurrent
+            rnn = m.rnn if wrapped else m
+            specs.append(_from_torch_recurrent(nn, rnn, m.return_sequences if wrapped else True,
+                                               m.go_backwards if wrapped else False, where(rnn, i)))
+        else:
+            raise ValueError(f"{where(m, i)} has no fastnn counterpart; from_torch takes Linear, "
+                             "activation modules, BatchNorm1d, LayerNorm, PReLU, Dropout, Identity, "
+                             "Flatten, Embedding, RNN, LSTM and GRU")
+        i += 1
+    if input_shape is None:
+        if first_width is None or isinstance(specs[0][0], (L.SimpleRNN, L.LSTM, L.GRU, L.Embedding,
+                                                             L.Flatten)):
+            raise ValueError("from_torch needs input_shape= (one sample's shape, e.g. (timesteps, "
+                             "features)) for this model: its first module does not say it")
+        input_shape = (first_width,)
+    from . import backend
+    from .models import Sequential
+    before = backend.floatx()
+    backend.set_floatx(np.dtype(dtype).name)
+    try:
+        model = Sequential([layer for layer, _ in specs])
+        model.build((None,) + tuple(input_shape))
+    finally:
+        backend.set_floatx(before)
+    for layer, weights in specs:
+        if weights and isinstance(weights[0], str):  # PReLU: one slope per feature, or one shared
+            weights = [np.broadcast_to(weights[1], layer.alpha.shape)]
+        if weights:
+            layer.set_weights(weights)
+    return model
+
+
+def _from_torch_recurrent(nn, rnn, seqs, back, where):
+    if not rnn.batch_first or rnn.num_layers != 1 or rnn.bidirectional or \
+            getattr(rnn, "proj_size", 0) or not rnn.bias:
+        raise ValueError(f"{where}: fastnn's recurrent layers match batch_first=True, num_layers=1, "
+                         "bidirectional=False, bias=True (and no proj_size)")
+    u = rnn.hidden_size
+    w_ih, w_hh = _np(rnn.weight_ih_l0).T, _np(rnn.weight_hh_l0).T
+    b_ih, b_hh = _np(rnn.bias_ih_l0), _np(rnn.bias_hh_l0)
+    if type(rnn) is nn.GRU:  # torch r, z, n -> Keras z, r, h
+        order = (1, 0, 2)
+        layer = L.GRU(u, return_sequences=seqs, go_backwards=back, reset_after=True)
+        bias = np.stack([_gate_blocks(b_ih, order, u), _gate_blocks(b_hh, order, u)])
+    else:
+        order = (0, 1, 2, 3) if type(rnn) is nn.LSTM else (0,)
+        if type(rnn) is nn.LSTM:
+            layer = L.LSTM(u, return_sequences=seqs, go_backwards=back)
+        else:
+            layer = L.SimpleRNN(u, activation=rnn.nonlinearity, return_sequences=seqs, go_backwards=back)
+        bias = b_ih + b_hh
+    return layer, [_gate_blocks(w_ih, order, u), _gate_blocks(w_hh, order, u), bias]

@@ -262,3 +262,37 @@ def test_threads_follow_threadpoolctl_and_joblib():
     used = joblib.Parallel(n_jobs=n_jobs, backend="loky")(
         joblib.delayed(_fit_and_report_threads)(s) for s in range(2))
     assert used == [inner, inner]
+
+
+def test_grid_search_on_a_dask_cluster_gives_the_serial_scores(monkeypatch):
+    """GridSearchCV over fastnn on a two-process dask.distributed LocalCluster (joblib's "dask"
+    backend) scores every candidate exactly as the serial search does."""
+    pytest.importorskip("dask", reason="the distributed search needs dask (extras 'dask', 'test')")
+    distributed = pytest.importorskip("distributed", reason="the distributed search needs "
+                                      "dask.distributed (extras 'dask', 'test')")
+    joblib = pytest.importorskip("joblib", reason="comes with scikit-learn")
+    import os
+    import fastnn as package
+    # the worker processes import fastnn from where this process did (an editable or source tree)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(package.__file__)))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    X, y = _digits(240)
+    grid = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-2]}
+
+    def search():
+        return GridSearchCV(MLPClassifier(max_iter=15, learning_rate_init=0.01, random_state=0),
+                            grid, cv=3)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        serial = search().fit(X, y)
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+            with joblib.parallel_backend("dask"):
+                on_dask = search().fit(X, y)
+    for key in ("mean_test_score", "split0_test_score", "split1_test_score", "split2_test_score"):
+        np.testing.assert_array_equal(on_dask.cv_results_[key], serial.cv_results_[key])
+    assert on_dask.best_params_ == serial.best_params_
+    assert np.ptp(serial.cv_results_["mean_test_score"]) > 0  # the candidates differ

@@ -12,12 +12,12 @@ from .backend import (backend_scope, floatx, get_backend, get_num_threads, set_b
 from .layers import Input, InputLayer
 from .models import Sequential, clone_model, load_model, model_from_json
 from . import models
+from . import export  # ONNX and PyTorch exports (onnx and torch are imported on first use)
 
 
 def from_torch(sequential, input_shape=None):
     """A fastnn Sequential with the layers and weights of a ``torch.nn.Sequential``
     (:func:`fastnn.export.from_torch`)."""
-    from . import export
     return export.from_torch(sequential, input_shape)
 
 
@@ -29,7 +29,7 @@ __version__ = "0.1.0"  # the one place the version is written (pyproject.toml re
 
 __all__ = [
     "Input", "InputLayer", "Sequential", "activations", "backend", "backend_scope", "callbacks",
-    "clone_model", "constraints", "datasets", "floatx", "from_torch", "model_from_json", "random",
+    "clone_model", "constraints", "datasets", "export", "floatx", "from_torch", "model_from_json", "random",
     "get_backend", "get_num_threads", "initializers", "keras", "layers", "load_model", "losses",
     "metrics", "models", "ops", "optimizers", "plot", "reference", "regularizers", "saving",
     "schedules", "set_backend", "set_floatx", "set_num_threads", "utils",

@@ -290,8 +290,9 @@ def test_grid_search_on_a_dask_cluster_gives_the_serial_scores(monkeypatch):
                                       dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:
             assert len(client.scheduler_info()["workers"]) == 2
-            with joblib.parallel_backend("dask"):
+            with joblib.parallel_backend("dask"), distributed.get_task_stream(client) as tasks:
                 on_dask = search().fit(X, y)
+    assert len({t["worker"] for t in tasks.data}) == 2  # both worker processes fitted candidates
     for key in ("mean_test_score", "split0_test_score", "split1_test_score", "split2_test_score"):
         np.testing.assert_array_equal(on_dask.cv_results_[key], serial.cv_results_[key])
     assert on_dask.best_params_ == serial.best_params_

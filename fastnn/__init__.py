@@ -12,6 +12,14 @@ from .backend import (backend_scope, floatx, get_backend, get_num_threads, set_b
 from .layers import Input, InputLayer
 from .models import Model, Sequential, clone_model, load_model, model_from_json
 from . import functional, models
+from . import export  # ONNX and PyTorch exports (onnx and torch are imported on first use)
+
+
+def from_torch(sequential, input_shape=None):
+    """A fastnn Sequential with the layers and weights of a ``torch.nn.Sequential``
+    (:func:`fastnn.export.from_torch`)."""
+    return export.from_torch(sequential, input_shape)
+
 
 # ``import fastnn as keras`` and ``import fastnn as tf`` (then ``tf.keras.layers.Dense``) run Keras
 # programs unchanged: fastnn.keras is a package of modules under Keras's names (fastnn/keras/).
@@ -20,8 +28,9 @@ from . import keras
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
 __all__ = [
-    "Input", "InputLayer", "Model", "Sequential", "activations", "backend", "backend_scope", "callbacks",
-    "clone_model", "constraints", "datasets", "floatx", "model_from_json", "random",
+    "Input", "InputLayer", "Model", "Sequential", "activations", "backend", "backend_scope",
+    "callbacks", "clone_model", "constraints", "datasets", "export", "floatx", "from_torch",
+    "model_from_json", "random",
     "get_backend", "get_num_threads", "initializers", "keras", "layers", "load_model", "losses",
     "metrics", "models", "ops", "optimizers", "plot", "reference", "regularizers", "saving",
     "schedules", "set_backend", "set_floatx", "set_num_threads", "utils",

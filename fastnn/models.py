@@ -667,6 +667,16 @@ class Model(tracking.Tracked):
         return [w for layer in self._layers for w in layer.weights]
 
     # -- files ----------------------------------------------------------------------------------
+    def export(self, filepath, format="onnx", **kwargs):
+        """Write the model for serving, as Keras 3's ``export``: ``format="onnx"`` (fastnn.export)."""
+        from . import export
+        return export.export(self, filepath, format, **kwargs)
+
+    def to_torch(self):
+        """A PyTorch ``nn.Module`` (eval mode) computing this model's outputs (fastnn.export)."""
+        from . import export
+        return export.to_torch(self)
+
     def save(self, filepath, include_optimizer=True):
         """Write the whole model to one file: architecture, compile settings, weights and (with
         ``include_optimizer``) the optimizer state. Atomic; see ``fastnn.saving``."""

@@ -128,12 +128,24 @@ def as_float_array(x, name, dtype=None):
         arr = x if isinstance(x, np.ndarray) else np.asarray(x)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be array-like of numbers, got {type(x).__name__}: {exc}") from None
+    if arr.dtype == object and _numeric_pandas(x):
+        # pandas' nullable columns (Float64, Int64, boolean) come out of np.asarray as objects;
+        # a missing value becomes NaN, which the finiteness checks then refuse by name
+        arr = x.to_numpy(dtype=np.float64, na_value=np.nan)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a real numeric array (float, int or bool), got dtype {arr.dtype}")
     if dtype is None:
         dtype = native_float_dtype(arr) or np.dtype(backend.floatx())
     # C-contiguous and aligned (the kernels load whole floats); a 0-d array stays 0-d.
     return np.require(arr, dtype=dtype, requirements=("C", "A"))
+
+
+def _numeric_pandas(x):
+    """True for a pandas Series or DataFrame whose every column has a numeric dtype."""
+    if not hasattr(x, "to_numpy"):
+        return False
+    dtypes = x.dtypes if hasattr(x, "columns") else [getattr(x, "dtype", None)]
+    return len(dtypes) > 0 and all(getattr(d, "kind", "O") in "fiub" for d in dtypes)
 
 
 def native_float_dtype(arr):

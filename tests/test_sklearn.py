@@ -262,3 +262,87 @@ def test_threads_follow_threadpoolctl_and_joblib():
     used = joblib.Parallel(n_jobs=n_jobs, backend="loky")(
         joblib.delayed(_fit_and_report_threads)(s) for s in range(2))
     assert used == [inner, inner]
+
+
+def test_grid_search_on_a_dask_cluster_gives_the_serial_scores(monkeypatch):
+    """GridSearchCV over fastnn on a two-process dask.distributed LocalCluster (joblib's "dask"
+    backend) scores every candidate exactly as the serial search does."""
+    pytest.importorskip("dask", reason="the distributed search needs dask (extras 'dask', 'test')")
+    distributed = pytest.importorskip("distributed", reason="the distributed search needs "
+                                      "dask.distributed (extras 'dask', 'test')")
+    joblib = pytest.importorskip("joblib", reason="comes with scikit-learn")
+    import os
+    import fastnn as package
+    # the worker processes import fastnn from where this process did (an editable or source tree)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(package.__file__)))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    X, y = _digits(240)
+    grid = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-2]}
+
+    def search():
+        return GridSearchCV(MLPClassifier(max_iter=15, learning_rate_init=0.01, random_state=0),
+                            grid, cv=3)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        serial = search().fit(X, y)
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+            with joblib.parallel_backend("dask"), distributed.get_task_stream(client) as tasks:
+                on_dask = search().fit(X, y)
+    assert len({t["worker"] for t in tasks.data}) == 2  # both worker processes fitted candidates
+    for key in ("mean_test_score", "split0_test_score", "split1_test_score", "split2_test_score"):
+        np.testing.assert_array_equal(on_dask.cv_results_[key], serial.cv_results_[key])
+    assert on_dask.best_params_ == serial.best_params_
+    assert np.ptp(serial.cv_results_["mean_test_score"]) > 0  # the candidates differ
+
+
+def test_models_take_numeric_dataframes_everywhere():
+    pd = pytest.importorskip("pandas", reason="pandas inputs need pandas")
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((60, 4))
+    target = (values[:, 0] > 0).astype(float)
+    frames = {"float64": pd.DataFrame(values, columns=list("abcd")),
+              "Float64": pd.DataFrame(values, columns=list("abcd")).astype("Float64"),  # nullable
+              "Int64": pd.DataFrame(np.round(values * 3), columns=list("abcd")).astype("Int64")}
+    for kind, X in frames.items():
+        plain = np.asarray(X.to_numpy(dtype=np.float64), np.float32)
+        fastnn.utils.set_random_seed(0)
+        model = fastnn.Sequential([fastnn.layers.Dense(8, activation="relu", input_dim=4),
+                                   fastnn.layers.Dense(1, activation="sigmoid")])
+        model.compile("adam", "binary_crossentropy")
+        y = pd.Series(target)
+        model.fit(X, y, epochs=2, batch_size=16, verbose=0, validation_data=(X, y))
+        model.train_on_batch(X, y)
+        np.testing.assert_array_equal(model.predict(X), model.predict(plain), err_msg=kind)
+        assert model.evaluate(X, y) == model.evaluate(plain, target), kind
+    holes = frames["Float64"].mask(frames["Float64"] > 1.5)  # missing values: pd.NA
+    assert np.isnan(model.predict(holes)).any()  # predict passes NaN through, as for arrays
+    with pytest.raises(ValueError, match="NaN|finite"):
+        model.fit(holes, y, epochs=1, verbose=0)
+
+
+def test_estimators_take_dataframes_and_string_labels():
+    pd = pytest.importorskip("pandas", reason="pandas inputs need pandas")
+    X, y = _digits(200)
+    df = pd.DataFrame(X, columns=[f"px{i}" for i in range(X.shape[1])]).astype("Float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = MLPRegressor(max_iter=5, random_state=0).fit(df, pd.DataFrame({"a": y, "b": -y}))
+        assert reg.predict(df).shape == (200, 2) and list(reg.feature_names_in_) == list(df.columns)
+        words = pd.Series(np.where(y < 5, "low", "high"), dtype="string")
+        clf = MLPClassifier(max_iter=20, random_state=0).fit(df, words)
+        assert set(clf.classes_) == {"low", "high"} and set(clf.predict(df)) <= {"low", "high"}
+        assert clf.score(df, words) > 0.8
+
+    def build(meta=None, **kwargs):
+        model = fastnn.Sequential([fastnn.layers.Dense(16, activation="relu"),
+                                   fastnn.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy")
+        return model
+    keras_clf = KerasClassifier(model=build, epochs=20, verbose=0, random_state=0)
+    keras_clf.fit(df, pd.Series(pd.Categorical(np.where(y < 5, "low", "high"))))
+    assert set(keras_clf.predict(df)) <= {"low", "high"}
+    assert keras_clf.score(df, np.where(y < 5, "low", "high")) > 0.8

@@ -9,7 +9,11 @@
 #include "gemm.h"
 
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
+#if defined(__clang__)  // clang ignores GCC's target pragma: the same features as an attribute
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC target("avx2,fma")
+#endif
 // Register tile: float 6x16 = 12 ymm accumulators + 2 for B + 1 broadcast of A (of 16);
 // double 6x8 likewise with 4 lanes.
 #define FASTNN_GEMM_NS gemm_avx2
@@ -20,4 +24,7 @@
 #define FASTNN_VEC_REGS 16
 #define FASTNN_NR_DOUBLE 8
 #include "gemm_kernel.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #endif

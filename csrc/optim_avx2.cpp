@@ -11,7 +11,14 @@
 #include "optim.h"
 
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
+#if defined(__clang__)  // clang ignores GCC's target pragma: the same features as an attribute
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
 #pragma GCC target("avx2")
+#endif
 #define FASTNN_OPTIM_NS optim_avx2
 #include "optim_kernel.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #endif

@@ -11,7 +11,11 @@
 #include "optim.h"
 
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
+#if defined(__clang__)  // clang ignores GCC's target pragma: the same features as an attribute
+#pragma clang attribute push(__attribute__((target("avx512f,avx2"))), apply_to = function)
+#else
 #pragma GCC target("avx512f,avx2")
+#endif
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #else
@@ -19,4 +23,7 @@
 #endif
 #define FASTNN_OPTIM_NS optim_avx512
 #include "optim_kernel.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #endif

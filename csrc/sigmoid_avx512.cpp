@@ -6,8 +6,15 @@
 #include "common.h"
 
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
+#if defined(__clang__)  // clang ignores GCC's target pragma: the same features as an attribute
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
+#else
 #pragma GCC target("avx512f,avx2,fma")
+#endif
 #define FASTNN_SIGMOID_NS sigmoid_avx512
 #define FASTNN_VEC_BYTES 64
 #include "sigmoid_kernel.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #endif

@@ -153,7 +153,8 @@ class _OutputMetric:
 
 
 class _OutputLoss:
-    """The mean over samples of one output's (weighted) loss, reported as ``<output>_loss``."""
+    """The mean over samples of one output's loss (before its loss weight, as Keras reports it),
+    as ``<output>_loss``."""
 
     def __init__(self, index, name):
         self._index, self.name = index, name
@@ -516,11 +517,11 @@ class Functional(Model):
                 value = data_adapter.weighted_loss(fn, yr, hr, wi)
                 if training:
                     grad *= wi.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+            per_output.append(value)  # reported unweighted, as Keras does (<output>_loss)
             if w != 1.0:
                 value = value * w
                 if training:
                     grad = backend.kernels().clip_gradient(grad, w, math.inf, out=grad)
-            per_output.append(value)
             total = value if total is None else total + value
             grads.append(None if grad is None else grad.reshape(shape))
             out = hr
@@ -677,6 +678,59 @@ class Functional(Model):
     def to_json(self, **kwargs):
         return json.dumps({"class_name": "Functional", "config": self.get_config(), "backend": "fastnn"},
                           **kwargs)
+
+
+_TRACED_CLASSES = {}
+
+
+def trace_subclassed(model, x):
+    """Turn a subclassed model (``__init__`` creates layers, ``call(x, training)`` uses them) into
+    the graph its ``call`` describes: ``call`` runs once on symbolic inputs shaped like ``x``, with
+    ``training=True`` (a layer used only in training still runs in inference mode when predicting),
+    and the model then works as ``Model(inputs, outputs)`` of what it returned. A ``call`` that
+    computes on the values themselves (NumPy arithmetic, Python branches on data) cannot be traced:
+    TypeError naming what failed."""
+    name = type(model).__name__
+
+    def symbolic(value, key):
+        shape = np.shape(value)
+        if len(shape) < 2:
+            raise ValueError(f"{name} expects a batch of inputs (at least 2-D), got shape {shape}")
+        return Input(shape=shape[1:], name=key)
+    if isinstance(x, dict):
+        inputs = {k: symbolic(v, k) for k, v in x.items()}
+    elif isinstance(x, (list, tuple)):
+        inputs = [symbolic(v, None) for v in x]
+    else:
+        inputs = symbolic(x, None)
+    try:
+        try:
+            outputs = model.call(inputs, training=True)
+        except TypeError as exc:
+            if "training" not in str(exc):
+                raise
+            outputs = model.call(inputs)
+    except Exception as exc:  # noqa: BLE001 -- any failure of the trace is reported the same way
+        raise TypeError(f"{name}.call could not be traced: fastnn runs a subclassed model as the graph "
+                        f"its call() builds from layers (called on keras.Input-like tensors); "
+                        f"arithmetic on the tensors themselves, or Python decisions on their values, "
+                        f"cannot be traced ({type(exc).__name__}: {exc})") from exc
+    if not (is_symbolic(outputs) or (isinstance(outputs, dict) and is_symbolic(list(outputs.values())))):
+        raise TypeError(f"{name}.call must return the output of its layers (a tensor, a list or a dict "
+                        f"of them), got {type(outputs).__name__}")
+    cls = type(model)
+    traced = _TRACED_CLASSES.get(cls)
+    if traced is None:
+        traced = _TRACED_CLASSES[cls] = type(cls.__name__, (cls, Functional),
+                                             {"__module__": cls.__module__, "_CONFIG_CLASS": "Functional"})
+    pending = model.__dict__.pop("_compile_args", None)
+    keep = {k: model.__dict__[k] for k in ("name",) if k in model.__dict__}
+    object.__setattr__(model, "_untraced", False)
+    object.__setattr__(model, "__class__", traced)
+    Functional.__init__(model, inputs, outputs, name=keep.get("name"))
+    if pending is not None:
+        optimizer, loss, metrics, loss_weights = pending
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights)
 
 
 def is_functional_config(config):

@@ -90,6 +90,9 @@ def _releasing(method):
     """Run a public method under the model's lock and release the layers' references to the
     caller's arrays when it returns (or raises)."""
     def wrapper(self, *args, **kwargs):
+        if self.__dict__.get("_untraced"):  # a subclassed model's first call: trace ``call``
+            self._trace(args[0] if args else kwargs.get("x"))
+            return getattr(self, method.__name__)(*args, **kwargs)
         with self._lock:
             try:
                 return method(self, *args, **kwargs)
@@ -126,8 +129,15 @@ class Model(tracking.Tracked):
             return object.__new__(Functional)
         return object.__new__(cls)
 
-    def __init__(self, name=None):
+    def __init__(self, name=None, **kwargs):
+        kwargs.pop("trainable", None)
+        if kwargs:
+            raise TypeError(f"Model got unexpected arguments {sorted(kwargs)}")
         self.name = name or _auto_name(type(self).__name__)
+        if getattr(type(self), "call", None) is not None and type(self)._CONFIG_CLASS == "Model":
+            # a subclassed model (``call(self, x, training=False)``): its graph is traced from
+            # ``call`` on symbolic inputs shaped like the first data it sees (fastnn.functional)
+            object.__setattr__(self, "_untraced", True)
         self.optimizer = None
         self.loss = None
         self._metric_ids = []
@@ -167,12 +177,33 @@ class Model(tracking.Tracked):
         """Sum of the layers' weight penalties (Keras adds them to the reported loss)."""
         return sum(layer.regularization_loss(add_grads) for layer in self._layers)
 
+    @property
+    def built(self):
+        return False
+
+    def _trace(self, x):
+        if x is None:
+            raise ValueError(f"{type(self).__name__} is a subclassed model: give it data (fit, predict "
+                             "or call it on an array) so that its call() can be traced")
+        from .functional import trace_subclassed
+        trace_subclassed(self, x)
+
     # -- compile --------------------------------------------------------------------------------
-    def compile(self, optimizer="adam", loss=None, metrics=None):
+    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None):
         """Choose the optimizer, the loss and the metrics reported by fit and evaluate.
 
         ``optimizer`` defaults to ``"adam"`` (Keras's default is ``"rmsprop"``; pass it by name).
+        ``loss_weights`` is for models with several outputs (``keras.Model(inputs, outputs)``).
         """
+        if self.__dict__.get("_untraced"):  # applied when call() has been traced
+            optimizers_module.get(optimizer)
+            if loss is None:
+                raise ValueError("compile needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+            self._compile_args = (optimizer, loss, metrics, loss_weights)
+            self.loss = loss
+            return
+        if loss_weights is not None:
+            raise ValueError(f"loss_weights weights the losses of several outputs; {self.name} has one")
         with self._lock:
             opt = optimizers_module.get(optimizer)
             if loss is None:
@@ -570,6 +601,9 @@ class Model(tracking.Tracked):
         ``batch_size=None`` runs up to 4096 rows at once; results do not depend on the batch size
         on the native backend (each output row is computed in the same order).
         """
+        if self.__dict__.get("_untraced"):
+            self._trace(x)
+            return self.predict(x, batch_size=batch_size, verbose=verbose, callbacks=callbacks, steps=steps)
         with self._lock:
             batch_size = utils.check_batch_size(batch_size, allow_none=True)
             _check_verbose(verbose)

@@ -99,6 +99,8 @@ from .losses import (
     softmax_cross_entropy,
     sparse_softmax_cross_entropy,
 )
+from .losses import (mean_absolute_percentage_error, mean_squared_logarithmic_error, poisson,
+                     squared_hinge)
 from .dropout import (alpha_dropout_step, dropout_backward, dropout_forward, dropout_step,
                       gaussian_dropout_step, normal_noise_step)
 from .norm import (
@@ -222,4 +224,8 @@ __all__ = [
     "nadam_update",
     "normalize_forward",
     "normalize_backward",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "poisson",
+    "squared_hinge",
 ]

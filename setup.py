@@ -9,7 +9,7 @@ import os
 import sys
 from glob import glob
 
-from pybind11.setup_helpers import Pybind11Extension, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
 # -O3, but no flag that targets the build machine's CPU or relaxes IEEE arithmetic: the wheel must
@@ -17,6 +17,20 @@ from setuptools import setup
 # -fno-math-errno only stops libm calls from setting errno (no result changes); without it GCC
 # cannot vectorise loops that call sqrt.
 UNIX_OPT = ["-O3", "-fno-math-errno", "-fvisibility=hidden"]
+
+
+# Homebrew installs libomp under /opt/homebrew on Apple silicon and /usr/local on Intel Macs.
+LIBOMP_PREFIXES = ("/opt/homebrew/opt/libomp", "/usr/local/opt/libomp")
+
+
+def find_libomp():
+    """The libomp prefix to build against on macOS: $LIBOMP_PREFIX, else the first Homebrew
+    prefix that has omp.h, else None."""
+    candidates = [os.environ["LIBOMP_PREFIX"]] if os.environ.get("LIBOMP_PREFIX") else []
+    for prefix in candidates + list(LIBOMP_PREFIXES):
+        if os.path.isfile(os.path.join(prefix, "include", "omp.h")):
+            return prefix
+    return None
 
 
 def openmp_flags(compiler_type, compiler_cmd):
@@ -27,10 +41,29 @@ def openmp_flags(compiler_type, compiler_cmd):
         return ["/openmp"], []
     if sys.platform == "darwin" and "clang" in " ".join(compiler_cmd):
         # Apple clang has no -fopenmp driver flag; libomp (e.g. from Homebrew) provides the runtime.
-        prefix = os.environ.get("LIBOMP_PREFIX", "/opt/homebrew/opt/libomp")
+        prefix = find_libomp()
+        if prefix is None:
+            print("fastnn: libomp not found (looked in $LIBOMP_PREFIX and "
+                  f"{' and '.join(LIBOMP_PREFIXES)}): building a SERIAL extension, one thread. "
+                  "For the parallel build: `brew install libomp`, then reinstall.", file=sys.stderr)
+            return [], []
         return (["-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
-                [f"-L{prefix}/lib", "-lomp"])
+                [f"-L{prefix}/lib", "-lomp", f"-Wl,-rpath,{prefix}/lib"])
     return ["-fopenmp"], ["-fopenmp"]
+
+
+def no_compiler_message(exc):
+    """What to install when the C++ compiler cannot be run, per operating system."""
+    if sys.platform == "win32":
+        how = "Visual Studio Build Tools with the 'Desktop development with C++' workload"
+    elif sys.platform == "darwin":
+        how = "the Xcode command line tools (`xcode-select --install`) and `brew install libomp`"
+    else:
+        how = ("a C++17 compiler with OpenMP and the Python headers, e.g. "
+               "`sudo apt install g++ python3-dev` (Debian/Ubuntu) or "
+               "`sudo dnf install gcc-c++ python3-devel` (Fedora)")
+    return (f"fastnn needs a C++ compiler to build its native extension ({exc}). "
+            f"Install {how}, then run the install again.")
 
 
 def sanitize_flags(compiler_type):
@@ -57,6 +90,8 @@ class BuildExt(build_ext):
 
     def build_extensions(self):
         ctype = self.compiler.compiler_type
+        if not _compiler_runs(self.compiler):
+            raise SystemExit(no_compiler_message(f"{self.compiler.compiler_so[0]!r} not found"))
         cmd = getattr(self.compiler, "compiler_so", None) or [os.environ.get("CXX", "")]
         compile_omp, link_omp = openmp_flags(ctype, cmd)
         compile_san, link_san = sanitize_flags(ctype)
@@ -66,6 +101,18 @@ class BuildExt(build_ext):
             ext.extra_link_args += link_omp + link_san
         super().build_extensions()
 
+
+def _compiler_runs(compiler):
+    """Whether the C++ compiler setuptools chose can be started at all."""
+    import shutil
+    cmd = getattr(compiler, "compiler_so", None)
+    if not cmd:
+        return True  # MSVC: setuptools raises its own error naming the build tools
+    return shutil.which(cmd[0]) is not None
+
+
+# FASTNN_BUILD_JOBS=N compiles N sources at a time (default 1: a shared machine stays usable).
+ParallelCompile("FASTNN_BUILD_JOBS", default=1).install()
 
 ext = Pybind11Extension(
     "fastnn._core",

@@ -10,10 +10,19 @@ namespace fastnn {
 
 // float32 sigmoid on whole vectors, one variant per instruction set (sigmoid_kernel.inc), chosen
 // with the GEMM's (gemm.h: cpu_capability).
-namespace sigmoid_generic { void sigmoid_f32(float* y, const float* x, idx n); }
+namespace sigmoid_generic {
+void sigmoid_f32(float* y, const float* x, idx n);
+void tanh_f32(float* y, const float* x, idx n);
+}
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
-namespace sigmoid_avx2 { void sigmoid_f32(float* y, const float* x, idx n); }
-namespace sigmoid_avx512 { void sigmoid_f32(float* y, const float* x, idx n); }
+namespace sigmoid_avx2 {
+void sigmoid_f32(float* y, const float* x, idx n);
+void tanh_f32(float* y, const float* x, idx n);
+}
+namespace sigmoid_avx512 {
+void sigmoid_f32(float* y, const float* x, idx n);
+void tanh_f32(float* y, const float* x, idx n);
+}
 #endif
 
 namespace {
@@ -57,6 +66,32 @@ void sigmoid_block(float* y, const float* x, idx n) {
     sigmoid_generic::sigmoid_f32(y, x, n);
 }
 
+void tanh_block(float* y, const float* x, idx n) {
+#if defined(FASTNN_HAVE_AVX2_VARIANT)
+    switch (cpu_capability()) {
+        case CpuCapability::avx512: return sigmoid_avx512::tanh_f32(y, x, n);
+        case CpuCapability::avx2: return sigmoid_avx2::tanh_f32(y, x, n);
+        case CpuCapability::generic: break;
+    }
+#endif
+    sigmoid_generic::tanh_f32(y, x, n);
+}
+
+// y = tanh(x): float32 through the vector kernel (sigmoid_kernel.inc) in blocks, float64 with
+// the C library's tanh.
+template <typename T>
+void tanh_forward(T* y, const T* x, idx n) {
+    if constexpr (std::is_same_v<T, float>) {
+        constexpr idx kBlock = 4096;
+        parallel_for((n + kBlock - 1) / kBlock, n >= kParallelElementwise, [=](idx b) {
+            const idx i0 = b * kBlock;
+            tanh_block(y + i0, x + i0, std::min(kBlock, n - i0));
+        });
+    } else {
+        parallel_for(n, n >= kParallelElementwise, [=](idx i) { y[i] = std::tanh(x[i]); });
+    }
+}
+
 // y = sigmoid(x): float32 through the vector kernel in blocks (in parallel for large arrays),
 // float64 element by element with the C library's exp.
 template <typename T>
@@ -87,7 +122,7 @@ void act_forward(Act act, T* y, const T* x, idx n, T alpha) {
         case Act::linear: for_each(n, [=](idx i) { y[i] = x[i]; }); break;
         case Act::step: for_each(n, [=](idx i) { y[i] = x[i] > T(0) ? T(1) : T(0); }); break;
         case Act::sigmoid: sigmoid_forward(y, x, n); break;
-        case Act::tanh: for_each(n, [=](idx i) { y[i] = std::tanh(x[i]); }); break;
+        case Act::tanh: tanh_forward(y, x, n); break;
         case Act::relu:  // written so that NaN passes through, as numpy.maximum does
             for_each(n, [=](idx i) { y[i] = x[i] < T(0) ? T(0) : x[i]; });
             break;

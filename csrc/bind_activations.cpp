@@ -16,7 +16,7 @@ py::array act_forward(fastnn::Act act, py::array x, double alpha, py::object out
     with_type(dt, [&](auto tag) {
         using T = decltype(tag);
         T* Y = ptr<T>(y); const T* X = cptr<T>(x); const idx n = x.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::act_forward<T>(act, Y, X, n, T(alpha));
     });
     return y;
@@ -30,7 +30,7 @@ py::array act_backward(fastnn::Act act, py::array dy, py::array x, py::array y, 
         using T = decltype(tag);
         T* DX = ptr<T>(dx); const T* DY = cptr<T>(dy); const T* X = cptr<T>(x); const T* Y = cptr<T>(y);
         const idx n = dy.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::act_backward<T>(act, DX, DY, X, Y, n, T(alpha));
     });
     return dx;
@@ -49,7 +49,7 @@ py::array softmax_fwd(py::array x, py::object out) {
     with_type(dt, [&](auto tag) {
         using T = decltype(tag);
         T* Y = ptr<T>(y); const T* X = cptr<T>(x); const idx N = x.shape(0), C = x.shape(1);
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         if (Log) fastnn::log_softmax_forward<T>(Y, X, N, C); else fastnn::softmax_forward<T>(Y, X, N, C);
     });
     return y;
@@ -63,7 +63,7 @@ py::array softmax_bwd(py::array dy, py::array x, py::array y, py::object out) {
         using T = decltype(tag);
         T* DX = ptr<T>(dx); const T* DY = cptr<T>(dy); const T* Y = cptr<T>(y);
         const idx N = dy.shape(0), C = dy.shape(1);
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         if (Log) fastnn::log_softmax_backward<T>(DX, DY, Y, N, C);
         else fastnn::softmax_backward<T>(DX, DY, Y, N, C);
     });

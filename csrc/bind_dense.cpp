@@ -22,13 +22,17 @@ py::array gemm(py::array a, py::array b, py::array c, double alpha, double beta,
                               ") but op(b) has shape (" + std::to_string(Kb) + ", " +
                               std::to_string(N) + "); inner dimensions must match");
     check_shape(c, "c", {M, N});
+    // c = a @ b with c sharing a's or b's memory: compute into a copy of c, as NumPy does.
+    const bool shared = overlaps(c, a) || overlaps(c, b);
+    py::array target = shared ? copy_of(c) : c;
     with_type(dt, [&](auto tag) {
         using T = decltype(tag);
-        const T* A = cptr<T>(a); const T* B = cptr<T>(b); T* C = ptr<T>(c);
-        py::gil_scoped_release nogil;
+        const T* A = cptr<T>(a); const T* B = cptr<T>(b); T* C = ptr<T>(target);
+        release_gil nogil;
         fastnn::gemm<T>(trans_a, trans_b, M, N, K, T(alpha), A, a.shape(1), B, b.shape(1), T(beta),
                         C, N);
     });
+    if (shared) copy_into(c, target);
     return c;
 }
 
@@ -50,13 +54,16 @@ py::array dense_forward(py::array x, py::array w, py::object b, py::object out) 
         check_shape(bias, "b", {M});
     }
     py::array y = output(out, "out", dt, {N, M});
+    const bool shared = overlaps(y, x) || overlaps(y, w) || (!b.is_none() && overlaps(y, bias));
+    py::array target = shared ? py::array(y.dtype(), shape_vec(y)) : y;
     with_type(dt, [&](auto tag) {
         using T = decltype(tag);
-        T* Y = ptr<T>(y); const T* X = cptr<T>(x); const T* W = cptr<T>(w);
+        T* Y = ptr<T>(target); const T* X = cptr<T>(x); const T* W = cptr<T>(w);
         const T* B = b.is_none() ? nullptr : cptr<T>(bias);
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::dense_forward<T>(Y, X, W, B, N, K, M);
     });
+    if (shared) copy_into(y, target);
     return y;
 }
 
@@ -71,15 +78,39 @@ py::tuple dense_backward(py::array dy, py::array x, py::array w, py::object dx, 
     check_shape(dy, "dy", {N, M});
     py::array gw = output(dw, "dw", dt, {K, M});
     py::object gx = py::none(), gb = py::none();
+    // Outputs that share memory with an input or with each other are computed into temporaries.
+    std::vector<std::pair<py::array, py::array>> copies;  // (caller's output, temporary)
+    auto separate = [&](py::array a, const std::vector<py::array>& others) {
+        for (const auto& o : others)
+            if (overlaps(a, o)) {
+                py::array tmp(a.dtype(), shape_vec(a));
+                copies.emplace_back(a, tmp);
+                return tmp;
+            }
+        return a;
+    };
     with_type(dt, [&](auto tag) {
         using T = decltype(tag);
         T* DX = optional_output<T>(need_dx, dx, "dx", dt, {N, K}, gx);
         T* DB = optional_output<T>(need_db, db, "db", dt, {M}, gb);
-        T* DW = ptr<T>(gw);
+        std::vector<py::array> inputs{dy, x, w};
+        py::array gw_t = separate(gw, inputs);
+        inputs.push_back(gw);
+        T* DW = ptr<T>(gw_t);
+        if (DX) {
+            py::array a = py::reinterpret_borrow<py::array>(gx), t = separate(a, inputs);
+            inputs.push_back(a);
+            DX = ptr<T>(t);
+        }
+        if (DB) {
+            py::array a = py::reinterpret_borrow<py::array>(gb), t = separate(a, inputs);
+            DB = ptr<T>(t);
+        }
         const T* DY = cptr<T>(dy); const T* X = cptr<T>(x); const T* W = cptr<T>(w);
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::dense_backward<T>(DX, DW, DB, DY, X, W, N, K, M);
     });
+    for (auto& c : copies) copy_into(c.first, c.second);
     return py::make_tuple(gx, gw, gb);
 }
 

@@ -35,7 +35,7 @@ py::tuple sparse_softmax_cross_entropy(py::array logits, py::array labels, py::o
         using T = decltype(tag);
         T* G = optional_output<T>(need_grad, dlogits, "dlogits", dt, {N, C}, grad);
         const T* Z = cptr<T>(logits);
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         loss = fastnn::sparse_softmax_cross_entropy<T>(G, Z, L, N, C);
     });
     return py::make_tuple(loss, grad);
@@ -58,7 +58,7 @@ py::tuple dense_target_loss(const char* pred_name, const char* grad_name, py::ar
         using T = decltype(tag);
         T* G = optional_output<T>(need_grad, grad_out, grad_name, dt, {N, C}, grad);
         const T* P = cptr<T>(pred); const T* Y = cptr<T>(target);
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         loss = kernel(G, P, Y, N, C);
     });
     return py::make_tuple(loss, grad);

@@ -57,7 +57,7 @@ py::tuple batchnorm_forward(py::array x, py::object gamma, py::object beta, py::
         T* Y = ptr<T>(y); T* M = ptr<T>(m); T* R = ptr<T>(r);
         T* MM = ptr<T>(moving_mean); T* MV = ptr<T>(moving_variance);
         const T* X = cptr<T>(x);
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::batchnorm_forward<T>(Y, M, R, MM, MV, X, G, B, N, C, momentum, epsilon);
     });
     return py::make_tuple(y, m, r);
@@ -79,7 +79,7 @@ py::array batchnorm_inference(py::array x, py::object gamma, py::object beta, py
         const T* B = optional_param<T>(beta, "beta", dt, C, b);
         T* Y = ptr<T>(y); const T* X = cptr<T>(x);
         const T* MM = cptr<T>(moving_mean); const T* MV = cptr<T>(moving_variance);
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::batchnorm_inference<T>(Y, X, G, B, MM, MV, N, C, epsilon);
     });
     return y;
@@ -108,7 +108,7 @@ py::tuple norm_backward(py::array dy, py::array x, py::object gamma, py::array m
         T* DB = optional_output<T>(need_dbeta, dbeta, "dbeta", dt, {C}, gb);
         const T* DY = cptr<T>(dy); const T* X = cptr<T>(x);
         const T* M = cptr<T>(mean); const T* R = cptr<T>(rstd);
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         kernel(DX, DG, DB, DY, X, G, M, R, N, C);
     });
     return py::make_tuple(gx, gg, gb);
@@ -147,7 +147,7 @@ py::tuple layernorm_forward(py::array x, py::object gamma, py::object beta, doub
         const T* G = optional_param<T>(gamma, "gamma", dt, C, g);
         const T* B = optional_param<T>(beta, "beta", dt, C, b);
         T* Y = ptr<T>(y); T* M = ptr<T>(m); T* R = ptr<T>(r); const T* X = cptr<T>(x);
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::layernorm_forward<T>(Y, M, R, X, G, B, N, C, epsilon);
     });
     return py::make_tuple(y, m, r);
@@ -168,7 +168,7 @@ py::tuple dropout_forward(py::array x, double rate, std::uint64_t seed, std::uin
         using T = decltype(tag);
         T* Y = ptr<T>(y); T* K = ptr<T>(k); const T* X = cptr<T>(x);
         const idx n = x.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::dropout_forward<T>(Y, K, X, n, rate, seed, counter);
     });
     return py::make_tuple(y, k);
@@ -185,7 +185,7 @@ py::array dropout_backward(py::array dy, py::array mask, py::object out) {
         using T = decltype(tag);
         T* DX = ptr<T>(dx); const T* DY = cptr<T>(dy); const T* K = cptr<T>(mask);
         const idx n = dy.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::dropout_backward<T>(DX, DY, K, n);
     });
     return dx;

@@ -36,7 +36,7 @@ void sgd_update(py::array param, py::array grad, py::object velocity, double lr,
         T* P = ptr<T>(param); const T* G = cptr<T>(grad);
         T* V = momentum != 0.0 ? ptr<T>(vel) : nullptr;
         const idx n = param.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::sgd_update<T>(P, G, V, n, T(lr), T(momentum), nesterov);
     });
 }
@@ -73,7 +73,7 @@ void adam_update(py::array param, py::array grad, py::array m, py::array v, doub
         T* P = ptr<T>(param); const T* G = cptr<T>(grad); T* Mm = ptr<T>(m); T* Vv = ptr<T>(v);
         T* Vh = amsgrad ? ptr<T>(vh) : nullptr;
         const idx n = param.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::adam_update<T>(P, G, Mm, Vv, Vh, n, lr, beta_1, beta_2, epsilon, step);
     });
 }
@@ -86,7 +86,7 @@ void adagrad_update(py::array param, py::array grad, py::array accumulator, doub
         using T = decltype(tag);
         T* P = ptr<T>(param); const T* G = cptr<T>(grad); T* A = ptr<T>(accumulator);
         const idx n = param.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::adagrad_update<T>(P, G, A, n, T(lr), T(epsilon));
     });
 }
@@ -108,7 +108,7 @@ void rmsprop_update(py::array param, py::array grad, py::array velocity, py::obj
         T* A = centered ? ptr<T>(avg) : nullptr;
         T* M = with_momentum ? ptr<T>(mom) : nullptr;
         const idx n = param.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::rmsprop_update<T>(P, G, V, A, M, n, T(lr), rho, T(momentum), T(epsilon));
     });
 }
@@ -120,7 +120,7 @@ void weight_decay_update(py::array param, double lr, double weight_decay) {
         using T = decltype(tag);
         T* P = ptr<T>(param);
         const idx n = param.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::weight_decay_update<T>(P, n, T(lr), T(weight_decay));
     });
 }
@@ -135,7 +135,7 @@ double sum_squares(py::array x) {
         using T = decltype(tag);
         const T* X = cptr<T>(x);
         const idx n = x.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         total = fastnn::sum_squares<T>(X, n);
     });
     return total;
@@ -151,7 +151,7 @@ py::array clip_gradient(py::array grad, double scale, double clipvalue, py::obje
         using T = decltype(tag);
         T* O = ptr<T>(o); const T* G = cptr<T>(grad);
         const idx n = grad.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         fastnn::clip_gradient<T>(O, G, n, T(scale), T(clipvalue));
     });
     return o;
@@ -177,7 +177,7 @@ double l1_l2_penalty(py::array w, double l1, double l2, py::object grad) {
         T* G = grad.is_none() ? nullptr : ptr<T>(g);
         const T* W = cptr<T>(w);
         const idx n = w.size();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         penalty = fastnn::l1_l2_penalty<T>(G, W, n, l1, l2);
     });
     return penalty;

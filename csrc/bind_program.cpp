@@ -89,7 +89,7 @@ public:
         }
         apply_thread_setting();
         {
-            py::gil_scoped_release nogil;
+            release_gil nogil;
             if (f32_) f32_->run(n, registers); else f64_->run(n, registers);
             if (dst) std::memcpy(dst, f32_ ? f32_->data(copy) : f64_->data(copy), bytes);
         }

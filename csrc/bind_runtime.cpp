@@ -4,6 +4,12 @@
 #include "probe.h"
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
@@ -17,10 +23,8 @@ namespace {
 // libgomp's thread pool does not survive fork(): a child that enters a parallel region after the
 // parent ran one waits forever for threads that were not copied. The child therefore runs every
 // kernel on its own thread (one team member needs no pool), and refuses to start more.
-std::atomic<bool> g_forked_child{false};
-
 void after_fork_in_child() {
-    g_forked_child = true;
+    forked_child() = true;
     request_threads(1);
 #ifdef _OPENMP
     omp_set_num_threads(1);
@@ -34,7 +38,95 @@ void register_fork_handler() {
 #endif
 }
 
+// The largest thread count set_num_threads accepts: 4 threads per CPU (more only oversubscribes,
+// and thousands make libgomp end the process when the OS refuses a thread).
+int max_thread_setting() {
+    const unsigned cpus = std::thread::hardware_concurrency();
+    return 4 * int(cpus > 0 ? cpus : 1);
+}
+
+// libgomp ends the process when it cannot create a thread. Before asking it for n threads, create
+// n - 1 threads that all live at once and see whether the OS allows them; a refusal becomes a
+// RuntimeError here instead of an exit at the next kernel.
+void check_threads_can_start(int n) {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool release = false;
+    std::vector<std::thread> threads;
+    std::string failure;
+    try {
+        threads.reserve(size_t(n - 1));
+        for (int i = 1; i < n; ++i)
+            threads.emplace_back([&] {
+                std::unique_lock<std::mutex> lock(mutex);
+                cv.wait(lock, [&] { return release; });
+            });
+    } catch (const std::system_error& e) {
+        failure = e.what();
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        release = true;
+    }
+    cv.notify_all();
+    for (auto& t : threads) t.join();
+    if (!failure.empty())
+        throw std::runtime_error("set_num_threads(" + std::to_string(n) + "): the system refused to create " +
+                                 std::to_string(n - 1) + " more threads (" + failure +
+                                 "); the thread count is unchanged");
+}
+
+// How this extension was compiled, for `python -m fastnn info`: the compiler, the OpenMP
+// specification date it implements (0 without OpenMP), and the flags that change numerics.
+py::dict build_info() {
+    py::dict d;
+#if defined(__clang__)
+    d["compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    d["compiler"] = std::string("gcc ") + __VERSION__;
+#elif defined(_MSC_VER)
+    d["compiler"] = "msvc " + std::to_string(_MSC_FULL_VER);
+#else
+    d["compiler"] = "unknown";
+#endif
+#ifdef _OPENMP
+    d["openmp_version"] = int(_OPENMP);
+#else
+    d["openmp_version"] = 0;
+#endif
+    d["cplusplus"] = long(__cplusplus);
+#if defined(__OPTIMIZE__) || (defined(_MSC_VER) && !defined(_DEBUG))
+    d["optimized"] = true;
+#else
+    d["optimized"] = false;
+#endif
+#ifdef __FAST_MATH__
+    d["fast_math"] = true;
+#else
+    d["fast_math"] = false;
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+    d["sanitizers"] = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    d["sanitizers"] = true;
+#else
+    d["sanitizers"] = false;
+#endif
+#else
+    d["sanitizers"] = false;
+#endif
+#if defined(FASTNN_HAVE_AVX2_VARIANT)
+    d["simd_variants_compiled"] = py::make_tuple("generic", "avx2", "avx512");
+#else
+    d["simd_variants_compiled"] = py::make_tuple("generic");
+#endif
+    return d;
+}
+
 }  // namespace
+
+void release_gil::pause_forever() { std::this_thread::sleep_for(std::chrono::hours(24)); }
 
 void bind_runtime(py::module_& m) {
     register_fork_handler();
@@ -57,26 +149,35 @@ void bind_runtime(py::module_& m) {
         if (!(seconds > 0)) throw py::value_error("seconds must be positive, got " + std::to_string(seconds));
         const fastnn::CpuCapability variant = fastnn::cpu_capability();
         apply_thread_setting();
-        py::gil_scoped_release nogil;
+        release_gil nogil;
         return fastnn::measure_peak_gflops(variant, seconds);
     }, "seconds"_a = 0.2,
     "Measured float32 multiply-add peak (GFLOP/s) on all threads, for the GEMM variant in use.");
     m.def("set_num_threads", [](int n) {
         if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
-        if (n > 1 && g_forked_child)
+        if (n > max_thread_setting())
+            throw py::value_error("num_threads must be at most " + std::to_string(max_thread_setting()) +
+                                  " (4 per CPU), got " + std::to_string(n));
+        if (n > 1 && forked_child())
             throw std::runtime_error("this process was forked after fastnn started: OpenMP threads cannot "
                                   "be used in it, so it runs single-threaded (got num_threads=" +
                                   std::to_string(n) + "); use the 'spawn' start method for parallel workers");
 #ifdef _OPENMP
+        {
+            release_gil nogil;
+            check_threads_can_start(n);
+        }
         request_threads(n);  // every Python thread adopts it at its next kernel call
         apply_thread_setting();
 #endif
     }, "n"_a);
+    m.def("max_num_threads", &max_thread_setting, "The largest thread count set_num_threads accepts.");
 #ifdef _OPENMP
     m.attr("openmp") = true;
 #else
     m.attr("openmp") = false;
 #endif
+    m.attr("build_info") = build_info();
 }
 
 }  // namespace bind

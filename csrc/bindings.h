@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -102,6 +103,27 @@ inline py::array output(py::object out, const char* name, DT dt, const std::vect
     return a;
 }
 
+// True when two C-contiguous arrays share memory: an output that overlaps an input of a kernel
+// that reads other elements than the one it writes (a GEMM) must be computed into a temporary.
+inline bool overlaps(const py::array& a, const py::array& b) {
+    if (a.nbytes() == 0 || b.nbytes() == 0) return false;
+    const char* pa = static_cast<const char*>(a.data());
+    const char* pb = static_cast<const char*>(b.data());
+    return pa < pb + b.nbytes() && pb < pa + a.nbytes();
+}
+
+// A new C-contiguous array with a's dtype, shape and values.
+inline py::array copy_of(const py::array& a) {
+    py::array c(a.dtype(), shape_vec(a));
+    if (a.nbytes()) std::memcpy(c.mutable_data(), a.data(), size_t(a.nbytes()));
+    return c;
+}
+
+// Copies src's bytes into dst (same dtype and shape, both C-contiguous).
+inline void copy_into(py::array& dst, const py::array& src) {
+    if (src.nbytes()) std::memcpy(dst.mutable_data(), src.data(), size_t(src.nbytes()));
+}
+
 template <typename T> T* ptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
 template <typename T> const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
 
@@ -134,8 +156,20 @@ inline void request_threads(int n) {
     thread_request().generation.fetch_add(1, std::memory_order_release);
 }
 
+// Set in a child process created by fork() (bind_runtime.cpp registers the handler). libgomp's
+// thread pool does not survive fork(), so such a child runs every kernel on its own thread,
+// whatever set the OpenMP thread count since (set_num_threads, threadpoolctl, omp_set_num_threads).
+inline std::atomic<bool>& forked_child() {
+    static std::atomic<bool> flag{false};
+    return flag;
+}
+
 inline void apply_thread_setting() {
 #ifdef _OPENMP
+    if (forked_child().load(std::memory_order_relaxed)) {
+        if (omp_get_max_threads() != 1) omp_set_num_threads(1);
+        return;
+    }
     thread_local long seen = 0;
     const long generation = thread_request().generation.load(std::memory_order_acquire);
     if (generation != seen) {
@@ -145,6 +179,29 @@ inline void apply_thread_setting() {
     }
 #endif
 }
+
+// Releases the GIL for a kernel and takes it back, like py::gil_scoped_release, except when the
+// interpreter is finalizing: a daemon thread that returns from a kernel then is ended by
+// PyEval_RestoreThread with pthread_exit, whose forced unwinding would reach this noexcept
+// destructor and call std::terminate (the process would abort instead of exiting). The thread
+// parks instead and the exit goes on, as it does for a daemon thread inside NumPy.
+class release_gil {
+public:
+    release_gil() : state_(PyEval_SaveThread()) {}
+    release_gil(const release_gil&) = delete;
+    release_gil& operator=(const release_gil&) = delete;
+    ~release_gil() {
+        try {
+            PyEval_RestoreThread(state_);
+        } catch (...) {  // abi::__forced_unwind from pthread_exit: never return into Python
+            for (;;) pause_forever();
+        }
+    }
+
+private:
+    static void pause_forever();
+    PyThreadState* state_;
+};
 
 // Runs f(T{}) with T = float or double according to dt, with the requested thread count.
 template <typename F> void with_type(DT dt, F&& f) {

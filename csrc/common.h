@@ -26,9 +26,11 @@ using idx = std::ptrdiff_t;
 constexpr idx kParallelElementwise = idx(1) << 15;  // elements for elementwise kernels
 constexpr idx kParallelRows = 256;                  // rows for row-wise kernels (softmax, losses)
 
+// Threads a kernel may use: 1 inside a parallel region (a kernel called by a kernel that already
+// shares out the work, as the recurrent cells do with blocks of samples), else the team size.
 inline int max_threads() {
 #ifdef _OPENMP
-    return omp_get_max_threads();
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
 #else
     return 1;
 #endif
@@ -56,7 +58,12 @@ inline int num_threads_in_team() {
 // times. `_dynamic` hands out one index at a time (tiles of uneven cost, or a busy machine).
 // A macro so that the instruction-set variants (gemm_*.cpp, optim_*.cpp) can define their own
 // copy after their target pragma: a helper compiled for the baseline could not inline their code.
-#ifdef _OPENMP
+#if defined(_OPENMP) && defined(_MSC_VER) && !defined(__clang__)
+// MSVC spells the pragma operator __pragma and takes no string; its OpenMP 2.0 gets the static
+// schedule for both forms (results do not depend on the schedule, only the balance does).
+#define FASTNN_OMP_FOR(schedule_clause)                                                      \
+    __pragma(omp parallel for) for (idx i = 0; i < n; ++i) body(i);
+#elif defined(_OPENMP)
 #define FASTNN_OMP_FOR(schedule_clause)                                                      \
     _Pragma(schedule_clause) for (idx i = 0; i < n; ++i) body(i);
 #else

@@ -23,7 +23,25 @@ namespace {
     (void)sink;                                                                  \
     return 2.0 * W * A * double(iterations);
 
+#if defined(__GNUC__) || defined(__clang__)
 double generic_loop(long iterations) { FASTNN_FMA_LOOP(16) }
+#else
+// Compilers without vector extensions (MSVC): the same 4-lane loop written out element by element.
+double generic_loop(long iterations) {
+    constexpr int W = 4, A = 10;
+    float acc[A][W];
+    for (int i = 0; i < A; ++i)
+        for (int l = 0; l < W; ++l) acc[i][l] = float(i) * 1e-3f;
+    for (long it = 0; it < iterations; ++it)
+        for (int i = 0; i < A; ++i)
+            for (int l = 0; l < W; ++l) acc[i][l] = acc[i][l] * 0.999999f + 1e-7f;
+    float sum = 0;
+    for (int i = 0; i < A; ++i) sum += acc[i][0];
+    volatile float sink = sum;
+    (void)sink;
+    return 2.0 * W * A * double(iterations);
+}
+#endif
 
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
 __attribute__((target("avx2,fma"))) double avx2_loop(long iterations) { FASTNN_FMA_LOOP(32) }

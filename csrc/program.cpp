@@ -1,8 +1,11 @@
 // The program executor (see program.h): replays recorded kernel calls over a batch of n rows.
 #include "program.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
+#include <string>
 
 #include "activations.h"
 #include "dense.h"
@@ -10,6 +13,7 @@
 #include "losses.h"
 #include "norm.h"
 #include "optim.h"
+#include "recurrent.h"
 #include "softmax.h"
 
 namespace fastnn {
@@ -52,6 +56,16 @@ void activation_grad(int code, T* dx, const T* dy, const T* x, const T* y, idx N
     else if (code == kRowwise + 1) log_softmax_backward<T>(dx, dy, y, N, C);
     else act_backward<T>(Act(code), dx, dy, x, y, N * C, alpha);
 }
+
+// The shape of a recurrent call from its buffers: x [N, T*F], kernel [F, k*U], recurrent kernel
+// [U, k*U]; every other buffer checked to hold what the kernel writes or reads (a recorded layer
+// always passes the right sizes; an eager call with a mistake gets an error, not a stray write).
+struct RecurrentCheck {
+    const char* kernel;
+    void fail(const std::string& what) const {
+        throw std::invalid_argument(std::string(kernel) + ": " + what);
+    }
+};
 
 // Keras's clipnorm factor c / max(norm, c); NaN for a NaN norm (fastnn.reference.optim).
 double clip_scale(double norm, double clip) {
@@ -228,6 +242,65 @@ void Program<T>::exec(const Instr& in, idx n, std::vector<double>& regs) {
             adam_update<T>(p(0), p(1), p(2), p(3), p(9), size(0), r(4), r(5), r(6), r(7),
                            std::int64_t(r(8)));
             break;
+        case Kernel::simple_rnn_forward:
+        case Kernel::simple_rnn_backward:
+        case Kernel::lstm_forward:
+        case Kernel::lstm_backward:
+        case Kernel::gru_forward:
+        case Kernel::gru_backward:
+            exec_recurrent(in, n, regs);
+            break;
+        case Kernel::sequence_dropout_step: {
+            // x [N, T*F], mask [N, F]: the mask drawn as dropout_step draws an [N, F] array (on
+            // ones, into out's first N*F values), then applied at every step
+            const idx N = rows(0), F = cols(4), TF = cols(0);
+            if (F <= 0 || TF % F != 0 || rows(4) != N || size(3) < size(0))
+                throw std::invalid_argument("sequence_dropout_step: out [N, T, F] and mask [N, F] "
+                                            "must match x");
+            T* out = p(3);
+            T* mask = p(4);
+            const T* x = p(0);
+            auto* stream = static_cast<std::uint64_t*>(root_data(a[2].id));
+            std::fill(out, out + N * F, T(1));
+            dropout_forward<T>(out, mask, out, N * F, r(1), stream[0], stream[1]);
+            stream[1] += 1;
+            for (idx i = 0; i < N; ++i)
+                for (idx j = 0; j < TF; ++j) out[i * TF + j] = x[i * TF + j] * mask[i * F + j % F];
+            break;
+        }
+        case Kernel::sequence_dropout_backward: {
+            const idx N = rows(0), F = cols(1), TF = cols(0);
+            if (F <= 0 || TF % F != 0 || rows(1) != N || size(2) < size(0))
+                throw std::invalid_argument("sequence_dropout_backward: shapes do not match");
+            T* out = p(2);
+            const T* dy = p(0);
+            const T* mask = p(1);
+            for (idx i = 0; i < N; ++i)
+                for (idx j = 0; j < TF; ++j) out[i * TF + j] = dy[i * TF + j] * mask[i * F + j % F];
+            break;
+        }
+        case Kernel::embedding_forward: {
+            const idx M = size(0), V = rows(1), D = cols(1);
+            const T* tokens = p(0);
+            for (idx m = 0; m < M; ++m)
+                if (!(tokens[m] >= 0 && tokens[m] < T(V)) || tokens[m] != std::floor(tokens[m]))
+                    throw std::invalid_argument("embedding_forward: tokens must be whole numbers in [0, " +
+                                                std::to_string(V) + ")");
+            if (size(2) < M * D) throw std::invalid_argument("embedding_forward: out is too small");
+            embedding_forward<T>(p(2), tokens, p(1), M, D);
+            break;
+        }
+        case Kernel::embedding_backward: {
+            const idx M = size(1), V = rows(2), D = cols(2);
+            const T* tokens = p(1);
+            for (idx m = 0; m < M; ++m)
+                if (!(tokens[m] >= 0 && tokens[m] < T(V)))
+                    throw std::invalid_argument("embedding_backward: tokens outside [0, " +
+                                                std::to_string(V) + ")");
+            if (size(0) < M * D) throw std::invalid_argument("embedding_backward: dy is too small");
+            embedding_backward<T>(p(2), p(0), tokens, M, V, D);
+            break;
+        }
         case Kernel::relu_clip_forward:
             relu_clip_forward<T>(p(4), p(0), size(0), T(r(1)), T(r(2)), T(r(3)));
             break;
@@ -297,6 +370,140 @@ void Program<T>::exec(const Instr& in, idx n, std::vector<double>& regs) {
             break;
     }
     if (in.result >= 0) regs[in.result] = result;
+}
+
+template <typename T>
+void Program<T>::exec_recurrent(const Instr& in, idx n, std::vector<double>& regs) {
+    const std::vector<Arg>& a = in.args;
+    const KernelSpec& spec = kernel_specs()[size_t(in.kernel)];
+    RecurrentCheck check{spec.name};
+    auto p = [&](int i) -> T* {
+        return a[i].kind == Arg::buffer ? static_cast<T*>(root_data(a[i].id)) : nullptr;
+    };
+    auto r = [&](int i) -> double {
+        return a[i].kind == Arg::literal ? a[i].value : a[i].kind == Arg::reg ? regs[a[i].id] : 0.0;
+    };
+    auto rows = [&](int i) { return buffers[a[i].id].rows.at(n); };
+    auto cols = [&](int i) { return buffers[a[i].id].cols; };
+    auto size = [&](int i) { return a[i].kind == Arg::buffer ? rows(i) * cols(i) : idx(0); };
+    auto act = [&](int i) {
+        const int code = int(r(i));
+        if (code < 0 || code >= kRowwise) check.fail("recurrent cells take elementwise activations");
+        return Act(code);
+    };
+    const bool backward = in.kernel == Kernel::simple_rnn_backward ||
+                          in.kernel == Kernel::lstm_backward || in.kernel == Kernel::gru_backward;
+    const int x = backward ? 1 : 0;  // x, kernel, recurrent kernel follow dy in a backward
+    const idx k = (in.kernel == Kernel::lstm_forward || in.kernel == Kernel::lstm_backward) ? 4
+                  : (in.kernel == Kernel::gru_forward || in.kernel == Kernel::gru_backward) ? 3 : 1;
+    RnnShape sh;
+    sh.N = rows(x);
+    sh.F = rows(x + 1);
+    sh.U = rows(x + 2);
+    if (sh.F <= 0 || sh.U <= 0 || cols(x) % sh.F != 0) check.fail("x does not match the kernel");
+    sh.T = cols(x) / sh.F;
+    if (cols(x + 1) != k * sh.U || cols(x + 2) != k * sh.U)
+        check.fail("kernel and recurrent kernel must have k*units columns");
+    const idx seq = sh.N * sh.T * sh.U, gates = seq * k, state = sh.N * sh.U;
+    auto need = [&](int i, idx count, const char* what) {
+        if (a[i].kind == Arg::buffer && size(i) < count) check.fail(std::string(what) + " is too small");
+    };
+    auto need_present = [&](int i, idx count, const char* what) {
+        if (a[i].kind != Arg::buffer) check.fail(std::string(what) + " is required");
+        need(i, count, what);
+    };
+    // hlast[N, U] = the last processing step's state, hseq[:, T-1] (when hlast is given)
+    auto copy_last = [&](int last, int hseq) {
+        if (a[last].kind != Arg::buffer) return;
+        need(last, state, "hlast");
+        T* dst = p(last);
+        const T* src = p(hseq);
+        for (idx i = 0; i < sh.N; ++i)
+            std::copy(src + (i * sh.T + sh.T - 1) * sh.U, src + (i * sh.T + sh.T) * sh.U, dst + i * sh.U);
+    };
+    CellActs<T> acts;
+    switch (in.kernel) {
+        case Kernel::simple_rnn_forward:
+            need(3, sh.U, "bias"); need(4, state, "h0");
+            need_present(8, seq, "z"); need_present(9, seq, "hseq");
+            acts.act = act(5); acts.alpha = T(r(6)); sh.reverse = r(7) != 0;
+            simple_rnn_forward<T>(p(9), p(8), p(0), p(1), p(2), p(3), p(4), sh, acts);
+            copy_last(10, 9);
+            break;
+        case Kernel::simple_rnn_backward: {
+            const bool sequences = r(10) != 0, need_dx = r(16) != 0;
+            need_present(0, sequences ? seq : state, "dy"); need(4, state, "h0");
+            need_present(5, seq, "z"); need_present(6, seq, "hseq");
+            if (need_dx) need_present(11, sh.N * sh.T * sh.F, "dx");
+            need_present(12, sh.F * sh.U, "dkernel"); need_present(13, sh.U * sh.U, "drecurrent");
+            need(14, sh.U, "dbias"); need_present(15, state, "dh0");
+            need_present(17, seq, "dz"); need_present(18, seq, "hprev");
+            acts.act = act(7); acts.alpha = T(r(8)); sh.reverse = r(9) != 0;
+            simple_rnn_backward<T>(need_dx ? p(11) : nullptr, p(12), p(13), p(14), p(15), p(17),
+                                   p(18), p(0), p(1), p(2), p(3), p(4), p(5), p(6), sh, acts,
+                                   sequences);
+            break;
+        }
+        case Kernel::lstm_forward:
+            need(3, 4 * sh.U, "bias"); need(4, state, "h0"); need(5, state, "c0");
+            need_present(11, gates, "z"); need_present(12, gates, "gates");
+            need_present(13, seq, "cseq"); need_present(14, seq, "tc"); need_present(15, seq, "hseq");
+            acts.act = act(6); acts.alpha = T(r(7)); acts.ract = act(8); acts.ralpha = T(r(9));
+            sh.reverse = r(10) != 0;
+            lstm_forward<T>(p(15), p(11), p(12), p(13), p(14), p(0), p(1), p(2), p(3), p(4), p(5),
+                            sh, acts);
+            copy_last(16, 15);
+            break;
+        case Kernel::lstm_backward: {
+            const bool sequences = r(16) != 0, need_dx = r(23) != 0;
+            need_present(0, sequences ? seq : state, "dy"); need(4, state, "h0"); need(5, state, "c0");
+            need_present(6, gates, "z"); need_present(7, gates, "gates");
+            need_present(8, seq, "cseq"); need_present(9, seq, "tc"); need_present(10, seq, "hseq");
+            if (need_dx) need_present(17, sh.N * sh.T * sh.F, "dx");
+            need_present(18, sh.F * 4 * sh.U, "dkernel");
+            need_present(19, sh.U * 4 * sh.U, "drecurrent"); need(20, 4 * sh.U, "dbias");
+            need_present(21, state, "dh0"); need_present(22, state, "dc0");
+            need_present(24, gates, "dz"); need_present(25, seq, "hprev");
+            acts.act = act(11); acts.alpha = T(r(12)); acts.ract = act(13); acts.ralpha = T(r(14));
+            sh.reverse = r(15) != 0;
+            lstm_backward<T>(need_dx ? p(17) : nullptr, p(18), p(19), p(20), p(21), p(22), p(24),
+                             p(25), p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9),
+                             p(10), sh, acts, sequences);
+            break;
+        }
+        case Kernel::gru_forward: {
+            const bool reset_after = r(9) != 0;
+            need(3, (reset_after ? 6 : 3) * sh.U, "bias"); need(4, state, "h0");
+            need_present(11, gates, "zx"); need_present(12, gates, "zr");
+            need_present(13, gates, "gates"); need_present(14, seq, "hseq");
+            acts.act = act(5); acts.alpha = T(r(6)); acts.ract = act(7); acts.ralpha = T(r(8));
+            sh.reverse = r(10) != 0;
+            gru_forward<T>(p(14), p(11), p(12), p(13), p(0), p(1), p(2), p(3), p(4), sh, acts,
+                           reset_after);
+            copy_last(15, 14);
+            break;
+        }
+        case Kernel::gru_backward: {
+            const bool reset_after = r(13) != 0, sequences = r(15) != 0, need_dx = r(21) != 0;
+            need_present(0, sequences ? seq : state, "dy"); need(4, state, "h0");
+            need_present(5, gates, "zx"); need_present(6, gates, "zr");
+            need_present(7, gates, "gates"); need_present(8, seq, "hseq");
+            if (need_dx) need_present(16, sh.N * sh.T * sh.F, "dx");
+            need_present(17, sh.F * 3 * sh.U, "dkernel");
+            need_present(18, sh.U * 3 * sh.U, "drecurrent");
+            need(19, (reset_after ? 6 : 3) * sh.U, "dbias"); need_present(20, state, "dh0");
+            need_present(22, gates, "dax"); need_present(23, gates, "dar");
+            need_present(24, seq, "hprev"); need_present(25, state, "work");
+            acts.act = act(9); acts.alpha = T(r(10)); acts.ract = act(11); acts.ralpha = T(r(12));
+            sh.reverse = r(14) != 0;
+            gru_backward<T>(need_dx ? p(16) : nullptr, p(17), p(18), p(19), p(20), p(22), p(23),
+                            p(24), p(25), p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), sh,
+                            acts, reset_after, sequences);
+            break;
+        }
+        default:
+            check.fail("not a recurrent kernel");
+    }
 }
 
 template class Program<float>;

@@ -83,6 +83,37 @@ namespace fastnn {
     X(adam_update,                                                                                  \
       "param:io grad:in m:io v:io learning_rate:real beta_1:real beta_2:real epsilon:real "         \
       "step:real v_hat:io?", "")                                                                    \
+    X(simple_rnn_forward,                                                                           \
+      "x:in kernel:in recurrent_kernel:in bias:in? h0:in? activation:act alpha:real reverse:real "  \
+      "z:out hseq:out hlast:out?", "hseq")                                                                     \
+    X(simple_rnn_backward,                                                                          \
+      "dy:in x:in kernel:in recurrent_kernel:in h0:in? z:in hseq:in activation:act alpha:real "     \
+      "reverse:real sequences:real dx:out? dkernel:out@kernel drecurrent:out@recurrent_kernel "     \
+      "dbias:out? dh0:out need_dx:real dz:out hprev:out", "dx dkernel drecurrent dbias dh0")        \
+    X(lstm_forward,                                                                                 \
+      "x:in kernel:in recurrent_kernel:in bias:in? h0:in? c0:in? activation:act alpha:real "        \
+      "recurrent_activation:act recurrent_alpha:real reverse:real z:out gates:out cseq:out "        \
+      "tc:out hseq:out hlast:out?", "hseq")                                                                    \
+    X(lstm_backward,                                                                                \
+      "dy:in x:in kernel:in recurrent_kernel:in h0:in? c0:in? z:in gates:in cseq:in tc:in "         \
+      "hseq:in activation:act alpha:real recurrent_activation:act recurrent_alpha:real "            \
+      "reverse:real sequences:real dx:out? dkernel:out@kernel drecurrent:out@recurrent_kernel "     \
+      "dbias:out? dh0:out dc0:out need_dx:real dz:out hprev:out",                                   \
+      "dx dkernel drecurrent dbias dh0 dc0")                                                        \
+    X(gru_forward,                                                                                  \
+      "x:in kernel:in recurrent_kernel:in bias:in? h0:in? activation:act alpha:real "               \
+      "recurrent_activation:act recurrent_alpha:real reset_after:real reverse:real zx:out zr:out "  \
+      "gates:out hseq:out hlast:out?", "hseq")                                                                 \
+    X(gru_backward,                                                                                 \
+      "dy:in x:in kernel:in recurrent_kernel:in h0:in? zx:in zr:in gates:in hseq:in "               \
+      "activation:act alpha:real recurrent_activation:act recurrent_alpha:real reset_after:real "   \
+      "reverse:real sequences:real dx:out? dkernel:out@kernel drecurrent:out@recurrent_kernel "     \
+      "dbias:out? dh0:out need_dx:real dax:out dar:out hprev:out work:out",                         \
+      "dx dkernel drecurrent dbias dh0")                                                            \
+    X(sequence_dropout_step, "x:in rate:real stream:stream out:out mask:out", "out mask")          \
+    X(sequence_dropout_backward, "dy:in mask:in out:out", "out")                                   \
+    X(embedding_forward, "tokens:in embeddings:in out:out", "out")                                 \
+    X(embedding_backward, "dy:in tokens:in dembeddings:out", "dembeddings")                        \
     X(relu_clip_forward, "x:in negative_slope:real max_value:real threshold:real out:out", "out")  \
     X(relu_clip_backward,                                                                           \
       "dy:in x:in negative_slope:real max_value:real threshold:real out:out", "out")                \
@@ -179,6 +210,7 @@ public:
 private:
     void* root_data(int id);
     void exec(const Instr& in, idx n, std::vector<double>& regs);
+    void exec_recurrent(const Instr& in, idx n, std::vector<double>& regs);  // the RNN cells
     std::vector<std::vector<T>> real_storage_;
     std::vector<std::vector<std::uint64_t>> other_storage_;
     idx capacity_ = -1;

@@ -17,7 +17,7 @@ from . import models
 # programs unchanged: fastnn.keras is a package of modules under Keras's names (fastnn/keras/).
 from . import keras
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
 __all__ = [
     "Input", "InputLayer", "Sequential", "activations", "backend", "backend_scope", "callbacks",
@@ -26,3 +26,11 @@ __all__ = [
     "metrics", "models", "ops", "optimizers", "plot", "reference", "regularizers", "saving",
     "schedules", "set_backend", "set_floatx", "set_num_threads", "utils",
 ]
+
+
+def __getattr__(name):
+    # fastnn.labs is imported on first use: the lessons are not needed to train a model
+    if name == "labs":
+        import importlib
+        return importlib.import_module(".labs", __name__)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Command line: ``python -m fastnn demo [--mnist DIR]`` and ``python -m fastnn bench [--plot PNG]``.
+"""Command line: ``python -m fastnn demo [--mnist DIR]``, ``python -m fastnn bench [--plot PNG]``,
+``python -m fastnn info`` (what is installed and how it was built) and ``python -m fastnn --version``.
 
 The demo needs no files and no network: it shows a single-layer perceptron failing on XOR where a
 two-layer network succeeds, trains an MLP on a generated 3-class spiral with a progress bar, and
@@ -6,7 +7,10 @@ prints how much faster per sample a batch is than single-sample calls on both ba
 With ``--mnist DIR`` it trains 784-128-10 on the MNIST IDX files in DIR instead.
 """
 import argparse
+import os
+import platform
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -78,9 +82,96 @@ def timing_demo(budget):
     print(f"  (medians; native vs numpy at batch 1: {single['numpy'] / single['native']:.1f}x faster)")
 
 
+# ---- python -m fastnn info / --version -----------------------------------------------------------
+
+# OpenMP specification dates (the value of _OPENMP) and the versions they name.
+_OPENMP_VERSIONS = {199810: "1.0", 200203: "2.0", 200505: "2.5", 200805: "3.0", 201107: "3.1",
+                    201307: "4.0", 201511: "4.5", 201811: "5.0", 202011: "5.1", 202111: "5.2"}
+
+
+def _version_string():
+    from . import __version__
+    return f"fastnn {__version__} (Python {platform.python_version()}, NumPy {np.__version__})"
+
+
+def _openmp_runtimes():
+    """The OpenMP runtime libraries loaded in this process, with versions where known."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        threadpool_info = None
+    if threadpool_info is not None:
+        found = [f"{i.get('internal_api')} {i.get('version') or ''} ({i.get('filepath')})".replace("  ", " ")
+                 for i in threadpool_info() if i.get("user_api") == "openmp"]
+        if found:
+            return found
+    try:  # Linux without threadpoolctl: the mapped libraries
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1] for line in maps if "omp" in line.rsplit("/", 1)[-1]}
+        return sorted(libs) or ["none loaded"]
+    except OSError:
+        return ["unknown (pip install threadpoolctl to see it)"]
+
+
+def _numpy_blas():
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version', '')}".strip()
+    except Exception:  # older NumPy: no dict form
+        return "unknown"
+
+
+def info_lines():
+    """``python -m fastnn info`` as a list of lines: what is installed, how it was built, what runs."""
+    from . import __version__
+    lines = [f"fastnn {__version__} (distribution fastnn-cpu), imported from "
+             f"{os.path.dirname(os.path.abspath(__file__))}",
+             f"Python {platform.python_version()} ({sys.executable}), {platform.platform()}",
+             f"NumPy {np.__version__}, BLAS: {_numpy_blas()}"]
+    core = backend._core
+    if core is None:
+        lines += [f"backend: {backend.get_backend()} -- THE NATIVE EXTENSION IS NOT LOADED",
+                  f"  {backend.native_error()}"]
+        return lines
+    build = getattr(core, "build_info", {})
+    omp = build.get("openmp_version", 1 if core.openmp else 0)
+    omp_text = (f"OpenMP {_OPENMP_VERSIONS.get(omp, omp)} ({omp})" if omp else
+                "no OpenMP: serial build (FASTNN_NO_OPENMP=1, or libomp was missing on macOS)")
+    lines += [f"backend: {backend.get_backend()} (native extension {core.__file__})",
+              f"compiled with: {build.get('compiler', 'unknown')}, C++ {build.get('cplusplus', '?')}, "
+              f"{omp_text}",
+              f"build flags: optimized={build.get('optimized', '?')} fast-math={build.get('fast_math', '?')} "
+              f"sanitizers={build.get('sanitizers', '?')}",
+              f"OpenMP runtime: {'; '.join(_openmp_runtimes()) if core.openmp else 'none'}",
+              f"CPU variants: compiled {', '.join(build.get('simd_variants_compiled', ('?',)))}; "
+              f"this CPU runs {', '.join(core.available_cpu_capabilities())}; "
+              f"chosen {core.cpu_capability()}"
+              + (f" (FASTNN_CPU_CAPABILITY={os.environ['FASTNN_CPU_CAPABILITY']})"
+                 if os.environ.get("FASTNN_CPU_CAPABILITY") else ""),
+              f"threads: {backend.get_num_threads()} (os.cpu_count() = {os.cpu_count()}, "
+              f"OMP_NUM_THREADS = {os.environ.get('OMP_NUM_THREADS', 'unset')})",
+              f"machine: {platform.machine()} {platform.processor() or ''}".rstrip()]
+    return lines
+
+
+def add_info_commands(parser, sub):
+    """Register ``--version`` on ``parser`` and the ``info`` subcommand on ``sub``."""
+    parser.add_argument("--version", action="version", version=_version_string())
+    sub.add_parser("info", help="show the version, the backend, how the native extension was built, "
+                                "OpenMP, threads and CPU variants")
+
+
+def run_info():
+    print("\n".join(info_lines()))
+    return 0 if backend._core is not None else 1
+
+
 def main(argv=None):
+    if (lab_argv := _lab_argv(argv)) is not None: return lab_main(lab_argv)  # noqa: E701
     parser = argparse.ArgumentParser(prog="python -m fastnn", description="fastnn command line")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_info_commands(parser, sub)
     demo = sub.add_parser("demo", help="train small networks on built-in data and time them")
     demo.add_argument("--mnist", metavar="DIR", help="train 784-128-10 on the MNIST IDX files in DIR")
     demo.add_argument("--epochs", type=int, default=None, help="training epochs (default 30 spiral, 5 MNIST)")
@@ -91,6 +182,8 @@ def main(argv=None):
     bench.add_argument("--budget", type=float, default=0.3, help="seconds of timing per table cell")
     bench.add_argument("--plot", metavar="PNG", help="also write per-sample time vs batch size to PNG")
     args = parser.parse_args(argv)
+    if args.command == "info":
+        return run_info()
 
     if args.command == "bench":
         if not args.budget > 0:
@@ -117,6 +210,71 @@ def main(argv=None):
         return 2
     timing_demo(args.budget)
     return 0
+
+
+def _lab_argv(argv):
+    """The arguments after ``lab`` when the command is ``lab``, else None."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return argv[1:] if argv[:1] == ["lab"] else None
+
+
+def lab_main(argv):
+    """``python -m fastnn lab NAME|all [--quick] [--out DIR] [--lang en|ko] [--mnist DIR]`` and
+    ``python -m fastnn lab --list``: run a lab (fastnn.labs), print its explanation, each claim with
+    its measured numbers and PASS/FAIL, and where its figures are. Exit status 0 when every claim
+    held, 1 when one failed, 2 when a lab could not run."""
+    from . import labs
+    parser = argparse.ArgumentParser(
+        prog="python -m fastnn lab", description="run a lesson of the course notes: it measures "
+        "its claims, draws figures and explains them (python -m fastnn lab --list names them)")
+    parser.add_argument("name", nargs="?", help="the lab to run (see --list), or 'all'")
+    parser.add_argument("--list", action="store_true", help="list the labs and exit")
+    parser.add_argument("--quick", action="store_true", help="small data, few epochs: seconds")
+    parser.add_argument("--out", metavar="DIR", help="directory for the figures "
+                        "(default: fastnn-labs/NAME in the current directory)")
+    parser.add_argument("--lang", choices=labs.LANGS, default="en", help="language of the text")
+    parser.add_argument("--mnist", metavar="DIR", help="MNIST IDX files for the labs that train on "
+                        "images (default: $FASTNN_MNIST or ../shared/data/mnist when present)")
+    parser.add_argument("--html", metavar="DIR", help="also write a lesson book, DIR/index.html, "
+                        "with the figures beside it (works offline)")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name in labs.names():
+            fn = labs.get(name)
+            print(f"  {name:<20} {fn.titles[args.lang]}")
+        print("\nrun one: python -m fastnn lab NAME [--quick] [--lang ko]; all: python -m fastnn lab all")
+        return 0
+    if args.name is None:
+        parser.error("name a lab (python -m fastnn lab --list shows them) or 'all'")
+    names = labs.names() if args.name == "all" else [args.name]
+    try:
+        runs = [(n, labs.get(n)) for n in names]
+    except ValueError as exc:
+        parser.error(str(exc))
+    status, results, unavailable = 0, [], {}
+    for name, fn in runs:
+        if args.html:
+            out = str(Path(args.html) / name)
+        elif args.out:
+            out = args.out if len(runs) == 1 else str(Path(args.out) / name)
+        else:
+            out = str(Path("fastnn-labs") / name)
+        try:
+            result = fn(quick=args.quick, out=out, lang=args.lang, mnist=args.mnist)
+        except (NotImplementedError, ImportError, FileNotFoundError, ValueError) as exc:
+            print(f"== {name}: could not run: {exc}\n", file=sys.stderr)
+            unavailable[name] = str(exc)
+            status = max(status, 2) if len(runs) == 1 or not isinstance(exc, NotImplementedError) \
+                else status
+            continue
+        results.append(result)
+        print(result.report() + "\n")
+        if not result.passed:
+            status = max(status, 1)
+    if args.html:
+        from .labs.book import write_book
+        print(f"lesson book: {write_book(args.html, results, args.lang, args.quick, unavailable)}")
+    return status
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ and optimizer asks :func:`kernels` for the active one at each call and never car
         model.fit(x, y)
 """
 import contextlib
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -15,11 +18,33 @@ from . import native, program, reference
 
 BACKENDS = ("native", "numpy")
 
+
+class NativeExtensionWarning(RuntimeWarning):
+    """fastnn's compiled kernels could not be loaded: everything runs on the slow NumPy reference."""
+
+
+def _native_failure(exc):
+    """Why the native extension did not load, and what fixes it, as one message."""
+    here = Path(__file__).resolve().parent
+    built = sorted(p.name for p in here.glob("_core*") if p.suffix in (".so", ".pyd"))
+    if not built and (here.parent / "setup.py").is_file() and (here.parent / "csrc").is_dir():
+        cause = f"this is the source folder {here}, and its extension was never built"
+        fix = ("build it in place with `pip install -e .` at the repository root (a C++17 "
+               "compiler with OpenMP is needed; see README.md, Installing)")
+    else:
+        cause = f"fastnn._core failed to import: {exc}"
+        fix = ("reinstall fastnn for this Python (`pip install --force-reinstall fastnn-cpu`, or "
+               "`pip install -e .` in a clone); `python -m fastnn info` shows what is installed")
+    return f"{cause}; fix: {fix}"
+
+
 try:
     from . import _core
-except ImportError as exc:  # a source checkout that was not built; the numpy backend still works
+except ImportError as exc:  # never a silent fallback: say why, and how to fix it
     _core = None
-    _CORE_ERROR = exc
+    _CORE_ERROR = _native_failure(exc)
+    warnings.warn("fastnn's native extension is unavailable, so fastnn runs on the NumPy reference "
+                  f"backend (many times slower): {_CORE_ERROR}", NativeExtensionWarning, stacklevel=2)
 else:
     _CORE_ERROR = None
 
@@ -37,24 +62,30 @@ def kernels():
     return native.kernels if _backend == "native" else reference
 
 
-def get_backend():
-    """Name of the active backend, ``"native"`` or ``"numpy"``."""
+def get_backend() -> str:
+    """Name of the active backend, ``"native"`` or ``"numpy"``. It is ``"numpy"`` from the start
+    only when the native extension failed to load; :func:`native_error` then says why."""
     return _backend
 
 
-def set_backend(name):
+def native_error() -> "str | None":
+    """None when the native extension loaded; otherwise why it did not and how to fix it (the
+    message of the warning that importing fastnn gave)."""
+    return _CORE_ERROR
+
+
+def set_backend(name: str) -> None:
     """Run every kernel on ``name``: ``"native"`` (C++/OpenMP) or ``"numpy"`` (the reference)."""
     global _backend
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
     if name == "native" and _core is None:
-        raise RuntimeError(f"the native backend is not available: {_CORE_ERROR}. "
-                           "Install fastnn with `pip install .` to build it.")
+        raise RuntimeError(f"the native backend is not available: {_CORE_ERROR}")
     _backend = name
 
 
 @contextlib.contextmanager
-def backend_scope(name):
+def backend_scope(name: str) -> Iterator[None]:
     """Context manager running the enclosed code on backend ``name``, then restoring the previous one."""
     previous = get_backend()
     set_backend(name)
@@ -64,12 +95,12 @@ def backend_scope(name):
         set_backend(previous)
 
 
-def floatx():
+def floatx() -> str:
     """Default float dtype name for new weights and inputs (Keras's ``floatx``): ``"float32"``."""
     return _floatx.name
 
 
-def set_floatx(dtype):
+def set_floatx(dtype: "str | type[np.floating[Any]]") -> None:
     """Set the default float dtype to ``"float32"`` or ``"float64"`` (affects models built afterwards)."""
     global _floatx
     dt = np.dtype(dtype) if dtype in ("float32", "float64", np.float32, np.float64) else None
@@ -78,12 +109,12 @@ def set_floatx(dtype):
     _floatx = dt
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Number of threads the native kernels use."""
     return _core.get_num_threads() if _core is not None else 1
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Set the number of threads the native kernels use (results do not depend on it)."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"num_threads must be a positive integer, got {n!r}")
@@ -91,19 +122,19 @@ def set_num_threads(n):
         _core.set_num_threads(int(n))
 
 
-def clear_session():
+def clear_session() -> None:
     """Start afresh as Keras's ``clear_session`` does: automatic layer and model names count from
     the start again (``dense``, ``dense_1``, ...). Existing models keep working."""
     from . import layers
     layers._name_counts.clear()
 
 
-def epsilon():
+def epsilon() -> float:
     """The fuzz factor Keras's backend exposes: ``1e-7`` (fastnn.losses.EPSILON)."""
     from .losses import EPSILON
     return EPSILON
 
 
-def image_data_format():
+def image_data_format() -> str:
     """Keras's image layout setting, ``"channels_last"``; fastnn has no image layers."""
     return "channels_last"

@@ -322,7 +322,7 @@ def plot_per_sample(rows, path, torch_predict=None):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("--plot needs matplotlib: pip install 'fastnn[plot]'") from None
+        raise ImportError("--plot needs matplotlib: pip install 'fastnn-cpu[plot]'") from None
     batches = [b for b, _ in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in backend.BACKENDS:

@@ -212,6 +212,57 @@ _BY_NAME = {
     "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
 }
 
+class Orthogonal(Initializer):
+    """A random orthogonal matrix times ``gain`` (Saxe et al. 2014; Keras's ``Orthogonal``, the
+    default recurrent kernel of SimpleRNN/LSTM/GRU). For a (rows, cols) weight: the Q of the QR
+    decomposition of a (max, min) standard normal matrix, its columns' signs fixed by R's diagonal,
+    transposed when rows < cols, so the rows (or columns) are orthonormal. Multiplying a state by
+    it keeps its length: repeated over time steps, it neither shrinks nor blows up the signal."""
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = float(gain)
+        if not math.isfinite(self.gain):
+            raise ValueError(f"Orthogonal gain must be a finite number, got {gain!r}")
+
+    def sample(self, shape):
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal needs a weight of at least 2 dimensions, got shape {shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = self._rng().standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return self.gain * q.reshape(shape)
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
+class Identity(Initializer):
+    """The identity matrix times ``gain`` (Keras's ``Identity``; 2-D weights only; a non-square
+    shape gets ones on its main diagonal). An identity recurrent kernel with ReLU is Le et al.'s
+    (2015) IRNN."""
+
+    def __init__(self, gain=1.0):
+        super().__init__()
+        self.gain = float(gain)
+        if not math.isfinite(self.gain):
+            raise ValueError(f"Identity gain must be a finite number, got {gain!r}")
+
+    def sample(self, shape):
+        if len(shape) != 2:
+            raise ValueError(f"Identity needs a 2-D weight, got shape {shape}")
+        return self.gain * np.eye(*shape)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
+_BY_NAME.update(orthogonal=Orthogonal, identity=Identity)
+orthogonal, identity = Orthogonal, Identity
+
 # Keras's lowercase aliases
 zeros, ones, constant = Zeros, Ones, Constant
 random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal

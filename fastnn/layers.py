@@ -289,7 +289,9 @@ class Dense(Layer):
     Defaults follow Keras: glorot_uniform kernel, zero bias, no activation, no regularizer.
     ``kernel_regularizer`` / ``bias_regularizer`` (``fastnn.regularizers``) add a weight penalty to
     the loss and its gradient to the weight's gradient.
-    Shapes: x (N, in) -> y (N, units); kernel (in, units); bias (units,).
+    Shapes: x (N, in) -> y (N, units); kernel (in, units); bias (units,). On sequences
+    (N, T, in) -> (N, T, units): the same weights at every step, as Keras applies Dense to the last
+    axis.
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -321,14 +323,15 @@ class Dense(Layer):
         self._activation = activations_module.get(value)
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 1:
-            raise ValueError(f"{self.name} (Dense) expects inputs of shape (batch, features), got input "
-                             f"shape (None, {', '.join(map(str, input_shape))}); add a Flatten layer first")
-        return (self.units,)
+        if len(input_shape) > 2:
+            raise ValueError(f"{self.name} (Dense) expects inputs of shape (batch, features) or (batch, "
+                             f"timesteps, features), got input shape (None, "
+                             f"{', '.join(map(str, input_shape))}); add a Flatten layer first")
+        return tuple(input_shape[:-1]) + (self.units,)
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.kernel = self.add_weight("kernel", (input_shape[0], self.units), self.kernel_initializer,
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer,
                                       regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)
         self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
@@ -336,6 +339,11 @@ class Dense(Layer):
                                     constraint=self.bias_constraint) if self.use_bias else None
 
     def forward(self, x, training=False, logits=False):
+        self._shape = x.shape
+        if x.ndim > 2:  # (N, T, F): the same weights at every step, as rows of one product
+            y = self.forward(x.reshape(-1, x.shape[-1]), training, logits)
+            self._shape = x.shape
+            return y.reshape(tuple(x.shape[:-1]) + (self.units,))
         k, act = backend.kernels(), self.activation
         z = self._buffer("z", (x.shape[0], self.units), x.dtype)
         self._x, self._z = x, z
@@ -351,6 +359,12 @@ class Dense(Layer):
         return self._y
 
     def backward(self, dy, need_dx=True, logits=False):
+        if len(self._shape) > 2:
+            dx = self._backward(dy.reshape(-1, self.units), need_dx, logits)
+            return None if dx is None else dx.reshape(self._shape)
+        return self._backward(dy, need_dx, logits)
+
+    def _backward(self, dy, need_dx, logits):
         self._activity_backward(self._y, dy)
         dz = dy
         if not (logits or self.activation.name == "linear"):
@@ -1196,3 +1210,6 @@ class ActivityRegularization(Layer):
     def get_config(self):
         return {**super().get_config(), "l1": self.activity_regularizer.l1,
                 "l2": self.activity_regularizer.l2}
+
+
+from .recurrent import GRU, LSTM, Embedding, SimpleRNN  # noqa: E402,F401 -- registered layers

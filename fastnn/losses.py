@@ -356,9 +356,6 @@ class Poisson(_PredictionLoss):
         return {"epsilon": EPSILON}
 
     def get_config(self):
-        return {"name": self.name}
-
-    def get_config(self):
         return {"name": self.name}  # epsilon is Keras's fixed fuzz factor, not a setting
 
 

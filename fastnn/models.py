@@ -91,6 +91,10 @@ class Sequential(tracking.Tracked):
                 return
             if any(layer is l for l in self._layers):
                 raise ValueError(f"layer {layer.name!r} is already in this model")
+            if getattr(layer, "return_state", False):
+                raise ValueError(f"{layer.name} ({type(layer).__name__}) has return_state=True, which "
+                                 "gives several outputs; a Sequential model passes one array from "
+                                 "layer to layer (call the layer directly for its states)")
             if layer.built and self._input_shape is None and not self._layers:
                 self._input_shape = layer.input_shape
             input_shape = self._input_shape
@@ -211,6 +215,9 @@ class Sequential(tracking.Tracked):
             self.optimizer, self.loss, self._metric_ids = opt, loss_obj, metric_ids
 
     def _make_metrics(self, output_shape):
+        if len(output_shape) > 1:  # sequence outputs (N, T, C): every step is a row
+            return [_StepMetric(metrics_module.get(m, self.loss, tuple(output_shape[-1:])))
+                    for m in self._metric_ids]
         return [metrics_module.get(m, self.loss, output_shape) for m in self._metric_ids]
 
     def _fused(self):
@@ -240,6 +247,9 @@ class Sequential(tracking.Tracked):
         if not self._layers:
             raise ValueError(f"{self.name} has no layers; add some before using it")
         self._output_shapes(x.shape[1:])
+        check = getattr(self._layers[0], "check_inputs", None)  # Embedding: token ids in range
+        if check is not None:
+            check(x)
         return x
 
     def _prepare_xy(self, x, y, what="x", expected=None):
@@ -251,6 +261,20 @@ class Sequential(tracking.Tracked):
             raise ValueError(f"{what} is empty (shape {x.shape}); at least one sample is needed")
         utils.check_finite(x, what)
         out_shape = self._output_shapes(x.shape[1:])[-1]
+        if len(out_shape) > 1:  # sequence outputs: targets per step, checked as N*T rows
+            y = _numeric_targets(y)
+            lead = tuple(out_shape[:-1])
+            if y.shape[:1 + len(lead)] != (len(x),) + lead:
+                raise ValueError(
+                    f"for inputs {_shape_str(x.shape[1:])} the model gives outputs "
+                    f"{_shape_str(out_shape)}, one per step of the second axis, so targets must start "
+                    f"with shape ({len(x)}, {', '.join(map(str, lead))}); got array of shape {y.shape}. "
+                    "If each sample is one input (an image, say) rather than a sequence, add a "
+                    "Flatten layer first: Dense expects (batch, features)")
+            rows = len(x) * int(np.prod(lead))
+            flat = self.loss.prepare_targets(y.reshape((rows,) + y.shape[1 + len(lead):]), rows,
+                                             tuple(out_shape[-1:]), x.dtype)
+            return x, flat.reshape((len(x),) + lead + flat.shape[1:])
         y = self.loss.prepare_targets(y, len(x), out_shape, x.dtype)
         return x, y
 
@@ -314,6 +338,9 @@ class Sequential(tracking.Tracked):
         ``weights[N]`` (optional) weights each sample's loss as Keras does: sum(w_n * l_n) / N."""
         fused = self._fused()
         h = self._forward(x, training, logits=fused)
+        shape, h, y = h.shape, *_step_rows(h, y)
+        if weights is not None and len(shape) > 2:  # one weight per sequence: for each of its steps
+            weights = np.repeat(weights, len(h) // shape[0])
         grad_out = self._buffer("dout", h.shape, h.dtype) if training else None
         fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
         loss, grad = fn(y, h, grad_out, training)
@@ -324,7 +351,7 @@ class Sequential(tracking.Tracked):
         outputs = h
         if fused:
             outputs = self._layers[-1].activation.forward(h, out=self._buffer("outputs", h.shape, h.dtype))
-        return loss, grad, outputs
+        return loss, None if grad is None else grad.reshape(shape), outputs.reshape(shape)
 
     def _describe_train_step(self, x, y, lr, step, want_outputs, weights=None):
         """One training step as kernel calls -- forward, loss, backward, weight penalties (value
@@ -333,16 +360,22 @@ class Sequential(tracking.Tracked):
         the penalties, outputs (computed only when wanted)]."""
         fused = self._fused()
         h = self._forward(x, True, logits=fused)
+        shape, h, y = h.shape, *_step_rows(h, y)
+        if weights is not None and len(shape) > 2:  # eager only, as below
+            weights = np.repeat(weights, len(h) // shape[0])
         fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
         loss, grad = fn(y, h, self._buffer("dout", h.shape, h.dtype), True)
         if weights is not None:  # eager only: weighted rows (see _loss_and_outputs)
             loss = _weighted_loss(fn, y, h, weights)
             grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+        grad = grad.reshape(shape)
         outputs = h
         if fused:
             act = self._layers[-1].activation
             outputs = program.when(want_outputs, lambda: act.forward(
                 h, out=self._buffer("outputs", h.shape, h.dtype)))
+        if outputs is not None:
+            outputs = outputs.reshape(shape)
         with_weights = [i for i, l in enumerate(self._layers) if l.trainable_weights]
         first = with_weights[0] if with_weights else len(self._layers)
         last = len(self._layers) - 1
@@ -429,6 +462,9 @@ class Sequential(tracking.Tracked):
                     or validation_freq < 1):
                 raise ValueError(f"validation_freq must be a positive integer, got {validation_freq!r}")
             x, y = self._prepare_xy(x, y)
+            if class_weight is not None and len(self._output_shapes(x.shape[1:])[-1]) > 1:
+                raise ValueError("class_weight is not supported for sequence outputs (targets per "
+                                 "timestep); pass sample_weight, one weight per sequence, instead")
             weights = _sample_weights(y, len(x), sample_weight, class_weight, x.dtype)
             val = None
             if validation_split and validation_data is None:
@@ -919,3 +955,34 @@ def _check_verbose(verbose):
     if verbose not in (0, 1, 2) or isinstance(verbose, bool):
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
     return verbose
+
+
+def _numeric_targets(y):
+    y = np.asarray(y)
+    if y.dtype.kind not in "fiub":
+        raise TypeError(f"y must be a numeric array, got dtype {y.dtype}")
+    return y
+
+
+def _step_rows(h, y):
+    """Outputs per step as rows: (N, T, C) outputs and their targets become N*T rows, so a loss
+    is the mean over every sample and step of the per-step loss (Keras's reduction for sequence
+    outputs). 2-D outputs pass unchanged."""
+    if h.ndim <= 2:
+        return h, y
+    lead = h.ndim - 1
+    return h.reshape(-1, h.shape[-1]), y.reshape((-1,) + tuple(y.shape[lead:]))
+
+
+class _StepMetric:
+    """A metric over sequence outputs: each (sample, step) counts as one row."""
+
+    def __init__(self, metric):
+        self._metric = metric
+
+    def update_state(self, y, outputs, *args, **kwargs):
+        outputs, y = _step_rows(np.asarray(outputs), np.asarray(y))
+        return self._metric.update_state(y, outputs, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._metric, name)

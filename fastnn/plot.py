@@ -1,5 +1,5 @@
 """Pictures of how good a model is: confusion matrix, ROC and precision-recall curves, and the
-decision regions of a model with two inputs. Needs matplotlib: ``pip install "fastnn[plot]"``.
+decision regions of a model with two inputs. Needs matplotlib: ``pip install "fastnn-cpu[plot]"``.
 
 Each function draws on ``ax`` (a new figure when None), returns the matplotlib Figure, and writes
 it to ``path`` as PNG (or any format matplotlib infers from the suffix) when given:
@@ -23,7 +23,7 @@ def _pyplot():
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ImportError("fastnn.plot needs matplotlib, which is not installed; install the "
-                          "'plot' extra: pip install \"fastnn[plot]\" (or pip install matplotlib)"
+                          "'plot' extra: pip install \"fastnn-cpu[plot]\" (or pip install matplotlib)"
                           ) from exc
     return plt
 

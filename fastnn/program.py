@@ -193,7 +193,8 @@ class Recorder:
         return Buf(self, id, shape, dtype)
 
     def _alias(self, buf, shape):
-        return self._new_buffer(shape, buf.dtype, alias=buf.id)
+        kind = {np.dtype(np.int64): 1, np.dtype(np.uint64): 2}.get(buf.dtype, 0)
+        return self._new_buffer(shape, buf.dtype, kind=kind, alias=buf.id)
 
     def input(self, tail_shape, dtype):
         """An array given to each run, of shape (n, *tail_shape)."""

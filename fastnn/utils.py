@@ -31,11 +31,38 @@ def format_number(x):
     return f"{x:.4f}" if abs(x) >= 1e-3 or x == 0 else f"{x:.4e}"
 
 
+def format_duration(seconds):
+    """A duration with three significant digits in the largest unit that keeps it at 1 or more:
+    ``"2.41s"``, ``"38.2ms"``, ``"412us"``, ``"1.05us"``, ``"850ns"``. Never rounds a short time to 0."""
+    if not seconds > 0:
+        return "0us"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale or unit == "ns":
+            value = seconds / scale
+            break
+    digits = 0 if value >= 100 else 1 if value >= 10 else 2
+    text = f"{value:.{digits}f}"
+    if float(text) >= 1000 and unit != "s":  # 999.7ms rounds to 1000ms: say 1.00s instead
+        return format_duration(round(value) * scale)
+    return text + unit
+
+
+def _in_notebook(stream):
+    """Whether ``stream`` is the standard output of a Jupyter/IPython kernel (which draws a
+    carriage return as a redraw of the line, though its stream is no terminal)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    return stream is sys.stdout or stream is sys.stderr or \
+        type(stream).__module__.startswith("ipykernel")
+
+
 class Progbar:
     """A Keras-style progress bar: ``12/250 [=>....] - ETA: 3s - loss: 0.4213``.
 
-    On a terminal it redraws one line in place; when output is not a terminal (a log file, CI) it
-    prints only the final line, so logs stay readable.
+    On a terminal and in a Jupyter notebook it redraws one line in place (a carriage return, then
+    the line padded over the previous one); when output goes elsewhere (a log file, CI) it prints
+    only the final line, so logs stay readable. The final line gives the total time and the time
+    per step in s, ms or us with three significant digits.
     """
 
     def __init__(self, target, width=30, stream=None, interactive=None, show_bar=True):
@@ -43,15 +70,19 @@ class Progbar:
         self.show_bar = show_bar
         self.width = width
         self.stream = stream or sys.stdout
+        notebook = _in_notebook(self.stream)
         if interactive is None:
-            interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+            interactive = (hasattr(self.stream, "isatty") and self.stream.isatty()) or notebook
         self.interactive = interactive
+        # A notebook sends each redraw to the browser as a message: redraw less often there.
+        self._interval = 0.1 if notebook else 0.05
         self.start = time.perf_counter()
         self._last_draw = 0.0
+        self._last_width = 0
 
     def update(self, current, values=(), finalize=False):
         now = time.perf_counter()
-        if not finalize and (not self.interactive or now - self._last_draw < 0.05):
+        if not finalize and (not self.interactive or now - self._last_draw < self._interval):
             return
         self._last_draw = now
         done = min(current, self.target)
@@ -60,7 +91,7 @@ class Progbar:
         elapsed = now - self.start
         if finalize:
             per_step = elapsed / max(current, 1)
-            timing = f"{elapsed:.0f}s {per_step * 1e3:.0f}ms/step"
+            timing = f"{format_duration(elapsed)} {format_duration(per_step)}/step"
         else:
             eta = elapsed / max(current, 1) * (self.target - current)
             timing = f"ETA: {eta:.0f}s"
@@ -69,7 +100,9 @@ class Progbar:
         line = f"{counter} [{bar:<{self.width}}] - {timing}{metrics}" if self.show_bar else \
             f"{counter} - {timing}{metrics}"
         if self.interactive:
-            self.stream.write("\r" + line + ("\n" if finalize else ""))
+            padded = line + " " * max(self._last_width - len(line), 0)
+            self._last_width = len(line)
+            self.stream.write("\r" + padded + ("\n" if finalize else ""))
         elif finalize:
             self.stream.write(line + "\n")
         self.stream.flush()

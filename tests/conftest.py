@@ -1,28 +1,28 @@
-"""Test configuration: tests run against the *installed* fastnn, and find the shared MNIST data.
+"""Test configuration: the tests run against whichever fastnn Python imports, and find the shared
+MNIST data.
 
-`pip install ".[test]" && pytest` from the repository root must exercise the package pip built,
-never the source folder `fastnn/` (which has no compiled `_core`). pytest runs in importlib mode
-(pyproject.toml) so it does not put the root on sys.path; `python -m pytest` still adds the current
-directory, which is removed here before fastnn is imported.
+At the repository root that is the source folder itself, built in place by the README's
+``pip install -e ".[test]"`` (an editable install). The wheel round trip in ``.ci/run`` copies
+``tests/`` out of the tree and runs it against an installed wheel. Either way the native extension
+must have loaded: the suite refuses to run on a silent NumPy fallback.
 """
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
 
-import fastnn  # noqa: E402  (after the sys.path fix above)
+import fastnn  # noqa: E402
 
 if fastnn.backend._core is None:
     pytest.exit(f"fastnn's native extension did not import ({fastnn.backend._CORE_ERROR}); "
-                f"install the package first: pip install '.[test]'  (fastnn imported from "
+                f"build it first: pip install -e '.[test]'  (fastnn imported from "
                 f"{Path(fastnn.__file__).parent})", returncode=2)
 
-MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
+# FASTNN_MNIST_DIR points a copy of tests/ outside the repository (the wheel round trip) at the data.
+MNIST_DIR = Path(os.environ.get("FASTNN_MNIST_DIR") or ROOT.parent / "shared" / "data" / "mnist")
 MNIST_SHA256 = {
     "t10k-images-idx3-ubyte.gz": "b3d1ecee69772f10ad3399fcfc183a460646f07b37c22f1e3902096b8afcbc32",
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
@@ -75,3 +75,10 @@ def _restore_global_state():
     fastnn.set_num_threads(threads)
 
 
+
+
+def pytest_report_header(config):
+    """Which fastnn the run tests: the source folder (editable install) or an installed wheel."""
+    core = fastnn.backend._core
+    return (f"fastnn {fastnn.__version__} from {Path(fastnn.__file__).parent} "
+            f"(native extension {Path(core.__file__).name}, {core.cpu_capability()})")

@@ -254,12 +254,16 @@ def test_bad_input_shape_is_rejected(shape):
         Dense(3, input_shape=shape)
 
 
-def test_dense_rejects_images_without_flatten():
-    with pytest.raises(ValueError, match="Flatten"):
-        fastnn.Sequential([Dense(3, input_shape=(28, 28))])
+def test_dense_applies_to_the_last_axis_and_a_forgotten_flatten_is_named():
+    # Keras: Dense on (batch, steps, features) is the same Dense at every step
+    model = fastnn.Sequential([Dense(3, input_shape=(28, 28))])
+    assert model.output_shape == (None, 28, 3)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="Flatten"):  # image-style labels, one per sample
+        model.fit(np.zeros((2, 28, 28)), np.zeros(2, int), verbose=0)
     layer = Dense(3)
     with pytest.raises(ValueError, match="Flatten"):
-        layer(np.zeros((2, 28, 28)))
+        layer(np.zeros((2, 4, 28, 28)))
     assert not layer.built
 
 

@@ -988,7 +988,7 @@ def test_input_layer_and_build_routes_give_the_same_shapes():
     with pytest.raises(ValueError, match="first"):
         fastnn.Sequential([Dense(3), Input(shape=(2,))])
     with pytest.raises(ValueError, match="Flatten"):
-        fastnn.Sequential([Dense(3, input_shape=(4, 4))])
+        fastnn.Sequential([Dense(3, input_shape=(2, 4, 4))])
 
 
 def test_unbuilt_model_builds_on_first_fit_and_summary_before_raises():

@@ -124,5 +124,5 @@ def test_missing_matplotlib_names_the_plot_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib...` fail
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     y, s = binary_scores(10)
-    with pytest.raises(ImportError, match=r"fastnn\[plot\]"):
+    with pytest.raises(ImportError, match=r"fastnn-cpu\[plot\]"):
         plot.roc_curve(y, s)

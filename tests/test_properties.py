@@ -882,6 +882,128 @@ def _executor_scalar(name, *args):
     return result.run(0, [], [])[0]
 
 
+# ============================================================================ recurrent cells
+# Each step adds a product over F + U terms to a state that earlier rounding already perturbed,
+# and backpropagation through time walks the same chain back, so the error bound grows with the
+# number of steps: tol = 16 * T * (F + U + 4) * eps * (1 + |reference|), the reference computed
+# in float64 from the same (dtype-rounded) inputs. Activations are smooth (no kink near which
+# the two backends could fall on different sides).
+_CELLS = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _recurrent_case(data, dtype, cell, n, t, f, u, reset_after):
+    k = _CELLS[cell]
+    draw = lambda shape, lo=-1.0, hi=1.0: data.draw(arrays(dtype, shape, lo, hi))
+    bias_shape = (2, 3 * u) if cell == "gru" and reset_after else (k * u,)
+    return dict(x=draw((n, t, f), -2.0, 2.0), kernel=draw((f, k * u)), recurrent_kernel=draw((u, k * u)),
+                bias=draw(bias_shape) if data.draw(st.booleans()) else None,
+                h0=draw((n, u)) if data.draw(st.booleans()) else None,
+                c0=draw((n, u)) if cell == "lstm" and data.draw(st.booleans()) else None)
+
+
+def _run_cell(kernels, cell, case, acts, reverse, sequences, reset_after, dtype):
+    """Forward and backward of one cell on one backend, every buffer given; all results."""
+    x, W, R_, b, h0, c0 = (case[k] for k in ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0"))
+    n, t, _ = x.shape
+    u = R_.shape[0]
+    k = _CELLS[cell]
+    e = lambda *shape: np.zeros(shape, dtype)
+    hseq, hlast = e(n, t, u), e(n, u)
+    dy = np.cos(np.arange(n * t * u if sequences else n * u, dtype=np.float64)).astype(dtype)
+    dy = dy.reshape((n, t, u) if sequences else (n, u))
+    grads = dict(dx=e(*x.shape), dkernel=e(*W.shape), drecurrent=e(*R_.shape),
+                 dbias=None if b is None else e(*b.shape), dh0=e(n, u), need_dx=True)
+    a = dict(activation=acts[0], alpha=0.0)
+    ra = dict(recurrent_activation=acts[1], recurrent_alpha=0.0)
+    if cell == "simple_rnn":
+        cache = dict(z=e(n, t, u))
+        kernels.simple_rnn_forward(x, W, R_, b, h0, reverse=reverse, hseq=hseq, hlast=hlast, **a, **cache)
+        kernels.simple_rnn_backward(dy, x, W, R_, h0, cache["z"], hseq, reverse=reverse,
+                                    sequences=sequences, dz=e(n, t, u), hprev=e(n, t, u), **a, **grads)
+    elif cell == "lstm":
+        cache = dict(z=e(n, t, 4 * u), gates=e(n, t, 4 * u), cseq=e(n, t, u), tc=e(n, t, u))
+        kernels.lstm_forward(x, W, R_, b, h0, c0, reverse=reverse, hseq=hseq, hlast=hlast, **a, **ra,
+                             **cache)
+        grads["dc0"] = e(n, u)
+        kernels.lstm_backward(dy, x, W, R_, h0, c0, *cache.values(), hseq, reverse=reverse,
+                              sequences=sequences, dz=e(n, t, 4 * u), hprev=e(n, t, u), **a, **ra,
+                              **grads)
+    else:
+        cache = dict(zx=e(n, t, 3 * u), zr=e(n, t, 3 * u), gates=e(n, t, 3 * u))
+        kernels.gru_forward(x, W, R_, b, h0, reset_after=reset_after, reverse=reverse, hseq=hseq,
+                            hlast=hlast, **a, **ra, **cache)
+        kernels.gru_backward(dy, x, W, R_, h0, *cache.values(), hseq, reset_after=reset_after,
+                             reverse=reverse, sequences=sequences, dax=e(n, t, 3 * u),
+                             dar=e(n, t, 3 * u), hprev=e(n, t, u), work=e(n, u), **a, **ra, **grads)
+    grads.pop("need_dx")
+    return {"hseq": hseq, "hlast": hlast, **cache, **{k: v for k, v in grads.items() if v is not None}}
+
+
+@covers("simple_rnn_forward", "simple_rnn_backward", "lstm_forward", "lstm_backward",
+        "gru_forward", "gru_backward")
+@props(60)
+@given(data=st.data(), dtype=DTYPES, cell=st.sampled_from(sorted(_CELLS)), n=st.integers(0, 4),
+       t=st.integers(1, 5), f=st.integers(1, 4), u=st.integers(1, 4), reverse=st.booleans(),
+       sequences=st.booleans(), reset_after=st.booleans(),
+       acts=st.sampled_from([("tanh", "sigmoid"), ("sigmoid", "tanh"), ("linear", "sigmoid"),
+                             ("softplus", "sigmoid")]))
+def test_recurrent_cells_match_reference(data, dtype, cell, n, t, f, u, reverse, sequences,
+                                         reset_after, acts):
+    case = _recurrent_case(data, dtype, cell, n, t, f, u, reset_after)
+    native = _run_cell(NK, cell, case, acts, reverse, sequences, reset_after, dtype)
+    case64 = {k: None if v is None else f64(v) for k, v in case.items()}
+    ref = _run_cell(R, cell, case64, acts, reverse, sequences, reset_after, np.float64)
+    assert native.keys() == ref.keys()
+    for name in native:
+        tol = 16 * t * (f + u + 4) * eps(dtype) * (1 + np.abs(ref[name]))
+        assert_within(native[name], ref[name].astype(dtype), tol, f"{cell} {name}")
+
+
+@covers("sequence_dropout_step", "sequence_dropout_backward")
+@props(40)
+@given(data=st.data(), dtype=DTYPES, n=dim, t=pos_dim, f=pos_dim, seed=st.integers(0, 2**64 - 1),
+       rate=st.sampled_from([0.0, 0.25, 0.5, 0.9]))
+def test_sequence_dropout_matches_reference(data, dtype, n, t, f, seed, rate):
+    x = data.draw(arrays(dtype, (n, t, f)))
+    dy = data.draw(arrays(dtype, (n, t, f)))
+    outs = []
+    for kernels in (NK, R):
+        stream = np.array([seed, 3], np.uint64)
+        out, mask = np.zeros_like(x), np.zeros((n, f), dtype)
+        kernels.sequence_dropout_step(x, rate, stream, out=out, mask=mask)
+        dx = np.zeros_like(x)
+        kernels.sequence_dropout_backward(dy, mask, out=dx)
+        assert stream[1] == 4
+        outs.append((out, mask, dx))
+    for a, b in zip(*outs):
+        assert np.array_equal(a, b)  # the same generator, one product per element: exact
+    # one mask per sequence: every step of a sample drops the same features
+    assert np.array_equal(outs[0][0] == 0, np.broadcast_to((outs[0][1] == 0)[:, None, :], x.shape) | (x == 0))
+
+
+@covers("embedding_forward", "embedding_backward")
+@props(60)
+@given(data=st.data(), dtype=DTYPES, n=dim, t=pos_dim, v=pos_dim, d=pos_dim)
+def test_embedding_matches_reference(data, dtype, n, t, v, d):
+    tokens = data.draw(hnp.arrays(np.int64, (n, t), elements=st.integers(0, v - 1))).astype(dtype)
+    table = data.draw(arrays(dtype, (v, d)))
+    dy = data.draw(arrays(dtype, (n, t, d)))
+    out, out_ref = np.zeros((n, t, d), dtype), np.zeros((n, t, d), dtype)
+    NK.embedding_forward(tokens, table, out=out)
+    R.embedding_forward(tokens, table, out=out_ref)
+    assert np.array_equal(out, out_ref)  # a copy: exact
+    g, g_ref = np.zeros((v, d), dtype), np.zeros((v, d), dtype)
+    NK.embedding_backward(dy, tokens, g)
+    R.embedding_backward(dy, tokens, g_ref)
+    assert np.array_equal(g, g_ref)  # the same additions in the same (n, t) order
+    for bad in (-1.0, float(v), 0.5):
+        if n and t:
+            wrong = tokens.copy()
+            wrong.flat[0] = bad
+            with pytest.raises(ValueError, match="tokens"):
+                NK.embedding_forward(wrong, table, out=out)
+
+
 def test_every_kernel_of_both_backends_has_a_property():
     shared = {n for n in R.__all__ if not n.startswith("SELU")} & set(dir(NK))
     assert shared == {n for n in R.__all__ if not n.startswith("SELU")}

@@ -19,6 +19,8 @@ One file per concern:
 * ``losses.py``      - losses fused with their gradients
 * ``norm.py``        - batch and layer normalization, forward and backward
 * ``dropout.py``     - inverted dropout with a counter-based random mask
+* ``recurrent.py``   - SimpleRNN, LSTM and GRU cells over whole sequences,
+  forward and backpropagation through time; the embedding lookup
 * ``optim.py``       - in-place SGD, AdaGrad, RMSprop and Adam/AMSGrad
   updates, decoupled weight decay; gradient norms, clipping and L1/L2
   weight penalties
@@ -101,6 +103,18 @@ from .losses import (
 )
 from .losses import (mean_absolute_percentage_error, mean_squared_logarithmic_error, poisson,
                      squared_hinge)
+from .recurrent import (
+    embedding_backward,
+    embedding_forward,
+    gru_backward,
+    gru_forward,
+    lstm_backward,
+    lstm_forward,
+    sequence_dropout_backward,
+    sequence_dropout_step,
+    simple_rnn_backward,
+    simple_rnn_forward,
+)
 from .dropout import (alpha_dropout_step, dropout_backward, dropout_forward, dropout_step,
                       gaussian_dropout_step, normal_noise_step)
 from .norm import (
@@ -192,6 +206,14 @@ __all__ = [
     "tanh_backward",
     "tanh_forward",
     "weight_decay_update",
+    "simple_rnn_forward",
+    "simple_rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "embedding_forward",
+    "embedding_backward",
     "gelu_forward",
     "gelu_backward",
     "gelu_tanh_forward",
@@ -228,4 +250,6 @@ __all__ = [
     "mean_squared_logarithmic_error",
     "poisson",
     "squared_hinge",
+    "sequence_dropout_step",
+    "sequence_dropout_backward",
 ]

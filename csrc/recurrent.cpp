@@ -1,0 +1,386 @@
+// Recurrent cells and embeddings; see recurrent.h and fastnn/reference/recurrent.py.
+#include "recurrent.h"
+
+#include <algorithm>
+
+#include "dense.h"
+#include "gemm.h"
+
+namespace fastnn {
+
+namespace {
+
+// Rows of a step: in parallel when the step has enough elements to pay for a parallel region.
+template <typename F>
+void for_rows(idx N, idx per_row, F&& body) {
+    parallel_for(N, N * per_row >= kParallelElementwise, body);
+}
+
+// The state before processing step s, row i: Hseq[i, s-1], or H0[i] (zeros when null) at s = 0.
+template <typename T>
+const T* previous_state(const T* Hseq, const T* H0, const RnnShape& s, idx step, idx i) {
+    if (step > 0) return Hseq + (i * s.T + step - 1) * s.U;
+    return H0 ? H0 + i * s.U : nullptr;
+}
+
+// Hprev[i, t] = the state before processing input time t (zeros for the first step without H0).
+template <typename T>
+void previous_states(T* Hprev, const T* Hseq, const T* H0, const RnnShape& s) {
+    for_rows(s.N, s.T * s.U, [&](idx i) {
+        for (idx step = 0; step < s.T; ++step) {
+            const T* h = previous_state(Hseq, H0, s, step, i);
+            T* dst = Hprev + (i * s.T + s.time(step)) * s.U;
+            if (h) std::copy(h, h + s.U, dst);
+            else std::fill(dst, dst + s.U, T(0));
+        }
+    });
+}
+
+// Acc[i, t, :] (+)= h_{t-1} @ R[:, :M] for rows i in [lo, hi) of processing step `step`; the
+// rows of Acc are ld_acc wide, those of R ldr. A zero state (no H0 at the first step) adds nothing.
+template <typename T>
+void recurrent_product(T* Acc, idx ld_acc, const T* R, idx ldr, idx M, const T* Hseq,
+                       const T* H0, const RnnShape& s, idx step, T beta, idx lo, idx hi) {
+    const idx t = s.time(step), rows = hi - lo;
+    T* C = Acc + lo * s.T * ld_acc + t * ld_acc;
+    const idx ldc = s.T * ld_acc;
+    if (step > 0) {
+        gemm<T>(false, false, rows, M, s.U, T(1), Hseq + lo * s.T * s.U + (step - 1) * s.U,
+                s.T * s.U, R, ldr, beta, C, ldc);
+    } else if (H0) {
+        gemm<T>(false, false, rows, M, s.U, T(1), H0 + lo * s.U, s.U, R, ldr, beta, C, ldc);
+    } else if (beta == T(0)) {
+        for (idx i = 0; i < rows; ++i) std::fill(C + i * ldc, C + i * ldc + M, T(0));
+    }
+}
+
+// dH[lo:hi] (+)= dA_t[lo:hi, :M] @ R[:, :M]^T, dA_t the rows of input time t (ld_a wide).
+template <typename T>
+void state_gradient(T* dH, const T* dA, idx ld_a, const T* R, idx ldr, idx M, const RnnShape& s,
+                    idx t, T beta, idx lo, idx hi) {
+    gemm<T>(false, true, hi - lo, s.U, M, T(1), dA + lo * s.T * ld_a + t * ld_a, s.T * ld_a, R,
+            ldr, beta, dH + lo * s.U, s.U);
+}
+
+// body(i) for the rows of a block, on the thread that owns the block.
+template <typename F>
+void for_block_rows(idx lo, idx hi, F&& body) {
+    for (idx i = lo; i < hi; ++i) body(i);
+}
+
+// The walk over the steps runs on blocks of samples, each block on one thread from its first
+// step to its last: samples never interact in a recurrence, so the team meets once per call
+// instead of at every step (a busy core then delays one join, not 28 of them). Each element is
+// computed by the same sums whatever the block (every GEMM path gives an element the same sum).
+template <typename F>
+void for_sample_blocks(idx N, idx work_per_sample, F&& body) {
+    const int threads = (N * work_per_sample >= kParallelElementwise) ? max_threads() : 1;
+    const idx blocks = std::max<idx>(1, std::min<idx>(N, threads));
+    const idx per = (N + blocks - 1) / blocks;
+    parallel_for(blocks, blocks > 1, [&](idx b) {
+        const idx lo = b * per, hi = std::min(N, lo + per);
+        if (lo < hi) body(lo, hi);
+    });
+}
+
+// dH[i] += dY for processing step `step` (every step with sequences, else only the last).
+template <typename T>
+void add_output_grad(T* dH_row, const T* dY, const RnnShape& s, idx step, idx i, bool sequences) {
+    const T* g = nullptr;
+    if (sequences) g = dY + (i * s.T + step) * s.U;
+    else if (step == s.T - 1) g = dY + i * s.U;
+    if (g)
+        for (idx j = 0; j < s.U; ++j) dH_row[j] += g[j];
+}
+
+// Column sums of A[M, K] in row order into out[K] (a bias gradient), columns in parallel.
+template <typename T>
+void column_sums(T* out, const T* A, idx M, idx K) {
+    parallel_for(K, M * K >= kParallelElementwise, [&](idx k) {
+        T sum = T(0);
+        for (idx m = 0; m < M; ++m) sum += A[m * K + k];
+        out[k] = sum;
+    });
+}
+
+}  // namespace
+
+// -- SimpleRNN ------------------------------------------------------------------------------------
+template <typename T>
+void simple_rnn_forward(T* Hseq, T* Z, const T* X, const T* W, const T* R, const T* b,
+                        const T* H0, const RnnShape& s, const CellActs<T>& a) {
+    const idx U = s.U;
+    dense_forward<T>(Z, X, W, b, s.N * s.T, s.F, U);  // x @ W + b for every step at once
+    for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
+        for (idx step = 0; step < s.T; ++step) {
+            const idx t = s.time(step);
+            recurrent_product<T>(Z, U, R, U, U, Hseq, H0, s, step, T(1), lo, hi);
+            for_block_rows(lo, hi, [&](idx i) {
+                act_forward<T>(a.act, Hseq + (i * s.T + step) * U, Z + (i * s.T + t) * U, U, a.alpha);
+            });
+        }
+    });
+}
+
+template <typename T>
+void simple_rnn_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dZ, T* Hprev, const T* dY,
+                         const T* X, const T* W, const T* R, const T* H0, const T* Z,
+                         const T* Hseq, const RnnShape& s, const CellActs<T>& a, bool sequences) {
+    const idx U = s.U;
+    std::fill(dH0, dH0 + s.N * U, T(0));  // the running dL/dh of the state
+    for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
+        for (idx step = s.T - 1; step >= 0; --step) {
+            const idx t = s.time(step);
+            for_block_rows(lo, hi, [&](idx i) {
+                T* dh = dH0 + i * U;
+                add_output_grad(dh, dY, s, step, i, sequences);
+                act_backward<T>(a.act, dZ + (i * s.T + t) * U, dh, Z + (i * s.T + t) * U,
+                                Hseq + (i * s.T + step) * U, U, a.alpha);
+            });
+            state_gradient<T>(dH0, dZ, U, R, U, U, s, t, T(0), lo, hi);
+        }
+    });
+    previous_states<T>(Hprev, Hseq, H0, s);
+    dense_backward<T>(dX, dW, db, dZ, X, W, s.N * s.T, s.F, U);
+    gemm<T>(true, false, U, U, s.N * s.T, T(1), Hprev, U, dZ, U, T(0), dR, U);
+}
+
+// -- LSTM -----------------------------------------------------------------------------------------
+template <typename T>
+void lstm_forward(T* Hseq, T* Z, T* G, T* C, T* TC, const T* X, const T* W, const T* R,
+                  const T* b, const T* H0, const T* C0, const RnnShape& s, const CellActs<T>& a) {
+    const idx U = s.U, K = 4 * U;
+    dense_forward<T>(Z, X, W, b, s.N * s.T, s.F, K);
+    for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
+        for (idx step = 0; step < s.T; ++step) {
+            const idx t = s.time(step);
+            recurrent_product<T>(Z, K, R, K, K, Hseq, H0, s, step, T(1), lo, hi);
+            for_block_rows(lo, hi, [&](idx i) {
+                const T* z = Z + (i * s.T + t) * K;
+                T* g = G + (i * s.T + t) * K;
+                T* c = C + (i * s.T + t) * U;
+                T* tc = TC + (i * s.T + t) * U;
+                T* h = Hseq + (i * s.T + step) * U;
+                const T* c_prev = step > 0 ? C + (i * s.T + s.time(step - 1)) * U
+                                           : (C0 ? C0 + i * U : nullptr);
+                act_forward<T>(a.ract, g, z, 2 * U, a.ralpha);                // i, f
+                act_forward<T>(a.act, g + 2 * U, z + 2 * U, U, a.alpha);      // g
+                act_forward<T>(a.ract, g + 3 * U, z + 3 * U, U, a.ralpha);    // o
+                for (idx j = 0; j < U; ++j)
+                    c[j] = (c_prev ? g[U + j] * c_prev[j] : T(0)) + g[j] * g[2 * U + j];
+                act_forward<T>(a.act, tc, c, U, a.alpha);
+                for (idx j = 0; j < U; ++j) h[j] = g[3 * U + j] * tc[j];
+            });
+        }
+    });
+}
+
+template <typename T>
+void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, const T* dY,
+                   const T* X, const T* W, const T* R, const T* H0, const T* C0, const T* Z,
+                   const T* G, const T* C, const T* TC, const T* Hseq, const RnnShape& s,
+                   const CellActs<T>& a, bool sequences) {
+    const idx U = s.U, K = 4 * U;
+    std::fill(dH0, dH0 + s.N * U, T(0));
+    std::fill(dC0, dC0 + s.N * U, T(0));  // the running dL/dc of the cell state
+    for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
+        for (idx step = s.T - 1; step >= 0; --step) {
+            const idx t = s.time(step);
+            for_block_rows(lo, hi, [&](idx i) {
+                T* dh = dH0 + i * U;
+                T* dc = dC0 + i * U;
+                T* da = dZ + (i * s.T + t) * K;
+                const T* z = Z + (i * s.T + t) * K;
+                const T* g = G + (i * s.T + t) * K;
+                const T* c = C + (i * s.T + t) * U;
+                const T* tc = TC + (i * s.T + t) * U;
+                const T* c_prev = step > 0 ? C + (i * s.T + s.time(step - 1)) * U
+                                           : (C0 ? C0 + i * U : nullptr);
+                add_output_grad(dh, dY, s, step, i, sequences);
+                for (idx j = 0; j < U; ++j) da[j] = dh[j] * g[3 * U + j];  // dL/d act(c), scratch
+                act_backward<T>(a.act, da, da, c, tc, U, a.alpha);
+                for (idx j = 0; j < U; ++j) {
+                    dc[j] += da[j];
+                    da[3 * U + j] = dh[j] * tc[j];                        // do
+                    da[j] = dc[j] * g[2 * U + j];                         // di
+                    da[U + j] = c_prev ? dc[j] * c_prev[j] : T(0);        // df
+                    da[2 * U + j] = dc[j] * g[j];                         // dg
+                    dc[j] *= g[U + j];                                    // to c_{t-1}
+                }
+                act_backward<T>(a.ract, da, da, z, g, 2 * U, a.ralpha);
+                act_backward<T>(a.act, da + 2 * U, da + 2 * U, z + 2 * U, g + 2 * U, U, a.alpha);
+                act_backward<T>(a.ract, da + 3 * U, da + 3 * U, z + 3 * U, g + 3 * U, U, a.ralpha);
+            });
+            state_gradient<T>(dH0, dZ, K, R, K, K, s, t, T(0), lo, hi);
+        }
+    });
+    previous_states<T>(Hprev, Hseq, H0, s);
+    dense_backward<T>(dX, dW, db, dZ, X, W, s.N * s.T, s.F, K);
+    gemm<T>(true, false, U, K, s.N * s.T, T(1), Hprev, U, dZ, K, T(0), dR, K);
+}
+
+// -- GRU ------------------------------------------------------------------------------------------
+template <typename T>
+void gru_forward(T* Hseq, T* ZX, T* ZR, T* G, const T* X, const T* W, const T* R, const T* b,
+                 const T* H0, const RnnShape& s, const CellActs<T>& a, bool reset_after) {
+    const idx U = s.U, K = 3 * U;
+    const T* b_rec = (b && reset_after) ? b + K : nullptr;
+    dense_forward<T>(ZX, X, W, b, s.N * s.T, s.F, K);  // b: the input row (or the only bias)
+    for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
+        for (idx step = 0; step < s.T; ++step) {
+            const idx t = s.time(step);
+            // reset_after: all three blocks of h_{t-1} @ R; otherwise the z and r blocks only
+            recurrent_product<T>(ZR, K, R, K, reset_after ? K : 2 * U, Hseq, H0, s, step, T(0), lo,
+                                 hi);
+            for_block_rows(lo, hi, [&](idx i) {
+                const T* zx = ZX + (i * s.T + t) * K;
+                T* zr = ZR + (i * s.T + t) * K;
+                T* g = G + (i * s.T + t) * K;
+                const T* hp = previous_state(Hseq, H0, s, step, i);
+                if (b_rec)
+                    for (idx j = 0; j < K; ++j) zr[j] += b_rec[j];
+                for (idx j = 0; j < 2 * U; ++j) g[j] = zx[j] + zr[j];
+                act_forward<T>(a.ract, g, g, 2 * U, a.ralpha);  // z, r
+                if (reset_after) {
+                    for (idx j = 0; j < U; ++j) g[2 * U + j] = zx[2 * U + j] + g[U + j] * zr[2 * U + j];
+                    act_forward<T>(a.act, g + 2 * U, g + 2 * U, U, a.alpha);
+                } else {  // r * h_{t-1}, parked in this step's state slot until the product is done
+                    T* rh = Hseq + (i * s.T + step) * U;
+                    for (idx j = 0; j < U; ++j) rh[j] = hp ? g[U + j] * hp[j] : T(0);
+                }
+            });
+            if (!reset_after) {
+                gemm<T>(false, false, hi - lo, U, U, T(1), Hseq + (lo * s.T + step) * U, s.T * U,
+                        R + 2 * U, K, T(0), ZR + (lo * s.T + t) * K + 2 * U, s.T * K);
+                for_block_rows(lo, hi, [&](idx i) {
+                    const T* zx = ZX + (i * s.T + t) * K;
+                    const T* zr = ZR + (i * s.T + t) * K;
+                    T* g = G + (i * s.T + t) * K;
+                    for (idx j = 0; j < U; ++j) g[2 * U + j] = zx[2 * U + j] + zr[2 * U + j];
+                    act_forward<T>(a.act, g + 2 * U, g + 2 * U, U, a.alpha);
+                });
+            }
+            for_block_rows(lo, hi, [&](idx i) {
+                const T* g = G + (i * s.T + t) * K;
+                const T* hp = previous_state(Hseq, H0, s, step, i);
+                T* h = Hseq + (i * s.T + step) * U;
+                for (idx j = 0; j < U; ++j)
+                    h[j] = (hp ? g[j] * hp[j] : T(0)) + (T(1) - g[j]) * g[2 * U + j];
+            });
+        }
+    });
+}
+
+template <typename T>
+void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, T* Work,
+                  const T* dY, const T* X, const T* W, const T* R, const T* H0, const T* ZX,
+                  const T* ZR, const T* G, const T* Hseq, const RnnShape& s, const CellActs<T>& a,
+                  bool reset_after, bool sequences) {
+    const idx U = s.U, K = 3 * U;
+    previous_states<T>(Hprev, Hseq, H0, s);
+    std::fill(dH0, dH0 + s.N * U, T(0));
+    for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
+        for (idx step = s.T - 1; step >= 0; --step) {
+            const idx t = s.time(step);
+            // 1. dL/d(pre-activation of hh), with the pre-activation parked in dAR's h block
+            for_block_rows(lo, hi, [&](idx i) {
+                T* dh = dH0 + i * U;
+                T* dax = dAX + (i * s.T + t) * K;
+                T* dar = dAR + (i * s.T + t) * K;
+                const T* zx = ZX + (i * s.T + t) * K;
+                const T* zr = ZR + (i * s.T + t) * K;
+                const T* g = G + (i * s.T + t) * K;
+                add_output_grad(dh, dY, s, step, i, sequences);
+                for (idx j = 0; j < U; ++j) {
+                    dax[2 * U + j] = dh[j] * (T(1) - g[j]);
+                    dar[2 * U + j] = zx[2 * U + j] + (reset_after ? g[U + j] * zr[2 * U + j]
+                                                                  : zr[2 * U + j]);
+                }
+                act_backward<T>(a.act, dax + 2 * U, dax + 2 * U, dar + 2 * U, g + 2 * U, U, a.alpha);
+            });
+            // 2. without reset_after: d(r * h_{t-1}) = da_h @ R_h^T
+            if (!reset_after)
+                state_gradient<T>(Work, dAX + 2 * U, K, R + 2 * U, K, U, s, t, T(0), lo, hi);
+            // 3. the gates z and r; the recurrent side's gradient; the direct path dh * z
+            for_block_rows(lo, hi, [&](idx i) {
+                T* dh = dH0 + i * U;
+                T* dax = dAX + (i * s.T + t) * K;
+                T* dar = dAR + (i * s.T + t) * K;
+                const T* zx = ZX + (i * s.T + t) * K;
+                const T* zr = ZR + (i * s.T + t) * K;
+                const T* g = G + (i * s.T + t) * K;
+                const T* hp = Hprev + (i * s.T + t) * U;
+                const T* drh = Work + i * U;
+                for (idx j = 0; j < U; ++j) {
+                    dax[j] = dh[j] * (hp[j] - g[2 * U + j]);                                // dz
+                    dax[U + j] = reset_after ? dax[2 * U + j] * zr[2 * U + j] : drh[j] * hp[j];  // dr
+                    dar[j] = zx[j] + zr[j];          // pre-activations of z and r, parked
+                    dar[U + j] = zx[U + j] + zr[U + j];
+                }
+                act_backward<T>(a.ract, dax, dax, dar, g, 2 * U, a.ralpha);
+                for (idx j = 0; j < 2 * U; ++j) dar[j] = dax[j];
+                for (idx j = 0; j < U; ++j) {
+                    dar[2 * U + j] = reset_after ? dax[2 * U + j] * g[U + j] : dax[2 * U + j];
+                    dh[j] = dh[j] * g[j] + (reset_after ? T(0) : drh[j] * g[U + j]);
+                }
+            });
+            // 4. the rest of dL/dh_{t-1}: through the recurrent products
+            state_gradient<T>(dH0, dAR, K, R, K, reset_after ? K : 2 * U, s, t, T(1), lo, hi);
+        }
+    });
+    const idx M = s.N * s.T;
+    dense_backward<T>(dX, dW, db, dAX, X, W, M, s.F, K);
+    if (reset_after) {
+        gemm<T>(true, false, U, K, M, T(1), Hprev, U, dAR, K, T(0), dR, K);
+        if (db) column_sums<T>(db + K, dAR, M, K);
+    } else {
+        gemm<T>(true, false, U, 2 * U, M, T(1), Hprev, U, dAR, K, T(0), dR, K);
+        // the h block multiplies r * h_{t-1}: Hprev becomes that, in place
+        for_rows(M, U, [&](idx m) {
+            for (idx j = 0; j < U; ++j) Hprev[m * U + j] *= G[m * K + U + j];
+        });
+        gemm<T>(true, false, U, U, M, T(1), Hprev, U, dAR + 2 * U, K, T(0), dR + 2 * U, K);
+    }
+}
+
+// -- Embedding ------------------------------------------------------------------------------------
+template <typename T>
+void embedding_forward(T* Out, const T* tokens, const T* E, idx M, idx D) {
+    for_rows(M, D, [&](idx m) {
+        const T* row = E + idx(tokens[m]) * D;
+        std::copy(row, row + D, Out + m * D);
+    });
+}
+
+template <typename T>
+void embedding_backward(T* dE, const T* dY, const T* tokens, idx M, idx V, idx D) {
+    std::fill(dE, dE + V * D, T(0));
+    // Columns in parallel, tokens in order within each: the same sums on any thread count.
+    parallel_for(D, M * D >= kParallelElementwise, [&](idx d) {
+        for (idx m = 0; m < M; ++m) dE[idx(tokens[m]) * D + d] += dY[m * D + d];
+    });
+}
+
+#define FASTNN_INSTANTIATE(T)                                                                      \
+    template void simple_rnn_forward<T>(T*, T*, const T*, const T*, const T*, const T*, const T*,   \
+                                        const RnnShape&, const CellActs<T>&);                       \
+    template void simple_rnn_backward<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,  \
+                                         const T*, const T*, const T*, const T*, const RnnShape&,   \
+                                         const CellActs<T>&, bool);                                 \
+    template void lstm_forward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*,       \
+                                  const T*, const T*, const RnnShape&, const CellActs<T>&);         \
+    template void lstm_backward<T>(T*, T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,    \
+                                   const T*, const T*, const T*, const T*, const T*, const T*,      \
+                                   const T*, const T*, const RnnShape&, const CellActs<T>&, bool);  \
+    template void gru_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*,  \
+                                 const RnnShape&, const CellActs<T>&, bool);                        \
+    template void gru_backward<T>(T*, T*, T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*, \
+                                  const T*, const T*, const T*, const T*, const T*, const T*,       \
+                                  const RnnShape&, const CellActs<T>&, bool, bool);                 \
+    template void embedding_forward<T>(T*, const T*, const T*, idx, idx);                           \
+    template void embedding_backward<T>(T*, const T*, const T*, idx, idx, idx);
+FASTNN_INSTANTIATE(float)
+FASTNN_INSTANTIATE(double)
+#undef FASTNN_INSTANTIATE
+
+}  // namespace fastnn

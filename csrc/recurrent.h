@@ -1,0 +1,83 @@
+// Recurrent cells over whole sequences (SimpleRNN, LSTM, GRU) and the embedding lookup, forward
+// and backpropagation through time. The NumPy twins and the equations are in
+// fastnn/reference/recurrent.py; the names and layouts below are the same.
+//
+// Sequences are row-major [N, T, .]: sample, then time. Weights in Keras's layout: kernel W
+// [F, k*U], recurrent kernel R [U, k*U], bias [k*U] (GRU with reset_after: [2, 3U], input row then
+// recurrent row); gates side by side in Keras's order (LSTM i f c o, GRU z r h).
+// Caches (Z, gates, C, TC, ZX, ZR) are indexed by input time; Hseq holds the states in processing
+// order (reverse = Keras's go_backwards). H0/C0 may be null (zeros).
+//
+// Each forward computes the input projection of all N*T rows as one GEMM, then per step the
+// recurrent product h_{t-1} @ R (one GEMM into the step's rows) and the cell arithmetic, fused
+// row by row. Each backward walks the steps in reverse, one GEMM per step for the gradient
+// flowing to h_{t-1}, and takes the weight gradients at the end as products over all N*T rows:
+// their summation order is fixed, so results do not depend on the thread count.
+#pragma once
+
+#include "activations.h"
+#include "common.h"
+
+namespace fastnn {
+
+struct RnnShape {
+    idx N, T, F, U;
+    bool reverse;
+    idx time(idx s) const { return reverse ? T - 1 - s : s; }  // input time of processing step s
+};
+
+// The cell's two activations: `act` for candidate values and outputs (tanh), `ract` for gates
+// (sigmoid); alpha as in act_forward.
+template <typename T>
+struct CellActs {
+    Act act = Act::tanh;
+    T alpha = T(0);
+    Act ract = Act::sigmoid;
+    T ralpha = T(0);
+};
+
+// Z[N,T,U] = pre-activations, Hseq[N,T,U] = states.
+template <typename T>
+void simple_rnn_forward(T* Hseq, T* Z, const T* X, const T* W, const T* R, const T* b,
+                        const T* H0, const RnnShape& s, const CellActs<T>& a);
+
+// dY is [N,T,U] when `sequences`, else [N,U]. dH0[N,U] receives dL/dh0 (and is the running
+// gradient of the state during the walk); Hprev[N,T,U] and dZ[N,T,U] are scratch. dX, db may be
+// null. Overwrites every output.
+template <typename T>
+void simple_rnn_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dZ, T* Hprev, const T* dY,
+                         const T* X, const T* W, const T* R, const T* H0, const T* Z,
+                         const T* Hseq, const RnnShape& s, const CellActs<T>& a, bool sequences);
+
+// Z, G [N,T,4U]; C, TC [N,T,U] (cell states and act(c)); Hseq [N,T,U].
+template <typename T>
+void lstm_forward(T* Hseq, T* Z, T* G, T* C, T* TC, const T* X, const T* W, const T* R,
+                  const T* b, const T* H0, const T* C0, const RnnShape& s, const CellActs<T>& a);
+
+template <typename T>
+void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, const T* dY,
+                   const T* X, const T* W, const T* R, const T* H0, const T* C0, const T* Z,
+                   const T* G, const T* C, const T* TC, const T* Hseq, const RnnShape& s,
+                   const CellActs<T>& a, bool sequences);
+
+// ZX, ZR, G [N,T,3U]; Hseq [N,T,U].
+template <typename T>
+void gru_forward(T* Hseq, T* ZX, T* ZR, T* G, const T* X, const T* W, const T* R, const T* b,
+                 const T* H0, const RnnShape& s, const CellActs<T>& a, bool reset_after);
+
+// dAX, dAR [N,T,3U], Hprev [N,T,U] and Work [N,U] are scratch.
+template <typename T>
+void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, T* Work,
+                  const T* dY, const T* X, const T* W, const T* R, const T* H0, const T* ZX,
+                  const T* ZR, const T* G, const T* Hseq, const RnnShape& s, const CellActs<T>& a,
+                  bool reset_after, bool sequences);
+
+// Out[M, D] = E[tokens[m], :] for M = N*T tokens (whole numbers in [0, V), checked by the caller).
+template <typename T>
+void embedding_forward(T* Out, const T* tokens, const T* E, idx M, idx D);
+
+// dE[V, D] = sum over m with tokens[m] == v of dY[m, :], added in m order (overwrites dE).
+template <typename T>
+void embedding_backward(T* dE, const T* dY, const T* tokens, idx M, idx V, idx D);
+
+}  // namespace fastnn

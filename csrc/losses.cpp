@@ -250,6 +250,67 @@ void probabilities_grad(T* dP, const T* dZ, const T* P, idx n, double eps, bool 
     }
 }
 
+// Mean over N*C of f(p, t); dP = f'(p, t) / (N*C) when dP is non-null (f stores it in g).
+template <typename T, typename F>
+double pointwise_mean(T* dP, const T* P, const T* Tgt, idx N, idx C, F f) {
+    const T inv = T(1) / T(N * C);
+    return sum_rows(N, [=](idx n) {
+        double loss = 0;
+        for (idx i = n * C; i < (n + 1) * C; ++i) {
+            T g;
+            loss += f(P[i], Tgt[i], g);
+            if (dP) dP[i] = g * inv;
+        }
+        return loss;
+    }) / double(N * C);
+}
+
+template <typename T>
+double mean_absolute_percentage_error(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon) {
+    return pointwise_mean(dP, P, Tgt, N, C, [=](T p, T t, T& g) {
+        const T scale = T(100) / std::max(std::fabs(t), epsilon);
+        const T d = p - t;
+        g = d > T(0) ? scale : d < T(0) ? -scale : T(0);
+        return double(std::fabs(d) * scale);
+    });
+}
+
+template <typename T>
+double mean_squared_logarithmic_error(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon) {
+    return pointwise_mean(dP, P, Tgt, N, C, [=](T p, T t, T& g) {
+        const T pc = std::max(p, epsilon);
+        const T d = std::log1p(pc) - std::log1p(std::max(t, epsilon));
+        g = p > epsilon ? T(2) * d / (pc + T(1)) : T(0);
+        return double(d) * double(d);
+    });
+}
+
+template <typename T>
+double poisson(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon) {
+    return pointwise_mean(dP, P, Tgt, N, C, [=](T p, T t, T& g) {
+        g = T(1) - t / (p + epsilon);
+        return double(p - t * std::log(p + epsilon));
+    });
+}
+
+template <typename T>
+double squared_hinge(T* dP, const T* P, const T* Tgt, idx N, idx C) {
+    return pointwise_mean(dP, P, Tgt, N, C, [=](T p, T t, T& g) {
+        const T margin = std::max(T(1) - t * p, T(0));
+        g = T(-2) * t * margin;
+        return double(margin) * double(margin);
+    });
+}
+
+#define FASTNN_INSTANTIATE_MORE(T)                                                                 \
+    template double mean_absolute_percentage_error<T>(T*, const T*, const T*, idx, idx, T);        \
+    template double mean_squared_logarithmic_error<T>(T*, const T*, const T*, idx, idx, T);        \
+    template double poisson<T>(T*, const T*, const T*, idx, idx, T);                               \
+    template double squared_hinge<T>(T*, const T*, const T*, idx, idx);
+FASTNN_INSTANTIATE_MORE(float)
+FASTNN_INSTANTIATE_MORE(double)
+#undef FASTNN_INSTANTIATE_MORE
+
 #define FASTNN_INSTANTIATE(T)                                                                    \
     template void probabilities_to_logits<T>(T*, const T*, idx, double, bool);                   \
     template void probabilities_grad<T>(T*, const T*, const T*, idx, double, bool);              \

@@ -71,4 +71,23 @@ void probabilities_to_logits(T* Z, const T* P, idx n, double eps, bool binary);
 template <typename T>
 void probabilities_grad(T* dP, const T* dZ, const T* P, idx n, double eps, bool binary);
 
+// ---- Keras's further pointwise losses: mean over N*C of l(P, Tgt); dP = dl/dP / (N*C) ----------
+
+// l = 100 |Tgt - P| / max(|Tgt|, eps);  dl/dP = 100 sign(P - Tgt) / max(|Tgt|, eps)
+template <typename T>
+double mean_absolute_percentage_error(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon);
+
+// l = (log(max(P, eps) + 1) - log(max(Tgt, eps) + 1))^2;  dl/dP = 2 (that difference) / (P + 1)
+// where P > eps, else 0
+template <typename T>
+double mean_squared_logarithmic_error(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon);
+
+// l = P - Tgt log(P + eps);  dl/dP = 1 - Tgt / (P + eps)
+template <typename T>
+double poisson(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon);
+
+// l = max(1 - Tgt P, 0)^2 for Tgt in {-1, 1};  dl/dP = -2 Tgt max(1 - Tgt P, 0)
+template <typename T>
+double squared_hinge(T* dP, const T* P, const T* Tgt, idx N, idx C);
+
 }  // namespace fastnn

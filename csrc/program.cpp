@@ -359,6 +359,20 @@ void Program<T>::exec(const Instr& in, idx n, std::vector<double>& regs) {
             stream[1] += 1;
             break;
         }
+        case Kernel::mean_absolute_percentage_error:
+            result = mean_absolute_percentage_error<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0),
+                                                       cols(0), T(r(4)));
+            break;
+        case Kernel::mean_squared_logarithmic_error:
+            result = mean_squared_logarithmic_error<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0),
+                                                       cols(0), T(r(4)));
+            break;
+        case Kernel::poisson:
+            result = poisson<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0), cols(0), T(r(4)));
+            break;
+        case Kernel::squared_hinge:
+            result = squared_hinge<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0), cols(0));
+            break;
         case Kernel::nadam_update:
             nadam_update<T>(p(0), p(1), p(2), p(3), p(4), size(0), r(5), r(6), r(7), r(8),
                             std::int64_t(r(9)));

@@ -324,3 +324,49 @@ def get(identifier):
         return _BY_NAME[identifier.lower()]()
     raise ValueError(f"unknown loss {identifier!r}; expected a Loss instance or one of "
                      f"{', '.join(sorted(_KERAS_NAMES))}")
+
+
+class MeanAbsolutePercentageError(_PredictionLoss):
+    """mean(100 * |y_true - y_pred| / max(|y_true|, EPSILON)) over all outputs of the batch."""
+    name = kernel = "mean_absolute_percentage_error"
+
+    def _kernel_args(self):
+        return {"epsilon": EPSILON}
+
+    def get_config(self):
+        return {"name": self.name}  # epsilon is Keras's fixed fuzz factor, not a setting
+
+
+class MeanSquaredLogarithmicError(_PredictionLoss):
+    """mean((log(max(y_pred, EPSILON) + 1) - log(max(y_true, EPSILON) + 1))^2)."""
+    name = kernel = "mean_squared_logarithmic_error"
+
+    def _kernel_args(self):
+        return {"epsilon": EPSILON}
+
+    def get_config(self):
+        return {"name": self.name}  # epsilon is Keras's fixed fuzz factor, not a setting
+
+
+class Poisson(_PredictionLoss):
+    """mean(y_pred - y_true * log(y_pred + EPSILON)): counts y_true with predicted rates y_pred."""
+    name = kernel = "poisson"
+
+    def _kernel_args(self):
+        return {"epsilon": EPSILON}
+
+    def get_config(self):
+        return {"name": self.name}  # epsilon is Keras's fixed fuzz factor, not a setting
+
+
+class SquaredHinge(Hinge):
+    """mean(max(1 - y_true * y_pred, 0)^2) for labels -1/+1 (0/1 labels become -1/+1, as in Keras)."""
+    name = kernel = "squared_hinge"
+
+
+_KERAS_NAMES.update({
+    "mape": MeanAbsolutePercentageError, "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError, "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "poisson": Poisson, "squared_hinge": SquaredHinge,
+})
+_BY_NAME.update({**{cls.__name__.lower(): cls for cls in set(_KERAS_NAMES.values())}, **_KERAS_NAMES})

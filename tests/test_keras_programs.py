@@ -416,3 +416,45 @@ def test_new_schedules():
     flat = s.CosineDecayRestarts(1.0, 4, t_mul=1.0)
     assert flat(4) == pytest.approx(1.0) and flat(6) == pytest.approx(0.5)
     assert s.deserialize(s.serialize(restarts)).get_config() == restarts.get_config()
+
+
+# ------------------------------------------------------------------------------ losses
+@pytest.mark.parametrize("name", ["mape", "msle", "poisson", "squared_hinge"])
+def test_keras_losses_train_on_both_backends_and_save(tmp_path, name):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    if name == "squared_hinge":
+        y = (x[:, :1] > 0).astype(np.float32)
+        act = "tanh"
+    else:
+        y = np.exp(0.5 * x[:, :1]).astype(np.float32) + 1  # positive targets away from 0
+        act = "softplus"
+    trained = {}
+    for backend in BACKENDS:
+        with fastnn.backend_scope(backend):
+            fastnn.utils.set_random_seed(0)
+            model = fastnn.Sequential([fastnn.Input(shape=(3,)), fastnn.layers.Dense(8, activation="tanh"),
+                                       fastnn.layers.Dense(1, activation=act)])
+            model.compile(optimizer=fastnn.optimizers.Adam(0.01), loss=name)
+            history = model.fit(x, y, epochs=15, batch_size=16, shuffle=False, verbose=0)
+            assert history.history["loss"][-1] < history.history["loss"][0]
+            trained[backend] = model
+    for a, b in zip(trained["native"].get_weights(), trained["numpy"].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    model = trained["native"]
+    model.save(tmp_path / "l.fnn")
+    again = fastnn.load_model(tmp_path / "l.fnn")
+    assert type(again.loss) is type(model.loss)
+    assert again.evaluate(x, y) == model.evaluate(x, y)
+
+
+def test_keras_loss_formulas():
+    p = np.array([[1.0, 3.0]])
+    t = np.array([[2.0, 3.0]])
+    L = fastnn.losses
+    assert L.get("mape").value_and_grad(t, p, None, False)[0] == pytest.approx(25.0)
+    want = np.mean((np.log1p(p) - np.log1p(t)) ** 2)
+    assert L.get("msle").value_and_grad(t, p, None, False)[0] == pytest.approx(want)
+    assert L.get("poisson").value_and_grad(t, p, None, False)[0] == pytest.approx(np.mean(p - t * np.log(p + 1e-7)))
+    s = np.array([[0.5, -2.0]])
+    assert L.get("squared_hinge").value_and_grad(np.array([[1.0, -1.0]]), s, None, False)[0] == pytest.approx(0.125)

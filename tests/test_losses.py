@@ -313,7 +313,7 @@ def test_get_by_name(name, cls):
 def test_get_passes_instances_and_rejects_unknown():
     instance = losses.SparseCategoricalCrossentropy(from_logits=True)
     assert losses.get(instance) is instance
-    for bad in ("squared_hinge", "crossentropy", "", None, 3, losses.MeanSquaredError):
+    for bad in ("triplet_hard", "crossentropy", "", None, 3, losses.MeanSquaredError):
         with pytest.raises(ValueError, match="unknown loss"):
             losses.get(bad)
 

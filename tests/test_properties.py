@@ -1114,3 +1114,36 @@ def test_keras_optimizers_match_reference(data, dtype, shape, step, b1, b2):
     R.lion_update(theirs[0], g, theirs[1], lr, b1, b2)
     assert_within(ours[1], theirs[1], tol(m, g), "lion m")
     assert_within(ours[0], theirs[0], 4 * eps(dtype) * (np.abs(f64(p)) + lr), "lion param")
+
+
+@covers("mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson", "squared_hinge")
+@props(120)
+@given(data=st.data(), dtype=DTYPES, n=pos_dim, c=pos_dim, need_grad=st.booleans(),
+       name=st.sampled_from(["mean_absolute_percentage_error", "mean_squared_logarithmic_error",
+                             "poisson", "squared_hinge"]))
+def test_keras_pointwise_losses_match_reference(data, dtype, n, c, need_grad, name):
+    """Each element's loss and derivative is the same short formula on both sides (a few
+    roundings, log1p/log a few ulps), and the mean sums N*C float64 terms: the tolerance of the
+    other pointwise losses, relative to the sizes of the terms."""
+    kw = {} if name == "squared_hinge" else {"epsilon": 1e-7}
+    if name == "squared_hinge":
+        p = data.draw(arrays(dtype, (n, c), -4.0, 4.0))
+        t = data.draw(hnp.arrays(dtype, (n, c), elements=st.sampled_from([-1.0, 1.0])))
+        size = (1 + np.abs(f64(p))) ** 2
+    elif name == "poisson":
+        p, t = data.draw(arrays(dtype, (n, c), 0.0, 50.0)), data.draw(arrays(dtype, (n, c), 0.0, 50.0))
+        size = f64(p) + f64(t) * (np.abs(np.log(f64(p) + 1e-7)) + 1)
+    elif name == "mean_squared_logarithmic_error":
+        p, t = data.draw(arrays(dtype, (n, c), -1.0, 100.0)), data.draw(arrays(dtype, (n, c), -1.0, 100.0))
+        size = (np.log1p(np.maximum(f64(p), 0)) + np.log1p(np.maximum(f64(t), 0)) + 1) ** 2
+    else:
+        p, t = data.draw(arrays(dtype, (n, c))), data.draw(arrays(dtype, (n, c)))
+        size = 100 * (np.abs(f64(p)) + np.abs(f64(t))) / np.maximum(np.abs(f64(t)), 1e-7)
+    loss, g = getattr(NK, name)(p, t, None, need_grad, **kw)
+    loss_ref, g_ref = getattr(R, name)(p, t, None, need_grad, **kw)
+    tol = (24 + math.log2(p.size)) * eps(dtype) * float(np.mean(size))
+    assert_scalar_within(loss, loss_ref, tol, dtype, name)
+    if not need_grad:
+        assert g is None and g_ref is None
+        return
+    assert_within(g, g_ref, 8 * eps(dtype) * (np.abs(f64(g_ref)) + np.sqrt(size) / p.size), name + " gradient")

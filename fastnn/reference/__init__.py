@@ -101,6 +101,8 @@ from .losses import (
     softmax_cross_entropy,
     sparse_softmax_cross_entropy,
 )
+from .losses import (mean_absolute_percentage_error, mean_squared_logarithmic_error, poisson,
+                     squared_hinge)
 from .recurrent import (
     embedding_backward,
     embedding_forward,
@@ -113,7 +115,6 @@ from .recurrent import (
     simple_rnn_backward,
     simple_rnn_forward,
 )
-from .dropout import dropout_backward, dropout_forward, dropout_step, normal_noise_step
 from .dropout import (alpha_dropout_step, dropout_backward, dropout_forward, dropout_step,
                       gaussian_dropout_step, normal_noise_step)
 from .norm import (
@@ -245,6 +246,10 @@ __all__ = [
     "nadam_update",
     "normalize_forward",
     "normalize_backward",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "poisson",
+    "squared_hinge",
     "sequence_dropout_step",
     "sequence_dropout_backward",
 ]

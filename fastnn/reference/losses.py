@@ -289,3 +289,63 @@ def probabilities_grad(dlogits, pred, epsilon, binary, out=None):
     p = np.clip(pred, lo, hi)
     grad = dlogits / (p * (1 - p)) if binary else dlogits / p
     return _into(out, grad * ((pred > lo) & (pred < hi)), pred.dtype)
+
+
+# -- Keras's further pointwise losses: the mean over all N*C elements of l(pred, target) ---------
+
+def _pointwise(loss, grad, pred, dpred, need_grad):
+    value = float(np.mean(loss, dtype=np.float64)) if loss.size else float("nan")
+    if not need_grad:
+        return value, None
+    return value, _into(dpred, grad / pred.size, pred.dtype)
+
+
+def mean_absolute_percentage_error(pred, target, dpred=None, need_grad=True, epsilon=1e-7):
+    """Keras's ``mean_absolute_percentage_error``::
+
+        loss  = mean of 100 * |target - pred| / max(|target|, epsilon)
+        dpred = 100 * sign(pred - target) / max(|target|, epsilon) / (N * C)
+
+    Shapes: pred, target, dpred: [N, C]."""
+    scale = pred.dtype.type(100) / np.maximum(np.abs(target), pred.dtype.type(epsilon))
+    d = pred - target
+    return _pointwise(np.abs(d) * scale, np.sign(d) * scale, pred, dpred, need_grad)
+
+
+def mean_squared_logarithmic_error(pred, target, dpred=None, need_grad=True, epsilon=1e-7):
+    """Keras's ``mean_squared_logarithmic_error``::
+
+        d     = log(max(pred, epsilon) + 1) - log(max(target, epsilon) + 1)
+        loss  = mean of d**2
+        dpred = 2 d / (pred + 1) / (N * C) where pred > epsilon, else 0
+
+    Shapes: pred, target, dpred: [N, C]."""
+    e = pred.dtype.type(epsilon)
+    pc = np.maximum(pred, e)
+    d = np.log1p(pc) - np.log1p(np.maximum(target, e))
+    grad = np.where(pred > e, 2 * d / (pc + 1), 0)
+    return _pointwise(d.astype(np.float64) ** 2, grad, pred, dpred, need_grad)
+
+
+def poisson(pred, target, dpred=None, need_grad=True, epsilon=1e-7):
+    """Keras's ``poisson`` (the negative log-likelihood of counts ``target`` with rates ``pred``,
+    up to a constant)::
+
+        loss  = mean of pred - target * log(pred + epsilon)
+        dpred = (1 - target / (pred + epsilon)) / (N * C)
+
+    Shapes: pred, target, dpred: [N, C]."""
+    e = pred.dtype.type(epsilon)
+    return _pointwise(pred - target * np.log(pred + e), 1 - target / (pred + e), pred, dpred, need_grad)
+
+
+def squared_hinge(pred, target, dpred=None, need_grad=True):
+    """Keras's ``squared_hinge`` for labels -1/+1 (0/1 labels are turned into -1/+1 by the loss
+    class, as for :func:`hinge`)::
+
+        loss  = mean of max(1 - target * pred, 0)**2
+        dpred = -2 target max(1 - target * pred, 0) / (N * C)
+
+    Shapes: pred, target, dpred: [N, C]."""
+    margin = np.maximum(1 - target * pred, 0)
+    return _pointwise(margin.astype(np.float64) ** 2, -2 * target * margin, pred, dpred, need_grad)

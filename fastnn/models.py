@@ -284,10 +284,10 @@ class Sequential(tracking.Tracked):
         return sum(layer.regularization_loss(add_grads) for layer in self._layers)
 
     # -- compile --------------------------------------------------------------------------------
-    def compile(self, optimizer="adam", loss=None, metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
         """Choose the optimizer, the loss and the metrics reported by fit and evaluate.
 
-        ``optimizer`` defaults to ``"adam"`` (Keras's default is ``"rmsprop"``; pass it by name).
+        ``optimizer`` defaults to ``"rmsprop"``, as in Keras.
         """
         with self._lock:
             opt = optimizers_module.get(optimizer)
@@ -436,10 +436,8 @@ class Sequential(tracking.Tracked):
         grad_out = self._buffer("dout", h.shape, h.dtype) if training else None
         fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
         loss, grad = fn(y, h, grad_out, training)
-        if weights is not None:
-            loss = _weighted_loss(fn, y, h, weights)
-            if training:  # row n of the mean loss's gradient is dl_n / N: scale it by w_n
-                grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+        if weights is not None:  # the loss weights each row's value and gradient (its reduction)
+            loss = self.loss.weighted_value(y, h, weights, fused, grad if training else None)
         outputs = h
         if fused:
             outputs = self._layers[-1].activation.forward(h, out=self._buffer("outputs", h.shape, h.dtype))
@@ -458,8 +456,7 @@ class Sequential(tracking.Tracked):
         fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
         loss, grad = fn(y, h, self._buffer("dout", h.shape, h.dtype), True)
         if weights is not None:  # eager only: weighted rows (see _loss_and_outputs)
-            loss = _weighted_loss(fn, y, h, weights)
-            grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+            loss = self.loss.weighted_value(y, h, weights, fused, grad)
         grad = grad.reshape(shape)
         outputs = h
         if fused:
@@ -570,8 +567,9 @@ class Sequential(tracking.Tracked):
                     raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves "
                                      f"{split_at} for training and {len(x) - split_at} for validation; "
                                      "both need at least one")
-                val = (x[split_at:], y[split_at:],
-                       None if weights is None else weights[split_at:])
+                # class_weight weights the training rows only; sample_weight is split with x (Keras)
+                val = (x[split_at:], y[split_at:], None if sample_weight is None else _sample_weights(
+                    y[split_at:], len(x) - split_at, np.asarray(sample_weight)[split_at:], None, x.dtype))
                 x, y = x[:split_at], y[:split_at]
                 weights = None if weights is None else weights[:split_at]
             if validation_data is not None:
@@ -1017,6 +1015,9 @@ def _sample_weights(y, n, sample_weight, class_weight, dtype):
     """Per-sample loss weights[n] from ``sample_weight`` times ``class_weight[class of y]``, or None."""
     if sample_weight is None and class_weight is None:
         return None
+    if sample_weight is not None and class_weight is not None:  # Keras refuses the pair too
+        raise ValueError("class_weight and sample_weight cannot be given together (as in Keras): "
+                         "multiply the class weights into sample_weight instead")
     weights = np.ones(n, dtype=np.float64)
     if sample_weight is not None:
         sw = utils.as_float_array(sample_weight, "sample_weight", np.float64)
@@ -1051,19 +1052,6 @@ def _sample_weights(y, n, sample_weight, class_weight, dtype):
         raise ValueError(f"sample_weight times class_weight has values that overflow {np.dtype(dtype).name} "
                          f"(max {limit:.4g}), got up to {float(np.abs(weights).max()):.4g}")
     return weights.astype(dtype)
-
-
-def _weighted_loss(fn, y, h, weights):
-    """sum_n w_n * l_n / N from a kernel that returns mean losses: samples sharing a weight are
-    averaged by one kernel call (class weights take few distinct values)."""
-    total = 0.0
-    for value in np.unique(weights):
-        if value == 0:
-            continue
-        rows = np.flatnonzero(weights == value)
-        group_loss, _ = fn(y[rows], np.ascontiguousarray(h[rows]), None, False)
-        total += float(value) * float(group_loss) * len(rows)
-    return total / len(weights)
 
 
 def _check_verbose(verbose):

@@ -319,10 +319,12 @@ def test_get_passes_instances_and_rejects_unknown():
 
 
 def test_get_config():
+    # Keras 3.15's get_config: name and reduction beside each loss's own arguments
+    red = "sum_over_batch_size"
     assert losses.BinaryCrossentropy(from_logits=True).get_config() == {
-        "name": "binary_crossentropy", "from_logits": True, "label_smoothing": 0.0}
-    assert losses.MeanSquaredError().get_config() == {"name": "mean_squared_error"}
-    assert losses.Huber(2).get_config() == {"name": "huber_loss", "delta": 2.0}
+        "name": "binary_crossentropy", "reduction": red, "from_logits": True, "label_smoothing": 0.0}
+    assert losses.MeanSquaredError().get_config() == {"name": "mean_squared_error", "reduction": red}
+    assert losses.Huber(2).get_config() == {"name": "huber_loss", "reduction": red, "delta": 2.0}
     assert losses.EPSILON == 1e-7
     for loss in (losses.CategoricalCrossentropy(True, 0.25), losses.Huber(0.5), losses.Hinge(),
                  losses.LogCosh(), losses.KLDivergence(), losses.MeanAbsoluteError()):

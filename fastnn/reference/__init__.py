@@ -103,6 +103,8 @@ from .losses import (
 )
 from .losses import (mean_absolute_percentage_error, mean_squared_logarithmic_error, poisson,
                      squared_hinge)
+from .losses import (binary_focal_cross_entropy, categorical_focal_cross_entropy, categorical_hinge,
+                     cosine_similarity, scale_by_rows)
 from .recurrent import (
     embedding_backward,
     embedding_forward,
@@ -250,6 +252,11 @@ __all__ = [
     "mean_squared_logarithmic_error",
     "poisson",
     "squared_hinge",
+    "cosine_similarity",
+    "categorical_hinge",
+    "binary_focal_cross_entropy",
+    "categorical_focal_cross_entropy",
+    "scale_by_rows",
     "sequence_dropout_step",
     "sequence_dropout_backward",
 ]

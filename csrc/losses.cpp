@@ -250,6 +250,235 @@ void probabilities_grad(T* dP, const T* dZ, const T* P, idx n, double eps, bool 
     }
 }
 
+// Mean over N*C of f(p, t); dP = f'(p, t) / (N*C) when dP is non-null (f stores it in g).
+template <typename T, typename F>
+double pointwise_mean(T* dP, const T* P, const T* Tgt, idx N, idx C, F f) {
+    const T inv = T(1) / T(N * C);
+    return sum_rows(N, [=](idx n) {
+        double loss = 0;
+        for (idx i = n * C; i < (n + 1) * C; ++i) {
+            T g;
+            loss += f(P[i], Tgt[i], g);
+            if (dP) dP[i] = g * inv;
+        }
+        return loss;
+    }) / double(N * C);
+}
+
+template <typename T>
+double mean_absolute_percentage_error(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon) {
+    return pointwise_mean(dP, P, Tgt, N, C, [=](T p, T t, T& g) {
+        const T scale = T(100) / std::max(std::fabs(t), epsilon);
+        const T d = p - t;
+        g = d > T(0) ? scale : d < T(0) ? -scale : T(0);
+        return double(std::fabs(d) * scale);
+    });
+}
+
+template <typename T>
+double mean_squared_logarithmic_error(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon) {
+    return pointwise_mean(dP, P, Tgt, N, C, [=](T p, T t, T& g) {
+        const T pc = std::max(p, epsilon);
+        const T d = std::log1p(pc) - std::log1p(std::max(t, epsilon));
+        g = p > epsilon ? T(2) * d / (pc + T(1)) : T(0);
+        return double(d) * double(d);
+    });
+}
+
+template <typename T>
+double poisson(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon) {
+    return pointwise_mean(dP, P, Tgt, N, C, [=](T p, T t, T& g) {
+        g = T(1) - t / (p + epsilon);
+        return double(p - t * std::log(p + epsilon));
+    });
+}
+
+template <typename T>
+double squared_hinge(T* dP, const T* P, const T* Tgt, idx N, idx C) {
+    return pointwise_mean(dP, P, Tgt, N, C, [=](T p, T t, T& g) {
+        const T margin = std::max(T(1) - t * p, T(0));
+        g = T(-2) * t * margin;
+        return double(margin) * double(margin);
+    });
+}
+
+// Row r's L2 norm without overflow or underflow: the largest magnitude m times the norm of r / m.
+template <typename T>
+double stable_norm(const T* r, idx C) {
+    double m = 0;
+    for (idx c = 0; c < C; ++c) m = std::max(m, std::fabs(double(r[c])));
+    if (m == 0 || !std::isfinite(m)) return m;
+    double s = 0;
+    for (idx c = 0; c < C; ++c) {
+        const double v = double(r[c]) / m;
+        s += v * v;
+    }
+    return m * std::sqrt(s);
+}
+
+template <typename T>
+double cosine_similarity(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon) {
+    const double eps = double(epsilon), inv_n = 1.0 / double(N);
+    return sum_rows(N, [=](idx n) {
+        const T* p = P + n * C;
+        const T* t = Tgt + n * C;
+        const double rp = 1.0 / std::max(stable_norm(p, C), eps);
+        const double rt = 1.0 / std::max(stable_norm(t, C), eps);
+        double s = 0;
+        for (idx c = 0; c < C; ++c) s += (double(t[c]) * rt) * (double(p[c]) * rp);
+        if (dP) {
+            // |p| > eps: d(-tn . p / |p|)/dp = -(tn - s pn) / |p|; else the norm is the constant eps.
+            const bool scaled = rp < 1.0 / eps;
+            for (idx c = 0; c < C; ++c) {
+                const double tn = double(t[c]) * rt, pn = double(p[c]) * rp;
+                dP[n * C + c] = T(-rp * (scaled ? tn - s * pn : tn) * inv_n);
+            }
+        }
+        return -s;
+    }) / double(N);
+}
+
+template <typename T>
+double categorical_hinge(T* dP, const T* P, const T* Tgt, idx N, idx C) {
+    const T inv_n = T(1) / T(N);
+    return sum_rows(N, [=](idx n) {
+        const T* p = P + n * C;
+        const T* t = Tgt + n * C;
+        T pos = 0, neg = -std::numeric_limits<T>::infinity();
+        for (idx c = 0; c < C; ++c) {
+            pos += t[c] * p[c];
+            neg = std::max(neg, (T(1) - t[c]) * p[c]);
+        }
+        const T margin = neg - pos + T(1);
+        if (dP) {
+            idx ties = 0;
+            for (idx c = 0; c < C; ++c) ties += (T(1) - t[c]) * p[c] == neg;
+            for (idx c = 0; c < C; ++c) {
+                T g = 0;
+                if (margin > T(0)) {
+                    g = -t[c];
+                    if ((T(1) - t[c]) * p[c] == neg) g += (T(1) - t[c]) / T(ties);
+                }
+                dP[n * C + c] = g * inv_n;
+            }
+        }
+        return margin > T(0) ? double(margin) : 0.0;
+    }) / double(N);
+}
+
+// gamma * f^(gamma-1), the focal factor's derivative without 0 * inf where f = 0 (limit 0).
+inline double focal_slope(double f, double gamma) {
+    return gamma != 0 && f != 0 ? gamma * std::pow(f, gamma - 1) : 0.0;
+}
+
+template <typename T>
+double binary_focal_cross_entropy(T* dP, const T* P, const T* Tgt, idx N, idx C, bool from_logits,
+                                  T gamma, T alpha, bool balance, T label_smoothing, T epsilon) {
+    const double g = double(gamma), a = double(alpha), ls = double(label_smoothing),
+                 eps = double(epsilon), inv = 1.0 / double(N * C);
+    return sum_rows(N, [=](idx n) {
+        double loss = 0;
+        for (idx i = n * C; i < (n + 1) * C; ++i) {
+            const double t = double(Tgt[i]) * (1 - ls) + 0.5 * ls, x = double(P[i]);
+            double bce, f, dbce, df;
+            if (from_logits) {  // p = sigmoid(x), 1 - p = sigmoid(-x), never rounded to 0 or 1 first
+                const double sp = sigmoid(x), sn = sigmoid(-x);
+                bce = std::max(x, 0.0) - x * t + std::log1p(std::exp(-std::fabs(x)));
+                f = t * sn + (1 - t) * sp;
+                dbce = sp - t;
+                df = (1 - 2 * t) * sp * sn;
+            } else {  // Keras: probabilities clipped to [eps, 1 - eps] inside the cross-entropy
+                const double pc = std::min(std::max(x, eps), 1 - eps);
+                bce = -(t * std::log(pc) + (1 - t) * std::log(1 - pc));
+                f = 1 - (t * x + (1 - t) * (1 - x));
+                dbce = x > eps && x < 1 - eps ? -t / pc + (1 - t) / (1 - pc) : 0.0;
+                df = 1 - 2 * t;
+            }
+            const double w = balance ? t * a + (1 - t) * (1 - a) : 1.0;
+            const double fg = g == 0 ? 1.0 : std::pow(f, g);
+            loss += w * fg * bce;
+            if (dP) dP[i] = T(w * (focal_slope(f, g) * df * bce + fg * dbce) * inv);
+        }
+        return loss;
+    }) * inv;
+}
+
+template <typename T>
+double categorical_focal_cross_entropy(T* dP, const T* P, const T* Tgt, idx N, idx C,
+                                       bool from_logits, T gamma, T alpha, T label_smoothing,
+                                       T epsilon) {
+    const double g = double(gamma), a = double(alpha), ls = double(label_smoothing),
+                 eps = double(epsilon), inv_n = 1.0 / double(N);
+    return sum_rows(N, [=](idx n) {
+        const T* x = P + n * C;
+        const T* y = Tgt + n * C;
+        double loss = 0;
+        if (from_logits) {  // log p from the log-softmax, 1 - p = -expm1(log p): no rounding to 0 or 1
+            double zmax = -std::numeric_limits<double>::infinity(), se = 0;
+            for (idx c = 0; c < C; ++c) zmax = std::max(zmax, double(x[c]));
+            for (idx c = 0; c < C; ++c) se += std::exp(double(x[c]) - zmax);
+            const double lse = zmax + std::log(se);
+            double wsum = 0;
+            for (idx c = 0; c < C; ++c) {
+                const double q = double(y[c]) * (1 - ls) + ls / double(C);
+                const double lp = double(x[c]) - lse, p = std::exp(lp), om = -std::expm1(lp);
+                const double fg = g == 0 ? 1.0 : std::pow(om, g);
+                double w = 0;
+                if (q != 0) {
+                    loss += a * q * fg * -lp;
+                    w = a * q * ((p != 0 ? focal_slope(om, g) * p * lp : 0.0) - fg);
+                }
+                wsum += w;
+                if (dP) dP[n * C + c] = T(w);  // finished below, once the sum of w is known
+            }
+            if (dP)
+                for (idx c = 0; c < C; ++c)
+                    dP[n * C + c] = T((double(dP[n * C + c]) - std::exp(double(x[c]) - lse) * wsum) * inv_n);
+        } else {  // Keras: o = p / sum(p), clipped to [eps, 1 - eps]
+            double s = 0;
+            for (idx c = 0; c < C; ++c) s += double(x[c]);
+            double go = 0;
+            for (idx c = 0; c < C; ++c) {
+                const double q = double(y[c]) * (1 - ls) + ls / double(C);
+                const double o = double(x[c]) / s, oc = std::min(std::max(o, eps), 1 - eps);
+                const double fg = g == 0 ? 1.0 : std::pow(1 - oc, g);
+                loss += a * q * fg * -std::log(oc);
+                const double gc = o > eps && o < 1 - eps
+                                      ? a * q * (focal_slope(1 - oc, g) * std::log(oc) - fg / oc) : 0.0;
+                go += gc * o;
+                if (dP) dP[n * C + c] = T(gc);
+            }
+            if (dP)
+                for (idx c = 0; c < C; ++c)
+                    dP[n * C + c] = T((double(dP[n * C + c]) - go) / s * inv_n);
+        }
+        return loss;
+    }) * inv_n;
+}
+
+template <typename T>
+double scale_by_rows(double value, T* grad, idx N, idx C) {
+    if (grad)
+        for (idx i = 0; i < N * C; ++i) grad[i] *= T(N);
+    return value * double(N);
+}
+
+#define FASTNN_INSTANTIATE_MORE(T)                                                                 \
+    template double mean_absolute_percentage_error<T>(T*, const T*, const T*, idx, idx, T);        \
+    template double mean_squared_logarithmic_error<T>(T*, const T*, const T*, idx, idx, T);        \
+    template double poisson<T>(T*, const T*, const T*, idx, idx, T);                               \
+    template double squared_hinge<T>(T*, const T*, const T*, idx, idx);                            \
+    template double cosine_similarity<T>(T*, const T*, const T*, idx, idx, T);                     \
+    template double categorical_hinge<T>(T*, const T*, const T*, idx, idx);                        \
+    template double binary_focal_cross_entropy<T>(T*, const T*, const T*, idx, idx, bool, T, T,    \
+                                                  bool, T, T);                                     \
+    template double categorical_focal_cross_entropy<T>(T*, const T*, const T*, idx, idx, bool, T,  \
+                                                       T, T, T);                                   \
+    template double scale_by_rows<T>(double, T*, idx, idx);
+FASTNN_INSTANTIATE_MORE(float)
+FASTNN_INSTANTIATE_MORE(double)
+#undef FASTNN_INSTANTIATE_MORE
+
 #define FASTNN_INSTANTIATE(T)                                                                    \
     template void probabilities_to_logits<T>(T*, const T*, idx, double, bool);                   \
     template void probabilities_grad<T>(T*, const T*, const T*, idx, double, bool);              \

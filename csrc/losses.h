@@ -71,4 +71,53 @@ void probabilities_to_logits(T* Z, const T* P, idx n, double eps, bool binary);
 template <typename T>
 void probabilities_grad(T* dP, const T* dZ, const T* P, idx n, double eps, bool binary);
 
+// ---- Keras's further pointwise losses: mean over N*C of l(P, Tgt); dP = dl/dP / (N*C) ----------
+
+// l = 100 |Tgt - P| / max(|Tgt|, eps);  dl/dP = 100 sign(P - Tgt) / max(|Tgt|, eps)
+template <typename T>
+double mean_absolute_percentage_error(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon);
+
+// l = (log(max(P, eps) + 1) - log(max(Tgt, eps) + 1))^2;  dl/dP = 2 (that difference) / (P + 1)
+// where P > eps, else 0
+template <typename T>
+double mean_squared_logarithmic_error(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon);
+
+// l = P - Tgt log(P + eps);  dl/dP = 1 - Tgt / (P + eps)
+template <typename T>
+double poisson(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon);
+
+// l = max(1 - Tgt P, 0)^2 for Tgt in {-1, 1};  dl/dP = -2 Tgt max(1 - Tgt P, 0)
+template <typename T>
+double squared_hinge(T* dP, const T* P, const T* Tgt, idx N, idx C);
+
+// ---- Keras's further row losses: mean over N of l(P[n], Tgt[n]); dP = dl/dP / N ----------------
+
+// pn = P / max(|P|, eps), tn = Tgt / max(|Tgt|, eps) per row (norms without overflow);
+// l = -sum_c tn pn;  dl/dP = -(tn - l' pn) / |P| with l' = sum_c tn pn, or -tn / eps where |P| <= eps
+template <typename T>
+double cosine_similarity(T* dP, const T* P, const T* Tgt, idx N, idx C, T epsilon);
+
+// l = max(max_c (1 - Tgt) P - sum_c Tgt P + 1, 0); the max's gradient is shared among ties
+template <typename T>
+double categorical_hinge(T* dP, const T* P, const T* Tgt, idx N, idx C);
+
+// Keras's binary focal cross-entropy, mean over N*C: t = Tgt (1 - s) + s / 2, p = P (or
+// sigmoid(P) from logits, then bce in its stable log1p form), f = 1 - (t p + (1 - t)(1 - p)),
+// l = w f^gamma bce with w = t alpha + (1 - t)(1 - alpha) when balance, else 1.
+template <typename T>
+double binary_focal_cross_entropy(T* dP, const T* P, const T* Tgt, idx N, idx C, bool from_logits,
+                                  T gamma, T alpha, bool balance, T label_smoothing, T epsilon);
+
+// Keras's categorical focal cross-entropy: q = Tgt (1 - s) + s / C, o = P / sum(P) clipped to
+// [eps, 1 - eps] (from logits: o = softmax(P) with log o the log-softmax, unclipped);
+// l = sum_c alpha q (1 - o)^gamma (-log o)
+template <typename T>
+double categorical_focal_cross_entropy(T* dP, const T* P, const T* Tgt, idx N, idx C,
+                                       bool from_logits, T gamma, T alpha, T label_smoothing,
+                                       T epsilon);
+
+// reduction="sum": value * N and grad[N, C] *= N (a mean over N rows turned into their sum)
+template <typename T>
+double scale_by_rows(double value, T* grad, idx N, idx C);
+
 }  // namespace fastnn

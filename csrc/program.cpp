@@ -360,6 +360,39 @@ void Program<T>::exec(const Instr& in, idx n, std::vector<double>& regs) {
             stream[1] += 1;
             break;
         }
+        case Kernel::mean_absolute_percentage_error:
+            result = mean_absolute_percentage_error<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0),
+                                                       cols(0), T(r(4)));
+            break;
+        case Kernel::mean_squared_logarithmic_error:
+            result = mean_squared_logarithmic_error<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0),
+                                                       cols(0), T(r(4)));
+            break;
+        case Kernel::poisson:
+            result = poisson<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0), cols(0), T(r(4)));
+            break;
+        case Kernel::squared_hinge:
+            result = squared_hinge<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0), cols(0));
+            break;
+        case Kernel::cosine_similarity:
+            result = cosine_similarity<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0), cols(0), T(r(4)));
+            break;
+        case Kernel::categorical_hinge:
+            result = categorical_hinge<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0), cols(0));
+            break;
+        case Kernel::binary_focal_cross_entropy:
+            result = binary_focal_cross_entropy<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0),
+                                                   cols(0), r(4) != 0, T(r(5)), T(r(6)), r(7) != 0,
+                                                   T(r(8)), T(r(9)));
+            break;
+        case Kernel::categorical_focal_cross_entropy:
+            result = categorical_focal_cross_entropy<T>(r(3) != 0 ? p(2) : nullptr, p(0), p(1), rows(0),
+                                                        cols(0), r(4) != 0, T(r(5)), T(r(6)), T(r(7)),
+                                                        T(r(8)));
+            break;
+        case Kernel::scale_by_rows:
+            result = scale_by_rows<T>(r(0), p(2), rows(1), cols(1));
+            break;
         case Kernel::nadam_update:
             nadam_update<T>(p(0), p(1), p(2), p(3), p(4), size(0), r(5), r(6), r(7), r(8),
                             std::int64_t(r(9)));

@@ -124,6 +124,21 @@ namespace fastnn {
     X(normalize_backward, "dy:in variance:in epsilon:real invert:real out:out", "out")              \
     X(gaussian_dropout_step, "x:in stddev:real stream:stream out:out mask:out", "out mask")         \
     X(alpha_dropout_step, "x:in rate:real stream:stream out:out mask:out", "out mask")              \
+    X(mean_absolute_percentage_error,                                                               \
+      "pred:in target:in dpred:out? need_grad:real epsilon:real", "@ dpred")                        \
+    X(mean_squared_logarithmic_error,                                                               \
+      "pred:in target:in dpred:out? need_grad:real epsilon:real", "@ dpred")                        \
+    X(poisson, "pred:in target:in dpred:out? need_grad:real epsilon:real", "@ dpred")               \
+    X(squared_hinge, "pred:in target:in dpred:out? need_grad:real", "@ dpred")                      \
+    X(cosine_similarity, "pred:in target:in dpred:out? need_grad:real epsilon:real", "@ dpred")     \
+    X(categorical_hinge, "pred:in target:in dpred:out? need_grad:real", "@ dpred")                  \
+    X(binary_focal_cross_entropy,                                                                   \
+      "pred:in target:in dpred:out? need_grad:real from_logits:real gamma:real alpha:real "         \
+      "apply_class_balancing:real label_smoothing:real epsilon:real", "@ dpred")                    \
+    X(categorical_focal_cross_entropy,                                                              \
+      "pred:in target:in dpred:out? need_grad:real from_logits:real gamma:real alpha:real "         \
+      "label_smoothing:real epsilon:real", "@ dpred")                                               \
+    X(scale_by_rows, "value:real rows_of:in grad:io?", "@")                                         \
     X(nadam_update,                                                                                 \
       "param:io grad:in m:io v:io u_product:io learning_rate:real beta_1:real beta_2:real "         \
       "epsilon:real step:real", "")                                                                 \

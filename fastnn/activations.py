@@ -12,12 +12,13 @@ import numpy as np
 from . import backend, tracking
 
 # Keras defaults: LeakyReLU layer negative_slope=0.3, ELU alpha=1.0.
-LEAKY_RELU_ALPHA = 0.3
+LEAKY_RELU_ALPHA = 0.3  # the LeakyReLU layer's default slope (Keras)
+LEAKY_RELU_ACTIVATION_ALPHA = 0.2  # activation="leaky_relu" and leaky_relu(x) (Keras)
 ELU_ALPHA = 1.0
 
 CELU_ALPHA = 1.0
 
-_ALPHA_DEFAULTS = {"leaky_relu": LEAKY_RELU_ALPHA, "elu": ELU_ALPHA, "celu": CELU_ALPHA}
+_ALPHA_DEFAULTS = {"leaky_relu": LEAKY_RELU_ACTIVATION_ALPHA, "elu": ELU_ALPHA, "celu": CELU_ALPHA}
 _ELEMENTWISE = ("linear", "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "softplus",
                 "gelu", "gelu_tanh", "silu", "mish", "relu6", "hard_sigmoid", "hard_silu", "softsign",
                 "exponential", "celu")

@@ -4,8 +4,8 @@ arrays before any state changes (``fastnn.models.Model`` calls these).
 * ``prepare_x`` / ``prepare_xy`` -- inputs converted to the model's float dtype (after checking
   that wider floats fit), checked against the input shape; targets checked and converted by the
   loss (``Loss.prepare_targets``), per step for sequence outputs.
-* ``sample_weights`` / ``weighted_loss`` -- ``sample_weight`` times ``class_weight`` per row,
-  and the loss they weight, ``sum_n w_n * l_n / N``.
+* ``sample_weights`` -- ``sample_weight`` or ``class_weight`` per row (the loss weights its rows
+  by them: ``Loss.weighted_value``).
 * ``step_rows`` / ``StepMetric`` -- sequence outputs ``(N, T, C)`` as ``N * T`` rows.
 """
 import math
@@ -132,6 +132,9 @@ def sample_weights(y, n, sample_weight, class_weight, dtype):
     """Per-sample loss weights[n] from ``sample_weight`` times ``class_weight[class of y]``, or None."""
     if sample_weight is None and class_weight is None:
         return None
+    if sample_weight is not None and class_weight is not None:  # Keras refuses the pair too
+        raise ValueError("class_weight and sample_weight cannot be given together (as in Keras): "
+                         "multiply the class weights into sample_weight instead")
     if isinstance(y, Batch):  # a functional model's targets
         if class_weight is not None and len(y.arrays) > 1:
             raise ValueError("class_weight needs a model with one output; this one has "
@@ -171,19 +174,6 @@ def sample_weights(y, n, sample_weight, class_weight, dtype):
         raise ValueError(f"sample_weight times class_weight has values that overflow {np.dtype(dtype).name} "
                          f"(max {limit:.4g}), got up to {float(np.abs(weights).max()):.4g}")
     return weights.astype(dtype)
-
-
-def weighted_loss(fn, y, h, weights):
-    """sum_n w_n * l_n / N from a kernel that returns mean losses: samples sharing a weight are
-    averaged by one kernel call (class weights take few distinct values)."""
-    total = 0.0
-    for value in np.unique(weights):
-        if value == 0:
-            continue
-        rows = np.flatnonzero(weights == value)
-        group_loss, _ = fn(y[rows], np.ascontiguousarray(h[rows]), None, False)
-        total += float(value) * float(group_loss) * len(rows)
-    return total / len(weights)
 
 
 def numeric_targets(y):

@@ -309,7 +309,7 @@ class Functional(Model):
             return list(value)
         return [value] * n
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
         """As ``Sequential.compile``, with ``loss``, ``loss_weights`` and ``metrics`` per output
         (a list in output order or a dict by output name; one loss or metric list for all)."""
         with self._lock:
@@ -513,10 +513,8 @@ class Functional(Model):
             fn = loss.logits_value_and_grad if i in fused else loss.value_and_grad
             grad_out = self._buffer(("dout", i), hr.shape, hr.dtype) if training else None
             value, grad = fn(yr, hr, grad_out, training)
-            if wi is not None:
-                value = data_adapter.weighted_loss(fn, yr, hr, wi)
-                if training:
-                    grad *= wi.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+            if wi is not None:  # the loss weights each row's value and gradient (its reduction)
+                value = loss.weighted_value(yr, hr, wi, i in fused, grad if training else None)
             per_output.append(value)  # reported unweighted, as Keras does (<output>_loss)
             if w != 1.0:
                 value = value * w

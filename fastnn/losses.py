@@ -42,16 +42,31 @@ def _fraction(value, name):
     return float(value)
 
 
+REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", None, "none")
+
+
 class Loss(tracking.Tracked):
-    """Base class. Subclasses set ``name`` and implement ``prepare_targets`` and ``value_and_grad``.
+    """Base class. Subclasses set ``name`` (Keras's default name) and implement ``prepare_targets``
+    and ``_mean`` (the mean over the batch, Keras's ``"sum_over_batch_size"``), and ``_logits_mean``
+    when they have a fused path; ``value_and_grad`` applies the ``reduction``.
 
     ``fused_activation`` names the activation whose logits ``logits_value_and_grad`` accepts.
+    ``reduction`` is Keras's: ``"sum_over_batch_size"`` (default) and ``"mean"`` average the
+    per-sample losses, ``"sum"`` adds them, ``"mean_with_sample_weight"`` divides the weighted sum
+    by the sum of the weights, and ``None``/``"none"`` returns one loss per sample from a call
+    (training needs one number, so fit refuses it).
     """
     name = "loss"
     fused_activation = None
 
-    def __init__(self, from_logits=False):
+    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name=None):
+        if not isinstance(reduction, (str, type(None))) or reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduction!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__}")
         self.from_logits = bool(from_logits)
+        self.reduction = reduction
+        self.name = name or type(self).name
         self._cache = {}  # scratch buffers of the probability path
 
     def prepare_targets(self, y, n, output_shape, dtype):
@@ -59,26 +74,85 @@ class Loss(tracking.Tracked):
         dim); returns them as a C-contiguous array ready for the kernels. Raises before any work."""
         raise NotImplementedError
 
-    def value_and_grad(self, y, pred, out=None, need_grad=True):
-        """(mean loss, d loss / d pred) for model outputs ``pred``."""
+    def _mean(self, y, pred, out=None, need_grad=True):
         raise NotImplementedError
 
-    def logits_value_and_grad(self, y, logits, out=None, need_grad=True):
-        """(mean loss, d loss / d logits) where the model output is fused_activation(logits)."""
+    def _logits_mean(self, y, logits, out=None, need_grad=True):
         raise NotImplementedError(f"{self.name} has no fused path from logits")
 
-    def __call__(self, y_true, y_pred):
-        """Mean loss of predictions ``y_pred`` against ``y_true`` (Keras argument order)."""
+    def _reduce(self, rows_of, value, grad, need_grad):
+        if self.reduction is None or self.reduction == "none":
+            if need_grad:
+                raise ValueError(f"{type(self).__name__}(reduction={self.reduction!r}) gives one loss per "
+                                 "sample; training needs one number: use reduction='sum_over_batch_size' "
+                                 "or 'sum'")
+        elif self.reduction == "sum":
+            value = _kernels().scale_by_rows(value, rows_of, grad)
+        return value, grad
+
+    def value_and_grad(self, y, pred, out=None, need_grad=True):
+        """(reduced loss, d loss / d pred) for model outputs ``pred``."""
+        return self._reduce(pred, *self._mean(y, pred, out, need_grad), need_grad)
+
+    def logits_value_and_grad(self, y, logits, out=None, need_grad=True):
+        """(reduced loss, d loss / d logits) where the model output is fused_activation(logits)."""
+        return self._reduce(logits, *self._logits_mean(y, logits, out, need_grad), need_grad)
+
+    def weighted_value(self, y, pred, weights, logits=False, grad=None):
+        """The loss with per-row weights ``weights[N]`` under the reduction (Keras: sum(w_n l_n) / N
+        for "sum_over_batch_size"); scales ``grad`` (from ``value_and_grad``) by the weights.
+        Rows sharing a weight are averaged by one kernel call (class weights take few values)."""
+        fn = self._logits_mean if logits else self._mean
+        total = 0.0
+        for value in np.unique(weights):
+            if value == 0:
+                continue
+            rows = np.flatnonzero(weights == value)
+            group_loss, _ = fn(y[rows], np.ascontiguousarray(pred[rows]), None, False)
+            total += float(value) * float(group_loss) * len(rows)
+        n = len(weights)
+        divisor = {"sum": 1.0, "mean_with_sample_weight": float(np.sum(weights, dtype=np.float64))}.get(
+            self.reduction, float(n))
+        if grad is not None:
+            scale = weights * (n / divisor if self.reduction == "mean_with_sample_weight" and divisor else 1)
+            grad *= scale.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+        return total / divisor if divisor else 0.0
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The loss of predictions ``y_pred`` against ``y_true`` (Keras argument order), reduced as
+        ``reduction`` says: a float, or one loss per sample for ``reduction=None``."""
         pred = as_float_array(_numeric(y_pred, "y_pred"), "y_pred")
         if pred.ndim == 1:
             pred = pred[:, None]
         dtype = pred.dtype
         y = self.prepare_targets(y_true, len(pred), pred.shape[1:], dtype)
-        return self.value_and_grad(y, pred, need_grad=False)[0]
+        weights = None
+        if sample_weight is not None:
+            weights = as_float_array(sample_weight, "sample_weight", np.float64)
+            if weights.ndim == 2 and weights.shape[1] == 1:
+                weights = weights[:, 0]
+            if weights.shape != (len(pred),) or not np.isfinite(weights).all():
+                raise ValueError(f"sample_weight must be {len(pred)} finite numbers, one per sample, "
+                                 f"got array of shape {weights.shape}")
+        if self.reduction is None or self.reduction == "none":
+            per_sample = np.array([self._mean(y[i:i + 1], np.ascontiguousarray(pred[i:i + 1]), None, False)[0]
+                                   for i in range(len(pred))], dtype=np.float64)
+            return (per_sample if weights is None else per_sample * weights).astype(dtype)
+        if weights is None:
+            return self.value_and_grad(y, pred, need_grad=False)[0]
+        return self.weighted_value(y, pred, weights.astype(dtype))
+
+    def _settings(self):
+        """The constructor arguments besides reduction and name."""
+        return {"from_logits": self.from_logits}
 
     def get_config(self):
-        """The constructor arguments, plus ``name``: ``type(loss)(**config minus name)`` rebuilds it."""
-        return {"name": self.name, "from_logits": self.from_logits}
+        """The constructor arguments: ``type(loss)(**config)`` rebuilds it."""
+        return {"name": self.name, "reduction": self.reduction, **self._settings()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def _check_len(self, y, n):
         if y.ndim == 0 or len(y) != n:
@@ -105,6 +179,11 @@ class Loss(tracking.Tracked):
         return y
 
 
+def _check_axis(axis):
+    if axis != -1 and axis is not None:
+        raise ValueError(f"fastnn losses work along the last axis (axis=-1), got axis={axis!r}")
+
+
 def _check_finite(a, name):
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         bad = np.argwhere(~np.isfinite(a))[0]
@@ -118,7 +197,7 @@ def _on_probabilities(loss, y, pred, out, need_grad, binary):
     k = _kernels()
     logits = k.probabilities_to_logits(pred, EPSILON, binary,
                                        out=program.buffer(loss, loss._cache, "logits", pred.shape, pred.dtype))
-    value, dlogits = loss.logits_value_and_grad(
+    value, dlogits = loss._logits_mean(
         y, logits, program.buffer(loss, loss._cache, "dlogits", pred.shape, pred.dtype) if need_grad else None,
         need_grad)
     if not need_grad:
@@ -133,8 +212,8 @@ class _PredictionLoss(Loss):
     """A loss computed by the kernel ``kernel(pred, target, dpred, need_grad, **kernel_args)``."""
     kernel = None
 
-    def __init__(self):
-        super().__init__(False)
+    def __init__(self, reduction="sum_over_batch_size", name=None):
+        super().__init__(False, reduction, name)
 
     def _kernel_args(self):
         return {}
@@ -142,11 +221,11 @@ class _PredictionLoss(Loss):
     def prepare_targets(self, y, n, output_shape, dtype):
         return self._dense_targets(y, n, output_shape, dtype, "targets")
 
-    def value_and_grad(self, y, pred, out=None, need_grad=True):
+    def _mean(self, y, pred, out=None, need_grad=True):
         return getattr(_kernels(), self.kernel)(pred, y, out, need_grad, **self._kernel_args())
 
-    def get_config(self):
-        return {"name": self.name, **self._kernel_args()}
+    def _settings(self):
+        return self._kernel_args()
 
 
 class MeanSquaredError(_PredictionLoss):
@@ -164,8 +243,8 @@ class Huber(_PredictionLoss):
     name = "huber_loss"  # Keras's Huber class name
     kernel = "huber"
 
-    def __init__(self, delta=HUBER_DELTA):
-        super().__init__()
+    def __init__(self, delta=HUBER_DELTA, reduction="sum_over_batch_size", name=None):
+        super().__init__(reduction, name)
         if isinstance(delta, bool) or not isinstance(delta, (int, float, np.integer, np.floating)) \
                 or not 0 < delta < np.inf:
             raise ValueError(f"Huber delta must be a positive finite number, got {delta!r}")
@@ -208,8 +287,8 @@ class KLDivergence(_PredictionLoss):
     def _kernel_args(self):
         return {"epsilon": EPSILON}
 
-    def get_config(self):
-        return {"name": self.name}
+    def _settings(self):
+        return {}
 
 
 # -- classification: probabilities or logits, fused with softmax / sigmoid ----------------------
@@ -218,15 +297,26 @@ class _CrossEntropy(Loss):
     probabilities (softmax(log p) = p / sum(p), the normalisation Keras applies)."""
     fused_activation = "softmax"
 
-    def value_and_grad(self, y, pred, out=None, need_grad=True):
+    def _mean(self, y, pred, out=None, need_grad=True):
         if self.from_logits:
-            return self.logits_value_and_grad(y, pred, out, need_grad)
+            return self._logits_mean(y, pred, out, need_grad)
         return _on_probabilities(self, y, pred, out, need_grad, binary=False)
 
 
 class SparseCategoricalCrossentropy(_CrossEntropy):
     """-mean(log p[label]) for integer labels in [0, classes)."""
     name = "sparse_categorical_crossentropy"
+
+    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size", axis=-1,
+                 name=None):
+        if ignore_class is not None:
+            raise ValueError("SparseCategoricalCrossentropy(ignore_class=...) is not supported by fastnn; "
+                             "give the rows to ignore sample_weight 0 instead")
+        super().__init__(from_logits, reduction, name)
+        _check_axis(axis)
+
+    def _settings(self):
+        return {**super()._settings(), "ignore_class": None}
 
     def prepare_targets(self, y, n, output_shape, dtype):
         y = _numeric(y, "y")
@@ -248,7 +338,7 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
                              f"outputs, got {y[bad[0]]} at index {bad[0]}")
         return np.require(y, dtype=np.int64, requirements=("C", "A"))
 
-    def logits_value_and_grad(self, y, logits, out=None, need_grad=True):
+    def _logits_mean(self, y, logits, out=None, need_grad=True):
         return _kernels().sparse_softmax_cross_entropy(logits, y, out, need_grad)
 
 
@@ -257,19 +347,21 @@ class CategoricalCrossentropy(_CrossEntropy):
     q = y * (1 - label_smoothing) + label_smoothing / classes (Keras)."""
     name = "categorical_crossentropy"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0):
-        super().__init__(from_logits)
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name=None):
+        super().__init__(from_logits, reduction, name)
+        _check_axis(axis)
         self.label_smoothing = _fraction(label_smoothing, "label_smoothing")
 
     def prepare_targets(self, y, n, output_shape, dtype):
         return self._dense_targets(y, n, output_shape, dtype, "one-hot targets")
 
-    def logits_value_and_grad(self, y, logits, out=None, need_grad=True):
+    def _logits_mean(self, y, logits, out=None, need_grad=True):
         return _kernels().softmax_cross_entropy(logits, y, out, need_grad,
                                                 label_smoothing=self.label_smoothing)
 
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+    def _settings(self):
+        return {**super()._settings(), "label_smoothing": self.label_smoothing}
 
 
 class BinaryCrossentropy(Loss):
@@ -278,26 +370,28 @@ class BinaryCrossentropy(Loss):
     name = "binary_crossentropy"
     fused_activation = "sigmoid"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0):
-        super().__init__(from_logits)
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name=None):
+        super().__init__(from_logits, reduction, name)
+        _check_axis(axis)
         self.label_smoothing = _fraction(label_smoothing, "label_smoothing")
 
     def prepare_targets(self, y, n, output_shape, dtype):
         y = self._dense_targets(y, n, output_shape, dtype, "targets")
         return self._check_range(y, 0, 1, "targets")
 
-    def logits_value_and_grad(self, y, logits, out=None, need_grad=True):
+    def _logits_mean(self, y, logits, out=None, need_grad=True):
         return _kernels().sigmoid_binary_cross_entropy(logits, y, out, need_grad,
                                                        label_smoothing=self.label_smoothing)
 
-    def value_and_grad(self, y, pred, out=None, need_grad=True):
+    def _mean(self, y, pred, out=None, need_grad=True):
         if self.from_logits:
-            return self.logits_value_and_grad(y, pred, out, need_grad)
+            return self._logits_mean(y, pred, out, need_grad)
         # logit(p) = log(p / (1 - p)) is the inverse of the sigmoid, so the stable kernel applies.
         return _on_probabilities(self, y, pred, out, need_grad, binary=True)
 
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+    def _settings(self):
+        return {**super()._settings(), "label_smoothing": self.label_smoothing}
 
 
 _KERAS_NAMES = {  # Keras's loss function names and aliases
@@ -324,3 +418,135 @@ def get(identifier):
         return _BY_NAME[identifier.lower()]()
     raise ValueError(f"unknown loss {identifier!r}; expected a Loss instance or one of "
                      f"{', '.join(sorted(_KERAS_NAMES))}")
+
+
+class MeanAbsolutePercentageError(_PredictionLoss):
+    """mean(100 * |y_true - y_pred| / max(|y_true|, EPSILON)) over all outputs of the batch."""
+    name = kernel = "mean_absolute_percentage_error"
+
+    def _kernel_args(self):
+        return {"epsilon": EPSILON}
+
+    def _settings(self):
+        return {}  # epsilon is Keras's fixed fuzz factor, not a setting
+
+
+class MeanSquaredLogarithmicError(_PredictionLoss):
+    """mean((log(max(y_pred, EPSILON) + 1) - log(max(y_true, EPSILON) + 1))^2)."""
+    name = kernel = "mean_squared_logarithmic_error"
+
+    def _kernel_args(self):
+        return {"epsilon": EPSILON}
+
+    def _settings(self):
+        return {}  # epsilon is Keras's fixed fuzz factor, not a setting
+
+
+class Poisson(_PredictionLoss):
+    """mean(y_pred - y_true * log(y_pred + EPSILON)): counts y_true with predicted rates y_pred."""
+    name = kernel = "poisson"
+
+    def _kernel_args(self):
+        return {"epsilon": EPSILON}
+
+    def _settings(self):
+        return {}  # epsilon is Keras's fixed fuzz factor, not a setting
+
+
+class SquaredHinge(Hinge):
+    """mean(max(1 - y_true * y_pred, 0)^2) for labels -1/+1 (0/1 labels become -1/+1, as in Keras)."""
+    name = kernel = "squared_hinge"
+
+
+class CosineSimilarity(_PredictionLoss):
+    """mean over samples of -cos(y_true, y_pred) (row L2 norms at least EPSILON): -1 when they point
+    the same way."""
+    name = kernel = "cosine_similarity"
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name=None):
+        super().__init__(reduction, name)
+        _check_axis(axis)
+
+    def _kernel_args(self):
+        return {"epsilon": EPSILON}
+
+    def _settings(self):
+        return {}
+
+
+class CategoricalHinge(_PredictionLoss):
+    """mean over samples of max(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)."""
+    name = kernel = "categorical_hinge"
+
+
+def _nonnegative(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= value < np.inf:
+        raise ValueError(f"{what} must be a non-negative finite number, got {value!r}")
+    return float(value)
+
+
+class BinaryFocalCrossentropy(BinaryCrossentropy):
+    """Keras's binary focal cross-entropy: (1 - p_t)^gamma times the binary cross-entropy, each
+    output weighted alpha (class 1) / 1 - alpha (class 0) with ``apply_class_balancing``."""
+    name = "binary_focal_crossentropy"
+
+    def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False,
+                 label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size", name=None):
+        super().__init__(from_logits, label_smoothing, axis, reduction, name)
+        self.apply_class_balancing = bool(apply_class_balancing)
+        self.alpha = _fraction(alpha, "alpha")
+        self.gamma = _nonnegative(gamma, "gamma")
+
+    def _kernel(self, y, x, out, need_grad, from_logits):
+        return _kernels().binary_focal_cross_entropy(
+            x, y, out, need_grad, from_logits=from_logits, gamma=self.gamma, alpha=self.alpha,
+            apply_class_balancing=self.apply_class_balancing, label_smoothing=self.label_smoothing,
+            epsilon=EPSILON)
+
+    def _logits_mean(self, y, logits, out=None, need_grad=True):
+        return self._kernel(y, logits, out, need_grad, True)
+
+    def _mean(self, y, pred, out=None, need_grad=True):
+        return self._kernel(y, pred, out, need_grad, self.from_logits)
+
+    def _settings(self):
+        return {**super()._settings(), "apply_class_balancing": self.apply_class_balancing,
+                "alpha": self.alpha, "gamma": self.gamma}
+
+
+class CategoricalFocalCrossentropy(CategoricalCrossentropy):
+    """Keras's categorical focal cross-entropy: sum over classes of alpha (1 - p)^gamma times the
+    cross-entropy term, for one-hot or probability targets."""
+    name = "categorical_focal_crossentropy"
+
+    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name=None):
+        super().__init__(from_logits, label_smoothing, axis, reduction, name)
+        self.alpha = _nonnegative(alpha, "alpha")
+        self.gamma = _nonnegative(gamma, "gamma")
+
+    def _kernel(self, y, x, out, need_grad, from_logits):
+        return _kernels().categorical_focal_cross_entropy(
+            x, y, out, need_grad, from_logits=from_logits, gamma=self.gamma, alpha=self.alpha,
+            label_smoothing=self.label_smoothing, epsilon=EPSILON)
+
+    def _logits_mean(self, y, logits, out=None, need_grad=True):
+        return self._kernel(y, logits, out, need_grad, True)
+
+    def _mean(self, y, pred, out=None, need_grad=True):
+        return self._kernel(y, pred, out, need_grad, self.from_logits)
+
+    def _settings(self):
+        return {**super()._settings(), "alpha": self.alpha, "gamma": self.gamma}
+
+
+_KERAS_NAMES.update({
+    "cosine_similarity": CosineSimilarity, "categorical_hinge": CategoricalHinge,
+    "binary_focal_crossentropy": BinaryFocalCrossentropy,
+    "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
+    "mape": MeanAbsolutePercentageError, "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError, "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "poisson": Poisson, "squared_hinge": SquaredHinge,
+})
+_BY_NAME.update({**{cls.__name__.lower(): cls for cls in set(_KERAS_NAMES.values())}, **_KERAS_NAMES})

@@ -189,10 +189,10 @@ class Model(tracking.Tracked):
         trace_subclassed(self, x)
 
     # -- compile --------------------------------------------------------------------------------
-    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
         """Choose the optimizer, the loss and the metrics reported by fit and evaluate.
 
-        ``optimizer`` defaults to ``"adam"`` (Keras's default is ``"rmsprop"``; pass it by name).
+        ``optimizer`` defaults to ``"rmsprop"``, as in Keras.
         ``loss_weights`` is for models with several outputs (``keras.Model(inputs, outputs)``).
         """
         if self.__dict__.get("_untraced"):  # applied when call() has been traced
@@ -301,10 +301,8 @@ class Model(tracking.Tracked):
         grad_out = self._buffer("dout", h.shape, h.dtype) if training else None
         fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
         loss, grad = fn(y, h, grad_out, training)
-        if weights is not None:
-            loss = data_adapter.weighted_loss(fn, y, h, weights)
-            if training:  # row n of the mean loss's gradient is dl_n / N: scale it by w_n
-                grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+        if weights is not None:  # the loss weights each row's value and gradient (its reduction)
+            loss = self.loss.weighted_value(y, h, weights, fused, grad if training else None)
         outputs = h
         if fused:
             outputs = self._layers[-1].activation.forward(h, out=self._buffer("outputs", h.shape, h.dtype))
@@ -323,8 +321,7 @@ class Model(tracking.Tracked):
         fn = self.loss.logits_value_and_grad if fused else self.loss.value_and_grad
         loss, grad = fn(y, h, self._buffer("dout", h.shape, h.dtype), True)
         if weights is not None:  # eager only: weighted rows (see _loss_and_outputs)
-            loss = data_adapter.weighted_loss(fn, y, h, weights)
-            grad *= weights.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+            loss = self.loss.weighted_value(y, h, weights, fused, grad)
         grad = grad.reshape(shape)
         outputs = h
         if fused:
@@ -437,8 +434,10 @@ class Model(tracking.Tracked):
                     raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves "
                                      f"{split_at} for training and {len(x) - split_at} for validation; "
                                      "both need at least one")
-                val = (x[split_at:], y[split_at:],
-                       None if weights is None else weights[split_at:])
+                # class_weight weights the training rows only; sample_weight is split with x (Keras)
+                val = (x[split_at:], y[split_at:], None if sample_weight is None else
+                       data_adapter.sample_weights(y[split_at:], len(x) - split_at,
+                                                   np.asarray(sample_weight)[split_at:], None, x.dtype))
                 x, y = x[:split_at], y[:split_at]
                 weights = None if weights is None else weights[:split_at]
             if validation_data is not None:

@@ -176,6 +176,12 @@ if _core is not None:
 _NONE, _BUFFER, _LITERAL, _REG = 0, 1, 2, 3
 
 
+def _wanted(values, name):
+    """Whether the optional output ``name`` is asked for: its flag ``need_<name>`` is true, or, for
+    a gradient (``d...``), the kernel's ``need_grad``."""
+    return values.get("need_" + name) is True or (name.startswith("d") and values.get("need_grad") is True)
+
+
 class Recorder:
     """The kernel namespace while recording: each kernel call becomes an instruction."""
 
@@ -263,7 +269,7 @@ class Recorder:
             value = values[pname]
             if kind in _BUFFER_KINDS:
                 code = _BUFFER_KINDS[kind]
-                if value is None and kind == "out" and (not optional or values.get("need_" + pname) is True):
+                if value is None and kind == "out" and (not optional or _wanted(values, pname)):
                     model = handles.get(shaped_like, like) if shaped_like else like
                     value = self._new_buffer(model.shape, model.dtype)
                 if value is None:
@@ -396,7 +402,7 @@ def run_once(name, *args, **kwargs):
     like = next(values[p] for p, kind, _, _ in params
                 if kind in _BUFFER_KINDS and isinstance(values[p], np.ndarray))
     for p, kind, optional, shaped_like in params:
-        if kind == "out" and values[p] is None and (not optional or values.get("need_" + p) is True):
+        if kind == "out" and values[p] is None and (not optional or _wanted(values, p)):
             values[p] = np.empty_like(values[shaped_like] if shaped_like else like)
     dtype = like.dtype if like.dtype.kind == "f" else np.dtype(np.float64)
 

@@ -107,8 +107,7 @@ def _atomic_write(path, parts):
 def _compile_config(model):
     if model.loss is None:
         return None
-    loss_config = dict(model.loss.get_config())
-    loss_config.pop("name", None)
+    loss_config = dict(model.loss.get_config())  # name and reduction included: the loss as it was
     metrics = [m for m in model._metric_ids if isinstance(m, str)]
     config = {"loss": {"class_name": type(model.loss).__name__, "config": loss_config},
               "metrics": metrics}

@@ -203,3 +203,42 @@ def test_early_stopping_on_mnist_restores_best_weights(mnist):
     for a, b in zip(model.get_weights(), kept[best]):
         np.testing.assert_array_equal(a, b)
     assert model.evaluate(x[1050:], y[1050:], batch_size=450) == pytest.approx(val[best], rel=1e-5)
+
+
+def _compiled(metrics):
+    model = fastnn.Sequential([fastnn.Input(shape=(2,)), fastnn.layers.Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", metrics=metrics)
+    return model
+
+
+def _stopped_after(cb, model, values, key):
+    cb.set_model(model)
+    model.stop_training = False
+    cb.on_train_begin()
+    for epoch, v in enumerate(values):
+        cb.on_epoch_end(epoch, {"loss": 1.0, "val_loss": 1.0, key: v})
+        if model.stop_training:
+            return epoch
+    return None
+
+
+@pytest.mark.parametrize("name", ["precision", "recall", "auc"])
+def test_mode_auto_maximises_precision_recall_auc_as_keras(name):
+    model = _compiled([name])
+    rising = callbacks.EarlyStopping(monitor="val_" + name, patience=1)
+    assert _stopped_after(rising, model, [0.5, 0.6, 0.7, 0.8], "val_" + name) is None
+    falling = callbacks.EarlyStopping(monitor="val_" + name, patience=1)
+    assert _stopped_after(falling, model, [0.8, 0.7, 0.6, 0.5], "val_" + name) == 1
+    plateau = callbacks.ReduceLROnPlateau(monitor="val_" + name, patience=0, factor=0.5)
+    model.compile(optimizer=fastnn.optimizers.SGD(0.1), loss="binary_crossentropy", metrics=[name])
+    _stopped_after(plateau, model, [0.5, 0.6], "val_" + name)
+    assert model.optimizer.learning_rate == pytest.approx(0.1)  # rising: no reduction
+
+
+def test_nan_first_value_becomes_best_and_nothing_improves_on_it_as_keras():
+    # Keras 3.15 (MonitorCallback): best starts as None, so the first value -- NaN too -- is the best,
+    # and every comparison with NaN is false: training stops once patience runs out.
+    model = _compiled([])
+    cb = callbacks.EarlyStopping(monitor="val_loss", patience=2)
+    assert _stopped_after(cb, model, [float("nan"), 0.5, 0.4, 0.3], "val_loss") == 2
+    assert np.isnan(cb.best)

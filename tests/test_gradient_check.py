@@ -150,6 +150,23 @@ def _loss_cases(rng, n):
         "categorical_from_logits": (losses.CategoricalCrossentropy(from_logits=True), [Dense(3)], soft),
         "sparse_softmax_layer": ("sparse_categorical_crossentropy", [Dense(3), Softmax()], labels),
         "sparse_from_logits": (losses.SparseCategoricalCrossentropy(from_logits=True), [Dense(3)], labels),
+        "mape": ("mape", [Dense(3)], normal + 3),
+        "msle": ("msle", [Dense(3, activation="softplus")], 2 * unit),
+        "poisson": ("poisson", [Dense(3, activation="softplus")], rng.integers(0, 4, (n, 3)).astype(float)),
+        "squared_hinge": ("squared_hinge", [Dense(3, activation="tanh")], (unit > 0.5).astype(float)),
+        "cosine": (losses.CosineSimilarity(), [Dense(3)], normal),
+        "categorical_hinge": ("categorical_hinge", [Dense(3)], np.eye(3)[labels]),
+        "binary_focal_fused": (losses.BinaryFocalCrossentropy(apply_class_balancing=True, gamma=1.5,
+                                                              label_smoothing=0.1),
+                               [Dense(3, activation="sigmoid")], unit),
+        "binary_focal_probabilities": (losses.BinaryFocalCrossentropy(),
+                                       [Dense(3, activation="sigmoid"), Activation("linear")], unit),
+        "categorical_focal_fused": (losses.CategoricalFocalCrossentropy(label_smoothing=0.1),
+                                    [Dense(3, activation="softmax")], np.eye(3)[labels]),
+        "categorical_focal_probabilities": (losses.CategoricalFocalCrossentropy(gamma=3.0),
+                                            [Dense(3, activation="softmax"), Activation("linear")],
+                                            np.eye(3)[labels]),
+        "mse_sum": (losses.MeanSquaredError(reduction="sum"), [Dense(3)], normal),
     }
 
 

@@ -416,3 +416,125 @@ def test_new_schedules():
     flat = s.CosineDecayRestarts(1.0, 4, t_mul=1.0)
     assert flat(4) == pytest.approx(1.0) and flat(6) == pytest.approx(0.5)
     assert s.deserialize(s.serialize(restarts)).get_config() == restarts.get_config()
+
+
+# ------------------------------------------------------------------------------ losses
+@pytest.mark.parametrize("name", ["mape", "msle", "poisson", "squared_hinge"])
+def test_keras_losses_train_on_both_backends_and_save(tmp_path, name):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    if name == "squared_hinge":
+        y = (x[:, :1] > 0).astype(np.float32)
+        act = "tanh"
+    else:
+        y = np.exp(0.5 * x[:, :1]).astype(np.float32) + 1  # positive targets away from 0
+        act = "softplus"
+    trained = {}
+    for backend in BACKENDS:
+        with fastnn.backend_scope(backend):
+            fastnn.utils.set_random_seed(0)
+            model = fastnn.Sequential([fastnn.Input(shape=(3,)), fastnn.layers.Dense(8, activation="tanh"),
+                                       fastnn.layers.Dense(1, activation=act)])
+            model.compile(optimizer=fastnn.optimizers.Adam(0.01), loss=name)
+            history = model.fit(x, y, epochs=15, batch_size=16, shuffle=False, verbose=0)
+            assert history.history["loss"][-1] < history.history["loss"][0]
+            trained[backend] = model
+    for a, b in zip(trained["native"].get_weights(), trained["numpy"].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    model = trained["native"]
+    model.save(tmp_path / "l.fnn")
+    again = fastnn.load_model(tmp_path / "l.fnn")
+    assert type(again.loss) is type(model.loss)
+    assert again.evaluate(x, y) == model.evaluate(x, y)
+
+
+def test_keras_loss_formulas():
+    p = np.array([[1.0, 3.0]])
+    t = np.array([[2.0, 3.0]])
+    L = fastnn.losses
+    assert L.get("mape").value_and_grad(t, p, None, False)[0] == pytest.approx(25.0)
+    want = np.mean((np.log1p(p) - np.log1p(t)) ** 2)
+    assert L.get("msle").value_and_grad(t, p, None, False)[0] == pytest.approx(want)
+    assert L.get("poisson").value_and_grad(t, p, None, False)[0] == pytest.approx(np.mean(p - t * np.log(p + 1e-7)))
+    s = np.array([[0.5, -2.0]])
+    assert L.get("squared_hinge").value_and_grad(np.array([[1.0, -1.0]]), s, None, False)[0] == pytest.approx(0.125)
+
+
+# ------------------------------------------------------------------------------ Keras behaviour (measured on Keras 3.15)
+def test_leaky_relu_activation_slope_is_0_2_and_layer_keeps_0_3():
+    x = np.array([[-1.0]], np.float32)
+    dense = fastnn.layers.Dense(1, activation="leaky_relu", kernel_initializer="ones", bias_initializer="zeros")
+    np.testing.assert_allclose(dense(x), [[-0.2]])  # Keras 3.15: -0.2
+    np.testing.assert_allclose(fastnn.layers.LeakyReLU()(x), [[-0.3]])  # Keras 3.15: -0.3
+
+
+def test_compile_default_optimizer_is_rmsprop():
+    model = fastnn.Sequential([fastnn.Input(shape=(2,)), fastnn.layers.Dense(1)])
+    model.compile(loss="mse")
+    assert type(model.optimizer).__name__ == "RMSprop"
+
+
+def test_class_weight_weights_training_rows_only_not_validation_split():
+    x = np.ones((10, 2), np.float32)
+    y = np.array([0, 1] * 5, np.float32)
+    model = fastnn.Sequential([fastnn.Input(shape=(2,)),
+                               fastnn.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros")])
+    model.compile(optimizer=fastnn.optimizers.SGD(1e-30), loss="binary_crossentropy")
+    h = model.fit(x, y, validation_split=0.4, class_weight={0: 1.0, 1: 5.0}, epochs=1, verbose=0, shuffle=False)
+    # Keras 3.15: val_loss log(2) = 0.6931 (unweighted), loss 3 log(2) = 2.0794 (rows 0-5 weighted 1,5,...)
+    assert h.history["val_loss"][0] == pytest.approx(np.log(2), rel=1e-6)
+    assert h.history["loss"][0] == pytest.approx(3 * np.log(2), rel=1e-6)
+
+
+def test_class_weight_with_sample_weight_is_refused_as_keras():
+    x, y = np.ones((4, 2), np.float32), np.array([0, 1, 0, 1], np.float32)
+    model = fastnn.Sequential([fastnn.Input(shape=(2,)), fastnn.layers.Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="class_weight and sample_weight"):
+        model.fit(x, y, class_weight={0: 1, 1: 2}, sample_weight=np.ones(4), epochs=1, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("loss", [
+    lambda: fastnn.losses.CosineSimilarity(name="cos"),
+    lambda: fastnn.losses.CategoricalHinge(reduction="sum"),
+    lambda: fastnn.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.4, gamma=1.5),
+    lambda: fastnn.losses.CategoricalFocalCrossentropy(alpha=0.5, label_smoothing=0.1, reduction="sum"),
+    lambda: fastnn.losses.MeanSquaredError(reduction="mean_with_sample_weight"),
+])
+def test_new_losses_train_alike_on_both_backends_and_save_their_settings(tmp_path, loss):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(48, 3)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[np.argmax(x, axis=1)]
+    act = "sigmoid" if isinstance(loss(), fastnn.losses.BinaryFocalCrossentropy) else "softmax"
+    trained = {}
+    for backend in BACKENDS:
+        with fastnn.backend_scope(backend):
+            fastnn.utils.set_random_seed(0)
+            model = fastnn.Sequential([fastnn.Input(shape=(3,)), fastnn.layers.Dense(8, activation="tanh"),
+                                       fastnn.layers.Dense(3, activation=act)])
+            model.compile(optimizer=fastnn.optimizers.Adam(0.01), loss=loss())
+            history = model.fit(x, y, epochs=8, batch_size=16, shuffle=False, verbose=0)
+            assert history.history["loss"][-1] < history.history["loss"][0]
+            trained[backend] = model
+    for a, b in zip(trained["native"].get_weights(), trained["numpy"].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    model = trained["native"]
+    model.save(tmp_path / "l.fnn")
+    again = fastnn.load_model(tmp_path / "l.fnn")
+    assert again.loss.get_config() == model.loss.get_config()
+    assert again.evaluate(x, y) == model.evaluate(x, y)
+
+
+def test_reduction_none_is_refused_for_training_and_gives_per_sample_losses():
+    loss = fastnn.losses.MeanSquaredError(reduction=None)
+    per = loss(np.zeros((3, 2)), np.array([[1.0, 1.0], [2.0, 0.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(per, [1.0, 2.0, 0.0])
+    model = fastnn.Sequential([fastnn.Input(shape=(2,)), fastnn.layers.Dense(1)])
+    model.compile(loss=loss)
+    with pytest.raises(ValueError, match="one loss per sample"):
+        model.fit(np.ones((4, 2), np.float32), np.ones(4, np.float32), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        fastnn.losses.MeanSquaredError(reduction="average")

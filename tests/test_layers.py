@@ -27,7 +27,7 @@ FORMULAS = {
     "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
     "tanh": np.tanh,
     "relu": lambda z: np.maximum(z, 0),
-    "leaky_relu": lambda z: np.where(z > 0, z, 0.3 * z),   # Keras LeakyReLU default slope 0.3
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.2 * z),   # Keras activation="leaky_relu" slope 0.2
     "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
     "selu": lambda z: SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0))),
     "softplus": lambda z: np.log1p(np.exp(z)),

@@ -313,16 +313,18 @@ def test_get_by_name(name, cls):
 def test_get_passes_instances_and_rejects_unknown():
     instance = losses.SparseCategoricalCrossentropy(from_logits=True)
     assert losses.get(instance) is instance
-    for bad in ("squared_hinge", "crossentropy", "", None, 3, losses.MeanSquaredError):
+    for bad in ("triplet_hard", "crossentropy", "", None, 3, losses.MeanSquaredError):
         with pytest.raises(ValueError, match="unknown loss"):
             losses.get(bad)
 
 
 def test_get_config():
+    # Keras 3.15's get_config: name and reduction beside each loss's own arguments
+    red = "sum_over_batch_size"
     assert losses.BinaryCrossentropy(from_logits=True).get_config() == {
-        "name": "binary_crossentropy", "from_logits": True, "label_smoothing": 0.0}
-    assert losses.MeanSquaredError().get_config() == {"name": "mean_squared_error"}
-    assert losses.Huber(2).get_config() == {"name": "huber_loss", "delta": 2.0}
+        "name": "binary_crossentropy", "reduction": red, "from_logits": True, "label_smoothing": 0.0}
+    assert losses.MeanSquaredError().get_config() == {"name": "mean_squared_error", "reduction": red}
+    assert losses.Huber(2).get_config() == {"name": "huber_loss", "reduction": red, "delta": 2.0}
     assert losses.EPSILON == 1e-7
     for loss in (losses.CategoricalCrossentropy(True, 0.25), losses.Huber(0.5), losses.Hinge(),
                  losses.LogCosh(), losses.KLDivergence(), losses.MeanAbsoluteError()):
@@ -469,3 +471,31 @@ def test_regression_losses_train_the_same_on_both_backends(name):
     np.testing.assert_allclose(native["loss"], numpy_["loss"], rtol=1e-9)
     assert native["loss"][-1] < 0.5 * native["loss"][0]  # it learns
     assert native["mae"][-1] < 0.5 * native["mae"][0]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_new_losses_stay_finite_for_extreme_inputs(backend, dtype):
+    big = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 30.0]], dtype)
+    onehot = np.array([[0, 1, 0], [1, 0, 0]], dtype)  # targets on the far wrong side
+    cases = [
+        (losses.BinaryFocalCrossentropy(from_logits=True), onehot, big),
+        (losses.CategoricalFocalCrossentropy(from_logits=True), onehot, big),
+        (losses.CategoricalFocalCrossentropy(from_logits=True, gamma=0.5), onehot, big),
+        (losses.CosineSimilarity(), onehot, np.array([[1e30, 0, 0], [0, 0, 0]], dtype)),
+        (losses.CosineSimilarity(), np.array([[1e-30, 0, 0], [1, 1, 1]], dtype), np.array([[3e37, 3e37, 0], [1e-30, 0, 0]], dtype)),
+        (losses.CategoricalHinge(), onehot, big),
+    ]
+    with fastnn.backend_scope(backend):
+        for loss, y, p in cases:
+            value, grad = loss.value_and_grad(y, p, None, True)
+            assert np.isfinite(value), (loss.name, value)
+            assert np.isfinite(grad).all(), (loss.name, grad)
+    # the exact limits: focal BCE at z = -1e4 with target 1 is 1e4 per element (f = 1); cosine of
+    # a zero row is 0 and of parallel rows -1 whatever their scale
+    bf, _ = losses.BinaryFocalCrossentropy(from_logits=True, gamma=2.0).value_and_grad(
+        np.array([[1.0]], dtype), np.array([[-1e4]], dtype), None, False)
+    assert bf == pytest.approx(1e4, rel=1e-6)
+    cs, _ = losses.CosineSimilarity().value_and_grad(np.array([[1.0, 2.0]], dtype),
+                                                    np.array([[1e30, 2e30]], dtype), None, False)
+    assert cs == pytest.approx(-1.0, rel=1e-6)

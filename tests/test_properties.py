@@ -1143,3 +1143,82 @@ def test_concat_and_take_columns_match_reference(data, dtype, n, ca, cb):
     assert_within(y, R.concat_forward(a, b), 0.0, "concat_forward")
     assert_within(NK.take_columns(y, ca, np.empty((n, cb), dtype)), b, 0.0, "take_columns")
     assert_within(R.take_columns(y, 0, np.empty((n, ca), dtype)), a, 0.0, "take_columns twin")
+
+
+@covers("mean_absolute_percentage_error", "mean_squared_logarithmic_error", "poisson", "squared_hinge")
+@props(120)
+@given(data=st.data(), dtype=DTYPES, n=pos_dim, c=pos_dim, need_grad=st.booleans(),
+       name=st.sampled_from(["mean_absolute_percentage_error", "mean_squared_logarithmic_error",
+                             "poisson", "squared_hinge"]))
+def test_keras_pointwise_losses_match_reference(data, dtype, n, c, need_grad, name):
+    """Each element's loss and derivative is the same short formula on both sides (a few
+    roundings, log1p/log a few ulps), and the mean sums N*C float64 terms: the tolerance of the
+    other pointwise losses, relative to the sizes of the terms."""
+    kw = {} if name == "squared_hinge" else {"epsilon": 1e-7}
+    if name == "squared_hinge":
+        p = data.draw(arrays(dtype, (n, c), -4.0, 4.0))
+        t = data.draw(hnp.arrays(dtype, (n, c), elements=st.sampled_from([-1.0, 1.0])))
+        size = (1 + np.abs(f64(p))) ** 2
+    elif name == "poisson":
+        p, t = data.draw(arrays(dtype, (n, c), 0.0, 50.0)), data.draw(arrays(dtype, (n, c), 0.0, 50.0))
+        size = f64(p) + f64(t) * (np.abs(np.log(f64(p) + 1e-7)) + 1)
+    elif name == "mean_squared_logarithmic_error":
+        p, t = data.draw(arrays(dtype, (n, c), -1.0, 100.0)), data.draw(arrays(dtype, (n, c), -1.0, 100.0))
+        size = (np.log1p(np.maximum(f64(p), 0)) + np.log1p(np.maximum(f64(t), 0)) + 1) ** 2
+    else:
+        p, t = data.draw(arrays(dtype, (n, c))), data.draw(arrays(dtype, (n, c)))
+        size = 100 * (np.abs(f64(p)) + np.abs(f64(t))) / np.maximum(np.abs(f64(t)), 1e-7)
+    loss, g = getattr(NK, name)(p, t, None, need_grad, **kw)
+    loss_ref, g_ref = getattr(R, name)(p, t, None, need_grad, **kw)
+    tol = (24 + math.log2(p.size)) * eps(dtype) * float(np.mean(size))
+    assert_scalar_within(loss, loss_ref, tol, dtype, name)
+    if not need_grad:
+        assert g is None and g_ref is None
+        return
+    assert_within(g, g_ref, 8 * eps(dtype) * (np.abs(f64(g_ref)) + np.sqrt(size) / p.size), name + " gradient")
+
+
+@covers("cosine_similarity", "categorical_hinge", "binary_focal_cross_entropy",
+        "categorical_focal_cross_entropy", "scale_by_rows")
+@props(120)
+@given(data=st.data(), dtype=DTYPES, n=pos_dim, c=st.integers(2, 6), need_grad=st.booleans(),
+       from_logits=st.booleans(), gamma=st.sampled_from([0.0, 0.5, 2.0, 3.0]),
+       name=st.sampled_from(["cosine_similarity", "categorical_hinge", "binary_focal_cross_entropy",
+                             "categorical_focal_cross_entropy", "scale_by_rows"]))
+def test_keras_row_losses_match_reference(data, dtype, n, c, need_grad, from_logits, gamma, name):
+    """The same formulas on both sides, in float64 inside both (the native kernels accumulate
+    in double): agreement to a few roundings of the terms."""
+    kw = {}
+    if name == "cosine_similarity":
+        p, t = data.draw(arrays(dtype, (n, c))), data.draw(arrays(dtype, (n, c)))
+        kw = {"epsilon": 1e-7}
+    elif name == "categorical_hinge":
+        p = data.draw(arrays(dtype, (n, c), -4.0, 4.0))
+        t = np.eye(c, dtype=dtype)[data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, c - 1)))]
+    elif name == "binary_focal_cross_entropy":
+        p = data.draw(arrays(dtype, (n, c), -20.0, 20.0) if from_logits else arrays(dtype, (n, c), 0.0, 1.0))
+        t = data.draw(arrays(dtype, (n, c), 0.0, 1.0))
+        kw = {"from_logits": from_logits, "gamma": gamma, "alpha": 0.3, "apply_class_balancing": True,
+              "label_smoothing": 0.1, "epsilon": 1e-7}
+    elif name == "categorical_focal_cross_entropy":
+        p = data.draw(arrays(dtype, (n, c), -20.0, 20.0) if from_logits else arrays(dtype, (n, c), 0.0625, 1.0))
+        t = np.eye(c, dtype=dtype)[data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, c - 1)))]
+        kw = {"from_logits": from_logits, "gamma": gamma, "alpha": 0.25, "label_smoothing": 0.05,
+              "epsilon": 1e-7}
+    else:
+        g = data.draw(arrays(dtype, (n, c)))
+        ours, theirs = g.copy(), g.copy()
+        v = NK.scale_by_rows(1.5, g, ours if need_grad else None)
+        assert v == R.scale_by_rows(1.5, g, theirs if need_grad else None) == 1.5 * n
+        if need_grad:
+            np.testing.assert_array_equal(ours, theirs)
+        return
+    loss, grad = getattr(NK, name)(p, t, None, need_grad, **kw)
+    loss_ref, grad_ref = getattr(R, name)(p, t, None, need_grad, **kw)
+    tol = 64 * eps(dtype) * (1 + abs(loss_ref)) * (1 + gamma)
+    assert_scalar_within(loss, loss_ref, tol, dtype, name)
+    if not need_grad:
+        assert grad is None and grad_ref is None
+        return
+    assert_within(grad, grad_ref, 64 * eps(dtype) * (np.abs(f64(grad_ref)) + np.abs(f64(grad_ref)).max() + 1e-30),
+                  name + " gradient")

@@ -102,6 +102,10 @@ from .losses import (
     softmax_cross_entropy,
     sparse_softmax_cross_entropy,
 )
+from .losses import (mean_absolute_percentage_error, mean_squared_logarithmic_error, poisson,
+                     squared_hinge)
+from .losses import (binary_focal_cross_entropy, categorical_focal_cross_entropy, categorical_hinge,
+                     cosine_similarity, scale_by_rows)
 from .recurrent import (
     embedding_backward,
     embedding_forward,
@@ -114,7 +118,6 @@ from .recurrent import (
     simple_rnn_backward,
     simple_rnn_forward,
 )
-from .dropout import dropout_backward, dropout_forward, dropout_step, normal_noise_step
 from .dropout import (alpha_dropout_step, dropout_backward, dropout_forward, dropout_step,
                       gaussian_dropout_step, normal_noise_step)
 from .merge import MERGE_OPS, concat_forward, merge_backward, merge_forward, scalar_mul, take_columns
@@ -247,6 +250,15 @@ __all__ = [
     "nadam_update",
     "normalize_forward",
     "normalize_backward",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "poisson",
+    "squared_hinge",
+    "cosine_similarity",
+    "categorical_hinge",
+    "binary_focal_cross_entropy",
+    "categorical_focal_cross_entropy",
+    "scale_by_rows",
     "sequence_dropout_step",
     "sequence_dropout_backward",
     "merge_forward",

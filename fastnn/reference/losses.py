@@ -289,3 +289,210 @@ def probabilities_grad(dlogits, pred, epsilon, binary, out=None):
     p = np.clip(pred, lo, hi)
     grad = dlogits / (p * (1 - p)) if binary else dlogits / p
     return _into(out, grad * ((pred > lo) & (pred < hi)), pred.dtype)
+
+
+# -- Keras's further pointwise losses: the mean over all N*C elements of l(pred, target) ---------
+
+def _pointwise(loss, grad, pred, dpred, need_grad):
+    value = float(np.mean(loss, dtype=np.float64)) if loss.size else float("nan")
+    if not need_grad:
+        return value, None
+    return value, _into(dpred, grad / pred.size, pred.dtype)
+
+
+def mean_absolute_percentage_error(pred, target, dpred=None, need_grad=True, epsilon=1e-7):
+    """Keras's ``mean_absolute_percentage_error``::
+
+        loss  = mean of 100 * |target - pred| / max(|target|, epsilon)
+        dpred = 100 * sign(pred - target) / max(|target|, epsilon) / (N * C)
+
+    Shapes: pred, target, dpred: [N, C]."""
+    scale = pred.dtype.type(100) / np.maximum(np.abs(target), pred.dtype.type(epsilon))
+    d = pred - target
+    return _pointwise(np.abs(d) * scale, np.sign(d) * scale, pred, dpred, need_grad)
+
+
+def mean_squared_logarithmic_error(pred, target, dpred=None, need_grad=True, epsilon=1e-7):
+    """Keras's ``mean_squared_logarithmic_error``::
+
+        d     = log(max(pred, epsilon) + 1) - log(max(target, epsilon) + 1)
+        loss  = mean of d**2
+        dpred = 2 d / (pred + 1) / (N * C) where pred > epsilon, else 0
+
+    Shapes: pred, target, dpred: [N, C]."""
+    e = pred.dtype.type(epsilon)
+    pc = np.maximum(pred, e)
+    d = np.log1p(pc) - np.log1p(np.maximum(target, e))
+    grad = np.where(pred > e, 2 * d / (pc + 1), 0)
+    return _pointwise(d.astype(np.float64) ** 2, grad, pred, dpred, need_grad)
+
+
+def poisson(pred, target, dpred=None, need_grad=True, epsilon=1e-7):
+    """Keras's ``poisson`` (the negative log-likelihood of counts ``target`` with rates ``pred``,
+    up to a constant)::
+
+        loss  = mean of pred - target * log(pred + epsilon)
+        dpred = (1 - target / (pred + epsilon)) / (N * C)
+
+    Shapes: pred, target, dpred: [N, C]."""
+    e = pred.dtype.type(epsilon)
+    return _pointwise(pred - target * np.log(pred + e), 1 - target / (pred + e), pred, dpred, need_grad)
+
+
+def squared_hinge(pred, target, dpred=None, need_grad=True):
+    """Keras's ``squared_hinge`` for labels -1/+1 (0/1 labels are turned into -1/+1 by the loss
+    class, as for :func:`hinge`)::
+
+        loss  = mean of max(1 - target * pred, 0)**2
+        dpred = -2 target max(1 - target * pred, 0) / (N * C)
+
+    Shapes: pred, target, dpred: [N, C]."""
+    margin = np.maximum(1 - target * pred, 0)
+    return _pointwise(margin.astype(np.float64) ** 2, -2 * target * margin, pred, dpred, need_grad)
+
+
+# -- Keras's further row losses: the mean over the N rows of l(pred[n], target[n]) ---------------
+
+def _stable_norm(x):
+    """Row L2 norms [N, 1] without overflow: the largest magnitude m times the norm of x / m."""
+    x = x.astype(np.float64)
+    m = np.max(np.abs(x), axis=1, keepdims=True)
+    safe = np.where(m > 0, m, 1)
+    return m * np.sqrt(np.sum((x / safe) ** 2, axis=1, keepdims=True))
+
+
+def cosine_similarity(pred, target, dpred=None, need_grad=True, epsilon=1e-7):
+    """Keras's ``cosine_similarity`` (minus the cosine: -1 for the same direction)::
+
+        pn = pred / max(|pred|, epsilon),  tn = target / max(|target|, epsilon)  (row L2 norms)
+        loss  = mean_n( -sum_c tn * pn )
+        dpred = -(tn - (sum_c tn pn) pn) / |pred| / N   where |pred| > epsilon, else -tn / epsilon / N
+
+    Norms are taken as m * |x / m| (m the row's largest magnitude), so rows of 1e30 in float32
+    do not overflow. Shapes: pred, target, dpred: [N, C]."""
+    n = pred.shape[0]
+    rp = 1 / np.maximum(_stable_norm(pred), epsilon)
+    rt = 1 / np.maximum(_stable_norm(target), epsilon)
+    pn, tn = pred.astype(np.float64) * rp, target.astype(np.float64) * rt
+    s = np.sum(tn * pn, axis=1, keepdims=True)
+    loss = float(-np.sum(s) / n) if n else float("nan")
+    if not need_grad:
+        return loss, None
+    grad = -rp * np.where(rp < 1 / epsilon, tn - s * pn, tn) / n
+    return loss, _into(dpred, grad, pred.dtype)
+
+
+def categorical_hinge(pred, target, dpred=None, need_grad=True):
+    """Keras's ``categorical_hinge``::
+
+        pos = sum_c target * pred,  neg = max_c (1 - target) * pred
+        loss  = mean_n( max(neg - pos + 1, 0) )
+        dpred = (-target + (1 - target) [c attains neg] / ties) / N   where the margin is > 0
+
+    The max's gradient is shared equally among the classes that attain it.
+    Shapes: pred, target, dpred: [N, C]."""
+    n = pred.shape[0]
+    other = (1 - target) * pred
+    neg = np.max(other, axis=1, keepdims=True)
+    margin = neg - np.sum(target * pred, axis=1, keepdims=True) + 1
+    loss = float(np.mean(np.maximum(margin, 0), dtype=np.float64)) if n else float("nan")
+    if not need_grad:
+        return loss, None
+    at_max = other == neg
+    grad = -target + (1 - target) * at_max / at_max.sum(axis=1, keepdims=True)
+    grad = np.where(margin > 0, grad, 0) / n
+    return loss, _into(dpred, grad, pred.dtype)
+
+
+def _focal_slope(f, gamma):
+    """gamma * f**(gamma - 1), taken as 0 where f == 0 (the limit of the term it multiplies)."""
+    if gamma == 0:
+        return np.zeros_like(f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(f != 0, gamma * np.power(f, gamma - 1), 0)
+
+
+def binary_focal_cross_entropy(pred, target, dpred=None, need_grad=True, from_logits=False, gamma=2.0,
+                               alpha=0.25, apply_class_balancing=False, label_smoothing=0.0, epsilon=1e-7):
+    """Keras's ``binary_focal_crossentropy`` (Lin et al. 2017, https://arxiv.org/abs/1708.02002)::
+
+        t    = target * (1 - s) + s / 2
+        p    = pred, or sigmoid(pred) from logits
+        bce  = -(t log p' + (1 - t) log(1 - p')),  p' = clip(p, epsilon, 1 - epsilon)
+               (from logits: max(z, 0) - z t + log1p(exp(-|z|)), exact for any z)
+        f    = 1 - (t p + (1 - t)(1 - p))          (from logits: t sigmoid(-z) + (1 - t) sigmoid(z))
+        w    = t alpha + (1 - t)(1 - alpha) with apply_class_balancing, else 1
+        loss = mean over N*C of w f**gamma bce
+        dpred = w (gamma f**(gamma-1) f' bce + f**gamma bce') / (N * C)
+
+    Shapes: pred, target, dpred: [N, C]. Defaults as Keras: gamma 2, alpha 0.25."""
+    x = pred.astype(np.float64)
+    t = target.astype(np.float64) * (1 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        sp, sn = sigmoid_forward(x), sigmoid_forward(-x)
+        bce = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+        f = t * sn + (1 - t) * sp
+        dbce, df = sp - t, (1 - 2 * t) * sp * sn
+    else:
+        pc = np.clip(x, epsilon, 1 - epsilon)
+        bce = -(t * np.log(pc) + (1 - t) * np.log(1 - pc))
+        f = 1 - (t * x + (1 - t) * (1 - x))
+        dbce = np.where((x > epsilon) & (x < 1 - epsilon), -t / pc + (1 - t) / (1 - pc), 0)
+        df = 1 - 2 * t
+    w = t * alpha + (1 - t) * (1 - alpha) if apply_class_balancing else 1.0
+    fg = np.ones_like(f) if gamma == 0 else np.power(f, gamma)
+    loss = float(np.mean(w * fg * bce)) if x.size else float("nan")
+    if not need_grad:
+        return loss, None
+    grad = w * (_focal_slope(f, gamma) * df * bce + fg * dbce) / x.size
+    return loss, _into(dpred, grad, pred.dtype)
+
+
+def categorical_focal_cross_entropy(pred, target, dpred=None, need_grad=True, from_logits=False,
+                                    gamma=2.0, alpha=0.25, label_smoothing=0.0, epsilon=1e-7):
+    """Keras's ``categorical_focal_crossentropy``::
+
+        q    = target * (1 - s) + s / C
+        o    = pred / sum_c pred, clipped to [epsilon, 1 - epsilon]
+               (from logits: o = softmax(pred), log o the log-softmax, 1 - o = -expm1(log o), unclipped)
+        loss = mean_n( sum_c alpha q (1 - o)**gamma (-log o) )
+        dpred, probabilities: (g - sum_c g o) / sum_c pred / N with
+               g = alpha q (gamma (1 - o)**(gamma-1) log o - (1 - o)**gamma / o), 0 where clipped
+        dpred, logits: (w - o sum_c w) / N with w = alpha q (gamma (1 - o)**(gamma-1) o log o - (1 - o)**gamma)
+
+    Shapes: pred, target, dpred: [N, C]. Defaults as Keras: gamma 2, alpha 0.25."""
+    n, c = pred.shape
+    x = pred.astype(np.float64)
+    q = target.astype(np.float64) * (1 - label_smoothing) + label_smoothing / c
+    if from_logits:
+        lp = _log_softmax(x)
+        p, om = np.exp(lp), -np.expm1(lp)
+        fg = np.ones_like(om) if gamma == 0 else np.power(om, gamma)
+        with np.errstate(invalid="ignore"):
+            terms = np.where(q != 0, alpha * q * fg * -lp, 0)
+            w = np.where(q != 0, alpha * q * (np.where(p != 0, _focal_slope(om, gamma) * p * lp, 0) - fg), 0)
+        loss = float(np.sum(terms) / n) if n else float("nan")
+        if not need_grad:
+            return loss, None
+        grad = (w - p * w.sum(axis=1, keepdims=True)) / n
+    else:
+        s = x.sum(axis=1, keepdims=True)
+        o = x / s
+        oc = np.clip(o, epsilon, 1 - epsilon)
+        fg = np.ones_like(oc) if gamma == 0 else np.power(1 - oc, gamma)
+        loss = float(np.sum(alpha * q * fg * -np.log(oc)) / n) if n else float("nan")
+        if not need_grad:
+            return loss, None
+        g = np.where((o > epsilon) & (o < 1 - epsilon),
+                     alpha * q * (_focal_slope(1 - oc, gamma) * np.log(oc) - fg / oc), 0)
+        grad = (g - np.sum(g * o, axis=1, keepdims=True)) / s / n
+    return loss, _into(dpred, grad, pred.dtype)
+
+
+def scale_by_rows(value, rows_of, grad=None):
+    """Keras's ``reduction="sum"`` from a mean over the N rows of ``rows_of``: returns value * N
+    and multiplies ``grad`` (if given) by N in place."""
+    n = rows_of.shape[0]
+    if grad is not None:
+        grad *= grad.dtype.type(n)
+    return float(value) * n

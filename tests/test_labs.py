@@ -76,6 +76,52 @@ def test_korean_text(tmp_path):
         assert any(ord(c) in HANGUL for c in doc_ko), name
 
 
+def _system_has_hangul_font():
+    """Asked of fontconfig, independently of the labs' own look-up."""
+    import shutil
+    if not shutil.which("fc-list"):
+        return False
+    out = subprocess.run(["fc-list", ":lang=ko", "file"], capture_output=True, text=True).stdout
+    return bool(out.strip())
+
+
+def _draws_hangul(family):
+    from matplotlib import font_manager
+    font = font_manager.get_font(font_manager.findfont(family, fallback_to_default=False))
+    return all(font.get_char_index(ord(c)) for c in "기울기 소실".replace(" ", ""))
+
+
+@pytest.mark.skipif(not _system_has_hangul_font(), reason="no font with Hangul is installed "
+                    "(fc-list :lang=ko lists none)")
+def test_hangul_font_found_even_when_matplotlib_index_is_stale(monkeypatch):
+    pytest.importorskip("matplotlib", reason="figures need matplotlib")
+    from matplotlib import font_manager
+    manager = font_manager.fontManager
+    stale = [e for e in manager.ttflist if not _base._has_hangul(e.fname)]
+    monkeypatch.setattr(manager, "ttflist", stale)   # as if the fonts came after the cache
+    monkeypatch.setattr(_base, "_HANGUL", [])
+    family = _base._hangul_font()
+    assert family is not None and _draws_hangul(family)
+    lab = _base.Lab(_base.LabResult("t", "t", "ko", True), True, None, "ko", None)
+    assert lab.ft("layer", "층") == "층"
+
+
+def test_without_hangul_font_figures_fall_back_to_english(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib", reason="figures need matplotlib")
+    from matplotlib import font_manager
+    manager = font_manager.fontManager
+    monkeypatch.setattr(manager, "ttflist", [e for e in manager.ttflist
+                                             if not _base._has_hangul(e.fname)])
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *a, **k: [])
+    monkeypatch.setattr(_base, "_HANGUL", [])
+    assert _base._hangul_font() is None
+    lab = _base.Lab(_base.LabResult("t", "t", "ko", True), True, None, "ko", None)
+    assert lab.ft("layer", "층") == "layer"
+    result = labs.vanishing_gradients(quick=True, out=tmp_path, lang="ko")
+    assert result.figures and all(Path(p).read_bytes()[:8] == PNG for p in result.figures)
+    assert any(ord(c) in HANGUL for c in result.text)   # the explanation stays Korean
+
+
 def test_without_matplotlib_figures_are_skipped(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)

@@ -28,11 +28,13 @@ class LabResult:
     ``claims``: claim name -> bool (did the measurement hold); ``numbers``: measured values by
     name; ``figures``: paths of the PNG files written; ``text``: the explanation in the chosen
     language; ``details``: claim name -> one line saying what was compared, with the numbers;
-    ``figures_skipped``: None, or why no figures were drawn."""
+    ``figures_skipped``: None, or why no figures were drawn; ``timed``: the names of the claims
+    that compare wall-clock times (their outcome depends on how busy the machine is)."""
 
     def __init__(self, name, title, lang, quick):
         self.name, self.title, self.lang, self.quick = name, title, lang, quick
         self.claims, self.numbers, self.details = {}, {}, {}
+        self.timed = set()
         self.figures, self.text, self.figures_skipped, self.out = [], "", None, None
 
     @property
@@ -78,10 +80,13 @@ class Lab:
         self.result.numbers[key] = value
         return value
 
-    def claim(self, key, holds, en, ko):
+    def claim(self, key, holds, en, ko, timed=False):
         """Record claim ``key`` (``holds`` is the outcome of the measured comparison); ``en``/``ko``
-        describe it, with the numbers already formatted in."""
+        describe it, with the numbers already formatted in; ``timed``: the comparison is of
+        wall-clock times."""
         self.result.claims[key] = bool(holds)
+        if timed:
+            self.result.timed.add(key)
         self.result.details[key] = self.t(en, ko)
 
     def figure(self, filename, draw, figsize=(6, 4.5)):

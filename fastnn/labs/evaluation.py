@@ -71,7 +71,7 @@ def batching(lab):
               f"이미지 1장당 시간, 한 장씩 vs 100장씩: 네이티브 {fmt(times['native']['1'] * 1e6)} vs "
               f"{fmt(times['native']['100'] * 1e6)} us ({fmt(speedup['native'])}배), NumPy "
               f"{fmt(times['numpy']['1'] * 1e6)} vs {fmt(times['numpy']['100'] * 1e6)} us "
-              f"({fmt(speedup['numpy'])}배) (둘 다 3배 이상)")
+              f"({fmt(speedup['numpy'])}배) (둘 다 3배 이상)", timed=True)
     one = np.concatenate([model.predict(x[i:i + 1]) for i in range(100)])
     batched = model.predict(x[:100])
     same = lab.number("max_difference_single_vs_batch", np.max(np.abs(one - batched)))

@@ -468,14 +468,46 @@ class Sequential(tracking.Tracked):
                 h, out=self._buffer("outputs", h.shape, h.dtype)))
         if outputs is not None:
             outputs = outputs.reshape(shape)
+        self._backward(grad, fused)
+        loss = loss + self._regularization_loss(add_grads=True)
+        self.optimizer.update(self._params, self._grads, lr, step)
+        return [loss, outputs]
+
+    def _backward(self, grad, fused):
+        """Backward pass from dL/d(last output) down to the first layer with weights, filling the
+        layers' ``grads``."""
         with_weights = [i for i, l in enumerate(self._layers) if l.trainable_weights]
         first = with_weights[0] if with_weights else len(self._layers)
         last = len(self._layers) - 1
         for i in range(last, first - 1, -1):
             grad = self._layers[i].backward(grad, need_dx=i > first, logits=fused and i == last)
-        loss = loss + self._regularization_loss(add_grads=True)
-        self.optimizer.update(self._params, self._grads, lr, step)
-        return [loss, outputs]
+
+    @_releasing
+    def compute_gradients(self, x, y, sample_weight=None):
+        """The gradients of the training loss (with the weight penalties) on the batch (x, y) with
+        respect to each trainable weight, at the current weights and in training mode, as a step
+        of ``fit`` computes them -- without updating anything: weights, optimizer state, moving
+        statistics and random streams are as before. Returns new arrays lined up with
+        ``trainable_weights``. For inspection (``fastnn.callbacks.GradientHealth``)."""
+        with self._lock:
+            x, y = self._prepare_xy(x, y)
+            weights = _sample_weights(y, len(x), sample_weight, None, x.dtype)
+            self._check_trainable()
+            self._check_training_batch(len(x))
+            if not self.built:
+                self.build(x.shape[1:])
+            states = [layer.get_state() for layer in self._layers]
+            moving = [w.copy() for w in self.non_trainable_weights]
+            try:
+                _, grad, _ = self._loss_and_outputs(x, y, True, weights)
+                self._backward(grad, self._fused())
+                self._regularization_loss(add_grads=True)
+                return [g.copy() for g in self._grads]
+            finally:
+                for layer, state in zip(self._layers, states):
+                    layer.set_state(state)
+                for w, saved in zip(self.non_trainable_weights, moving):
+                    w[...] = saved
 
     def _train_step(self, x, y, weights=None, want_outputs=True):
         """One optimizer step on (x, y); returns the loss including the penalties and the outputs

@@ -274,17 +274,6 @@ def accuracy(model, x, y):
     return float(np.mean(np.argmax(p, axis=1) == np.asarray(y).reshape(-1)))
 
 
-def layer_gradients(model, x, y):
-    """Each trainable Dense kernel's gradient on (x, y), from one training step whose weight
-    update is then undone (set_weights): the model's weights are left as they were."""
-    saved = model.get_weights()
-    model.train_on_batch(x, y)
-    grads = [layer.grads[0].copy() for layer in model.layers
-             if layer.trainable_weights and type(layer).__name__ == "Dense"]
-    model.set_weights(saved)
-    return grads
-
-
 def fmt(x):
     """A measured number for a sentence: 4 significant digits."""
     return f"{float(x):.4g}"

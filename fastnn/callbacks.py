@@ -3,7 +3,7 @@
 Set ``self.model.stop_training = True`` in a hook to end training after the current batch.
 Keras's callbacks, with its arguments and semantics: ``History`` (returned by fit), ``EarlyStopping``,
 ``ReduceLROnPlateau``, ``LearningRateScheduler``, ``TerminateOnNaN``, ``ModelCheckpoint``,
-``CSVLogger``, ``LambdaCallback``.
+``CSVLogger``, ``LambdaCallback``; and ``GradientHealth`` (per-layer gradient diagnostics).
 """
 import csv
 import math
@@ -422,6 +422,125 @@ class LambdaCallback(Callback):
                 if not callable(fn):
                     raise TypeError(f"LambdaCallback {name} must be callable, got {fn!r}")
                 setattr(self, name, fn)
+
+
+RELU_FAMILY = ("relu", "relu6")      # units that output exactly 0 below their threshold
+SATURATING = ("sigmoid", "hard_sigmoid", "tanh")
+
+
+class GradientHealth(Callback):
+    """Per-layer gradient diagnostics, measured at the end of every epoch on a fixed probe batch
+    ``(x, y)`` (a few hundred samples; copied, the caller's arrays are not kept) and added to the
+    epoch's logs, so that ``History`` records them:
+
+    - ``LAYER/grad_norm``: the norm of the training loss's gradient with respect to the layer's
+      trainable weights (all of them as one vector), from ``model.compute_gradients`` -- nothing
+      is updated;
+    - ``LAYER/update_ratio``: ``||w_end - w_start|| / ||w_start||`` over the epoch, how far the
+      optimizer moved the layer's weights relative to their size;
+    - ``LAYER/dead_fraction`` (ReLU layers): the fraction of units that output 0 for every probe
+      sample (inference mode) -- they pass no gradient and no longer learn;
+    - ``LAYER/saturated_fraction`` (sigmoid and tanh layers): the fraction of outputs within
+      ``saturation`` of the function's limits (0 or 1; -1 or 1), where its derivative is near 0.
+
+    A ``UserWarning`` names the layer when its gradient norm is below ``vanishing`` or above
+    ``exploding`` (or not finite), once per layer and kind per ``fit``. ``measure()`` returns the
+    gradient and activation figures for the model as it is now (e.g. before training), as
+    ``{layer name: {figure: value}}``. Training itself is untouched: the measurement runs
+    between epochs, and costs one forward and backward pass of the probe batch per epoch."""
+
+    def __init__(self, x, y, vanishing=1e-6, exploding=1e3, saturation=0.01, verbose=0):
+        super().__init__()
+        for name, value in (("vanishing", vanishing), ("exploding", exploding)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+                raise ValueError(f"GradientHealth {name} must be a positive number, got {value!r}")
+        if not vanishing < exploding:
+            raise ValueError(f"GradientHealth needs vanishing < exploding, got {vanishing!r} and "
+                             f"{exploding!r}")
+        if (isinstance(saturation, bool) or not isinstance(saturation, numbers.Real)
+                or not 0 < saturation < 0.5):
+            raise ValueError(f"GradientHealth saturation must be a number in (0, 0.5), got {saturation!r}")
+        x, y = np.array(x, copy=True), np.array(y, copy=True)
+        if x.ndim < 2 or len(x) == 0 or len(x) != len(y):
+            raise ValueError("GradientHealth needs a probe batch x (at least 2-D, one row per sample) "
+                             f"and y with as many rows; got x of shape {x.shape} and y of shape "
+                             f"{y.shape}")
+        self.x, self.y = x, y
+        self.vanishing, self.exploding = float(vanishing), float(exploding)
+        self.saturation, self.verbose = float(saturation), verbose
+        self._start, self._warned = None, set()
+
+    def measure(self):
+        """Gradient norms and activation fractions of the model now: {layer name: {figure: value}}."""
+        model = self.model
+        if model is None:
+            raise RuntimeError("GradientHealth.measure needs a model: call set_model(model) first "
+                               "(fit does it)")
+        grads = iter(model.compute_gradients(self.x, self.y))
+        out = {}
+        h = self.x
+        for layer in model.layers:
+            figures = {}
+            n = len(layer.trainable_weights)
+            if n:
+                g = [next(grads) for _ in range(n)]
+                figures["grad_norm"] = float(np.sqrt(sum(np.sum(np.square(a, dtype=np.float64)) for a in g)))
+            h = layer(h)  # inference mode: the layer's output on the probe batch
+            act = getattr(getattr(layer, "activation", None), "name", None)
+            if act in RELU_FAMILY:
+                rows = h.reshape(-1, h.shape[-1])
+                figures["dead_fraction"] = float(np.mean(np.all(rows <= 0, axis=0)))
+            elif act in SATURATING:
+                low = -1.0 if act == "tanh" else 0.0
+                width = 1.0 - low
+                s = self.saturation * width
+                figures["saturated_fraction"] = float(np.mean((h <= low + s) | (h >= 1.0 - s)))
+            if figures:
+                out[layer.name] = figures
+        return out
+
+    def on_train_begin(self, logs=None):
+        self._warned = set()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = {layer.name: [w.copy() for w in layer.trainable_weights]
+                       for layer in self.model.layers if layer.trainable_weights}
+
+    def on_epoch_end(self, epoch, logs=None):
+        figures = self.measure()
+        for layer in self.model.layers:
+            start = (self._start or {}).get(layer.name)
+            if start is not None and layer.name in figures:
+                moved = sum(np.sum(np.square(w - w0, dtype=np.float64))
+                            for w, w0 in zip(layer.trainable_weights, start))
+                size = sum(np.sum(np.square(w0, dtype=np.float64)) for w0 in start)
+                figures[layer.name]["update_ratio"] = float(np.sqrt(moved) / max(np.sqrt(size), 1e-30))
+        for name, values in figures.items():
+            for key, value in values.items():
+                if logs is not None:
+                    logs[f"{name}/{key}"] = value
+            norm = values.get("grad_norm")
+            if norm is None:
+                continue
+            if not (math.isfinite(norm) and norm <= self.exploding):
+                where = "not finite" if not math.isfinite(norm) else f"above exploding={self.exploding:g}"
+                self._warn(name, "exploding", f"gradient norm of layer {name} is {norm:.3g} at epoch "
+                           f"{epoch + 1}, {where}: gradients explode (lower "
+                           "the learning rate or the initial weights' scale, or clip gradients with "
+                           "clipnorm=)")
+            elif norm < self.vanishing:
+                self._warn(name, "vanishing", f"gradient norm of layer {name} is {norm:.3g} at epoch "
+                           f"{epoch + 1}, below vanishing={self.vanishing:g}: gradients vanish (try "
+                           "ReLU, He or Glorot initialization, or batch normalization)")
+        if self.verbose:
+            for name, values in figures.items():
+                print(f"GradientHealth epoch {epoch + 1} {name}: "
+                      + ", ".join(f"{k} {v:.3g}" for k, v in values.items()))
+
+    def _warn(self, layer, kind, message):
+        if (layer, kind) not in self._warned:
+            self._warned.add((layer, kind))
+            warnings.warn(f"GradientHealth: {message}", UserWarning, stacklevel=2)
 
 
 def _non_negative_int(value, name):

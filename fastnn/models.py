@@ -654,6 +654,34 @@ class Model(tracking.Tracked):
             return np.array(self._forward(x, training=bool(training)), copy=True)
 
     @_releasing
+    def compute_gradients(self, x, y, sample_weight=None):
+        """The gradients of the training loss (with the weight penalties) on the batch (x, y) with
+        respect to each trainable weight, at the current weights and in training mode, as a step
+        of ``fit`` computes them -- without updating anything: weights, optimizer state, moving
+        statistics and random streams are as before. Returns new arrays lined up with
+        ``trainable_weights``. For inspection (``fastnn.callbacks.GradientHealth``)."""
+        with self._lock:
+            x, y = self._prepare_xy(x, y)
+            weights = data_adapter.sample_weights(y, len(x), sample_weight, None, x.dtype)
+            self._check_trainable()
+            self._check_training_batch(len(x))
+            if not self.built:
+                self.build(x.shape[1:])
+            layers = self.layers
+            states = [layer.get_state() for layer in layers]
+            moving = [w.copy() for w in self.non_trainable_weights]
+            try:
+                _, grad, _ = self._loss_and_outputs(x, y, True, weights)
+                self._backward(grad, self._fused())
+                self._regularization_loss(add_grads=True)
+                return [g.copy() for g in self._grads]
+            finally:
+                for layer, state in zip(layers, states):
+                    layer.set_state(state)
+                for w, saved in zip(self.non_trainable_weights, moving):
+                    w[...] = saved
+
+    @_releasing
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on (x, y); returns the batch loss, or ``[loss, *metrics]``, or a dict
         with ``return_dict``. ``sample_weight`` and ``class_weight`` weight the loss as in fit."""

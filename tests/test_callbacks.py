@@ -242,3 +242,161 @@ def test_nan_first_value_becomes_best_and_nothing_improves_on_it_as_keras():
     cb = callbacks.EarlyStopping(monitor="val_loss", patience=2)
     assert _stopped_after(cb, model, [float("nan"), 0.5, 0.4, 0.3], "val_loss") == 2
     assert np.isnan(cb.best)
+
+
+# -- GradientHealth and Sequential.compute_gradients ----------------------------------------------
+def _deep(activation, depth=8, width=16, seed=0, **dense):
+    fastnn.utils.set_random_seed(seed)
+    layers = [Dense(width, activation=activation, input_shape=(10,), **dense)]
+    layers += [Dense(width, activation=activation, **dense) for _ in range(depth - 1)]
+    model = Sequential(layers + [Dense(1, activation="sigmoid")])
+    model.compile(optimizer=optimizers.SGD(learning_rate=0.1), loss="binary_crossentropy")
+    return model
+
+
+def _probe(n=64, seed=2, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 10)).astype(dtype)
+    return x, (x[:, 0] + x[:, 1] > 0).astype(dtype)
+
+
+@pytest.mark.parametrize("backend", fastnn.backend.BACKENDS)
+def test_compute_gradients_matches_finite_differences_and_changes_nothing(backend):
+    with fastnn.backend_scope(backend):
+        fastnn.set_floatx("float64")  # conftest restores float32 afterwards
+        fastnn.utils.set_random_seed(3)
+        model = Sequential([Dense(4, activation="tanh", input_shape=(10,)),
+                            fastnn.layers.BatchNormalization(), fastnn.layers.Dropout(0.3, seed=5),
+                            Dense(1, activation="sigmoid")])
+        model.compile(optimizer=optimizers.Adam(0.01), loss="binary_crossentropy")
+        x, y = _probe(32, dtype=np.float64)
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        before = [w.copy() for w in model.weights]
+        state = [layer.get_state() for layer in model.layers]
+        iterations = model.optimizer.iterations
+        grads = model.compute_gradients(x, y)
+        assert [g.shape for g in grads] == [w.shape for w in model.trainable_weights]
+        assert all(np.array_equal(a, b) for a, b in zip(before, model.weights))  # moving stats too
+        assert [layer.get_state() for layer in model.layers] == state             # dropout's stream
+        assert model.optimizer.iterations == iterations
+        # central differences of the training-mode loss, with the same dropout mask (the random
+        # stream restored before each evaluation) and the moving statistics put back
+        kernel, eps = model.trainable_weights[0], 1e-6
+        numeric = np.empty(6)
+        for k in range(6):
+            i, j = divmod(k, 4)
+            saved = kernel[i, j]
+            values = []
+            for delta in (eps, -eps):
+                kernel[i, j] = saved + delta
+                moving = [w.copy() for w in model.non_trainable_weights]
+                p = model(x, training=True)[:, 0]
+                values.append(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+                for w, m in zip(model.non_trainable_weights, moving):
+                    w[...] = m
+                for layer, st in zip(model.layers, state):
+                    layer.set_state(st)
+            kernel[i, j] = saved
+            numeric[k] = (values[0] - values[1]) / (2 * eps)
+        np.testing.assert_allclose(grads[0].reshape(-1)[:6], numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_compute_gradients_leaves_training_as_it_was():
+    x, y = _probe()
+    a, b = _deep("relu", depth=3), _deep("relu", depth=3)
+    a.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)  # the shuffle would use the
+    b.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)  # global stream: a, b differ
+    b.compute_gradients(x[:20], y[:20])
+    a.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    b.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
+
+
+@pytest.mark.parametrize("backend", fastnn.backend.BACKENDS)
+def test_gradient_health_deep_sigmoid_gradients_shrink_toward_the_input(backend):
+    x, y = _probe()
+    with fastnn.backend_scope(backend):
+        model = _deep("sigmoid", depth=8)
+        health = callbacks.GradientHealth(x, y, vanishing=1e-12)
+        history = model.fit(x, y, epochs=2, verbose=0, callbacks=[health])
+    names = [layer.name for layer in model.layers]
+    for key in ("grad_norm", "update_ratio", "saturated_fraction"):
+        for name in names:
+            values = history.history[f"{name}/{key}"]
+            assert len(values) == 2 and all(np.isfinite(values)), (name, key, values)
+    first, last = (history.history[f"{n}/grad_norm"][-1] for n in (names[0], names[-2]))
+    assert 0 < first < last / 100, (first, last)     # each sigmoid layer multiplies by <= 0.25
+    assert all(0 < history.history[f"{n}/update_ratio"][-1] < 1 for n in names)
+
+
+def test_gradient_health_relu_with_huge_negative_bias_is_dead():
+    x, y = _probe()
+    fastnn.utils.set_random_seed(0)
+    model = Sequential([Dense(16, activation="relu", input_shape=(10,), bias_initializer=
+                              fastnn.initializers.Constant(-100.0)),
+                        Dense(16, activation="relu"), Dense(1, activation="sigmoid")])
+    model.compile(optimizer=optimizers.SGD(learning_rate=0.1), loss="binary_crossentropy")
+    health = callbacks.GradientHealth(x, y, vanishing=1e-12)
+    health.set_model(model)
+    dead = health.measure()
+    assert dead[model.layers[0].name]["dead_fraction"] == 1.0
+    assert dead[model.layers[0].name]["grad_norm"] == 0.0   # a dead layer gets no gradient
+    alive = _deep("relu", depth=2)
+    health.set_model(alive)
+    assert health.measure()[alive.layers[0].name]["dead_fraction"] < 0.5
+
+
+def test_gradient_health_saturated_sigmoid():
+    x, y = _probe()
+    model = _deep("sigmoid", depth=2, kernel_initializer=fastnn.initializers.RandomNormal(stddev=20.0))
+    calm = _deep("sigmoid", depth=2)
+    health = callbacks.GradientHealth(x, y)
+    health.set_model(model)
+    saturated = health.measure()[model.layers[0].name]["saturated_fraction"]
+    health.set_model(calm)
+    assert saturated > 0.8 and health.measure()[calm.layers[0].name]["saturated_fraction"] < 0.2
+
+
+def test_gradient_health_warns_naming_the_layer():
+    x, y = _probe()
+    model = _deep("relu", depth=8, width=64,
+                  kernel_initializer=fastnn.initializers.RandomNormal(stddev=3.0))
+    with pytest.warns(UserWarning, match=rf"layer {model.layers[0].name} .*explode"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.GradientHealth(x, y, exploding=1e3)])
+    model = _deep("sigmoid", depth=8)
+    with pytest.warns(UserWarning, match=rf"layer {model.layers[0].name} .*vanish") as record:
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[callbacks.GradientHealth(x, y, vanishing=1e-5)])
+    messages = [str(w.message) for w in record if "GradientHealth" in str(w.message)]
+    assert not any(f"layer {model.layers[-1].name} " in m for m in messages)  # the last layer is fine
+    assert len(messages) == len(set(messages))  # once per layer, not every epoch
+
+
+def test_gradient_health_quiet_when_healthy():
+    import warnings
+    x, y = _probe()
+    model = _deep("relu", depth=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[callbacks.GradientHealth(x, y)])
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"vanishing": 0}, ["vanishing", "0"]),
+    ({"exploding": -1.0}, ["exploding", "-1.0"]),
+    ({"vanishing": 10.0, "exploding": 1.0}, ["vanishing < exploding"]),
+    ({"saturation": 0.7}, ["saturation", "0.7"]),
+])
+def test_gradient_health_bad_arguments(kwargs, words):
+    x, y = _probe()
+    with pytest.raises(ValueError) as info:
+        callbacks.GradientHealth(x, y, **kwargs)
+    assert all(w in str(info.value) for w in words)
+
+
+def test_gradient_health_probe_is_copied_and_checked():
+    x, y = _probe()
+    health = callbacks.GradientHealth(x, y)
+    x[:] = 0
+    assert not np.all(health.x == 0)
+    with pytest.raises(ValueError, match="probe batch"):
+        callbacks.GradientHealth(x[:5], y[:4])

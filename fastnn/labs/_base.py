@@ -28,11 +28,13 @@ class LabResult:
     ``claims``: claim name -> bool (did the measurement hold); ``numbers``: measured values by
     name; ``figures``: paths of the PNG files written; ``text``: the explanation in the chosen
     language; ``details``: claim name -> one line saying what was compared, with the numbers;
-    ``figures_skipped``: None, or why no figures were drawn."""
+    ``figures_skipped``: None, or why no figures were drawn; ``timed``: the names of the claims
+    that compare wall-clock times (their outcome depends on how busy the machine is)."""
 
     def __init__(self, name, title, lang, quick):
         self.name, self.title, self.lang, self.quick = name, title, lang, quick
         self.claims, self.numbers, self.details = {}, {}, {}
+        self.timed = set()
         self.figures, self.text, self.figures_skipped, self.out = [], "", None, None
 
     @property
@@ -78,10 +80,13 @@ class Lab:
         self.result.numbers[key] = value
         return value
 
-    def claim(self, key, holds, en, ko):
+    def claim(self, key, holds, en, ko, timed=False):
         """Record claim ``key`` (``holds`` is the outcome of the measured comparison); ``en``/``ko``
-        describe it, with the numbers already formatted in."""
+        describe it, with the numbers already formatted in; ``timed``: the comparison is of
+        wall-clock times."""
         self.result.claims[key] = bool(holds)
+        if timed:
+            self.result.timed.add(key)
         self.result.details[key] = self.t(en, ko)
 
     def figure(self, filename, draw, figsize=(6, 4.5)):
@@ -110,20 +115,57 @@ class Lab:
 
 
 _HANGUL = []
+# Preferred families first. A .ttc collection is indexed by matplotlib under the name of its first
+# face only, so Noto's Pan-CJK files appear as "Noto Sans CJK JP" although every face holds Hangul.
+HANGUL_FAMILIES = ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "Malgun Gothic",
+                   "Apple SD Gothic Neo", "AppleGothic", "UnDotum", "Baekmuk Gulim",
+                   "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK HK")
+HANGUL_PROBE = "한글"
 
 
 def _hangul_font():
-    """The name of an installed font that has Hangul glyphs, or None (looked up once)."""
+    """The family name of an installed font that draws Hangul, or None (looked up once)."""
     if not _HANGUL:
         try:
-            from matplotlib import font_manager
-            names = {f.name for f in font_manager.fontManager.ttflist}
+            _HANGUL.append(_find_hangul_font())
         except ImportError:
-            names = set()
-        wanted = ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "Malgun Gothic",
-                  "AppleGothic", "UnDotum", "Baekmuk Gulim")
-        _HANGUL.append(next((n for n in wanted if n in names), None))
+            _HANGUL.append(None)
     return _HANGUL[0]
+
+
+def _has_hangul(path):
+    from matplotlib import font_manager
+    try:
+        font = font_manager.get_font(path)
+        return all(font.get_char_index(ord(c)) for c in HANGUL_PROBE)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _find_hangul_font():
+    """Look among the fonts matplotlib has indexed, then among the system's font files it has not
+    (its index is a cache written once, so fonts installed later are missing from it); a font is
+    chosen only if it really has Hangul glyphs. A font found outside the index is added to this
+    process's font manager (not to the cache on disk)."""
+    from matplotlib import font_manager
+    manager = font_manager.fontManager
+    indexed = {}
+    for entry in manager.ttflist:
+        indexed.setdefault(entry.name, entry.fname)
+    found = {name: path for name, path in indexed.items()
+             if name in HANGUL_FAMILIES and _has_hangul(path)}
+    if not found:
+        known = {entry.fname for entry in manager.ttflist}
+        for path in sorted(font_manager.findSystemFonts()):
+            if path in known or not _has_hangul(path):
+                continue
+            name = font_manager.ttfFontProperty(font_manager.get_font(path)).name
+            manager.addfont(path)
+            found.setdefault(name, path)
+    if not found:
+        return None
+    return min(found, key=lambda n: (HANGUL_FAMILIES.index(n) if n in HANGUL_FAMILIES
+                                     else len(HANGUL_FAMILIES), n))
 
 
 def _check_args(quick, out, lang):
@@ -230,17 +272,6 @@ def accuracy(model, x, y):
     if p.shape[1] == 1:
         return float(np.mean((p[:, 0] > 0.5) == (np.asarray(y).reshape(-1) > 0.5)))
     return float(np.mean(np.argmax(p, axis=1) == np.asarray(y).reshape(-1)))
-
-
-def layer_gradients(model, x, y):
-    """Each trainable Dense kernel's gradient on (x, y), from one training step whose weight
-    update is then undone (set_weights): the model's weights are left as they were."""
-    saved = model.get_weights()
-    model.train_on_batch(x, y)
-    grads = [layer.grads[0].copy() for layer in model.layers
-             if layer.trainable_weights and type(layer).__name__ == "Dense"]
-    model.set_weights(saved)
-    return grads
 
 
 def fmt(x):

@@ -1,13 +1,22 @@
 """Labs on gradients: vanishing-gradients, initialization, backprop."""
 import numpy as np
 
+import warnings
+
 from .. import backend, datasets, initializers, ops, optimizers, utils
+from ..callbacks import GradientHealth
 from ..gradcheck import gradient_check
 from ..layers import Dense
 from ..models import Sequential
-from ._base import fmt, layer_gradients, register, shuffled
+from ._base import fmt, register, shuffled
 
 DEEP = 10  # hidden layers of the deep stacks
+VANISHING = 1e-4  # GradientHealth's warning threshold for a layer's gradient norm in this lab
+
+
+def _first_layer_name(messages):
+    """The layer named in the first GradientHealth warning ('... of layer NAME is ...')."""
+    return messages[0].split(" of layer ")[1].split(" ")[0] if messages else "none"
 
 
 def _deep(activation, width, init, inputs, outputs=3, loss="sparse_categorical_crossentropy",
@@ -30,7 +39,9 @@ signal that reaches the first layer is tiny: the first layers barely learn, and 
 stuck. tanh (derivative up to 1) loses less; ReLU and Leaky ReLU pass the signal unchanged where
 they are active. The lab builds the same 10-hidden-layer network with each activation and the
 same Glorot initialization, and measures the gradient norm of every layer's weights, at
-initialization and after one epoch. The opposite failure is exploding gradients: with weights
+initialization and after one epoch, with fastnn.callbacks.GradientHealth (which also records
+each layer's update/weight ratio and its saturated or dead units, and warns, naming the layer,
+when a gradient norm falls below a threshold). The opposite failure is exploding gradients: with weights
 drawn too large (N(0, 1) for 64 inputs per unit) each ReLU layer multiplies the signal by about
 5.7, and the first layer's gradient becomes enormous. Gradient clipping (clipnorm) rescales
 each gradient to a maximum norm before the update, so a step can never be larger than that.""",
@@ -39,7 +50,9 @@ each gradient to a maximum norm before the update, so a step can never be larger
 0.25라서 시그모이드 층 열 개를 거쳐 첫 층에 도달하는 신호는 아주 작아집니다: 입력층 근처의 층은 거의 학습되지
 않고, 학습이 멈춘 것처럼 보입니다(기울기 소실). tanh(미분값 최대 1)는 덜 잃고, ReLU와 Leaky ReLU는 활성화된
 구간에서 신호를 그대로 전달합니다. 이 실습은 은닉층 10개의 같은 신경망을 활성화 함수만 바꾸어(초기화는 모두 Glorot)
-만들고, 초기화 직후와 한 에폭 학습 후에 층마다 가중치 기울기의 노름을 잽니다. 반대의 실패는 기울기 폭주입니다:
+만들고, 초기화 직후와 한 에폭 학습 후에 층마다 가중치 기울기의 노름을 fastnn.callbacks.GradientHealth로 잽니다(이
+콜백은 층별 갱신량/가중치 비율과 포화되거나 죽은 뉴런의 비율도 기록하고, 기울기 노름이 임계값보다 작아지면 그 층의
+이름을 들어 경고합니다). 반대의 실패는 기울기 폭주입니다:
 가중치를 너무 크게(입력 64개인 뉴런에 N(0, 1)) 뽑으면 ReLU 층마다 신호가 약 5.7배 커져 첫 층의 기울기가 거대해집니다.
 그래디언트 클리핑(clipnorm)은 갱신 전에 각 기울기를 최대 노름으로 줄여서, 한 걸음이 그보다 커질 수 없게 합니다."""})
 def vanishing_gradients(lab):
@@ -47,16 +60,39 @@ def vanishing_gradients(lab):
     x, y = datasets.make_spiral(n_per_class=n, n_classes=3, noise=0.2, seed=0)
     x, y = shuffled(x, y)
     names = ("sigmoid", "tanh", "relu", "leaky_relu")
-    norms = {}
+    norms, warned = {}, {}
     for act in names:
         utils.set_random_seed(4)
         model = _deep(act, 32, lambda i: initializers.GlorotUniform(seed=100 + i), 2)
-        start = [float(np.linalg.norm(g)) for g in layer_gradients(model, x, y)]
-        model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
-        after = [float(np.linalg.norm(g)) for g in layer_gradients(model, x, y)]
+        health = GradientHealth(x, y, vanishing=VANISHING)  # the whole data set as probe batch
+        health.set_model(model)
+        start = [v["grad_norm"] for v in health.measure().values() if "grad_norm" in v]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False,
+                                callbacks=[health])
+        warned[act] = [str(w.message) for w in caught if "GradientHealth" in str(w.message)
+                       and "vanish" in str(w.message)]
+        h = history.history
+        layer_names = [layer.name for layer in model.layers]
+        after = [h[f"{name}/grad_norm"][-1] for name in layer_names]
         norms[act] = (start, after)
         lab.number(f"{act}_layer_gradient_norms_init", start)
         lab.number(f"{act}_layer_gradient_norms_after_epoch", after)
+        lab.number(f"{act}_layer_update_ratios", [h[f"{name}/update_ratio"][-1] for name in layer_names])
+        key = "saturated_fraction" if act in ("sigmoid", "tanh") else "dead_fraction"
+        if f"{layer_names[0]}/{key}" in h:
+            lab.number(f"{act}_hidden_{key}s", [h[f"{name}/{key}"][-1] for name in layer_names[:DEEP]])
+        lab.number(f"{act}_vanishing_warnings", len(warned[act]))
+    first = f"layer {_first_layer_name(warned['sigmoid'])}"
+    lab.claim("gradient_health_warns_for_sigmoid_only",
+              bool(warned["sigmoid"]) and not any(warned[a] for a in ("relu", "leaky_relu")),
+              f"GradientHealth (vanishing={VANISHING:g}) warned of vanishing gradients in "
+              f"{len(warned['sigmoid'])} sigmoid layers ({first} among them), "
+              f"{len(warned['relu'])} ReLU and {len(warned['leaky_relu'])} Leaky ReLU layers (> 0, 0, 0)",
+              f"GradientHealth(vanishing={VANISHING:g})가 기울기 소실을 경고한 층: 시그모이드 "
+              f"{len(warned['sigmoid'])}개({first} 포함), ReLU {len(warned['relu'])}개, Leaky ReLU "
+              f"{len(warned['leaky_relu'])}개 (> 0, 0, 0)")
     r0 = lab.number("first_layer_ratio_sigmoid_relu_init", norms["sigmoid"][0][0] / norms["relu"][0][0])
     r1 = lab.number("first_layer_ratio_sigmoid_relu_after_epoch",
                     norms["sigmoid"][1][0] / norms["relu"][1][0])
@@ -81,10 +117,10 @@ def vanishing_gradients(lab):
     yb = (np.arange(256) % 3).astype(np.int64)
     big = lambda i: initializers.RandomNormal(stddev=1.0, seed=200 + i)
     he = lambda i: initializers.HeNormal(seed=200 + i)
-    big_norm = lab.number("first_layer_gradient_norm_N01", np.linalg.norm(layer_gradients(
-        _deep("relu", 64, big, 64), xb, yb)[0]))
-    he_norm = lab.number("first_layer_gradient_norm_he", np.linalg.norm(layer_gradients(
-        _deep("relu", 64, he, 64), xb, yb)[0]))
+    big_norm = lab.number("first_layer_gradient_norm_N01", np.linalg.norm(
+        _deep("relu", 64, big, 64).compute_gradients(xb, yb)[0]))
+    he_norm = lab.number("first_layer_gradient_norm_he", np.linalg.norm(
+        _deep("relu", 64, he, 64).compute_gradients(xb, yb)[0]))
     lab.claim("large_init_explodes", big_norm > 1e3 * he_norm,
               f"ReLU, first-layer gradient norm: {fmt(big_norm)} with N(0, 1) weights against "
               f"{fmt(he_norm)} with He initialization (> 1000 times)",

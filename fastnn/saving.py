@@ -23,6 +23,7 @@ import json
 import os
 import struct
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -109,9 +110,41 @@ def _compile_config(model):
         return None
     loss_config = dict(model.loss.get_config())
     loss_config.pop("name", None)
-    metrics = [m for m in model._metric_ids if isinstance(m, str)]
     return {"loss": {"class_name": type(model.loss).__name__, "config": loss_config},
-            "metrics": metrics}
+            "metrics": [c for c in map(_metric_config, model._metric_ids) if c is not None]}
+
+
+def _metric_config(metric):
+    """A name stays a name; a metric object becomes its class and constructor arguments. A metric
+    that cannot be described (a user's class or function) is left out with a warning naming it."""
+    from . import metrics
+    if isinstance(metric, str):
+        return metric
+    cls = type(metric)
+    try:
+        if getattr(metrics, cls.__name__, None) is not cls:
+            raise TypeError("not a fastnn.metrics class")
+        config = metric.get_config()
+        json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        warnings.warn(f"metric {metric!r} is not saved ({exc}); compile the loaded model with it "
+                      "again", UserWarning, stacklevel=4)
+        return None
+    return {"class_name": cls.__name__, "config": config}
+
+
+def _metric_from_config(entry, name):
+    from . import metrics
+    if isinstance(entry, str):
+        return entry
+    if not (isinstance(entry, dict) and isinstance(entry.get("class_name"), str)
+            and isinstance(entry.get("config"), dict)):
+        raise ModelFileError(f"{name}: malformed metric entry {str(entry)[:100]}")
+    cls = getattr(metrics, entry["class_name"], None)
+    if not (isinstance(cls, type) and issubclass(cls, metrics.Metric)) or cls in (
+            metrics.Metric, metrics.MeanMetricWrapper) or entry["class_name"].startswith("_"):
+        raise ModelFileError(f"{name}: unknown metric {entry['class_name']!r}")
+    return cls.from_config(entry["config"])
 
 
 def save_model(model, path, include_optimizer=True):
@@ -276,7 +309,8 @@ def load_model(path, compile=True):
             opt = header.get("optimizer")
             optimizer = optimizers.deserialize(opt["config"]) if opt else "adam"
             model.compile(optimizer=optimizer, loss=loss_cls(**compile_config["loss"]["config"]),
-                          metrics=compile_config.get("metrics") or None)
+                          metrics=[_metric_from_config(m, name)
+                                   for m in compile_config.get("metrics") or []] or None)
             if opt and opt.get("iterations") is not None:
                 variables = [arrays[e["name"]] for e in header["arrays"] if e["name"].startswith("optimizer/")]
                 try:

@@ -589,3 +589,42 @@ def test_29_x_overflowing_float32_is_named_by_fit_and_predict(backend):
         model.fit(x, np.zeros(4), verbose=0)
     with pytest.raises(ValueError, match="overflow float32"):
         model.predict(x, verbose=0)
+
+
+# -- 23. metric objects survive save and load ---------------------------------------------------------
+def test_23_metric_objects_are_saved_and_restored(tmp_path):
+    from fastnn import metrics
+    objects = [metrics.Precision(average="macro", name="p_macro"), metrics.AUC(curve="PR"),
+               metrics.TopKCategoricalAccuracy(k=2), metrics.F1Score(average="weighted"),
+               metrics.Accuracy(threshold=0.3)]
+    model = small_model(metrics=["accuracy", *objects])
+    x, y = np.random.default_rng(0).normal(size=(32, 4)), np.arange(32) % 3
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.fastnn")
+    loaded = load_model(tmp_path / "m.fastnn")
+    assert loaded.metrics_names == model.metrics_names
+    restored = loaded._metric_ids[1:]
+    assert [type(m) for m in restored] == [type(m) for m in objects]
+    assert [m.get_config() for m in restored] == [m.get_config() for m in objects]
+    assert loaded.evaluate(x, y, verbose=0) == model.evaluate(x, y, verbose=0)
+
+
+def test_23_a_metric_that_cannot_be_saved_is_named_not_dropped_silently(tmp_path):
+    from fastnn import metrics
+    custom = metrics.MeanMetricWrapper(lambda t, p: np.zeros(len(t)), name="zero")
+    model = small_model(metrics=[custom, "accuracy"])
+    with pytest.warns(UserWarning, match="zero.*not saved"):
+        model.save(tmp_path / "m.fastnn")
+    assert load_model(tmp_path / "m.fastnn").metrics_names == ["loss", "accuracy"]
+
+
+def test_23_unknown_metric_class_in_a_file_is_a_model_file_error(tmp_path):
+    path = tmp_path / "m.fastnn"
+    small_model(metrics=["accuracy"]).save(path)
+
+    def edit(h):
+        h["compile_config"]["metrics"] = [{"class_name": "Metric", "config": {}}]
+        return h
+    _rewrite_header(path, edit)
+    with pytest.raises(ModelFileError, match="unknown metric"):
+        load_model(path)

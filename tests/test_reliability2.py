@@ -628,3 +628,25 @@ def test_23_unknown_metric_class_in_a_file_is_a_model_file_error(tmp_path):
     _rewrite_header(path, edit)
     with pytest.raises(ModelFileError, match="unknown metric"):
         load_model(path)
+
+
+# -- 31. pickle and deepcopy of a compiled, trained model ----------------------------------------------
+@pytest.mark.parametrize("clone", [lambda m: __import__("pickle").loads(__import__("pickle").dumps(m)),
+                                   copy.deepcopy], ids=["pickle", "deepcopy"])
+def test_31_trained_model_round_trips_through_pickle_and_deepcopy(backend, clone):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 4)).astype(np.float32), np.arange(40) % 3
+    model = small_model(metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    twin = clone(model)
+    assert twin._lock is not model._lock
+    np.testing.assert_array_equal(twin.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert twin.optimizer.iterations == model.optimizer.iterations
+    results = []
+    for m in (twin, model):
+        set_random_seed(5)
+        history = m.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        results.append((history.history["loss"], m.get_weights()))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(a, b)

@@ -650,3 +650,49 @@ def test_31_trained_model_round_trips_through_pickle_and_deepcopy(backend, clone
     assert results[0][0] == results[1][0]
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+# -- 30. momentum turned on after the optimizer state was made --------------------------------------
+def test_30_momentum_set_after_the_state_exists_grows_the_state(backend):
+    make = lambda m: optimizers.SGD(0.1, momentum=m)  # noqa: E731  (SGD's only state is the velocity)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(8, 3)).astype(np.float32)
+
+    def model_with(opt, weights=None):
+        set_random_seed(0)
+        m = Sequential([Dense(3, input_shape=(4,))])
+        m.compile(optimizer=opt, loss="mse")
+        if weights is not None:
+            m.set_weights(weights)
+        return m
+
+    switched = model_with(make(0.0))
+    switched.train_on_batch(x, y)
+    after_one = switched.get_weights()
+    switched.optimizer.momentum = 0.9  # the state was made without momentum
+    for _ in range(3):
+        switched.train_on_batch(x, y)
+    # the same three steps from a fresh state made with momentum: velocity starts at zero
+    fresh = model_with(make(0.9), after_one)
+    plain = model_with(make(0.0), after_one)
+    for _ in range(3):
+        fresh.train_on_batch(x, y)
+        plain.train_on_batch(x, y)
+    for a, b, c in zip(switched.get_weights(), fresh.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)  # momentum took effect
+
+
+def test_30_rmsprop_momentum_turned_on_later_trains_with_a_velocity(backend):
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(8, 3)).astype(np.float32)
+    set_random_seed(0)
+    model = Sequential([Dense(3, input_shape=(4,))])
+    model.compile(optimizer=optimizers.RMSprop(0.01), loss="mse")
+    model.train_on_batch(x, y)
+    assert model.optimizer._slots[0][2] is None  # no momentum velocity yet
+    model.optimizer.momentum = 0.5
+    model.train_on_batch(x, y)
+    velocity = model.optimizer._slots[0][2]
+    assert velocity is not None and velocity.shape == model.get_weights()[0].shape and np.any(velocity != 0)
+    assert model.optimizer.iterations == 2

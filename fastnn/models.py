@@ -409,7 +409,7 @@ class Sequential(tracking.Tracked):
 
     def _predict_program(self, x):
         cached = self._programs.get("predict")
-        if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
+        if cached is not None and cached[0] == tracking.count() and backend.get_backend() == "native":
             return cached[1]  # the common case, checked first: predict at batch 1 is a few us
         return self._program("predict", lambda xb: [self._forward(xb, training=False)],
                              [(x.shape[1:], x.dtype)], 0)
@@ -493,7 +493,7 @@ class Sequential(tracking.Tracked):
         compiled = None
         if weights is None:
             cached = self._programs.get("train")
-            if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
+            if cached is not None and cached[0] == tracking.count() and backend.get_backend() == "native":
                 compiled = cached[1]  # checked first: a small step takes tens of microseconds
             else:
                 compiled = self._train_program(x, y)

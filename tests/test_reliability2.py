@@ -696,3 +696,77 @@ def test_30_rmsprop_momentum_turned_on_later_trains_with_a_velocity(backend):
     velocity = model.optimizer._slots[0][2]
     assert velocity is not None and velocity.shape == model.get_weights()[0].shape and np.any(velocity != 0)
     assert model.optimizer.iterations == 2
+
+
+# -- 25. backend_scope is per thread ------------------------------------------------------------------
+def test_25_backend_scopes_in_two_threads_do_not_mix():
+    from fastnn import backend as backend_module, native, reference
+    fastnn.set_backend("native")
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def thread_a():  # enters first, leaves first
+        with fastnn.backend_scope("numpy"):
+            a_in.set()
+            b_in.wait(10)
+            seen["a"] = (fastnn.get_backend(), backend_module.kernels())
+        a_out.set()
+        seen["a_after"] = fastnn.get_backend()
+
+    def thread_b():  # enters second, leaves last
+        a_in.wait(10)
+        with fastnn.backend_scope("native"):
+            b_in.set()
+            a_out.wait(10)
+            seen["b"] = (fastnn.get_backend(), backend_module.kernels())
+        seen["b_after"] = fastnn.get_backend()
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    a_in.wait(10)
+    seen["main_during"] = (fastnn.get_backend(), backend_module.kernels())
+    for t in threads:
+        t.join(20)
+    assert seen["a"] == ("numpy", reference)
+    assert seen["b"] == ("native", native.kernels)
+    assert seen["main_during"] == ("native", native.kernels)  # another thread's scope is not ours
+    assert seen["a_after"] == seen["b_after"] == fastnn.get_backend() == "native"
+
+
+def test_25_a_scope_in_another_thread_does_not_switch_a_running_fit():
+    from fastnn import backend as backend_module, native
+    fastnn.set_backend("native")
+    model = small_model()
+    seen, inside, done = [], threading.Event(), threading.Event()
+
+    class Probe(fastnn.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 0:
+                inside.wait(10)
+            seen.append(backend_module.kernels() is native.kernels)
+
+    def other():
+        with fastnn.backend_scope("numpy"):
+            inside.set()
+            done.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    model.fit(np.ones((16, 4)), np.zeros(16), batch_size=4, epochs=1, verbose=0, callbacks=[Probe()])
+    done.set()
+    t.join(10)
+    assert inside.is_set() and seen and all(seen)
+
+
+def test_25_set_backend_inside_a_scope_lasts_until_the_scope_ends():
+    fastnn.set_backend("native")
+    with fastnn.backend_scope("numpy"):
+        fastnn.set_backend("native")
+        assert fastnn.get_backend() == "native"
+        with pytest.raises(ValueError, match="backend must be"):
+            fastnn.backend_scope("cuda").__enter__()
+    assert fastnn.get_backend() == "native"
+    with fastnn.backend_scope("native"):
+        fastnn.set_backend("numpy")
+    assert fastnn.get_backend() == "native"

@@ -592,6 +592,9 @@ class Sequential(tracking.Tracked):
             for cb in cbs:
                 if not isinstance(cb, callbacks_module.Callback):
                     raise TypeError(f"callbacks must be fastnn.callbacks.Callback instances, got {cb!r}")
+            names = [m if isinstance(m, str) else m.name for m in self._metric_ids]
+            for i, cb in enumerate(cbs):  # a checkpoint's file name, a logger's directory: refused
+                cb._check_fit(callbacks_module._log_keys(names, val is not None, cbs[:i]))  # now
             # Everything is valid: from here on the model may change.
             if not self.built:
                 self.build(x.shape[1:])

@@ -770,3 +770,57 @@ def test_25_set_backend_inside_a_scope_lasts_until_the_scope_ends():
     with fastnn.backend_scope("native"):
         fastnn.set_backend("numpy")
     assert fastnn.get_backend() == "native"
+
+
+# -- 27. callbacks' files are checked when fit starts -------------------------------------------------
+@pytest.mark.parametrize("name, match", [("m-{epoch}-{val_los:.2f}.fastnn", "names {val_los}"),
+                                         ("m-{epoch.fastnn", "not a valid format"),
+                                         ("m-{loss:d}.fastnn", "cannot be formatted"),
+                                         ("m-{}.fastnn", "names {}")])
+def test_27_bad_checkpoint_file_names_are_refused_before_training(tmp_path, name, match):
+    model = small_model(metrics=["accuracy"])
+    before = [w.copy() for w in model.get_weights()]
+    checkpoint = fastnn.callbacks.ModelCheckpoint(str(tmp_path / name))
+    with pytest.raises(ValueError, match=match):
+        model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, validation_split=0.25,
+                  callbacks=[checkpoint])
+    assert model.optimizer.iterations == 0 and model.optimizer._slots is None
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_27_checkpoint_file_names_with_log_keys_are_accepted(tmp_path):
+    model = small_model(metrics=["accuracy"])
+    name = "m-{epoch:02d}-{val_loss:.3f}-{accuracy:.2f}-{learning_rate:.0e}.fastnn"
+    model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, validation_split=0.25,
+              callbacks=[fastnn.callbacks.LearningRateScheduler(lambda epoch, lr: lr),
+                         fastnn.callbacks.ModelCheckpoint(str(tmp_path / name))])
+    assert len(list(tmp_path.glob("m-0[12]-*.fastnn"))) == 2
+
+
+def test_27_learning_rate_in_a_file_name_needs_a_callback_that_logs_it_first(tmp_path):
+    model = small_model()
+    with pytest.raises(ValueError, match="learning_rate"):
+        model.fit(np.ones((8, 4)), np.zeros(8), verbose=0,
+                  callbacks=[fastnn.callbacks.ModelCheckpoint(str(tmp_path / "m-{learning_rate}.fastnn")),
+                             fastnn.callbacks.LearningRateScheduler(lambda epoch, lr: lr)])
+
+
+def test_27_checkpoint_creates_its_directory_as_keras(tmp_path):
+    model = small_model()
+    path = tmp_path / "new" / "deeper" / "m-{epoch}.fastnn"
+    model.fit(np.ones((8, 4)), np.zeros(8), epochs=1, verbose=0,
+              callbacks=[fastnn.callbacks.ModelCheckpoint(str(path), monitor="loss")])
+    assert load_model(tmp_path / "new" / "deeper" / "m-1.fastnn").built
+
+
+def test_27_checkpoint_under_a_file_and_csv_logger_in_a_missing_directory_fail_at_fit_start(tmp_path):
+    (tmp_path / "plain").write_text("a file, not a directory")
+    for cb, match in [(fastnn.callbacks.ModelCheckpoint(str(tmp_path / "plain" / "m.fastnn")), "cannot write"),
+                      (fastnn.callbacks.CSVLogger(str(tmp_path / "missing" / "log.csv")), "does not exist")]:
+        model = small_model()
+        with pytest.raises(ValueError, match=match):
+            model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, callbacks=[cb])
+        assert model.optimizer.iterations == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]

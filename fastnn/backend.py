@@ -9,6 +9,7 @@ and optimizer asks :func:`kernels` for the active one at each call and never car
 """
 import contextlib
 import contextvars
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -48,6 +49,30 @@ except ImportError as exc:  # never a silent fallback: say why, and how to fix i
                   f"backend (many times slower): {_CORE_ERROR}", NativeExtensionWarning, stacklevel=2)
 else:
     _CORE_ERROR = None
+
+
+class CpuCapabilityWarning(RuntimeWarning):
+    """``FASTNN_CPU_CAPABILITY`` names no GEMM variant this CPU and build can run."""
+
+
+def _apply_capability_request():
+    """Honour ``FASTNN_CPU_CAPABILITY`` whatever its case or surrounding spaces ("AVX2" is
+    "avx2"). A name that is not a variant, or one this CPU cannot run, is not silently ignored:
+    a warning names the valid values and the variant kept (the import itself never fails)."""
+    request = os.environ.get("FASTNN_CPU_CAPABILITY")
+    if _core is None or not request:
+        return
+    name = request.strip().lower()
+    try:
+        _core.set_cpu_capability(name)
+    except ValueError as exc:
+        warnings.warn(f"FASTNN_CPU_CAPABILITY={request!r} is not used: {exc}; valid values: "
+                      "generic, avx2, avx512 (on this CPU: "
+                      f"{', '.join(_core.available_cpu_capabilities())}); using "
+                      f"{_core.cpu_capability()}", CpuCapabilityWarning, stacklevel=3)
+
+
+_apply_capability_request()
 
 _backend = "native" if _core is not None else "numpy"  # the process-wide default (set_backend)
 # The backend a ``backend_scope`` chose, per thread (and per asyncio task): None outside any scope.

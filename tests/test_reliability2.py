@@ -824,3 +824,42 @@ def test_27_checkpoint_under_a_file_and_csv_logger_in_a_missing_directory_fail_a
             model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, callbacks=[cb])
         assert model.optimizer.iterations == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]
+
+
+# -- 28. FASTNN_CPU_CAPABILITY and categorical cross-entropy targets -----------------------------------
+def test_28_cpu_capability_names_are_case_insensitive():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FASTNN_CPU_CAPABILITY=" GENERIC ")
+    code = "import warnings; warnings.simplefilter('error'); import fastnn; print(fastnn.backend._core.cpu_capability())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "generic"
+
+
+def test_28_unknown_cpu_capability_is_a_warning_naming_the_valid_values():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FASTNN_CPU_CAPABILITY="sse9")
+    code = "import fastnn; print(fastnn.backend._core.cpu_capability())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "CpuCapabilityWarning" in result.stderr and "'sse9'" in result.stderr
+    assert "generic, avx2, avx512" in result.stderr
+    best = fastnn.backend._core.available_cpu_capabilities()[-1]
+    assert result.stdout.strip() == best  # the best variant is kept
+
+
+@pytest.mark.parametrize("bad", [-0.5, 1.5])
+def test_28_categorical_cross_entropy_targets_outside_0_1_are_refused(backend, bad):
+    from fastnn import losses
+    y = np.array([[bad, 1 - bad], [0.0, 1.0]], np.float32)
+    p = np.array([[0.3, 0.7], [0.5, 0.5]], np.float32)
+    for loss in (losses.CategoricalCrossentropy(), losses.CategoricalCrossentropy(from_logits=True)):
+        with pytest.raises(ValueError, match=r"categorical_crossentropy expects .*targets in \[0, 1\]"):
+            loss(y, p)
+    model = small_model(features=2, units=2, loss="categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=r"targets in \[0, 1\]"):
+        model.fit(np.ones((2, 2)), y, verbose=0)
+    assert model.optimizer.iterations == 0
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)

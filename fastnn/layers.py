@@ -18,6 +18,8 @@ training step once shapes repeat); the arrays they return stay valid until the l
 import math
 import numbers
 import re
+import contextlib
+import threading
 from collections import Counter
 
 import numpy as np
@@ -27,6 +29,23 @@ from . import backend, constraints, initializers, program, regularizers, trackin
 
 _name_counts = Counter()
 _REGISTRY = {}
+
+
+_weight_budget = threading.local()
+
+
+@contextlib.contextmanager
+def weight_budget(values):
+    """Within the block, layers built on this thread may create at most ``values`` weight values
+    in all (ValueError naming the weight otherwise, before it is allocated): ``load_model``
+    rebuilds a model within the weight values its file holds, so a crafted configuration cannot
+    make it allocate more than a small multiple of the file's size."""
+    previous = getattr(_weight_budget, "bytes", None)
+    _weight_budget.bytes = int(values)
+    try:
+        yield
+    finally:
+        _weight_budget.bytes = previous
 
 
 def register(cls):
@@ -104,6 +123,13 @@ class Layer(tracking.Tracked):
     def add_weight(self, name, shape, initializer, trainable=True, regularizer=None, constraint=None):
         """Create a weight; a trainable one also gets a gradient array (and its regularizer, and
         its constraint, applied after each optimizer update)."""
+        budget = getattr(_weight_budget, "bytes", None)
+        if budget is not None:  # loading a file: its weights bound what building may allocate
+            need = math.prod(int(d) for d in shape)
+            if need > budget:
+                raise ValueError(f"{self.name}'s weight {name!r} of shape {tuple(shape)} has {need} "
+                                 f"values, but the file holds only {budget} more weight values")
+            _weight_budget.bytes = budget - need
         value = initializers.get(initializer)(shape, self.dtype)
         if constraint is not None and trainable:
             self.__dict__.setdefault("_constraints", []).append((value, constraint))

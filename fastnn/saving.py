@@ -20,6 +20,7 @@ against the model before changing any, so a bad file leaves the model untouched.
 """
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
@@ -234,7 +235,8 @@ def read_file(path):
             dtype = _DTYPES[e["dtype"]]
             shape = tuple(int(s) for s in e["shape"])
             offset, length = int(e["offset"]), int(e["length"])
-            if offset < 0 or offset + length > len(payload) or length != int(np.prod(shape)) * dtype.itemsize:
+            if min(shape, default=0) < 0 or offset < 0 or length < 0 or offset + length > len(payload) \
+                    or length != math.prod(shape) * dtype.itemsize:
                 raise ValueError(f"array {e['name']} does not fit the payload")
             arrays[e["name"]] = np.frombuffer(payload[offset:offset + length], dtype=dtype).reshape(
                 shape).astype(dtype.newbyteorder("="), copy=True)
@@ -273,20 +275,24 @@ def load_model(path, compile=True):
     """The model saved in ``path``: same architecture and weights (identical predictions) and, when
     the file holds it, the optimizer with its state (identical continued training)."""
     from . import losses, optimizers
-    from .layers import get as layer_from_config
+    from .layers import get as layer_from_config, weight_budget
     from .models import Sequential
     name = os.path.basename(os.fspath(path))
     header, arrays = read_file(path)
     if header.get("kind") != "model":
         raise ModelFileError(f"{name} holds only weights (save_weights); build the model and call "
                              "model.load_weights, or save it with model.save")
+    # Building allocates the weights (and their gradients): a configuration whose weights are
+    # larger than the file's is refused before they are allocated.
+    budget = sum(arrays[e["name"]].size for e in header["arrays"] if e["name"].startswith("weights/"))
     try:
         config = header["model_config"]
         model = Sequential(name=config.get("name"))
         if header.get("dtype") is not None:
             model._dtype = np.dtype(header["dtype"])
-        for layer_config in config["layers"]:
-            model.add(layer_from_config(layer_config))
+        with weight_budget(budget):
+            for layer_config in config["layers"]:
+                model.add(layer_from_config(layer_config))
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise ModelFileError(f"{name}: cannot rebuild the model from its configuration: {exc}") from None
     weights = _weights_from(header, arrays, name, model)

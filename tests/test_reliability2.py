@@ -863,3 +863,48 @@ def test_28_categorical_cross_entropy_targets_outside_0_1_are_refused(backend, b
     assert model.optimizer.iterations == 0
     for a, b in zip(model.get_weights(), before):
         np.testing.assert_array_equal(a, b)
+
+
+# -- 13. declared shapes are bounded by the file's weights before anything is allocated -------------
+def test_13_crafted_huge_layer_is_refused_without_allocating(tmp_path):
+    path = tmp_path / "m.fastnn"
+    small_model().save(path)
+
+    def edit(h):  # 10**5 inputs x 10**5 units: 40 GB of kernel, from a file of a few hundred bytes
+        first, dense = h["model_config"]["layers"][:2]
+        assert first["class_name"] == "InputLayer" and dense["class_name"] == "Dense"
+        first["config"]["input_shape"] = dense["config"]["input_shape"] = [10**5]
+        dense["config"]["units"] = 10**5
+        return h
+    _rewrite_header(path, edit)
+    code = f"""
+        import resource, tracemalloc
+        from fastnn.models import load_model
+        from fastnn.saving import ModelFileError
+        tracemalloc.start()
+        try:
+            load_model({str(path)!r})
+        except ModelFileError as exc:
+            print("refused:", exc)
+        print("peak", tracemalloc.get_traced_memory()[1])
+        print("rss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """
+    result = run_child(code, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "refused:" in result.stdout and "file holds only" in result.stdout, result.stdout
+    peak = int(result.stdout.split("peak ")[1].split()[0])
+    rss = int(result.stdout.split("rss_kib ")[1].split()[0])
+    assert peak < 50 * 2**20 and rss < 1024 * 1024, (peak, rss)  # 40 GB declared; a 1 GiB ceiling
+
+
+@pytest.mark.parametrize("shape", [[-1, 4], [2**40, 2**40]])
+def test_13_negative_or_overflowing_array_shapes_are_refused(tmp_path, shape):
+    path = tmp_path / "m.fastnn"
+    small_model().save(path)
+
+    def edit(h):
+        h["arrays"][0]["shape"] = shape
+        return h
+    _rewrite_header(path, edit)
+    with pytest.raises(ModelFileError, match="does not fit"):
+        load_model(path)

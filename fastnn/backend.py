@@ -139,6 +139,29 @@ def backend_scope(name: str) -> Iterator[None]:
         _scoped.reset(token)
 
 
+_buffer_cache_limit = 256 << 20
+
+
+def buffer_cache_limit() -> int:
+    """Bytes of scratch buffers a model (each recorded program, each layer's eager buffers) keeps
+    between calls: 256 MiB unless :func:`set_buffer_cache_limit` changed it."""
+    return _buffer_cache_limit
+
+
+def set_buffer_cache_limit(nbytes: int) -> None:
+    """Keep at most ``nbytes`` of scratch buffers per program and per layer between calls.
+
+    Buffers grow to the largest batch seen so that a repeated batch size allocates nothing; a
+    batch whose buffers exceed the limit (``predict(batch_size=100000)``, say) gets them for the
+    call only: they are freed when the call returns (or fails)."""
+    global _buffer_cache_limit
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 0:
+        raise ValueError(f"the buffer cache limit must be a non-negative number of bytes, got {nbytes!r}")
+    if _core is not None:
+        _core.set_program_cache_limit(int(nbytes))
+    _buffer_cache_limit = int(nbytes)
+
+
 def floatx() -> str:
     """Default float dtype name for new weights and inputs (Keras's ``floatx``): ``"float32"``."""
     return _floatx.name

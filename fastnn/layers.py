@@ -158,6 +158,7 @@ class Layer(tracking.Tracked):
         for name in self._RUNTIME:  # also the handles a recording left behind
             if name in self.__dict__:
                 object.__setattr__(self, name, None)
+        program.trim_buffers(self.__dict__.get("_buffers"))  # a huge batch's scratch is not kept
 
     def regularization_loss(self, add_grads=False):
         """Sum of the penalties of this layer's regularized trainable weights (0.0 when frozen).

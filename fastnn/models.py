@@ -90,6 +90,8 @@ def _releasing(method):
             finally:
                 for layer in self._layers:
                     layer.release()
+                program.trim_programs(self._programs)  # a huge batch's buffers are not kept
+                program.trim_buffers(self._buffers)
     wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = method.__name__, method.__qualname__, method.__doc__
     wrapper.__wrapped__ = method
     return wrapper

@@ -316,6 +316,23 @@ def buffer(owner, cache, key, shape, dtype):
     return buf
 
 
+def trim_buffers(cache):
+    """Empty the scratch-buffer ``cache`` of :func:`buffer` when its arrays hold more than
+    ``backend.buffer_cache_limit()`` bytes (called when a public call returns)."""
+    if cache:
+        from . import backend
+        if sum(b.nbytes for b in cache.values()) > backend.buffer_cache_limit():
+            cache.clear()
+
+
+def trim_programs(programs):
+    """Free the internal buffers of every program in ``programs`` (a model's ``{kind: (count,
+    Program or None)}``) that holds more than the cache limit (``backend.buffer_cache_limit``)."""
+    for _, compiled in programs.values():
+        if compiled is not None:
+            compiled.trim()
+
+
 class Program:
     """A recorded program, ready to run: ``run(n, arrays, scalars)`` returns its results (floats
     for scalars, arrays of n rows for buffers, which stay valid until the next run)."""
@@ -342,6 +359,20 @@ class Program:
             else:
                 out.append(self._core.view(r.id, n, list(r.shape[1:])))
         return out
+
+    def trim(self):
+        """Free the internal buffers if they hold more than the cache limit (results of the last
+        run become invalid); the next run allocates them again."""
+        if self._core.storage_bytes() > self._core_limit():
+            self._core.release()
+
+    @staticmethod
+    def _core_limit():
+        return _core.program_cache_limit()
+
+    def storage_bytes(self):
+        """Bytes of internal buffers the program holds now."""
+        return self._core.storage_bytes()
 
     def chosen_threads(self, n):
         """The thread count its runs of ``n`` rows use now (0 before the first): fixed by

@@ -908,3 +908,142 @@ def test_13_negative_or_overflowing_array_shapes_are_refused(tmp_path, shape):
     _rewrite_header(path, edit)
     with pytest.raises(ModelFileError, match="does not fit"):
         load_model(path)
+
+
+# -- 8. the bitwise promise is the native backend's, whatever sets the thread count ------------------
+_TRAIN_AND_HASH = """
+    import hashlib, sys
+    import numpy as np
+    import fastnn
+    from fastnn import layers
+    if sys.argv[1] == "threadpoolctl":
+        import threadpoolctl
+        threadpoolctl.threadpool_limits(int(sys.argv[2]))
+    elif sys.argv[1] == "set_num_threads":
+        fastnn.set_num_threads(int(sys.argv[2]))
+    fastnn.set_backend("native")
+    fastnn.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 64)).astype(np.float32)
+    y = (x[:, :3].sum(axis=1) > 0).astype(np.int64) + (x[:, 3] > 1)
+    m = fastnn.Sequential([layers.Input(shape=(64,)), layers.Dense(256, activation="relu"),
+                           layers.BatchNormalization(), layers.Dropout(0.2),
+                           layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(x, y, batch_size=128, epochs=2, verbose=0)
+    h = hashlib.sha256()
+    for w in m.get_weights():
+        h.update(w.tobytes())
+    h.update(m.predict(x, verbose=0).tobytes())
+    print(fastnn.get_num_threads(), h.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("how", ["OMP_NUM_THREADS", "set_num_threads", "threadpoolctl"])
+def test_08_native_training_is_bitwise_identical_on_1_and_2_threads(how):
+    if how == "threadpoolctl":
+        pytest.importorskip("threadpoolctl", reason="threadpoolctl is an optional test tool")
+    runs = []
+    for n in (1, 2):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env.pop("OMP_NUM_THREADS", None)
+        if how == "OMP_NUM_THREADS":
+            env["OMP_NUM_THREADS"] = str(n)
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(_TRAIN_AND_HASH), how, str(n)],
+                                cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=SUBPROCESS_TIMEOUT)
+        assert result.returncode == 0, result.stderr[-2000:]
+        threads, digest = result.stdout.split()
+        runs.append((int(threads), digest))
+    if os.cpu_count() >= 2:
+        assert runs[0][0] == 1 and runs[1][0] == 2  # the setting took effect
+    assert runs[0][1] == runs[1][1]
+
+
+# -- 14. scratch buffers: bounded between calls, released on failure ---------------------------------
+@pytest.fixture
+def small_cache_limit():
+    previous = fastnn.backend.buffer_cache_limit()
+    fastnn.backend.set_buffer_cache_limit(1 << 20)  # 1 MiB: a 4,096-row batch of 256 units exceeds it
+    yield
+    fastnn.backend.set_buffer_cache_limit(previous)
+
+
+def _program_bytes(model, kind):
+    return model._programs[kind][1].storage_bytes()
+
+
+def test_14_buffers_of_a_batch_over_the_limit_are_freed_after_the_call(small_cache_limit):
+    fastnn.set_backend("native")
+    set_random_seed(0)
+    model = Sequential([Dense(256, activation="relu", input_shape=(8,)), Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4096, 8)).astype(np.float32), np.arange(4096) % 3
+    big = model.predict(x, batch_size=4096, verbose=0)
+    assert _program_bytes(model, "predict") == 0
+    small = model.predict(x[:32], batch_size=32, verbose=0)
+    np.testing.assert_array_equal(small, big[:32])
+    kept = _program_bytes(model, "predict")
+    assert 0 < kept <= 1 << 20  # a normal batch keeps its buffers
+    model.predict(x[:32], batch_size=32, verbose=0)
+    assert _program_bytes(model, "predict") == kept  # and reuses them: nothing allocated again
+    model.fit(x, y, batch_size=4096, epochs=2, verbose=0)
+    assert _program_bytes(model, "train") == 0
+    model.fit(x[:64], y[:64], batch_size=32, epochs=2, verbose=0)
+    kept = _program_bytes(model, "train")
+    assert 0 < kept <= 1 << 20
+    model.train_on_batch(x[:32], y[:32])
+    assert _program_bytes(model, "train") == kept
+
+
+def test_14_eager_buffers_over_the_limit_are_not_kept(backend, small_cache_limit):
+    set_random_seed(0)
+    model = Sequential([Dense(256, activation="relu", input_shape=(8,)), Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).normal(size=(4096, 8)).astype(np.float32)
+    kept = lambda layer: sum(b.nbytes for b in layer._buffers.values())  # noqa: E731
+    model.evaluate(x, np.arange(4096) % 3, batch_size=4096, verbose=0)  # eager on both backends
+    assert kept(model.layers[0]) == 0  # 4096 x 256 values: over the limit, freed
+    assert all(kept(layer) <= 1 << 20 for layer in model.layers)
+    model.evaluate(x[:32], np.arange(32) % 3, batch_size=32, verbose=0)
+    assert 0 < kept(model.layers[0]) <= 1 << 20
+
+
+def test_14_set_buffer_cache_limit_checks_its_argument():
+    for bad in (-1, 1.5, "big", True):
+        with pytest.raises(ValueError, match="buffer cache limit"):
+            fastnn.backend.set_buffer_cache_limit(bad)
+
+
+def test_14_memory_error_mid_growth_keeps_no_half_grown_buffers():
+    code = """
+        import resource
+        import numpy as np
+        import fastnn
+        from fastnn.layers import Dense
+        from fastnn.models import Sequential
+        fastnn.set_backend("native")
+        fastnn.set_num_threads(1)
+        model = Sequential([Dense(256, activation="relu", input_shape=(4,)), Dense(256, activation="relu"),
+                            Dense(3)])
+        small = np.ones((8, 4), np.float32)
+        expected = model.predict(small, verbose=0)
+        def vm():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[0]) * resource.getpagesize()
+        # each of the batch's buffers needs 400 MB; the address space allows about two of them
+        resource.setrlimit(resource.RLIMIT_AS, (vm() + (900 << 20), resource.RLIM_INFINITY))
+        x = np.ones((400_000, 4), np.float32)
+        compiled = model._predict_program(x)
+        try:
+            model.predict(x, batch_size=len(x), verbose=0)
+            print("no error")
+        except MemoryError:
+            print("MemoryError", compiled.storage_bytes())
+        np.testing.assert_array_equal(model.predict(small, verbose=0), expected)
+        print("ok")
+    """
+    result = run_child(code, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["MemoryError", "0", "ok"], result.stdout

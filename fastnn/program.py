@@ -344,9 +344,11 @@ class Program:
         self._keep = recorder._externals  # the arrays the program points into
         self._results = results
         self._scalars = [r.reg for r in results if isinstance(r, Scalar)]
+        self._last_rows, self._fits = 0, {}  # rows of the last run; {limit: rows known to fit}
 
     def run(self, n, arrays, scalars, buffers=True):
         """The results of one run; with ``buffers=False`` the buffer results are None (not read)."""
+        self._last_rows = n
         values = iter(self._core.run(n, arrays, scalars, self._registers, self._scalars))
         out = []
         for r in self._results:
@@ -362,13 +364,15 @@ class Program:
 
     def trim(self):
         """Free the internal buffers if they hold more than the cache limit (results of the last
-        run become invalid); the next run allocates them again."""
-        if self._core.storage_bytes() > self._core_limit():
+        run become invalid); the next run allocates them again. Asks the native side only after
+        a run larger than any seen within the limit, so a steady state makes no extra call."""
+        limit = _core.program_cache_limit()
+        if self._last_rows <= self._fits.get(limit, -1):
+            return
+        if self._core.storage_bytes() > limit:
             self._core.release()
-
-    @staticmethod
-    def _core_limit():
-        return _core.program_cache_limit()
+        else:
+            self._fits = {limit: self._last_rows}
 
     def storage_bytes(self):
         """Bytes of internal buffers the program holds now."""
@@ -383,6 +387,7 @@ class Program:
         """Run on the single input ``x``, then copy the first result (a buffer of len(x) rows)
         into the C-contiguous ``out`` (the inference fast path: one native call)."""
         result = self._results[0]
+        self._last_rows = len(x)
         if result.id in self._slots:  # the model passes its input through unchanged
             self._core.run(len(x), [x], [], self._registers, [])
             out[...] = x.reshape(out.shape)

@@ -15,10 +15,10 @@ statistics) and Dropout (random mask vs identity) behave differently.
 training step once shapes repeat); the arrays they return stay valid until the layer's next call.
 ``layer(x)`` is the public call: it validates, builds if needed and returns a fresh array.
 """
+import contextlib
 import math
 import numbers
 import re
-import contextlib
 import threading
 from collections import Counter
 

@@ -275,7 +275,8 @@ def load_model(path, compile=True):
     """The model saved in ``path``: same architecture and weights (identical predictions) and, when
     the file holds it, the optimizer with its state (identical continued training)."""
     from . import losses, optimizers
-    from .layers import get as layer_from_config, weight_budget
+    from .layers import get as layer_from_config
+    from .layers import weight_budget
     from .models import Sequential
     name = os.path.basename(os.fspath(path))
     header, arrays = read_file(path)

@@ -90,8 +90,13 @@ public:
         apply_thread_setting();
         {
             release_gil nogil;
+            const std::size_t limit = program_cache_limit();
+            // Buffers grown past the cache limit by an earlier, larger batch are freed before a
+            // run that needs less (the earlier run's views are valid only until this run).
+            if (storage_bytes() > limit && bytes_for(n) < storage_bytes()) release_storage();
             if (f32_) f32_->run(n, registers); else f64_->run(n, registers);
             if (dst && bytes) std::memcpy(dst, f32_ ? f32_->data(copy) : f64_->data(copy), bytes);
+            if (dst && storage_bytes() > limit) release_storage();  // a prediction keeps no view
         }
         for (size_t k = 0; k < inputs.size(); ++k) buffers()[slots_[k]].data = nullptr;
         std::vector<double> picked;
@@ -117,6 +122,10 @@ public:
         return py::array(dt, shape, {}, data, self);
     }
 
+    std::size_t storage_bytes() const { return f32_ ? f32_->storage_bytes() : f64_->storage_bytes(); }
+    std::size_t bytes_for(py::ssize_t n) const { return f32_ ? f32_->bytes_for(n) : f64_->bytes_for(n); }
+    void release_storage() { if (f32_) f32_->release(); else f64_->release(); }
+
 private:
     std::vector<Buffer>& buffers() { return f32_ ? f32_->buffers : f64_->buffers; }
     std::unique_ptr<Program<float>> f32_;
@@ -137,6 +146,10 @@ void bind_program(py::module_& m) {
              "copy"_a = -1, "out"_a = py::none())
         .def("infer", &PyProgram::infer, "x"_a, "copy"_a, "out"_a)
         .def("chosen_threads", &PyProgram::chosen_threads, "n"_a)
+        .def("storage_bytes", &PyProgram::storage_bytes,
+             "Bytes of internal buffers the program holds now.")
+        .def("release", &PyProgram::release_storage,
+             "Free the internal buffers (views of the last run become invalid).")
         .def("view", [](py::object self, int id, py::ssize_t n, std::vector<py::ssize_t> shape) {
             return self.cast<PyProgram&>().view(self, id, n, std::move(shape));
         }, "id"_a, "n"_a, "shape"_a);
@@ -144,6 +157,10 @@ void bind_program(py::module_& m) {
     for (const auto& s : kernel_specs()) specs.append(py::make_tuple(s.name, s.params, s.results));
     m.attr("program_kernels") = specs;
     m.attr("activation_names") = py::cast(activation_names());
+    m.def("program_cache_limit", &program_cache_limit,
+          "Bytes of internal buffers a recorded program keeps between runs.");
+    m.def("set_program_cache_limit", &set_program_cache_limit, "bytes"_a,
+          "Set the bytes of internal buffers a recorded program keeps between runs.");
 }
 
 }  // namespace bind

@@ -2,6 +2,7 @@
 #include "program.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -85,15 +86,48 @@ void* Program<T>::root_data(int id) {
 template <typename T>
 void Program<T>::reserve(idx n) {
     if (n <= capacity_) return;
-    real_storage_.resize(buffers.size());
-    for (size_t i = 0; i < buffers.size(); ++i) {
-        const Buffer& b = buffers[i];
-        if (b.external || b.alias >= 0) continue;
-        const idx size = b.rows.at(n) * b.cols;
-        if (idx(real_storage_[i].size()) < size) real_storage_[i].resize(size);
+    try {
+        real_storage_.resize(buffers.size());
+        for (size_t i = 0; i < buffers.size(); ++i) {
+            const Buffer& b = buffers[i];
+            if (b.external || b.alias >= 0) continue;
+            const idx size = b.rows.at(n) * b.cols;
+            if (idx(real_storage_[i].size()) < size) real_storage_[i].resize(size);
+        }
+    } catch (...) {  // out of memory part way: keep none of the half-grown buffers
+        release();
+        throw;
     }
     capacity_ = n;
 }
+
+template <typename T>
+void Program<T>::release() {
+    std::vector<std::vector<T>>().swap(real_storage_);
+    capacity_ = -1;
+}
+
+template <typename T>
+std::size_t Program<T>::storage_bytes() const {
+    std::size_t total = 0;
+    for (const auto& s : real_storage_) total += s.capacity() * sizeof(T);
+    return total;
+}
+
+template <typename T>
+std::size_t Program<T>::bytes_for(idx n) const {
+    std::size_t total = 0;
+    for (const Buffer& b : buffers)
+        if (!b.external && b.alias < 0) total += std::size_t(b.rows.at(n) * b.cols) * sizeof(T);
+    return total;
+}
+
+namespace {
+std::atomic<std::size_t> g_cache_limit{std::size_t(256) << 20};
+}  // namespace
+
+std::size_t program_cache_limit() { return g_cache_limit.load(); }
+void set_program_cache_limit(std::size_t bytes) { g_cache_limit = bytes; }
 
 namespace {
 // Restores this thread's team size when a run ends, by return or by exception.

@@ -207,6 +207,11 @@ struct Instr {
     int cond = -1;          // run only when this register is non-zero (-1: always)
 };
 
+// The bytes of internal buffers a program keeps between runs (default 256 MiB): a program
+// whose buffers are larger frees them after a prediction, and before a run that needs less.
+std::size_t program_cache_limit();
+void set_program_cache_limit(std::size_t bytes);
+
 template <typename T>
 class Program {
 public:
@@ -221,6 +226,10 @@ public:
     void* data(int id) { return root_data(id); }
     void reserve(idx n);
     idx capacity() const { return capacity_; }
+    // Frees the internal buffers (the next run allocates again); their bytes now, and for n rows.
+    void release();
+    std::size_t storage_bytes() const;
+    std::size_t bytes_for(idx n) const;
     // The thread count the runs of n rows use now (0 before the first run of n), threads.h.
     int chosen_threads(idx n) const { return tuner_.chosen(n); }
 

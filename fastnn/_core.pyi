@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['Program', 'activation_names', 'adagrad_update', 'adam_update', 'adaptive_threads', 'available_cpu_capabilities', 'batchnorm_backward', 'batchnorm_forward', 'batchnorm_inference', 'build_info', 'celu_backward', 'celu_forward', 'clip_gradient', 'cpu_capability', 'dense_backward', 'dense_forward', 'dropout_backward', 'dropout_forward', 'elu_backward', 'elu_forward', 'exponential_backward', 'exponential_forward', 'gelu_backward', 'gelu_forward', 'gelu_tanh_backward', 'gelu_tanh_forward', 'gemm', 'get_num_threads', 'hard_sigmoid_backward', 'hard_sigmoid_forward', 'hard_silu_backward', 'hard_silu_forward', 'hinge', 'huber', 'kl_divergence', 'l1_l2_penalty', 'layernorm_backward', 'layernorm_forward', 'leaky_relu_backward', 'leaky_relu_forward', 'linear_backward', 'linear_forward', 'log_cosh', 'log_softmax_backward', 'log_softmax_forward', 'max_num_threads', 'mean_absolute_error', 'mean_squared_error', 'measure_peak_gflops', 'mish_backward', 'mish_forward', 'openmp', 'program_kernels', 'relu6_backward', 'relu6_forward', 'relu_backward', 'relu_forward', 'rmsprop_update', 'selu_backward', 'selu_forward', 'set_adaptive_threads', 'set_cpu_capability', 'set_num_threads', 'sgd_update', 'sigmoid_backward', 'sigmoid_binary_cross_entropy', 'sigmoid_forward', 'silu_backward', 'silu_forward', 'softmax_backward', 'softmax_cross_entropy', 'softmax_forward', 'softplus_backward', 'softplus_forward', 'softsign_backward', 'softsign_forward', 'sparse_softmax_cross_entropy', 'step_forward', 'sum_squares', 'tanh_backward', 'tanh_forward', 'weight_decay_update']
+__all__: list[str] = ['Program', 'activation_names', 'adagrad_update', 'adam_update', 'adaptive_threads', 'available_cpu_capabilities', 'batchnorm_backward', 'batchnorm_forward', 'batchnorm_inference', 'build_info', 'celu_backward', 'celu_forward', 'clip_gradient', 'cpu_capability', 'dense_backward', 'dense_forward', 'dropout_backward', 'dropout_forward', 'elu_backward', 'elu_forward', 'exponential_backward', 'exponential_forward', 'gelu_backward', 'gelu_forward', 'gelu_tanh_backward', 'gelu_tanh_forward', 'gemm', 'get_num_threads', 'hard_sigmoid_backward', 'hard_sigmoid_forward', 'hard_silu_backward', 'hard_silu_forward', 'hinge', 'huber', 'kl_divergence', 'l1_l2_penalty', 'layernorm_backward', 'layernorm_forward', 'leaky_relu_backward', 'leaky_relu_forward', 'linear_backward', 'linear_forward', 'log_cosh', 'log_softmax_backward', 'log_softmax_forward', 'max_num_threads', 'mean_absolute_error', 'mean_squared_error', 'measure_peak_gflops', 'mish_backward', 'mish_forward', 'openmp', 'program_cache_limit', 'program_kernels', 'relu6_backward', 'relu6_forward', 'relu_backward', 'relu_forward', 'rmsprop_update', 'selu_backward', 'selu_forward', 'set_adaptive_threads', 'set_cpu_capability', 'set_num_threads', 'set_program_cache_limit', 'sgd_update', 'sigmoid_backward', 'sigmoid_binary_cross_entropy', 'sigmoid_forward', 'silu_backward', 'silu_forward', 'softmax_backward', 'softmax_cross_entropy', 'softmax_forward', 'softplus_backward', 'softplus_forward', 'softsign_backward', 'softsign_forward', 'sparse_softmax_cross_entropy', 'step_forward', 'sum_squares', 'tanh_backward', 'tanh_forward', 'weight_decay_update']
 class Program:
     """
     A recorded program of kernel calls (fastnn/program.py).
@@ -22,8 +22,16 @@ class Program:
         ...
     def infer(self, x: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], copy: typing.SupportsInt | typing.SupportsIndex, out: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]) -> None:
         ...
+    def release(self) -> None:
+        """
+        Free the internal buffers (views of the last run become invalid).
+        """
     def run(self, n: typing.SupportsInt | typing.SupportsIndex, inputs: collections.abc.Sequence[numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]], registers: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], count: typing.SupportsInt | typing.SupportsIndex, results: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], copy: typing.SupportsInt | typing.SupportsIndex = -1, out: typing.Any = None) -> list[float]:
         ...
+    def storage_bytes(self) -> int:
+        """
+        Bytes of internal buffers the program holds now.
+        """
     def view(self, id: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
         ...
 def adagrad_update(param: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], grad: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], accumulator: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], learning_rate: typing.SupportsFloat | typing.SupportsIndex, epsilon: typing.SupportsFloat | typing.SupportsIndex) -> None:
@@ -158,6 +166,10 @@ def mish_backward(dy: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], x: num
     ...
 def mish_forward(x: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], out: typing.Any = None) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
     ...
+def program_cache_limit() -> int:
+    """
+    Bytes of internal buffers a recorded program keeps between runs.
+    """
 def relu6_backward(dy: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], x: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], y: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], out: typing.Any = None) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
     ...
 def relu6_forward(x: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], out: typing.Any = None) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
@@ -183,6 +195,10 @@ def set_cpu_capability(name: str) -> None:
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Use exactly n threads from now on (no run-time choice; see set_adaptive_threads).
+    """
+def set_program_cache_limit(bytes: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Set the bytes of internal buffers a recorded program keeps between runs.
     """
 def sgd_update(param: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], grad: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], velocity: typing.Any, learning_rate: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex = 0.0, nesterov: bool = False) -> None:
     ...

@@ -8,6 +8,8 @@ and optimizer asks :func:`kernels` for the active one at each call and never car
         model.fit(x, y)
 """
 import contextlib
+import contextvars
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -48,7 +50,34 @@ except ImportError as exc:  # never a silent fallback: say why, and how to fix i
 else:
     _CORE_ERROR = None
 
-_backend = "native" if _core is not None else "numpy"
+
+class CpuCapabilityWarning(RuntimeWarning):
+    """``FASTNN_CPU_CAPABILITY`` names no GEMM variant this CPU and build can run."""
+
+
+def _apply_capability_request():
+    """Honour ``FASTNN_CPU_CAPABILITY`` whatever its case or surrounding spaces ("AVX2" is
+    "avx2"). A name that is not a variant, or one this CPU cannot run, is not silently ignored:
+    a warning names the valid values and the variant kept (the import itself never fails)."""
+    request = os.environ.get("FASTNN_CPU_CAPABILITY")
+    if _core is None or not request:
+        return
+    name = request.strip().lower()
+    try:
+        _core.set_cpu_capability(name)
+    except ValueError as exc:
+        warnings.warn(f"FASTNN_CPU_CAPABILITY={request!r} is not used: {exc}; valid values: "
+                      "generic, avx2, avx512 (on this CPU: "
+                      f"{', '.join(_core.available_cpu_capabilities())}); using "
+                      f"{_core.cpu_capability()}", CpuCapabilityWarning, stacklevel=3)
+
+
+_apply_capability_request()
+
+_backend = "native" if _core is not None else "numpy"  # the process-wide default (set_backend)
+# The backend a ``backend_scope`` chose, per thread (and per asyncio task): None outside any scope.
+# A new thread starts outside every scope, on the process-wide default.
+_scoped: "contextvars.ContextVar[str | None]" = contextvars.ContextVar("fastnn_backend", default=None)
 _floatx = np.dtype(np.float32)
 
 
@@ -59,13 +88,14 @@ def kernels():
     rec = program._local.recorder if hasattr(program._local, "recorder") else None
     if rec is not None:
         return rec
-    return native.kernels if _backend == "native" else reference
+    return native.kernels if (_scoped.get() or _backend) == "native" else reference
 
 
 def get_backend() -> str:
     """Name of the active backend, ``"native"`` or ``"numpy"``. It is ``"numpy"`` from the start
-    only when the native extension failed to load; :func:`native_error` then says why."""
-    return _backend
+    only when the native extension failed to load; :func:`native_error` then says why. Inside a
+    :func:`backend_scope` it is the scope's backend (for this thread only)."""
+    return _scoped.get() or _backend
 
 
 def native_error() -> "str | None":
@@ -74,25 +104,62 @@ def native_error() -> "str | None":
     return _CORE_ERROR
 
 
-def set_backend(name: str) -> None:
-    """Run every kernel on ``name``: ``"native"`` (C++/OpenMP) or ``"numpy"`` (the reference)."""
-    global _backend
-    if name not in BACKENDS:
+def _check_backend(name):
+    if not isinstance(name, str) or name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
     if name == "native" and _core is None:
         raise RuntimeError(f"the native backend is not available: {_CORE_ERROR}")
-    _backend = name
+
+
+def set_backend(name: str) -> None:
+    """Run every kernel on ``name``: ``"native"`` (C++/OpenMP) or ``"numpy"`` (the reference).
+
+    This sets the process-wide default, which every thread outside a :func:`backend_scope` uses.
+    Called inside a scope, it changes that scope's backend (until the scope ends) instead."""
+    global _backend
+    _check_backend(name)
+    if _scoped.get() is not None:
+        _scoped.set(name)
+    else:
+        _backend = name
 
 
 @contextlib.contextmanager
 def backend_scope(name: str) -> Iterator[None]:
-    """Context manager running the enclosed code on backend ``name``, then restoring the previous one."""
-    previous = get_backend()
-    set_backend(name)
+    """Context manager running the enclosed code on backend ``name``, then restoring the previous one.
+
+    The scope is per thread (a context variable): other threads, and their running ``fit`` or
+    ``predict``, keep their own backend, and threads started inside the scope begin on the
+    process-wide default."""
+    _check_backend(name)
+    token = _scoped.set(name)
     try:
         yield
     finally:
-        set_backend(previous)
+        _scoped.reset(token)
+
+
+_buffer_cache_limit = 256 << 20
+
+
+def buffer_cache_limit() -> int:
+    """Bytes of scratch buffers a model (each recorded program, each layer's eager buffers) keeps
+    between calls: 256 MiB unless :func:`set_buffer_cache_limit` changed it."""
+    return _buffer_cache_limit
+
+
+def set_buffer_cache_limit(nbytes: int) -> None:
+    """Keep at most ``nbytes`` of scratch buffers per program and per layer between calls.
+
+    Buffers grow to the largest batch seen so that a repeated batch size allocates nothing; a
+    batch whose buffers exceed the limit (``predict(batch_size=100000)``, say) gets them for the
+    call only: they are freed when the call returns (or fails)."""
+    global _buffer_cache_limit
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 0:
+        raise ValueError(f"the buffer cache limit must be a non-negative number of bytes, got {nbytes!r}")
+    if _core is not None:
+        _core.set_program_cache_limit(int(nbytes))
+    _buffer_cache_limit = int(nbytes)
 
 
 def floatx() -> str:

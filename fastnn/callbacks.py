@@ -9,6 +9,8 @@ import csv
 import math
 import numbers
 import os
+import re
+import string
 import sys
 import warnings
 
@@ -46,6 +48,35 @@ class Callback:
     def on_predict_end(self, logs=None): pass
     def on_predict_batch_begin(self, batch, logs=None): pass
     def on_predict_batch_end(self, batch, logs=None): pass
+
+    def _check_fit(self, log_keys):
+        """Called by ``fit`` while it checks its arguments, before anything changes or trains:
+        ``log_keys`` are the keys every epoch's logs will hold. Raise to refuse the fit."""
+
+
+def _log_keys(metric_names, validation, callbacks):
+    """The keys of fit's epoch logs: the loss and metric names, their ``val_`` twins with
+    validation data, and ``learning_rate`` when a callback that adds it (LearningRateScheduler,
+    ReduceLROnPlateau) is among ``callbacks`` (those that run before the one asking)."""
+    keys = ["loss", *metric_names]
+    if validation:
+        keys += ["val_" + k for k in keys]
+    if any(isinstance(cb, (LearningRateScheduler, ReduceLROnPlateau)) for cb in callbacks):
+        keys.append("learning_rate")
+    return keys
+
+
+def _check_directory(path, what):
+    """The directory that will hold ``path`` exists or can be created (its nearest existing
+    ancestor is a writable directory); a clear error otherwise."""
+    directory = os.path.dirname(os.path.abspath(path))
+    ancestor = directory
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor) or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{what}: cannot write into {directory!r} ({ancestor!r} is not a writable "
+                         "directory)")
+    return directory
 
 
 class History(Callback):
@@ -356,11 +387,34 @@ class ModelCheckpoint(_MonitorCallback):
         from . import saving  # the extension chooses the format: checked now, not after an epoch
         saving._keras_extension(self.filepath, weights=self.save_weights_only)
 
+    def _check_fit(self, log_keys):
+        """The file name's fields are ``epoch`` or log keys and their formats fit their values;
+        the directory can be made (it is created, as Keras does, when the first file is saved)."""
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(self.filepath) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} is not a valid format "
+                             f"string: {exc}") from None
+        for field in fields:
+            key = re.split(r"[.\[]", field, maxsplit=1)[0]
+            if key != "epoch" and key not in log_keys:
+                raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} names {{{field}}}, but "
+                                 f"the logs will hold only epoch, {', '.join(log_keys)}")
+        try:
+            path = self.filepath.format(epoch=1, **{k: 0.5 for k in log_keys})
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} cannot be formatted with "
+                             f"an epoch number and the logs' floats: {exc}") from None
+        _check_directory(path, "ModelCheckpoint")
+
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor_op is None:
             self._set_monitor_op()
         logs = logs or {}
         path = self.filepath.format(epoch=epoch + 1, **logs)
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
@@ -386,6 +440,13 @@ class CSVLogger(Callback):
         super().__init__()
         self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
         self._keys = None
+
+    def _check_fit(self, log_keys):
+        directory = os.path.dirname(os.path.abspath(self.filename))
+        if not os.path.isdir(directory):  # as Keras, the logger does not create directories
+            raise ValueError(f"CSVLogger: the directory of {self.filename!r} does not exist")
+        if os.path.isdir(self.filename) or not os.access(directory, os.W_OK | os.X_OK):
+            raise ValueError(f"CSVLogger: cannot write the file {self.filename!r}")
 
     def on_train_begin(self, logs=None):
         self._keys = None

@@ -546,7 +546,7 @@ class Functional(Model):
     # -- inference --------------------------------------------------------------------------------
     def _predict_program_for(self, x):
         cached = self._programs.get("predict")
-        if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
+        if cached is not None and cached[0] == tracking.count() and backend.get_backend() == "native":
             return cached[1]
         arrays = data_adapter.as_list(x)
         return self._program("predict", lambda *bufs: self._forward(list(bufs), training=False),

@@ -15,9 +15,11 @@ statistics) and Dropout (random mask vs identity) behave differently.
 training step once shapes repeat); the arrays they return stay valid until the layer's next call.
 ``layer(x)`` is the public call: it validates, builds if needed and returns a fresh array.
 """
+import contextlib
 import math
 import numbers
 import re
+import threading
 from collections import Counter
 
 import numpy as np
@@ -27,6 +29,23 @@ from . import backend, constraints, initializers, program, regularizers, trackin
 
 _name_counts = Counter()
 _REGISTRY = {}
+
+
+_weight_budget = threading.local()
+
+
+@contextlib.contextmanager
+def weight_budget(values):
+    """Within the block, layers built on this thread may create at most ``values`` weight values
+    in all (ValueError naming the weight otherwise, before it is allocated): ``load_model``
+    rebuilds a model within the weight values its file holds, so a crafted configuration cannot
+    make it allocate more than a small multiple of the file's size."""
+    previous = getattr(_weight_budget, "bytes", None)
+    _weight_budget.bytes = int(values)
+    try:
+        yield
+    finally:
+        _weight_budget.bytes = previous
 
 
 def register(cls):
@@ -104,6 +123,13 @@ class Layer(tracking.Tracked):
     def add_weight(self, name, shape, initializer, trainable=True, regularizer=None, constraint=None):
         """Create a weight; a trainable one also gets a gradient array (and its regularizer, and
         its constraint, applied after each optimizer update)."""
+        budget = getattr(_weight_budget, "bytes", None)
+        if budget is not None:  # loading a file: its weights bound what building may allocate
+            need = math.prod(int(d) for d in shape)
+            if need > budget:
+                raise ValueError(f"{self.name}'s weight {name!r} of shape {tuple(shape)} has {need} "
+                                 f"values, but the file holds only {budget} more weight values")
+            _weight_budget.bytes = budget - need
         value = initializers.get(initializer)(shape, self.dtype)
         if constraint is not None and trainable:
             self.__dict__.setdefault("_constraints", []).append((value, constraint))
@@ -132,6 +158,7 @@ class Layer(tracking.Tracked):
         for name in self._RUNTIME:  # also the handles a recording left behind
             if name in self.__dict__:
                 object.__setattr__(self, name, None)
+        program.trim_buffers(self.__dict__.get("_buffers"))  # a huge batch's scratch is not kept
 
     def regularization_loss(self, add_grads=False):
         """Sum of the penalties of this layer's regularized trainable weights (0.0 when frozen).

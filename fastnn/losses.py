@@ -354,7 +354,8 @@ class CategoricalCrossentropy(_CrossEntropy):
         self.label_smoothing = _fraction(label_smoothing, "label_smoothing")
 
     def prepare_targets(self, y, n, output_shape, dtype):
-        return self._dense_targets(y, n, output_shape, dtype, "one-hot targets")
+        y = self._dense_targets(y, n, output_shape, dtype, "one-hot targets")
+        return self._check_range(y, 0, 1, "one-hot or probability targets")
 
     def _logits_mean(self, y, logits, out=None, need_grad=True):
         return _kernels().softmax_cross_entropy(logits, y, out, need_grad,

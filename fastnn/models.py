@@ -99,6 +99,8 @@ def _releasing(method):
             finally:
                 for layer in self._layers:
                     layer.release()
+                program.trim_programs(self._programs)  # a huge batch's buffers are not kept
+                program.trim_buffers(self._buffers)
     wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = method.__name__, method.__qualname__, method.__doc__
     wrapper.__wrapped__ = method
     return wrapper
@@ -280,7 +282,7 @@ class Model(tracking.Tracked):
 
     def _predict_program(self, x):
         cached = self._programs.get("predict")
-        if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
+        if cached is not None and cached[0] == tracking.count() and backend.get_backend() == "native":
             return cached[1]  # the common case, checked first: predict at batch 1 is a few us
         return self._program("predict", lambda xb: [self._forward(xb, training=False)],
                              [(x.shape[1:], x.dtype)], 0)
@@ -351,7 +353,7 @@ class Model(tracking.Tracked):
         compiled = None
         if weights is None:
             cached = self._programs.get("train")
-            if cached is not None and cached[0] == tracking.count() and backend._backend == "native":
+            if cached is not None and cached[0] == tracking.count() and backend.get_backend() == "native":
                 compiled = cached[1]  # checked first: a small step takes tens of microseconds
             else:
                 compiled = self._train_program(x, y)
@@ -458,6 +460,9 @@ class Model(tracking.Tracked):
             for cb in cbs:
                 if not isinstance(cb, callbacks_module.Callback):
                     raise TypeError(f"callbacks must be fastnn.callbacks.Callback instances, got {cb!r}")
+            names = self.metrics_names[1:]  # the log keys, as fit will write them
+            for i, cb in enumerate(cbs):  # a checkpoint's file name, a logger's directory: refused
+                cb._check_fit(callbacks_module._log_keys(names, val is not None, cbs[:i]))  # now
             # Everything is valid: from here on the model may change.
             if not self.built:
                 self.build(x.shape[1:])

@@ -331,6 +331,23 @@ def buffer(owner, cache, key, shape, dtype):
     return buf
 
 
+def trim_buffers(cache):
+    """Empty the scratch-buffer ``cache`` of :func:`buffer` when its arrays hold more than
+    ``backend.buffer_cache_limit()`` bytes (called when a public call returns)."""
+    if cache:
+        from . import backend
+        if sum(b.nbytes for b in cache.values()) > backend.buffer_cache_limit():
+            cache.clear()
+
+
+def trim_programs(programs):
+    """Free the internal buffers of every program in ``programs`` (a model's ``{kind: (count,
+    Program or None)}``) that holds more than the cache limit (``backend.buffer_cache_limit``)."""
+    for _, compiled in programs.values():
+        if compiled is not None:
+            compiled.trim()
+
+
 class Program:
     """A recorded program, ready to run: ``run(n, arrays, scalars)`` returns its results (floats
     for scalars, arrays of n rows for buffers, which stay valid until the next run)."""
@@ -342,9 +359,11 @@ class Program:
         self._keep = recorder._externals  # the arrays the program points into
         self._results = results
         self._scalars = [r.reg for r in results if isinstance(r, Scalar)]
+        self._last_rows, self._fits = 0, {}  # rows of the last run; {limit: rows known to fit}
 
     def run(self, n, arrays, scalars, buffers=True):
         """The results of one run; with ``buffers=False`` the buffer results are None (not read)."""
+        self._last_rows = n
         values = iter(self._core.run(n, arrays, scalars, self._registers, self._scalars))
         out = []
         for r in self._results:
@@ -358,6 +377,22 @@ class Program:
                 out.append(self._core.view(r.id, n, list(r.shape[1:])))
         return out
 
+    def trim(self):
+        """Free the internal buffers if they hold more than the cache limit (results of the last
+        run become invalid); the next run allocates them again. Asks the native side only after
+        a run larger than any seen within the limit, so a steady state makes no extra call."""
+        limit = _core.program_cache_limit()
+        if self._last_rows <= self._fits.get(limit, -1):
+            return
+        if self._core.storage_bytes() > limit:
+            self._core.release()
+        else:
+            self._fits = {limit: self._last_rows}
+
+    def storage_bytes(self):
+        """Bytes of internal buffers the program holds now."""
+        return self._core.storage_bytes()
+
     def chosen_threads(self, n):
         """The thread count its runs of ``n`` rows use now (0 before the first): fixed by
         ``set_num_threads(k)``, else chosen from measured step times (csrc/threads.h)."""
@@ -367,6 +402,7 @@ class Program:
         """Run on the single input ``x``, then copy the first result (a buffer of len(x) rows)
         into the C-contiguous ``out`` (the inference fast path: one native call)."""
         result = self._results[0]
+        self._last_rows = len(x)
         if result.id in self._slots:  # the model passes its input through unchanged
             self._core.run(len(x), [x], [], self._registers, [])
             out[...] = x.reshape(out.shape)

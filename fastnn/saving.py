@@ -20,9 +20,11 @@ against the model before changing any, so a bad file leaves the model untouched.
 """
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -108,7 +110,7 @@ def _compile_config(model):
     if model.loss is None:
         return None
     loss_config = dict(model.loss.get_config())  # name and reduction included: the loss as it was
-    metrics = [m for m in model._metric_ids if isinstance(m, str)]
+    metrics = [c for c in map(_metric_config, model._metric_ids) if c is not None]
     config = {"loss": {"class_name": type(model.loss).__name__, "config": loss_config},
               "metrics": metrics}
     per_output = getattr(model, "_losses", None)
@@ -117,7 +119,7 @@ def _compile_config(model):
             "losses": [{"class_name": type(l).__name__,
                         "config": {k: v for k, v in l.get_config().items() if k != "name"}} for l in per_output],
             "loss_weights": list(model._loss_weights),
-            "metrics": [[m for m in ms if isinstance(m, str)] for ms in model._metric_spec]}
+            "metrics": [[c for c in map(_metric_config, ms) if c is not None] for ms in model._metric_spec]}
     return config
 
 
@@ -150,6 +152,39 @@ def _keras_kind(path):
         return keras_format.sniff(path)
     except OSError:
         return None
+
+
+def _metric_config(metric):
+    """A name stays a name; a metric object becomes its class and constructor arguments. A metric
+    that cannot be described (a user's class or function) is left out with a warning naming it."""
+    from . import metrics
+    if isinstance(metric, str):
+        return metric
+    cls = type(metric)
+    try:
+        if getattr(metrics, cls.__name__, None) is not cls:
+            raise TypeError("not a fastnn.metrics class")
+        config = metric.get_config()
+        json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        warnings.warn(f"metric {metric!r} is not saved ({exc}); compile the loaded model with it "
+                      "again", UserWarning, stacklevel=4)
+        return None
+    return {"class_name": cls.__name__, "config": config}
+
+
+def _metric_from_config(entry, name):
+    from . import metrics
+    if isinstance(entry, str):
+        return entry
+    if not (isinstance(entry, dict) and isinstance(entry.get("class_name"), str)
+            and isinstance(entry.get("config"), dict)):
+        raise ModelFileError(f"{name}: malformed metric entry {str(entry)[:100]}")
+    cls = getattr(metrics, entry["class_name"], None)
+    if not (isinstance(cls, type) and issubclass(cls, metrics.Metric)) or cls in (
+            metrics.Metric, metrics.MeanMetricWrapper) or entry["class_name"].startswith("_"):
+        raise ModelFileError(f"{name}: unknown metric {entry['class_name']!r}")
+    return cls.from_config(entry["config"])
 
 
 def save_model(model, path, include_optimizer=True):
@@ -246,7 +281,8 @@ def read_file(path):
             dtype = _DTYPES[e["dtype"]]
             shape = tuple(int(s) for s in e["shape"])
             offset, length = int(e["offset"]), int(e["length"])
-            if offset < 0 or offset + length > len(payload) or length != int(np.prod(shape)) * dtype.itemsize:
+            if min(shape, default=0) < 0 or offset < 0 or length < 0 or offset + length > len(payload) \
+                    or length != math.prod(shape) * dtype.itemsize:
                 raise ValueError(f"array {e['name']} does not fit the payload")
             arrays[e["name"]] = np.frombuffer(payload[offset:offset + length], dtype=dtype).reshape(
                 shape).astype(dtype.newbyteorder("="), copy=True)
@@ -291,6 +327,7 @@ def load_model(path, compile=True):
     the file holds it, the optimizer with its state (identical continued training)."""
     from . import losses, optimizers
     from .layers import get as layer_from_config
+    from .layers import weight_budget
     from .models import Sequential
     name = os.path.basename(os.fspath(path))
     kind = _keras_kind(path)
@@ -304,24 +341,28 @@ def load_model(path, compile=True):
     if header.get("kind") != "model":
         raise ModelFileError(f"{name} holds only weights (save_weights); build the model and call "
                              "model.load_weights, or save it with model.save")
+    # Building allocates the weights (and their gradients): a configuration whose weights are
+    # larger than the file's is refused before they are allocated.
+    budget = sum(arrays[e["name"]].size for e in header["arrays"] if e["name"].startswith("weights/"))
     try:
         config = header["model_config"]
-        if "output_layers" in config:  # a functional model (fastnn.functional)
-            from .functional import Functional
-            from . import backend
-            before = backend.floatx()
-            try:  # the layers are built as the graph is rebuilt: in the file's dtype
+        with weight_budget(budget):  # layers bigger than the file's weights are refused unbuilt
+            if "output_layers" in config:  # a functional model (fastnn.functional)
+                from .functional import Functional
+                from . import backend
+                before = backend.floatx()
+                try:  # the layers are built as the graph is rebuilt: in the file's dtype
+                    if header.get("dtype") is not None:
+                        backend.set_floatx(header["dtype"])
+                    model = Functional.from_config(config)
+                finally:
+                    backend.set_floatx(before)
+            else:
+                model = Sequential(name=config.get("name"))
                 if header.get("dtype") is not None:
-                    backend.set_floatx(header["dtype"])
-                model = Functional.from_config(config)
-            finally:
-                backend.set_floatx(before)
-        else:
-            model = Sequential(name=config.get("name"))
-            if header.get("dtype") is not None:
-                model._dtype = np.dtype(header["dtype"])
-            for layer_config in config["layers"]:
-                model.add(layer_from_config(layer_config))
+                    model._dtype = np.dtype(header["dtype"])
+                for layer_config in config["layers"]:
+                    model.add(layer_from_config(layer_config))
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise ModelFileError(f"{name}: cannot rebuild the model from its configuration: {exc}") from None
     weights = _weights_from(header, arrays, name, model)
@@ -352,10 +393,12 @@ def load_model(path, compile=True):
                         raise ModelFileError(f"{name}: unknown loss {entry['class_name']!r}")
                     made.append(cls(**entry["config"]))
                 model.compile(optimizer=optimizer, loss=made, loss_weights=per["loss_weights"],
-                              metrics=per["metrics"])
+                              metrics=[[_metric_from_config(m, name) for m in ms]
+                                       for ms in per["metrics"]])
             else:
                 model.compile(optimizer=optimizer, loss=loss_cls(**compile_config["loss"]["config"]),
-                              metrics=compile_config.get("metrics") or None)
+                              metrics=[_metric_from_config(m, name)
+                                       for m in compile_config.get("metrics") or []] or None)
             if opt and opt.get("iterations") is not None:
                 variables = [arrays[e["name"]] for e in header["arrays"] if e["name"].startswith("optimizer/")]
                 try:

@@ -589,3 +589,463 @@ def test_29_x_overflowing_float32_is_named_by_fit_and_predict(backend):
         model.fit(x, np.zeros(4), verbose=0)
     with pytest.raises(ValueError, match="overflow float32"):
         model.predict(x, verbose=0)
+
+
+# -- 23. metric objects survive save and load ---------------------------------------------------------
+def test_23_metric_objects_are_saved_and_restored(tmp_path):
+    from fastnn import metrics
+    objects = [metrics.Precision(average="macro", name="p_macro"), metrics.AUC(curve="PR"),
+               metrics.TopKCategoricalAccuracy(k=2), metrics.F1Score(average="weighted"),
+               metrics.Accuracy(threshold=0.3)]
+    model = small_model(metrics=["accuracy", *objects])
+    x, y = np.random.default_rng(0).normal(size=(32, 4)), np.arange(32) % 3
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.fastnn")
+    loaded = load_model(tmp_path / "m.fastnn")
+    assert loaded.metrics_names == model.metrics_names
+    restored = loaded._metric_ids[1:]
+    assert [type(m) for m in restored] == [type(m) for m in objects]
+    assert [m.get_config() for m in restored] == [m.get_config() for m in objects]
+    assert loaded.evaluate(x, y, verbose=0) == model.evaluate(x, y, verbose=0)
+
+
+def test_23_a_metric_that_cannot_be_saved_is_named_not_dropped_silently(tmp_path):
+    from fastnn import metrics
+    custom = metrics.MeanMetricWrapper(lambda t, p: np.zeros(len(t)), name="zero")
+    model = small_model(metrics=[custom, "accuracy"])
+    with pytest.warns(UserWarning, match="zero.*not saved"):
+        model.save(tmp_path / "m.fastnn")
+    assert load_model(tmp_path / "m.fastnn").metrics_names == ["loss", "accuracy"]
+
+
+def test_23_unknown_metric_class_in_a_file_is_a_model_file_error(tmp_path):
+    path = tmp_path / "m.fastnn"
+    small_model(metrics=["accuracy"]).save(path)
+
+    def edit(h):
+        h["compile_config"]["metrics"] = [{"class_name": "Metric", "config": {}}]
+        return h
+    _rewrite_header(path, edit)
+    with pytest.raises(ModelFileError, match="unknown metric"):
+        load_model(path)
+
+
+# -- 31. pickle and deepcopy of a compiled, trained model ----------------------------------------------
+@pytest.mark.parametrize("clone", [lambda m: __import__("pickle").loads(__import__("pickle").dumps(m)),
+                                   copy.deepcopy], ids=["pickle", "deepcopy"])
+def test_31_trained_model_round_trips_through_pickle_and_deepcopy(backend, clone):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 4)).astype(np.float32), np.arange(40) % 3
+    model = small_model(metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    twin = clone(model)
+    assert twin._lock is not model._lock
+    np.testing.assert_array_equal(twin.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert twin.optimizer.iterations == model.optimizer.iterations
+    results = []
+    for m in (twin, model):
+        set_random_seed(5)
+        history = m.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        results.append((history.history["loss"], m.get_weights()))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- 30. momentum turned on after the optimizer state was made --------------------------------------
+def test_30_momentum_set_after_the_state_exists_grows_the_state(backend):
+    make = lambda m: optimizers.SGD(0.1, momentum=m)  # SGD's only state is the velocity
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(8, 3)).astype(np.float32)
+
+    def model_with(opt, weights=None):
+        set_random_seed(0)
+        m = Sequential([Dense(3, input_shape=(4,))])
+        m.compile(optimizer=opt, loss="mse")
+        if weights is not None:
+            m.set_weights(weights)
+        return m
+
+    switched = model_with(make(0.0))
+    switched.train_on_batch(x, y)
+    after_one = switched.get_weights()
+    switched.optimizer.momentum = 0.9  # the state was made without momentum
+    for _ in range(3):
+        switched.train_on_batch(x, y)
+    # the same three steps from a fresh state made with momentum: velocity starts at zero
+    fresh = model_with(make(0.9), after_one)
+    plain = model_with(make(0.0), after_one)
+    for _ in range(3):
+        fresh.train_on_batch(x, y)
+        plain.train_on_batch(x, y)
+    for a, b, c in zip(switched.get_weights(), fresh.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)  # momentum took effect
+
+
+def test_30_rmsprop_momentum_turned_on_later_trains_with_a_velocity(backend):
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(8, 3)).astype(np.float32)
+    set_random_seed(0)
+    model = Sequential([Dense(3, input_shape=(4,))])
+    model.compile(optimizer=optimizers.RMSprop(0.01), loss="mse")
+    model.train_on_batch(x, y)
+    assert model.optimizer._slots[0][2] is None  # no momentum velocity yet
+    model.optimizer.momentum = 0.5
+    model.train_on_batch(x, y)
+    velocity = model.optimizer._slots[0][2]
+    assert velocity is not None and velocity.shape == model.get_weights()[0].shape and np.any(velocity != 0)
+    assert model.optimizer.iterations == 2
+
+
+# -- 25. backend_scope is per thread ------------------------------------------------------------------
+def test_25_backend_scopes_in_two_threads_do_not_mix():
+    from fastnn import backend as backend_module
+    from fastnn import native, reference
+    fastnn.set_backend("native")
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def thread_a():  # enters first, leaves first
+        with fastnn.backend_scope("numpy"):
+            a_in.set()
+            b_in.wait(10)
+            seen["a"] = (fastnn.get_backend(), backend_module.kernels())
+        a_out.set()
+        seen["a_after"] = fastnn.get_backend()
+
+    def thread_b():  # enters second, leaves last
+        a_in.wait(10)
+        with fastnn.backend_scope("native"):
+            b_in.set()
+            a_out.wait(10)
+            seen["b"] = (fastnn.get_backend(), backend_module.kernels())
+        seen["b_after"] = fastnn.get_backend()
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    a_in.wait(10)
+    seen["main_during"] = (fastnn.get_backend(), backend_module.kernels())
+    for t in threads:
+        t.join(20)
+    assert seen["a"] == ("numpy", reference)
+    assert seen["b"] == ("native", native.kernels)
+    assert seen["main_during"] == ("native", native.kernels)  # another thread's scope is not ours
+    assert seen["a_after"] == seen["b_after"] == fastnn.get_backend() == "native"
+
+
+def test_25_a_scope_in_another_thread_does_not_switch_a_running_fit():
+    from fastnn import backend as backend_module
+    from fastnn import native
+    fastnn.set_backend("native")
+    model = small_model()
+    seen, inside, done = [], threading.Event(), threading.Event()
+
+    class Probe(fastnn.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 0:
+                inside.wait(10)
+            seen.append(backend_module.kernels() is native.kernels)
+
+    def other():
+        with fastnn.backend_scope("numpy"):
+            inside.set()
+            done.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    model.fit(np.ones((16, 4)), np.zeros(16), batch_size=4, epochs=1, verbose=0, callbacks=[Probe()])
+    done.set()
+    t.join(10)
+    assert inside.is_set() and seen and all(seen)
+
+
+def test_25_set_backend_inside_a_scope_lasts_until_the_scope_ends():
+    fastnn.set_backend("native")
+    with fastnn.backend_scope("numpy"):
+        fastnn.set_backend("native")
+        assert fastnn.get_backend() == "native"
+        with pytest.raises(ValueError, match="backend must be"):
+            fastnn.backend_scope("cuda").__enter__()
+    assert fastnn.get_backend() == "native"
+    with fastnn.backend_scope("native"):
+        fastnn.set_backend("numpy")
+    assert fastnn.get_backend() == "native"
+
+
+# -- 27. callbacks' files are checked when fit starts -------------------------------------------------
+@pytest.mark.parametrize("name, match", [("m-{epoch}-{val_los:.2f}.fastnn", "names {val_los}"),
+                                         ("m-{epoch.fastnn", "not a valid format"),
+                                         ("m-{loss:d}.fastnn", "cannot be formatted"),
+                                         ("m-{}.fastnn", "names {}")])
+def test_27_bad_checkpoint_file_names_are_refused_before_training(tmp_path, name, match):
+    model = small_model(metrics=["accuracy"])
+    before = [w.copy() for w in model.get_weights()]
+    checkpoint = fastnn.callbacks.ModelCheckpoint(str(tmp_path / name))
+    with pytest.raises(ValueError, match=match):
+        model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, validation_split=0.25,
+                  callbacks=[checkpoint])
+    assert model.optimizer.iterations == 0 and model.optimizer._slots is None
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_27_checkpoint_file_names_with_log_keys_are_accepted(tmp_path):
+    model = small_model(metrics=["accuracy"])
+    name = "m-{epoch:02d}-{val_loss:.3f}-{accuracy:.2f}-{learning_rate:.0e}.fastnn"
+    model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, validation_split=0.25,
+              callbacks=[fastnn.callbacks.LearningRateScheduler(lambda epoch, lr: lr),
+                         fastnn.callbacks.ModelCheckpoint(str(tmp_path / name))])
+    assert len(list(tmp_path.glob("m-0[12]-*.fastnn"))) == 2
+
+
+def test_27_learning_rate_in_a_file_name_needs_a_callback_that_logs_it_first(tmp_path):
+    model = small_model()
+    with pytest.raises(ValueError, match="learning_rate"):
+        model.fit(np.ones((8, 4)), np.zeros(8), verbose=0,
+                  callbacks=[fastnn.callbacks.ModelCheckpoint(str(tmp_path / "m-{learning_rate}.fastnn")),
+                             fastnn.callbacks.LearningRateScheduler(lambda epoch, lr: lr)])
+
+
+def test_27_checkpoint_creates_its_directory_as_keras(tmp_path):
+    model = small_model()
+    path = tmp_path / "new" / "deeper" / "m-{epoch}.fastnn"
+    model.fit(np.ones((8, 4)), np.zeros(8), epochs=1, verbose=0,
+              callbacks=[fastnn.callbacks.ModelCheckpoint(str(path), monitor="loss")])
+    assert load_model(tmp_path / "new" / "deeper" / "m-1.fastnn").built
+
+
+def test_27_checkpoint_under_a_file_and_csv_logger_in_a_missing_directory_fail_at_fit_start(tmp_path):
+    (tmp_path / "plain").write_text("a file, not a directory")
+    for cb, match in [(fastnn.callbacks.ModelCheckpoint(str(tmp_path / "plain" / "m.fastnn")), "cannot write"),
+                      (fastnn.callbacks.CSVLogger(str(tmp_path / "missing" / "log.csv")), "does not exist")]:
+        model = small_model()
+        with pytest.raises(ValueError, match=match):
+            model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, callbacks=[cb])
+        assert model.optimizer.iterations == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]
+
+
+# -- 28. FASTNN_CPU_CAPABILITY and categorical cross-entropy targets -----------------------------------
+def test_28_cpu_capability_names_are_case_insensitive():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FASTNN_CPU_CAPABILITY=" GENERIC ")
+    code = "import warnings; warnings.simplefilter('error'); import fastnn; print(fastnn.backend._core.cpu_capability())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "generic"
+
+
+def test_28_unknown_cpu_capability_is_a_warning_naming_the_valid_values():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FASTNN_CPU_CAPABILITY="sse9")
+    code = "import fastnn; print(fastnn.backend._core.cpu_capability())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "CpuCapabilityWarning" in result.stderr and "'sse9'" in result.stderr
+    assert "generic, avx2, avx512" in result.stderr
+    best = fastnn.backend._core.available_cpu_capabilities()[-1]
+    assert result.stdout.strip() == best  # the best variant is kept
+
+
+@pytest.mark.parametrize("bad", [-0.5, 1.5])
+def test_28_categorical_cross_entropy_targets_outside_0_1_are_refused(backend, bad):
+    from fastnn import losses
+    y = np.array([[bad, 1 - bad], [0.0, 1.0]], np.float32)
+    p = np.array([[0.3, 0.7], [0.5, 0.5]], np.float32)
+    for loss in (losses.CategoricalCrossentropy(), losses.CategoricalCrossentropy(from_logits=True)):
+        with pytest.raises(ValueError, match=r"categorical_crossentropy expects .*targets in \[0, 1\]"):
+            loss(y, p)
+    model = small_model(features=2, units=2, loss="categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=r"targets in \[0, 1\]"):
+        model.fit(np.ones((2, 2)), y, verbose=0)
+    assert model.optimizer.iterations == 0
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- 13. declared shapes are bounded by the file's weights before anything is allocated -------------
+def test_13_crafted_huge_layer_is_refused_without_allocating(tmp_path):
+    path = tmp_path / "m.fastnn"
+    small_model().save(path)
+
+    def edit(h):  # 10**5 inputs x 10**5 units: 40 GB of kernel, from a file of a few hundred bytes
+        first, dense = h["model_config"]["layers"][:2]
+        assert first["class_name"] == "InputLayer" and dense["class_name"] == "Dense"
+        first["config"]["input_shape"] = dense["config"]["input_shape"] = [10**5]
+        dense["config"]["units"] = 10**5
+        return h
+    _rewrite_header(path, edit)
+    code = f"""
+        import resource, tracemalloc
+        from fastnn.models import load_model
+        from fastnn.saving import ModelFileError
+        tracemalloc.start()
+        try:
+            load_model({str(path)!r})
+        except ModelFileError as exc:
+            print("refused:", exc)
+        print("peak", tracemalloc.get_traced_memory()[1])
+        print("rss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """
+    result = run_child(code, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "refused:" in result.stdout and "file holds only" in result.stdout, result.stdout
+    peak = int(result.stdout.split("peak ")[1].split()[0])
+    rss = int(result.stdout.split("rss_kib ")[1].split()[0])
+    assert peak < 50 * 2**20 and rss < 1024 * 1024, (peak, rss)  # 40 GB declared; a 1 GiB ceiling
+
+
+@pytest.mark.parametrize("shape", [[-1, 4], [2**40, 2**40]])
+def test_13_negative_or_overflowing_array_shapes_are_refused(tmp_path, shape):
+    path = tmp_path / "m.fastnn"
+    small_model().save(path)
+
+    def edit(h):
+        h["arrays"][0]["shape"] = shape
+        return h
+    _rewrite_header(path, edit)
+    with pytest.raises(ModelFileError, match="does not fit"):
+        load_model(path)
+
+
+# -- 8. the bitwise promise is the native backend's, whatever sets the thread count ------------------
+_TRAIN_AND_HASH = """
+    import hashlib, sys
+    import numpy as np
+    import fastnn
+    from fastnn import layers
+    if sys.argv[1] == "threadpoolctl":
+        import threadpoolctl
+        threadpoolctl.threadpool_limits(int(sys.argv[2]))
+    elif sys.argv[1] == "set_num_threads":
+        fastnn.set_num_threads(int(sys.argv[2]))
+    fastnn.set_backend("native")
+    fastnn.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 64)).astype(np.float32)
+    y = (x[:, :3].sum(axis=1) > 0).astype(np.int64) + (x[:, 3] > 1)
+    m = fastnn.Sequential([layers.Input(shape=(64,)), layers.Dense(256, activation="relu"),
+                           layers.BatchNormalization(), layers.Dropout(0.2),
+                           layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(x, y, batch_size=128, epochs=2, verbose=0)
+    h = hashlib.sha256()
+    for w in m.get_weights():
+        h.update(w.tobytes())
+    h.update(m.predict(x, verbose=0).tobytes())
+    print(fastnn.get_num_threads(), h.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("how", ["OMP_NUM_THREADS", "set_num_threads", "threadpoolctl"])
+def test_08_native_training_is_bitwise_identical_on_1_and_2_threads(how):
+    if how == "threadpoolctl":
+        pytest.importorskip("threadpoolctl", reason="threadpoolctl is an optional test tool")
+    runs = []
+    for n in (1, 2):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env.pop("OMP_NUM_THREADS", None)
+        if how == "OMP_NUM_THREADS":
+            env["OMP_NUM_THREADS"] = str(n)
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(_TRAIN_AND_HASH), how, str(n)],
+                                cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=SUBPROCESS_TIMEOUT, check=False)
+        assert result.returncode == 0, result.stderr[-2000:]
+        threads, digest = result.stdout.split()
+        runs.append((int(threads), digest))
+    if os.cpu_count() >= 2:
+        assert runs[0][0] == 1 and runs[1][0] == 2  # the setting took effect
+    assert runs[0][1] == runs[1][1]
+
+
+# -- 14. scratch buffers: bounded between calls, released on failure ---------------------------------
+@pytest.fixture
+def small_cache_limit():
+    previous = fastnn.backend.buffer_cache_limit()
+    fastnn.backend.set_buffer_cache_limit(1 << 20)  # 1 MiB: a 4,096-row batch of 256 units exceeds it
+    yield
+    fastnn.backend.set_buffer_cache_limit(previous)
+
+
+def _program_bytes(model, kind):
+    return model._programs[kind][1].storage_bytes()
+
+
+def test_14_buffers_of_a_batch_over_the_limit_are_freed_after_the_call(small_cache_limit):
+    fastnn.set_backend("native")
+    set_random_seed(0)
+    model = Sequential([Dense(256, activation="relu", input_shape=(8,)), Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4096, 8)).astype(np.float32), np.arange(4096) % 3
+    big = model.predict(x, batch_size=4096, verbose=0)
+    assert _program_bytes(model, "predict") == 0
+    small = model.predict(x[:32], batch_size=32, verbose=0)
+    np.testing.assert_array_equal(small, big[:32])
+    kept = _program_bytes(model, "predict")
+    assert 0 < kept <= 1 << 20  # a normal batch keeps its buffers
+    model.predict(x[:32], batch_size=32, verbose=0)
+    assert _program_bytes(model, "predict") == kept  # and reuses them: nothing allocated again
+    model.fit(x, y, batch_size=4096, epochs=2, verbose=0)
+    assert _program_bytes(model, "train") == 0
+    model.fit(x[:64], y[:64], batch_size=32, epochs=2, verbose=0)
+    kept = _program_bytes(model, "train")
+    assert 0 < kept <= 1 << 20
+    model.train_on_batch(x[:32], y[:32])
+    assert _program_bytes(model, "train") == kept
+
+
+def test_14_eager_buffers_over_the_limit_are_not_kept(backend, small_cache_limit):
+    set_random_seed(0)
+    model = Sequential([Dense(256, activation="relu", input_shape=(8,)), Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).normal(size=(4096, 8)).astype(np.float32)
+    kept = lambda layer: sum(b.nbytes for b in layer._buffers.values())
+    model.evaluate(x, np.arange(4096) % 3, batch_size=4096, verbose=0)  # eager on both backends
+    assert kept(model.layers[0]) == 0  # 4096 x 256 values: over the limit, freed
+    assert all(kept(layer) <= 1 << 20 for layer in model.layers)
+    model.evaluate(x[:32], np.arange(32) % 3, batch_size=32, verbose=0)
+    assert 0 < kept(model.layers[0]) <= 1 << 20
+
+
+def test_14_set_buffer_cache_limit_checks_its_argument():
+    for bad in (-1, 1.5, "big", True):
+        with pytest.raises(ValueError, match="buffer cache limit"):
+            fastnn.backend.set_buffer_cache_limit(bad)
+
+
+def test_14_memory_error_mid_growth_keeps_no_half_grown_buffers():
+    code = """
+        import resource
+        import numpy as np
+        import fastnn
+        from fastnn.layers import Dense
+        from fastnn.models import Sequential
+        fastnn.set_backend("native")
+        fastnn.set_num_threads(1)
+        model = Sequential([Dense(256, activation="relu", input_shape=(4,)), Dense(256, activation="relu"),
+                            Dense(3)])
+        small = np.ones((8, 4), np.float32)
+        expected = model.predict(small, verbose=0)
+        def vm():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[0]) * resource.getpagesize()
+        # each of the batch's buffers needs 400 MB; the address space allows about two of them
+        resource.setrlimit(resource.RLIMIT_AS, (vm() + (900 << 20), resource.RLIM_INFINITY))
+        x = np.ones((400_000, 4), np.float32)
+        compiled = model._predict_program(x)
+        try:
+            model.predict(x, batch_size=len(x), verbose=0)
+            print("no error")
+        except MemoryError:
+            print("MemoryError", compiled.storage_bytes())
+        np.testing.assert_array_equal(model.predict(small, verbose=0), expected)
+        print("ok")
+    """
+    result = run_child(code, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["MemoryError", "0", "ok"], result.stdout

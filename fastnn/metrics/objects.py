@@ -3,6 +3,7 @@ a confusion matrix, all scores for AUC), so ``result()`` after any sequence of b
 function on the concatenated data, never an average of per-batch ratios.
 """
 import copy
+import inspect
 import warnings
 
 import numpy as np
@@ -37,6 +38,37 @@ class Metric:
 
     def result(self):
         raise NotImplementedError
+
+    def get_config(self):
+        """The constructor arguments that rebuild this metric: ``type(self)(**get_config())``.
+
+        Read from the constructors' parameters (following ``**kwargs`` up the classes) and the
+        attributes of the same names. A metric built around a user function (a plain
+        :class:`MeanMetricWrapper`) has none: TypeError.
+        """
+        config = {}
+        for cls in type(self).__mro__:
+            init = cls.__dict__.get("__init__")
+            if init is None:
+                continue
+            params = list(inspect.signature(init).parameters.values())[1:]
+            for p in params:
+                if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in config:
+                    continue
+                if p.name in ("fn", "direction"):
+                    raise TypeError(f"{type(self).__name__} wraps a function and has no config")
+                if hasattr(self, p.name):
+                    value = getattr(self, p.name)
+                else:
+                    value = getattr(self, "kwargs", {}).get(p.name, p.default)
+                config[p.name] = value.tolist() if isinstance(value, np.ndarray) else value
+            if not any(p.kind == p.VAR_KEYWORD for p in params):
+                break
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def clone(self):
         """A copy with the same configuration and an empty state."""
@@ -208,6 +240,11 @@ class F1Score(FBetaScore):
 
     def __init__(self, **kwargs):
         super().__init__(beta=1.0, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["beta"]
+        return config
 
 
 def _model_scores(y_true, y_pred):

@@ -468,3 +468,40 @@ def test_course_notes_keras_recurrent_block_runs_with_imports_changed():
     inputs = np.random.default_rng(0).normal(size=(batch_size, sequence_len, input_size))
     outputs = model(inputs)
     assert outputs.shape == (batch_size, sequence_len, hidden_size)
+
+
+# -- Keras itself, through a fixture made by real Keras ---------------------------------------------
+def _keras_compare_module():
+    """bench/keras_recurrent_compare.py, the script that made tests/fixtures/keras_recurrent.npz
+    (Keras 3 on JAX) and that compares fastnn with it."""
+    import importlib.util
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("keras_recurrent_compare",
+                                                  root / "bench" / "keras_recurrent_compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, root / "tests" / "fixtures" / "keras_recurrent.npz"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+def test_outputs_and_weight_gradients_equal_keras_on_keras_weights(backend):
+    """Every case of the fixture (each cell, reset_after both ways, sequences or last state,
+    go_backwards, initial_state with return_state, stacked layers, Dense per step,
+    Embedding -> LSTM -> Dense, the course notes' block): outputs, loss and the gradient of every
+    weight agree with Keras's to float32 rounding."""
+    module, fixture = _keras_compare_module()
+    with fastnn.backend_scope(backend):
+        errors = module.compare(fixture, verbose=False)
+    assert len(errors) == len(module.CASES) and max(errors.values()) < 1e-5
+
+
+def test_keras_comparison_fails_on_a_wrong_weight(tmp_path):
+    """The comparison can fail: one recurrent-kernel entry of one case changed by 1%."""
+    module, fixture = _keras_compare_module()
+    data = dict(np.load(fixture))
+    data["lstm_seq/w1"] = data["lstm_seq/w1"].copy()
+    data["lstm_seq/w1"][0, 5] *= 1.01  # the forget gate's recurrent weight of unit 1
+    np.savez(tmp_path / "changed.npz", **data)
+    with pytest.raises(AssertionError, match="lstm_seq"):
+        module.compare(tmp_path / "changed.npz", verbose=False)

@@ -312,6 +312,8 @@ void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, 
     std::fill(dH0, dH0 + s.N * U, T(0));
     std::fill(dC0, dC0 + s.N * U, T(0));  // the running dL/dc of the cell state
     const T* RT = transposed_recurrent(R, U, K);
+    // Keras's activations (tanh, sigmoid): the gate arithmetic of a row in one fused pass
+    const bool fused = a.act == Act::tanh && a.ract == Act::sigmoid;
     T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = s.T - 1; step >= 0; --step) {
@@ -327,6 +329,23 @@ void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, 
                 const T* c_prev = step > 0 ? C + (i * s.T + s.time(step - 1)) * U
                                            : (C0 ? C0 + i * U : nullptr);
                 add_output_grad(dh, dY, s, step, i, sequences);
+                if (fused) {  // the same arithmetic as below in one pass (bit for bit)
+                    const T* ig = g;
+                    const T* fg = g + U;
+                    const T* gg = g + 2 * U;
+                    const T* og = g + 3 * U;
+                    for (idx j = 0; j < U; ++j) {
+                        const T dcj = dc[j] + (dh[j] * og[j]) * (T(1) - tc[j] * tc[j]);
+                        const T di = dcj * gg[j], dg = dcj * ig[j], d_o = dh[j] * tc[j];
+                        const T df = c_prev ? dcj * c_prev[j] : T(0);
+                        da[j] = di * ig[j] * (T(1) - ig[j]);
+                        da[U + j] = df * fg[j] * (T(1) - fg[j]);
+                        da[2 * U + j] = dg * (T(1) - gg[j] * gg[j]);
+                        da[3 * U + j] = d_o * og[j] * (T(1) - og[j]);
+                        dc[j] = dcj * fg[j];
+                    }
+                    return;
+                }
                 for (idx j = 0; j < U; ++j) da[j] = dh[j] * g[3 * U + j];  // dL/d act(c), scratch
                 act_backward<T>(a.act, da, da, c, tc, U, a.alpha);
                 for (idx j = 0; j < U; ++j) {

@@ -43,7 +43,9 @@ class _Recurrent(RandomLayer):
     (``seed=``; see :class:`fastnn.layers.RandomLayer`). ``recurrent_dropout`` drops units of
     h_{t-1} where it enters the recurrent product, in training only, with one mask per sequence
     and gate (Keras 3: each gate's product gets its own mask, fixed over the steps; the GRU's mix
-    ``z * h_{t-1}`` reads the unmasked state), drawn from the same stream after the input mask."""
+    ``z * h_{t-1}`` reads the unmasked state), drawn from the same stream after the input mask.
+    One difference remains: with ``recurrent_dropout`` Keras 3 also draws a separate input mask
+    per gate (its ``implementation=1``); here the gates share the one input mask."""
     _gates = 1
     _RUNTIME = Layer._RUNTIME | {"_initial", "_cache", "_hseq", "_in_mask", "_in_dropped",
                                  "_rmask"}

@@ -5,11 +5,17 @@ Dense(10, softmax) layer classifies its last state. Adam (learning rate 0.001), 
 on the first 8,000 images of the shared MNIST set, accuracy on the other 2,000.
 
 Every measurement runs in a process of its own (OpenMP pools and BLAS threads of two frameworks
-in one process spin against each other), rounds alternate between the frameworks, and the table
-gives medians and the ratio of medians:
+in one process spin against each other), rounds alternate between the frameworks, round r seeds
+both frameworks with r (so the accuracy's median is over initializations), and the table gives
+medians and the ratio of medians:
 
     python bench/recurrent_mnist.py --mnist ../shared/data/mnist --rounds 3 \\
         --torch-python /path/to/venv-with-torch/bin/python
+
+Before each run the parent waits (up to --quiet-wait seconds) until other processes keep less
+than a quarter of a core busy (``fastnn.benchmark.other_load``), and measures that load again
+right after the run, runs again (--retries) a run that other load disturbed; each run's line
+gives both loads, and the table the largest among the runs kept.
 
 Without --torch-python (or when that Python cannot import torch) only fastnn is measured.
 """
@@ -41,12 +47,12 @@ def _data(mnist):
     return (x[:8000], y[:8000]), (x[8000:], y[8000:])
 
 
-def fastnn_worker(cell, mnist, epochs, threads):
+def fastnn_worker(cell, mnist, epochs, threads, seed=0):
     import fastnn
     from fastnn import layers
     fastnn.set_num_threads(threads)
     (x, y), (xt, yt) = _data(mnist)
-    fastnn.utils.set_random_seed(0)
+    fastnn.utils.set_random_seed(seed)
     model = fastnn.Sequential([layers.Input(shape=(28, 28)), getattr(layers, cell)(64),
                                layers.Dense(10, activation="softmax")])
     model.compile(optimizer=fastnn.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy",
@@ -58,11 +64,11 @@ def fastnn_worker(cell, mnist, epochs, threads):
     return {"seconds": seconds, "accuracy": accuracy}
 
 
-def torch_worker(cell, mnist, epochs, threads):
+def torch_worker(cell, mnist, epochs, threads, seed=0):
     import numpy as np
     import torch
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     (x, y), (xt, yt) = _data(mnist)
     rnn = {"SimpleRNN": torch.nn.RNN, "LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}[cell](
         28, 64, batch_first=True)
@@ -71,7 +77,7 @@ def torch_worker(cell, mnist, epochs, threads):
     opt = torch.optim.Adam(params, lr=0.001)
     loss_fn = torch.nn.CrossEntropyLoss()
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
-    gen = np.random.default_rng(0)
+    gen = np.random.default_rng(seed)
     start = time.perf_counter()
     for _ in range(epochs):
         order = torch.from_numpy(gen.permutation(len(x)))
@@ -89,14 +95,60 @@ def torch_worker(cell, mnist, epochs, threads):
     return {"seconds": seconds, "accuracy": accuracy}
 
 
-def _run(python, framework, cell, args):
+def keras_worker(cell, mnist, epochs, threads, seed=0):
+    """Keras 3 (any backend, KERAS_BACKEND) with the same recipe: its default initializers and
+    Adam, fit's shuffling."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    (x, y), (xt, yt) = _data(mnist)
+    model = keras.Sequential([keras.Input(shape=(28, 28)), getattr(keras.layers, cell)(64),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
+    seconds = time.perf_counter() - start
+    accuracy = float((model.predict(xt, batch_size=500, verbose=0).argmax(1) == yt).mean())
+    return {"seconds": seconds, "accuracy": accuracy}
+
+
+def _other_load(seconds=1.0):
+    try:
+        from fastnn.benchmark import other_load
+    except ImportError:  # the parent without fastnn: the load average minus nothing
+        return os.getloadavg()[0]
+    return other_load(seconds)
+
+
+def _wait_quiet(limit, busy=0.25):
+    """Waits until other processes keep less than ``busy`` cores busy (at most ``limit`` s);
+    returns the last load measured."""
+    deadline = time.monotonic() + limit
+    load = _other_load()
+    while load >= busy and time.monotonic() < deadline:
+        time.sleep(2.0)
+        load = _other_load()
+    return load
+
+
+def _run(python, framework, cell, args, seed=0):
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in [os.environ.get("FASTNN_BENCH_PATH", ""), os.environ.get("PYTHONPATH", "")] if p))
     cmd = [python, os.path.join(here, "recurrent_mnist.py"), "--worker", framework, "--cell", cell,
-           "--mnist", args.mnist, "--epochs", str(args.epochs), "--threads", str(args.threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+           "--mnist", args.mnist, "--epochs", str(args.epochs), "--threads", str(args.threads),
+           "--seed", str(seed)]
+    for attempt in range(1 + args.retries):
+        before = _wait_quiet(args.quiet_wait)
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result.update(load_before=before, load_after=_other_load())
+        print(f"{cell} {framework} seed {seed}: {result['seconds']:.2f} s, accuracy "
+              f"{result['accuracy']:.3f}, other load {before:.2f} before, "
+              f"{result['load_after']:.2f} after", flush=True)
+        if max(before, result["load_after"]) < 0.25:
+            break  # a quiet run; otherwise run it again (the last attempt is kept)
+    return result
 
 
 def main(argv=None):
@@ -108,26 +160,35 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--torch-python", default=None)
-    parser.add_argument("--worker", choices=["fastnn", "torch"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--retries", type=int, default=3,
+                        help="runs again (up to this many times) a run that others disturbed")
+    parser.add_argument("--quiet-wait", type=float, default=120.0,
+                        help="seconds to wait for a quiet machine before each run")
+    parser.add_argument("--keras-python", default=None,
+                        help="also run Keras 3 with this Python (set KERAS_BACKEND)")
+    parser.add_argument("--worker", choices=["fastnn", "torch", "keras"])
     parser.add_argument("--cell", choices=CELLS)
     args = parser.parse_args(argv)
     if args.worker:
-        fn = fastnn_worker if args.worker == "fastnn" else torch_worker
-        print(json.dumps(fn(args.cell, args.mnist, args.epochs, args.threads)))
+        fn = {"fastnn": fastnn_worker, "torch": torch_worker, "keras": keras_worker}[args.worker]
+        print(json.dumps(fn(args.cell, args.mnist, args.epochs, args.threads, args.seed)))
         return
     frameworks = [("fastnn", sys.executable)]
     if args.torch_python:
         frameworks.append(("torch", args.torch_python))
+    if args.keras_python:
+        frameworks.append(("keras", args.keras_python))
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     results = {}
     for cell in args.cells.split(","):
         for r in range(args.rounds):
             order = frameworks if r % 2 == 0 else frameworks[::-1]  # alternate who goes first
             for name, python in order:
-                results.setdefault((cell, name), []).append(_run(python, name, cell, args))
+                results.setdefault((cell, name), []).append(_run(python, name, cell, args, r))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(f"| layer | fastnn s | fastnn acc |" + (" PyTorch s | PyTorch acc | speed-up |"
-                                                  if args.torch_python else ""))
+                                                  if args.torch_python else "") + " max other load |")
     for cell in args.cells.split(","):
         f = results[(cell, "fastnn")]
         fs = statistics.median(r["seconds"] for r in f)
@@ -137,6 +198,12 @@ def main(argv=None):
             ts = statistics.median(r["seconds"] for r in t)
             line += (f" {ts:.2f} | {statistics.median(r['accuracy'] for r in t):.3f} |"
                      f" {ts / fs:.2f}x |")
+        if args.keras_python:
+            k = results[(cell, "keras")]
+            line += (f" Keras {statistics.median(r['seconds'] for r in k):.2f} s,"
+                     f" acc {statistics.median(r['accuracy'] for r in k):.3f} |")
+        runs = f + (results[(cell, "torch")] if args.torch_python else [])
+        line += f" {max(max(r['load_before'], r['load_after']) for r in runs):.2f} |"
         print(line)
 
 

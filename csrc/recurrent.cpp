@@ -55,6 +55,53 @@ void recurrent_product(T* Acc, idx ld_acc, const T* R, idx ldr, idx M, const T* 
     }
 }
 
+// A scratch array of the calling thread (one per Slot), grown and never shrunk: called before any
+// parallel region, so a failed allocation throws on the calling thread and nothing is allocated
+// once the largest layer has been seen.
+template <typename T, int Slot>
+T* scratch(idx count) {
+    thread_local std::vector<T> buffer;
+    if (buffer.size() < size_t(count)) buffer.resize(size_t(count));
+    return buffer.data();
+}
+
+// recurrent_product with recurrent dropout: gate g's block of Acc (+)= (h_{t-1} * mask_g) @ R_g
+// for the M / U gate blocks from column 0, the masked state built in Tmp [N, U] (rows lo..hi);
+// mask rows are ldr wide (k*U, as R's).
+template <typename T>
+void masked_recurrent_product(T* Acc, idx ld_acc, const T* R, idx ldr, idx M, const T* mask,
+                              T* Tmp, const T* Hseq, const T* H0, const RnnShape& s, idx step,
+                              T beta, idx lo, idx hi) {
+    const idx t = s.time(step), rows = hi - lo, U = s.U, ldc = s.T * ld_acc;
+    const bool zero_state = step == 0 && !H0;
+    for (idx g = 0; g < M / U; ++g) {
+        T* C = Acc + lo * s.T * ld_acc + t * ld_acc + g * U;
+        if (zero_state) {
+            if (beta == T(0))
+                for (idx i = 0; i < rows; ++i) std::fill(C + i * ldc, C + i * ldc + U, T(0));
+            continue;
+        }
+        for (idx i = lo; i < hi; ++i) {
+            const T* h = previous_state(Hseq, H0, s, step, i);
+            const T* m = mask + i * ldr + g * U;
+            for (idx j = 0; j < U; ++j) Tmp[i * U + j] = h[j] * m[j];
+        }
+        gemm<T>(false, false, rows, U, U, T(1), Tmp + lo * U, U, R + g * U, ldr, beta, C, ldc);
+    }
+}
+
+// The step's recurrent product, with the cell's recurrent dropout mask when it has one.
+template <typename T>
+void cell_product(const CellActs<T>& a, T* Tmp, T* Acc, idx ld_acc, const T* R, idx ldr, idx M,
+                  const T* Hseq, const T* H0, const RnnShape& s, idx step, T beta, idx lo,
+                  idx hi) {
+    if (a.rmask)
+        masked_recurrent_product<T>(Acc, ld_acc, R, ldr, M, a.rmask, Tmp, Hseq, H0, s, step, beta,
+                                    lo, hi);
+    else
+        recurrent_product<T>(Acc, ld_acc, R, ldr, M, Hseq, H0, s, step, beta, lo, hi);
+}
+
 // R^T [K, U] of the recurrent kernel R [U, K], for the products of the backward walk: with it
 // they are plain NN products (dA_t @ R^T as dA_t @ RT), which the GEMM runs without packing
 // anything at every step (the NT form repacked R^T 28 times per call), and whose paths all give
@@ -77,6 +124,66 @@ void state_gradient(T* dH, const T* dA, idx ld_a, const T* RT, idx M, const RnnS
                     T beta, idx lo, idx hi) {
     gemm<T>(false, false, hi - lo, s.U, M, T(1), dA + lo * s.T * ld_a + t * ld_a, s.T * ld_a, RT,
             s.U, beta, dH + lo * s.U, s.U);
+}
+
+// The state gradient through masked products: dH[lo:hi] (+)= sum over the `gates` blocks g of
+// (dA_t[:, g] @ R_g^T) * mask_g (mask rows ld_m wide), each product through Tmp [N, U]; the
+// gates are added in order, so the sums do not depend on the block.
+template <typename T>
+void masked_state_gradient(T* dH, const T* dA, idx ld_a, const T* RT, idx gates, const T* mask,
+                           idx ld_m, T* Tmp, const RnnShape& s, idx t, T beta, idx lo, idx hi) {
+    const idx U = s.U;
+    for (idx g = 0; g < gates; ++g) {
+        gemm<T>(false, false, hi - lo, U, U, T(1), dA + lo * s.T * ld_a + t * ld_a + g * U,
+                s.T * ld_a, RT + g * U * U, U, T(0), Tmp + lo * U, U);
+        const bool overwrite = g == 0 && beta == T(0);
+        for (idx i = lo; i < hi; ++i) {
+            const T* m = mask + i * ld_m + g * U;
+            T* d = dH + i * U;
+            const T* v = Tmp + i * U;
+            for (idx j = 0; j < U; ++j) d[j] = overwrite ? v[j] * m[j] : d[j] + v[j] * m[j];
+        }
+    }
+}
+
+// The step's state gradient through the recurrent products of the first `gates` blocks.
+template <typename T>
+void cell_state_gradient(const CellActs<T>& a, T* Tmp, idx k, T* dH, const T* dA, idx ld_a,
+                         const T* RT, idx gates, const RnnShape& s, idx t, T beta, idx lo,
+                         idx hi) {
+    if (a.rmask)
+        masked_state_gradient<T>(dH, dA, ld_a, RT, gates, a.rmask, k * s.U, Tmp, s, t, beta, lo, hi);
+    else
+        state_gradient<T>(dH, dA, ld_a, RT, gates * s.U, s, t, beta, lo, hi);
+}
+
+// The recurrent kernel's gradient for gate blocks [g0, g1): dR[:, g] = sum over the N*T rows of
+// (Hprev * mask_g)^T dA[:, g] (mask of the row's sample; Hprev [N*T, U]; dA and dR k*U wide), or
+// Hprev^T dA without a mask. With `scale` [N*T, ld_scale] (the GRU's reset gate) the rows are
+// scale * (Hprev * mask_g).
+template <typename T>
+void recurrent_kernel_grad(T* dR, idx k, const T* Hprev, const T* dA, const T* mask, idx g0,
+                           idx g1, const RnnShape& s, const T* scale = nullptr,
+                           idx ld_scale = 0) {
+    const idx U = s.U, K = k * U, M = s.N * s.T;
+    if (!mask) {
+        gemm<T>(true, false, U, (g1 - g0) * U, M, T(1), Hprev, U, dA + g0 * U, K, T(0),
+                dR + g0 * U, K);
+        return;
+    }
+    T* HM = scratch<T, 1>(M * U);
+    for (idx g = g0; g < g1; ++g) {
+        parallel_for(M, M * U >= kParallelElementwise, [&](idx m) {
+            const T* mk = mask + (m / s.T) * K + g * U;
+            const T* h = Hprev + m * U;
+            T* dst = HM + m * U;
+            if (scale)
+                for (idx j = 0; j < U; ++j) dst[j] = scale[m * ld_scale + j] * (h[j] * mk[j]);
+            else
+                for (idx j = 0; j < U; ++j) dst[j] = h[j] * mk[j];
+        });
+        gemm<T>(true, false, U, U, M, T(1), HM, U, dA + g * U, K, T(0), dR + g * U, K);
+    }
 }
 
 // body(i) for the rows of a block, on the thread that owns the block.
@@ -128,10 +235,11 @@ void simple_rnn_forward(T* Hseq, T* Z, const T* X, const T* W, const T* R, const
                         const T* H0, const RnnShape& s, const CellActs<T>& a) {
     const idx U = s.U;
     dense_forward<T>(Z, X, W, b, s.N * s.T, s.F, U);  // x @ W + b for every step at once
+    T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = 0; step < s.T; ++step) {
             const idx t = s.time(step);
-            recurrent_product<T>(Z, U, R, U, U, Hseq, H0, s, step, T(1), lo, hi);
+            cell_product<T>(a, tmp, Z, U, R, U, U, Hseq, H0, s, step, T(1), lo, hi);
             for_block_rows(lo, hi, [&](idx i) {
                 act_forward<T>(a.act, Hseq + (i * s.T + step) * U, Z + (i * s.T + t) * U, U, a.alpha);
             });
@@ -146,6 +254,7 @@ void simple_rnn_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dZ, T* Hprev, co
     const idx U = s.U;
     std::fill(dH0, dH0 + s.N * U, T(0));  // the running dL/dh of the state
     const T* RT = transposed_recurrent(R, U, U);
+    T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = s.T - 1; step >= 0; --step) {
             const idx t = s.time(step);
@@ -155,12 +264,12 @@ void simple_rnn_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dZ, T* Hprev, co
                 act_backward<T>(a.act, dZ + (i * s.T + t) * U, dh, Z + (i * s.T + t) * U,
                                 Hseq + (i * s.T + step) * U, U, a.alpha);
             });
-            state_gradient<T>(dH0, dZ, U, RT, U, s, t, T(0), lo, hi);
+            cell_state_gradient<T>(a, tmp, 1, dH0, dZ, U, RT, 1, s, t, T(0), lo, hi);
         }
     });
     previous_states<T>(Hprev, Hseq, H0, s);
     dense_backward<T>(dX, dW, db, dZ, X, W, s.N * s.T, s.F, U);
-    gemm<T>(true, false, U, U, s.N * s.T, T(1), Hprev, U, dZ, U, T(0), dR, U);
+    recurrent_kernel_grad<T>(dR, 1, Hprev, dZ, a.rmask, 0, 1, s);
 }
 
 // -- LSTM -----------------------------------------------------------------------------------------
@@ -169,10 +278,11 @@ void lstm_forward(T* Hseq, T* Z, T* G, T* C, T* TC, const T* X, const T* W, cons
                   const T* b, const T* H0, const T* C0, const RnnShape& s, const CellActs<T>& a) {
     const idx U = s.U, K = 4 * U;
     dense_forward<T>(Z, X, W, b, s.N * s.T, s.F, K);
+    T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = 0; step < s.T; ++step) {
             const idx t = s.time(step);
-            recurrent_product<T>(Z, K, R, K, K, Hseq, H0, s, step, T(1), lo, hi);
+            cell_product<T>(a, tmp, Z, K, R, K, K, Hseq, H0, s, step, T(1), lo, hi);
             for_block_rows(lo, hi, [&](idx i) {
                 const T* z = Z + (i * s.T + t) * K;
                 T* g = G + (i * s.T + t) * K;
@@ -202,6 +312,9 @@ void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, 
     std::fill(dH0, dH0 + s.N * U, T(0));
     std::fill(dC0, dC0 + s.N * U, T(0));  // the running dL/dc of the cell state
     const T* RT = transposed_recurrent(R, U, K);
+    // Keras's activations (tanh, sigmoid): the gate arithmetic of a row in one fused pass
+    const bool fused = a.act == Act::tanh && a.ract == Act::sigmoid;
+    T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = s.T - 1; step >= 0; --step) {
             const idx t = s.time(step);
@@ -216,6 +329,23 @@ void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, 
                 const T* c_prev = step > 0 ? C + (i * s.T + s.time(step - 1)) * U
                                            : (C0 ? C0 + i * U : nullptr);
                 add_output_grad(dh, dY, s, step, i, sequences);
+                if (fused) {  // the same arithmetic as below in one pass (bit for bit)
+                    const T* ig = g;
+                    const T* fg = g + U;
+                    const T* gg = g + 2 * U;
+                    const T* og = g + 3 * U;
+                    for (idx j = 0; j < U; ++j) {
+                        const T dcj = dc[j] + (dh[j] * og[j]) * (T(1) - tc[j] * tc[j]);
+                        const T di = dcj * gg[j], dg = dcj * ig[j], d_o = dh[j] * tc[j];
+                        const T df = c_prev ? dcj * c_prev[j] : T(0);
+                        da[j] = di * ig[j] * (T(1) - ig[j]);
+                        da[U + j] = df * fg[j] * (T(1) - fg[j]);
+                        da[2 * U + j] = dg * (T(1) - gg[j] * gg[j]);
+                        da[3 * U + j] = d_o * og[j] * (T(1) - og[j]);
+                        dc[j] = dcj * fg[j];
+                    }
+                    return;
+                }
                 for (idx j = 0; j < U; ++j) da[j] = dh[j] * g[3 * U + j];  // dL/d act(c), scratch
                 act_backward<T>(a.act, da, da, c, tc, U, a.alpha);
                 for (idx j = 0; j < U; ++j) {
@@ -230,12 +360,12 @@ void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, 
                 act_backward<T>(a.act, da + 2 * U, da + 2 * U, z + 2 * U, g + 2 * U, U, a.alpha);
                 act_backward<T>(a.ract, da + 3 * U, da + 3 * U, z + 3 * U, g + 3 * U, U, a.ralpha);
             });
-            state_gradient<T>(dH0, dZ, K, RT, K, s, t, T(0), lo, hi);
+            cell_state_gradient<T>(a, tmp, 4, dH0, dZ, K, RT, 4, s, t, T(0), lo, hi);
         }
     });
     previous_states<T>(Hprev, Hseq, H0, s);
     dense_backward<T>(dX, dW, db, dZ, X, W, s.N * s.T, s.F, K);
-    gemm<T>(true, false, U, K, s.N * s.T, T(1), Hprev, U, dZ, K, T(0), dR, K);
+    recurrent_kernel_grad<T>(dR, 4, Hprev, dZ, a.rmask, 0, 4, s);
 }
 
 // -- GRU ------------------------------------------------------------------------------------------
@@ -245,12 +375,13 @@ void gru_forward(T* Hseq, T* ZX, T* ZR, T* G, const T* X, const T* W, const T* R
     const idx U = s.U, K = 3 * U;
     const T* b_rec = (b && reset_after) ? b + K : nullptr;
     dense_forward<T>(ZX, X, W, b, s.N * s.T, s.F, K);  // b: the input row (or the only bias)
+    T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = 0; step < s.T; ++step) {
             const idx t = s.time(step);
             // reset_after: all three blocks of h_{t-1} @ R; otherwise the z and r blocks only
-            recurrent_product<T>(ZR, K, R, K, reset_after ? K : 2 * U, Hseq, H0, s, step, T(0), lo,
-                                 hi);
+            cell_product<T>(a, tmp, ZR, K, R, K, reset_after ? K : 2 * U, Hseq, H0, s, step, T(0),
+                            lo, hi);
             for_block_rows(lo, hi, [&](idx i) {
                 const T* zx = ZX + (i * s.T + t) * K;
                 T* zr = ZR + (i * s.T + t) * K;
@@ -265,7 +396,9 @@ void gru_forward(T* Hseq, T* ZX, T* ZR, T* G, const T* X, const T* W, const T* R
                     act_forward<T>(a.act, g + 2 * U, g + 2 * U, U, a.alpha);
                 } else {  // r * h_{t-1}, parked in this step's state slot until the product is done
                     T* rh = Hseq + (i * s.T + step) * U;
-                    for (idx j = 0; j < U; ++j) rh[j] = hp ? g[U + j] * hp[j] : T(0);
+                    const T* m = a.rmask ? a.rmask + i * K + 2 * U : nullptr;  // the h block's mask
+                    for (idx j = 0; j < U; ++j)
+                        rh[j] = !hp ? T(0) : m ? g[U + j] * (hp[j] * m[j]) : g[U + j] * hp[j];
                 }
             });
             if (!reset_after) {
@@ -299,6 +432,7 @@ void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, 
     previous_states<T>(Hprev, Hseq, H0, s);
     std::fill(dH0, dH0 + s.N * U, T(0));
     const T* RT = transposed_recurrent(R, U, K);
+    T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = s.T - 1; step >= 0; --step) {
             const idx t = s.time(step);
@@ -331,9 +465,12 @@ void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, 
                 const T* g = G + (i * s.T + t) * K;
                 const T* hp = Hprev + (i * s.T + t) * U;
                 const T* drh = Work + i * U;
+                // without reset_after, the h block's product reads r * (h_{t-1} * mask_h)
+                const T* mh = (a.rmask && !reset_after) ? a.rmask + i * K + 2 * U : nullptr;
                 for (idx j = 0; j < U; ++j) {
                     dax[j] = dh[j] * (hp[j] - g[2 * U + j]);                                // dz
-                    dax[U + j] = reset_after ? dax[2 * U + j] * zr[2 * U + j] : drh[j] * hp[j];  // dr
+                    dax[U + j] = reset_after ? dax[2 * U + j] * zr[2 * U + j]
+                                 : mh ? drh[j] * (hp[j] * mh[j]) : drh[j] * hp[j];          // dr
                     dar[j] = zx[j] + zr[j];          // pre-activations of z and r, parked
                     dar[U + j] = zx[U + j] + zr[U + j];
                 }
@@ -341,25 +478,30 @@ void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, 
                 for (idx j = 0; j < 2 * U; ++j) dar[j] = dax[j];
                 for (idx j = 0; j < U; ++j) {
                     dar[2 * U + j] = reset_after ? dax[2 * U + j] * g[U + j] : dax[2 * U + j];
-                    dh[j] = dh[j] * g[j] + (reset_after ? T(0) : drh[j] * g[U + j]);
+                    dh[j] = dh[j] * g[j] + (reset_after ? T(0)
+                                            : mh ? drh[j] * g[U + j] * mh[j] : drh[j] * g[U + j]);
                 }
             });
             // 4. the rest of dL/dh_{t-1}: through the recurrent products
-            state_gradient<T>(dH0, dAR, K, RT, reset_after ? K : 2 * U, s, t, T(1), lo, hi);
+            cell_state_gradient<T>(a, tmp, 3, dH0, dAR, K, RT, reset_after ? 3 : 2, s, t, T(1), lo,
+                                   hi);
         }
     });
     const idx M = s.N * s.T;
     dense_backward<T>(dX, dW, db, dAX, X, W, M, s.F, K);
     if (reset_after) {
-        gemm<T>(true, false, U, K, M, T(1), Hprev, U, dAR, K, T(0), dR, K);
+        recurrent_kernel_grad<T>(dR, 3, Hprev, dAR, a.rmask, 0, 3, s);
         if (db) column_sums<T>(db + K, dAR, M, K);
     } else {
-        gemm<T>(true, false, U, 2 * U, M, T(1), Hprev, U, dAR, K, T(0), dR, K);
+        recurrent_kernel_grad<T>(dR, 3, Hprev, dAR, a.rmask, 0, 2, s);
+        if (a.rmask)  // the h block multiplies r * (h_{t-1} * mask_h)
+            recurrent_kernel_grad<T>(dR, 3, Hprev, dAR, a.rmask, 2, 3, s, G + U, K);
         // the h block multiplies r * h_{t-1}: Hprev becomes that, in place
         for_rows(M, U, [&](idx m) {
             for (idx j = 0; j < U; ++j) Hprev[m * U + j] *= G[m * K + U + j];
         });
-        gemm<T>(true, false, U, U, M, T(1), Hprev, U, dAR + 2 * U, K, T(0), dR + 2 * U, K);
+        if (!a.rmask)
+            gemm<T>(true, false, U, U, M, T(1), Hprev, U, dAR + 2 * U, K, T(0), dR + 2 * U, K);
     }
 }
 

@@ -26,14 +26,17 @@ struct RnnShape {
     idx time(idx s) const { return reverse ? T - 1 - s : s; }  // input time of processing step s
 };
 
-// The cell's two activations: `act` for candidate values and outputs (tanh), `ract` for gates
-// (sigmoid); alpha as in act_forward.
+// The cell's settings: its two activations, `act` for candidate values and outputs (tanh),
+// `ract` for gates (sigmoid), alpha as in act_forward; and the recurrent dropout mask `rmask`
+// [N, k*U] (null: none), Keras's: each gate's recurrent product reads h_{t-1} * rmask[:, gate]
+// (the same mask at every step; the GRU's mix z * h_{t-1} reads the unmasked state).
 template <typename T>
 struct CellActs {
     Act act = Act::tanh;
     T alpha = T(0);
     Act ract = Act::sigmoid;
     T ralpha = T(0);
+    const T* rmask = nullptr;
 };
 
 // Z[N,T,U] = pre-activations, Hseq[N,T,U] = states.

@@ -40,9 +40,15 @@ class _Recurrent(RandomLayer):
 
     ``dropout`` drops input features in training with one mask per sequence (the same features of
     a sample at every step, as Keras does), drawn from the layer's random stream like Dropout's
-    (``seed=``; see :class:`fastnn.layers.RandomLayer`)."""
+    (``seed=``; see :class:`fastnn.layers.RandomLayer`). ``recurrent_dropout`` drops units of
+    h_{t-1} where it enters the recurrent product, in training only, with one mask per sequence
+    and gate (Keras 3: each gate's product gets its own mask, fixed over the steps; the GRU's mix
+    ``z * h_{t-1}`` reads the unmasked state), drawn from the same stream after the input mask.
+    One difference remains: with ``recurrent_dropout`` Keras 3 also draws a separate input mask
+    per gate (its ``implementation=1``); here the gates share the one input mask."""
     _gates = 1
-    _RUNTIME = Layer._RUNTIME | {"_initial", "_cache", "_hseq", "_in_mask", "_in_dropped"}
+    _RUNTIME = Layer._RUNTIME | {"_initial", "_cache", "_hseq", "_in_mask", "_in_dropped",
+                                 "_rmask"}
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -65,11 +71,6 @@ class _Recurrent(RandomLayer):
             if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
                     or not 0 <= rate < 1:
                 raise ValueError(f"{type(self).__name__} {what} must be in [0, 1), got {rate!r}")
-        if recurrent_dropout:
-            raise NotImplementedError(
-                f"{type(self).__name__}(recurrent_dropout={recurrent_dropout}): dropout on the "
-                "recurrent state is not implemented yet; use dropout= (the inputs) or a Dropout "
-                "layer after the recurrent layer")
         self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
         if stateful:
             raise NotImplementedError(f"{type(self).__name__}(stateful=True) is not supported: "
@@ -79,6 +80,7 @@ class _Recurrent(RandomLayer):
         self.go_backwards = bool(go_backwards)
         self.unroll = bool(unroll)  # accepted as in Keras; the native kernel never unrolls
         self._initial = None
+        self._rmask = None
 
     @property
     def activation(self):
@@ -217,6 +219,21 @@ class _Recurrent(RandomLayer):
             mask=self._buffer("in_mask", (x.shape[0], x.shape[2]), x.dtype))
         return out
 
+    def _recurrent_mask(self, x, training):
+        """The recurrent dropout mask [N, k*units] (0 or 1/(1-rate)) in training, else None:
+        Dropout's generator on the layer's stream (``dropout_step`` of a ones array)."""
+        self._rmask = None
+        if not (training and self.recurrent_dropout > 0):
+            return None
+        shape = (x.shape[0], self._gates * self.units)
+        ones = self._buffer("rmask_ones", shape, x.dtype)
+        if isinstance(ones, np.ndarray):  # eager; a recorded program reads only the mask
+            ones.fill(1)
+        _, self._rmask = backend.kernels().dropout_step(
+            ones, self.recurrent_dropout, self._stream,
+            out=self._buffer("rmask_out", shape, x.dtype), mask=self._buffer("rmask", shape, x.dtype))
+        return self._rmask
+
     def _input_grad(self, dx):
         if dx is None or not self._in_dropped:
             return dx
@@ -261,7 +278,8 @@ class SimpleRNN(_Recurrent):
         hseq = self._buffer("hseq", (n, t, u), x.dtype)
         last = self._last(x, n)
         k.simple_rnn_forward(x, self.kernel, self.recurrent_kernel, self.bias, self._h0(),
-                             a.name, a.alpha or 0.0, self.go_backwards, z=z, hseq=hseq, hlast=last)
+                             a.name, a.alpha or 0.0, self.go_backwards, z=z, hseq=hseq, hlast=last,
+                             rmask=self._recurrent_mask(x, training))
         self._cache = (z,)
         self._y = self._output(hseq, x)
         return hseq if self.return_sequences else last
@@ -274,7 +292,7 @@ class SimpleRNN(_Recurrent):
             dy, x, self.kernel, self.recurrent_kernel, self._h0(), z, self._y, a.name,
             a.alpha or 0.0, self.go_backwards, self.return_sequences,
             dz=self._buffer("dz", (n, t, u), x.dtype), hprev=self._buffer("hprev", (n, t, u), x.dtype),
-            **self._grad_buffers(x, dy, need_dx))
+            rmask=self._rmask, **self._grad_buffers(x, dy, need_dx))
         return self._input_grad(dx)
 
     def get_config(self):
@@ -332,7 +350,7 @@ class LSTM(_Recurrent):
         last = self._last(x, n)
         k.lstm_forward(x, self.kernel, self.recurrent_kernel, self.bias, self._h0(), self._c0(),
                        reverse=self.go_backwards, z=z, gates=gates, cseq=cseq, tc=tc, hseq=hseq,
-                       hlast=last, **self._acts())
+                       hlast=last, rmask=self._recurrent_mask(x, training), **self._acts())
         self._cache = (z, gates, cseq, tc)
         self._y = self._output(hseq, x)
         return hseq if self.return_sequences else last
@@ -344,7 +362,7 @@ class LSTM(_Recurrent):
             dy, x, self.kernel, self.recurrent_kernel, self._h0(), self._c0(), z, gates, cseq, tc,
             self._y, reverse=self.go_backwards, sequences=self.return_sequences,
             dc0=self._buffer("dc0", (n, u), x.dtype), dz=self._buffer("dz", (n, t, 4 * u), x.dtype),
-            hprev=self._buffer("hprev", (n, t, u), x.dtype), **self._acts(),
+            hprev=self._buffer("hprev", (n, t, u), x.dtype), rmask=self._rmask, **self._acts(),
             **self._grad_buffers(x, dy, need_dx))
         return self._input_grad(dx)
 
@@ -380,7 +398,8 @@ class GRU(_Recurrent):
         last = self._last(x, n)
         k.gru_forward(x, self.kernel, self.recurrent_kernel, self.bias, self._h0(),
                       reset_after=self.reset_after, reverse=self.go_backwards, zx=zx, zr=zr,
-                      gates=gates, hseq=hseq, hlast=last, **self._acts())
+                      gates=gates, hseq=hseq, hlast=last, rmask=self._recurrent_mask(x, training),
+                      **self._acts())
         self._cache = (zx, zr, gates)
         self._y = self._output(hseq, x)
         return hseq if self.return_sequences else last
@@ -394,7 +413,7 @@ class GRU(_Recurrent):
             sequences=self.return_sequences, dax=self._buffer("dax", (n, t, 3 * u), x.dtype),
             dar=self._buffer("dar", (n, t, 3 * u), x.dtype),
             hprev=self._buffer("hprev", (n, t, u), x.dtype),
-            work=self._buffer("work", (n, u), x.dtype), **self._acts(),
+            work=self._buffer("work", (n, u), x.dtype), rmask=self._rmask, **self._acts(),
             **self._grad_buffers(x, dy, need_dx))
         return self._input_grad(dx)
 

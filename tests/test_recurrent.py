@@ -25,41 +25,48 @@ def _seq(n=6, t=5, f=3, seed=0, dtype=np.float32):
 
 
 # -- the twins against central differences (float64) -------------------------------------------
-def _twin_loss_and_grads(cell, x, W, Rk, b, h0, c0, dy, reverse, sequences, reset_after):
+def _twin_loss_and_grads(cell, x, W, Rk, b, h0, c0, dy, reverse, sequences, reset_after,
+                         rmask=None):
     n, t, _ = x.shape
     u = Rk.shape[0]
     if cell == "simple_rnn":
         z = np.empty((n, t, u))
-        h = R.simple_rnn_forward(x, W, Rk, b, h0, "tanh", 0.0, reverse, z=z)
+        h = R.simple_rnn_forward(x, W, Rk, b, h0, "tanh", 0.0, reverse, z=z, rmask=rmask)
         grads = R.simple_rnn_backward(dy, x, W, Rk, h0, z, h, "tanh", 0.0, reverse, sequences,
-                                      dbias=np.empty_like(b))
+                                      dbias=np.empty_like(b), rmask=rmask)
     elif cell == "lstm":
         cache = [np.empty((n, t, 4 * u)), np.empty((n, t, 4 * u)), np.empty((n, t, u)),
                  np.empty((n, t, u))]
-        h = R.lstm_forward(x, W, Rk, b, h0, c0, "tanh", 0.0, "sigmoid", 0.0, reverse, *cache)
+        h = R.lstm_forward(x, W, Rk, b, h0, c0, "tanh", 0.0, "sigmoid", 0.0, reverse, *cache,
+                           rmask=rmask)
         grads = R.lstm_backward(dy, x, W, Rk, h0, c0, *cache, h, "tanh", 0.0, "sigmoid", 0.0,
-                                reverse, sequences, dbias=np.empty_like(b))
+                                reverse, sequences, dbias=np.empty_like(b), rmask=rmask)
     else:
         cache = [np.empty((n, t, 3 * u)) for _ in range(3)]
-        h = R.gru_forward(x, W, Rk, b, h0, "tanh", 0.0, "sigmoid", 0.0, reset_after, reverse, *cache)
+        h = R.gru_forward(x, W, Rk, b, h0, "tanh", 0.0, "sigmoid", 0.0, reset_after, reverse, *cache,
+                          rmask=rmask)
         grads = R.gru_backward(dy, x, W, Rk, h0, *cache, h, "tanh", 0.0, "sigmoid", 0.0,
-                               reset_after, reverse, sequences, dbias=np.empty_like(b))
+                               reset_after, reverse, sequences, dbias=np.empty_like(b), rmask=rmask)
     out = h if sequences else h[:, -1]
     return float((out * dy).sum()), grads
 
 
 @pytest.mark.parametrize("cell,k,reset_after", [("simple_rnn", 1, True), ("lstm", 4, True),
                                                  ("gru", 3, True), ("gru", 3, False)])
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("sequences", [False, True])
+@pytest.mark.parametrize("reverse,sequences,masked", [(False, False, False), (False, True, False),
+                                                      (True, False, False), (True, True, False),
+                                                      (False, True, True), (True, False, True)])
 def test_twins_backpropagate_through_time_as_central_differences(cell, k, reset_after, reverse,
-                                                                 sequences):
+                                                                 sequences, masked):
+    """masked: with a recurrent dropout mask (a constant of the computation, one per gate)."""
     rng = np.random.default_rng(1)
     n, t, f, u = 2, 4, 3, 3
     args = dict(x=rng.normal(size=(n, t, f)), W=rng.normal(size=(f, k * u)) * 0.5,
                 Rk=rng.normal(size=(u, k * u)) * 0.5,
                 b=rng.normal(size=(2, 3 * u) if cell == "gru" and reset_after else (k * u,)) * 0.3,
                 h0=rng.normal(size=(n, u)) * 0.5, c0=rng.normal(size=(n, u)) * 0.5)
+    if masked:
+        args["rmask"] = (rng.random((n, k * u)) > 0.4) / 0.6
     dy = rng.normal(size=(n, t, u) if sequences else (n, u))
     names = ["x", "W", "Rk", "b", "h0"] + (["c0"] if cell == "lstm" else [])
     _, grads = _twin_loss_and_grads(cell, dy=dy, reverse=reverse, sequences=sequences,
@@ -211,6 +218,106 @@ def test_embedding_refuses_tokens_out_of_range_or_not_whole():
     assert model.predict(np.array([[0, 1, 2, 9]])).shape == (1, 1)
 
 
+# -- recurrent dropout -------------------------------------------------------------------------------
+def _cell_forward(cls, layer, x, rmask, h0=None):
+    """The twin's forward of a built layer with the mask rmask (None: no recurrent dropout)."""
+    n, t, _ = x.shape
+    u = layer.units
+    w = [np.asarray(v, np.float64) for v in layer.get_weights()]
+    if cls is layers.SimpleRNN:
+        return R.simple_rnn_forward(x, *w, h0, rmask=rmask)
+    if cls is layers.LSTM:
+        return R.lstm_forward(x, *w, h0, None, rmask=rmask)
+    return R.gru_forward(x, *w, h0, reset_after=layer.reset_after, rmask=rmask)
+
+
+@pytest.mark.parametrize("cls,kwargs", [(layers.SimpleRNN, {}), (layers.LSTM, {}), (layers.GRU, {}),
+                                        (layers.GRU, {"reset_after": False})])
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+def test_recurrent_dropout_draws_one_mask_per_sequence_and_gate_from_the_layer_stream(
+        backend, cls, kwargs):
+    """Training: h_{t-1} * mask in each gate's recurrent product, the mask Dropout's generator on
+    the layer's stream [N, k*units] (after the input mask), fixed over the steps. Inference: the
+    layer without dropout."""
+    x = _seq(n=5, t=6, f=3, seed=2, dtype=np.float64)
+    with fastnn.backend_scope(backend):
+        fastnn.backend.set_floatx("float64")
+        try:
+            layer = cls(4, recurrent_dropout=0.4, dropout=0.25, return_sequences=True, seed=7,
+                        **kwargs)
+            plain = cls(4, return_sequences=True, **kwargs)
+            layer(x)
+            plain(x)
+            plain.set_weights(layer.get_weights())
+            assert np.array_equal(layer(x), plain(x))  # inference is unaffected
+            key, counter = (int(v) for v in layer._stream)
+            got = layer(x, training=True)
+            assert int(layer._stream[1]) == counter + 2  # the input mask, then the recurrent one
+        finally:
+            fastnn.backend.set_floatx("float32")
+    k = cls._gates
+    _, in_mask = R.dropout_forward(np.ones((5, 3)), 0.25, key, counter)
+    _, rmask = R.dropout_forward(np.ones((5, k * 4)), 0.4, key, counter + 1)
+    assert 0 < (rmask == 0).mean() < 1 and set(np.unique(rmask)) == {0.0, 1 / 0.6}
+    want = _cell_forward(cls, layer, x * in_mask[:, None, :], rmask)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    unmasked = _cell_forward(cls, layer, x * in_mask[:, None, :], None)
+    assert not np.allclose(got, unmasked)
+
+
+@pytest.mark.parametrize("cell,k,reset_after", [("simple_rnn", 1, True), ("lstm", 4, True),
+                                                 ("gru", 3, True), ("gru", 3, False)])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_native_kernels_with_a_recurrent_mask_match_the_twins(cell, k, reset_after, reverse):
+    from fastnn import native
+    rng = np.random.default_rng(4)
+    n, t, f, u = 7, 5, 3, 6
+    x = rng.normal(size=(n, t, f))
+    W, Rk = rng.normal(size=(f, k * u)) * 0.4, rng.normal(size=(u, k * u)) * 0.4
+    b = rng.normal(size=(2, 3 * u) if cell == "gru" and reset_after else (k * u,)) * 0.3
+    h0 = rng.normal(size=(n, u)) * 0.5
+    rmask = (rng.random((n, k * u)) > 0.3) / 0.7
+    dy = rng.normal(size=(n, t, u))
+    outs = []
+    for impl in (R, native.kernels):
+        if cell == "simple_rnn":
+            z, hseq = np.empty((n, t, u)), np.empty((n, t, u))
+            impl.simple_rnn_forward(x, W, Rk, b, h0, "tanh", 0.0, reverse, z=z, hseq=hseq,
+                                    rmask=rmask)
+            grads = impl.simple_rnn_backward(
+                dy, x, W, Rk, h0, z, hseq, "tanh", 0.0, reverse, True, dx=np.empty_like(x),
+                dkernel=np.empty_like(W), drecurrent=np.empty_like(Rk), dbias=np.empty_like(b),
+                dh0=np.empty_like(h0), dz=np.empty((n, t, u)), hprev=np.empty((n, t, u)),
+                rmask=rmask)
+        elif cell == "lstm":
+            c0 = h0[::-1].copy()
+            cache = dict(z=np.empty((n, t, 4 * u)), gates=np.empty((n, t, 4 * u)),
+                         cseq=np.empty((n, t, u)), tc=np.empty((n, t, u)))
+            hseq = np.empty((n, t, u))
+            impl.lstm_forward(x, W, Rk, b, h0, c0, reverse=reverse, hseq=hseq, rmask=rmask, **cache)
+            grads = impl.lstm_backward(
+                dy, x, W, Rk, h0, c0, cache["z"], cache["gates"], cache["cseq"], cache["tc"], hseq,
+                reverse=reverse, sequences=True, dx=np.empty_like(x), dkernel=np.empty_like(W),
+                drecurrent=np.empty_like(Rk), dbias=np.empty_like(b), dh0=np.empty_like(h0),
+                dc0=np.empty_like(h0), dz=np.empty((n, t, 4 * u)), hprev=np.empty((n, t, u)),
+                rmask=rmask)
+        else:
+            cache = dict(zx=np.empty((n, t, 3 * u)), zr=np.empty((n, t, 3 * u)),
+                         gates=np.empty((n, t, 3 * u)))
+            hseq = np.empty((n, t, u))
+            impl.gru_forward(x, W, Rk, b, h0, reset_after=reset_after, reverse=reverse, hseq=hseq,
+                             rmask=rmask, **cache)
+            grads = impl.gru_backward(
+                dy, x, W, Rk, h0, cache["zx"], cache["zr"], cache["gates"], hseq,
+                reset_after=reset_after, reverse=reverse, sequences=True, dx=np.empty_like(x),
+                dkernel=np.empty_like(W), drecurrent=np.empty_like(Rk), dbias=np.empty_like(b),
+                dh0=np.empty_like(h0), dax=np.empty((n, t, 3 * u)), dar=np.empty((n, t, 3 * u)),
+                hprev=np.empty((n, t, u)), work=np.empty((n, u)), rmask=rmask)
+        outs.append([np.array(hseq)] + [np.array(g) for g in grads if g is not None])
+    for want, got in zip(*outs):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
 # -- both backends, the one-call step, gradients, files ------------------------------------------
 def _model(cls, backend, seed=3, **kwargs):
     fastnn.utils.set_random_seed(seed)
@@ -222,8 +329,10 @@ def _model(cls, backend, seed=3, **kwargs):
     return model
 
 
-@pytest.mark.parametrize("cls,kwargs", [(layers.SimpleRNN, {}), (layers.LSTM, {}), (layers.GRU, {}),
-                                        (layers.GRU, {"reset_after": False})])
+@pytest.mark.parametrize("cls,kwargs", [
+    (layers.SimpleRNN, {}), (layers.LSTM, {}), (layers.GRU, {}), (layers.GRU, {"reset_after": False}),
+    (layers.SimpleRNN, {"recurrent_dropout": 0.3}), (layers.LSTM, {"recurrent_dropout": 0.3, "dropout": 0.2}),
+    (layers.GRU, {"recurrent_dropout": 0.3}), (layers.GRU, {"reset_after": False, "recurrent_dropout": 0.3})])
 def test_backends_train_alike_and_native_runs_one_recorded_step(cls, kwargs):
     x, y = _seq(n=40), np.arange(40) % 3
     histories = {}
@@ -311,7 +420,8 @@ def test_results_do_not_depend_on_the_thread_count():
         fastnn.utils.set_random_seed(0)
         x = np.random.default_rng(0).normal(size=(96, 12, 16)).astype(np.float32)
         y = np.arange(96) % 5
-        m = fastnn.Sequential([layers.Input(shape=(12, 16)), layers.LSTM(48, return_sequences=True),
+        m = fastnn.Sequential([layers.Input(shape=(12, 16)),
+                               layers.LSTM(48, return_sequences=True, recurrent_dropout=0.2, seed=3),
                                layers.GRU(40), layers.Dense(5, activation="softmax")])
         m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         m.fit(x, y, batch_size=48, epochs=2, verbose=0)
@@ -358,3 +468,40 @@ def test_course_notes_keras_recurrent_block_runs_with_imports_changed():
     inputs = np.random.default_rng(0).normal(size=(batch_size, sequence_len, input_size))
     outputs = model(inputs)
     assert outputs.shape == (batch_size, sequence_len, hidden_size)
+
+
+# -- Keras itself, through a fixture made by real Keras ---------------------------------------------
+def _keras_compare_module():
+    """bench/keras_recurrent_compare.py, the script that made tests/fixtures/keras_recurrent.npz
+    (Keras 3 on JAX) and that compares fastnn with it."""
+    import importlib.util
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("keras_recurrent_compare",
+                                                  root / "bench" / "keras_recurrent_compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, root / "tests" / "fixtures" / "keras_recurrent.npz"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+def test_outputs_and_weight_gradients_equal_keras_on_keras_weights(backend):
+    """Every case of the fixture (each cell, reset_after both ways, sequences or last state,
+    go_backwards, initial_state with return_state, stacked layers, Dense per step,
+    Embedding -> LSTM -> Dense, the course notes' block): outputs, loss and the gradient of every
+    weight agree with Keras's to float32 rounding."""
+    module, fixture = _keras_compare_module()
+    with fastnn.backend_scope(backend):
+        errors = module.compare(fixture, verbose=False)
+    assert len(errors) == len(module.CASES) and max(errors.values()) < 1e-5
+
+
+def test_keras_comparison_fails_on_a_wrong_weight(tmp_path):
+    """The comparison can fail: one recurrent-kernel entry of one case changed by 1%."""
+    module, fixture = _keras_compare_module()
+    data = dict(np.load(fixture))
+    data["lstm_seq/w1"] = data["lstm_seq/w1"].copy()
+    data["lstm_seq/w1"][0, 5] *= 1.01  # the forget gate's recurrent weight of unit 1
+    np.savez(tmp_path / "changed.npz", **data)
+    with pytest.raises(AssertionError, match="lstm_seq"):
+        module.compare(tmp_path / "changed.npz", verbose=False)

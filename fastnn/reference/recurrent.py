@@ -70,6 +70,48 @@ def _step_grad(dy, dh_next, s, T, sequences):
     return dh_next + dy if s == T - 1 else dh_next
 
 
+def _rec_product(h, recurrent_kernel, rmask, gates):
+    """The recurrent product of the first ``gates`` blocks, ``h @ recurrent_kernel[:, :gates*U]``;
+    with recurrent dropout each block reads its own masked state (Keras 3's per-gate masks)::
+
+        block g = (h * rmask[:, g*U:(g+1)*U]) @ recurrent_kernel[:, g*U:(g+1)*U]
+    """
+    u = h.shape[1]
+    if rmask is None:
+        return h @ recurrent_kernel[:, :gates * u]
+    return np.concatenate([(h * rmask[:, g * u:(g + 1) * u]) @ recurrent_kernel[:, g * u:(g + 1) * u]
+                           for g in range(gates)], axis=1)
+
+
+def _rec_state_grad(da, recurrent_kernel, rmask, gates):
+    """The gradient reaching h_{t-1} through :func:`_rec_product`: the sum over the blocks of
+    ``(da_g @ recurrent_kernel_g.T) * rmask_g`` (in block order)."""
+    u = recurrent_kernel.shape[0]
+    if rmask is None:
+        return da[:, :gates * u] @ recurrent_kernel[:, :gates * u].T
+    total = None
+    for g in range(gates):
+        part = (da[:, g * u:(g + 1) * u] @ recurrent_kernel[:, g * u:(g + 1) * u].T) \
+            * rmask[:, g * u:(g + 1) * u]
+        total = part if total is None else total + part
+    return total
+
+
+def _rec_kernel_grad(hprev, da, rmask, g0, g1, scale=None):
+    """The recurrent kernel's gradient for blocks [g0, g1): the sum over the N*T rows of
+    ``(scale * hprev * rmask_g).T @ da_g`` (rmask of the row's sample; scale, the GRU's reset
+    gate, optional). Shapes: hprev [N, T, U], da [N, T, k*U], rmask [N, k*U] or None."""
+    n, t, u = hprev.shape
+    rows = da.reshape(n * t, da.shape[-1])
+    blocks = []
+    for g in range(g0, g1):
+        left = hprev if rmask is None else hprev * rmask[:, None, g * u:(g + 1) * u]
+        if scale is not None:
+            left = scale * left
+        blocks.append(left.reshape(n * t, u).T @ rows[:, g * u:(g + 1) * u])
+    return np.concatenate(blocks, axis=1)
+
+
 def _weight_grads(x, hprev, da, kernel, dx, dkernel, drecurrent, dbias, need_dx,
                   recurrent_da=None):
     """The sums over all steps, as single products over the N*T rows (see the module docstring);
@@ -90,7 +132,7 @@ def _weight_grads(x, hprev, da, kernel, dx, dkernel, drecurrent, dbias, need_dx,
 
 # -- SimpleRNN --------------------------------------------------------------------------------------
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh", alpha=0.0,
-                       reverse=False, z=None, hseq=None, hlast=None):
+                       reverse=False, z=None, hseq=None, hlast=None, rmask=None):
     """Elman's recurrent cell (Keras's ``SimpleRNN``)::
 
         a_t = x_t @ kernel + h_{t-1} @ recurrent_kernel + bias
@@ -99,6 +141,11 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh",
     Shapes: kernel [F, U], recurrent_kernel [U, U], bias [U]. Writes the pre-activations ``z``
     [N, T, U] (input time), the states ``hseq`` [N, T, U] (processing order) and, when given,
     the last state ``hlast`` [N, U]; returns hseq.
+
+    Recurrent dropout (training only): ``rmask`` [N, k*U] (k gates; 0 or 1/(1-rate), one mask per
+    sequence, fixed over time) multiplies h_{t-1} before each gate's recurrent product, as Keras 3
+    does: here ``a_t = x_t @ kernel + (h_{t-1} * rmask) @ recurrent_kernel + bias``; the LSTM and
+    GRU give each gate its own block of the mask (see :func:`_rec_product`).
     """
     n, T, _ = x.shape
     units = recurrent_kernel.shape[0]
@@ -107,7 +154,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh",
     out_h = np.empty((n, T, units), x.dtype)
     h = _start(h0, n, units, x.dtype)
     for s, t in enumerate(_order(T, reverse)):
-        out_z[:, t] = a[:, t] + h @ recurrent_kernel
+        out_z[:, t] = a[:, t] + _rec_product(h, recurrent_kernel, rmask, 1)
         h = act_forward(out_z[:, t], activation, alpha)
         out_h[:, s] = h
     _into(z, out_z, x.dtype)
@@ -135,7 +182,7 @@ def _previous_states(hseq, h0, T, reverse):
 
 def simple_rnn_backward(dy, x, kernel, recurrent_kernel, h0, z, hseq, activation="tanh", alpha=0.0,
                         reverse=False, sequences=True, dx=None, dkernel=None, drecurrent=None,
-                        dbias=None, dh0=None, need_dx=True, dz=None, hprev=None):
+                        dbias=None, dh0=None, need_dx=True, dz=None, hprev=None, rmask=None):
     """BPTT through :func:`simple_rnn_forward`::
 
         dh_t = dy_t + da_{t+1} @ recurrent_kernel.T
@@ -155,10 +202,12 @@ def simple_rnn_backward(dy, x, kernel, recurrent_kernel, h0, z, hseq, activation
         t = order[s]
         dh = _step_grad(dy, dh_next, s, T, sequences)
         da[:, t] = act_backward(dh, z[:, t], hseq[:, s], activation, alpha)
-        dh_next = da[:, t] @ recurrent_kernel.T
+        dh_next = _rec_state_grad(da[:, t], recurrent_kernel, rmask, 1)
     previous = _previous_states(hseq, h0, T, reverse)
     dx, dkernel, drecurrent = _weight_grads(x, previous, da, kernel, dx, dkernel, drecurrent,
                                             dbias, need_dx)
+    if rmask is not None:
+        drecurrent = _into(drecurrent, _rec_kernel_grad(previous, da, rmask, 0, 1), x.dtype)
     _scratch((dz, da), (hprev, previous))
     return dx, dkernel, drecurrent, dbias, _into(dh0, dh_next, x.dtype)
 
@@ -166,7 +215,7 @@ def simple_rnn_backward(dy, x, kernel, recurrent_kernel, h0, z, hseq, activation
 # -- LSTM -------------------------------------------------------------------------------------------
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation="tanh", alpha=0.0,
                  recurrent_activation="sigmoid", recurrent_alpha=0.0, reverse=False, z=None,
-                 gates=None, cseq=None, tc=None, hseq=None, hlast=None):
+                 gates=None, cseq=None, tc=None, hseq=None, hlast=None, rmask=None):
     """Long short-term memory (Hochreiter & Schmidhuber 1997; Keras's ``LSTM``), gates i, f, c, o::
 
         a_t = x_t @ kernel + h_{t-1} @ recurrent_kernel + bias        [N, 4U]
@@ -186,7 +235,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation="tanh", a
     out.update({k: np.empty((n, T, units), x.dtype) for k in ("cseq", "tc", "hseq")})
     h, c = _start(h0, n, units, x.dtype), _start(c0, n, units, x.dtype)
     for s, t in enumerate(_order(T, reverse)):
-        at = a[:, t] + h @ recurrent_kernel
+        at = a[:, t] + _rec_product(h, recurrent_kernel, rmask, 4)
         i = act_forward(at[:, :units], recurrent_activation, recurrent_alpha)
         f = act_forward(at[:, units:2 * units], recurrent_activation, recurrent_alpha)
         g = act_forward(at[:, 2 * units:3 * units], activation, alpha)
@@ -206,7 +255,7 @@ def lstm_backward(dy, x, kernel, recurrent_kernel, h0, c0, z, gates, cseq, tc, h
                   activation="tanh", alpha=0.0, recurrent_activation="sigmoid",
                   recurrent_alpha=0.0, reverse=False, sequences=True, dx=None, dkernel=None,
                   drecurrent=None, dbias=None, dh0=None, dc0=None, need_dx=True, dz=None,
-                  hprev=None):
+                  hprev=None, rmask=None):
     """BPTT through :func:`lstm_forward`. With dh_t the gradient reaching h_t and dc the one
     reaching c_t from the next step::
 
@@ -240,10 +289,12 @@ def lstm_backward(dy, x, kernel, recurrent_kernel, h0, c0, z, gates, cseq, tc, h
         da[:, t, 3 * u:] = act_backward(dh * tc[:, t], zt[:, 3 * u:], o, recurrent_activation,
                                         recurrent_alpha)
         dc_next = dc * f
-        dh_next = da[:, t] @ recurrent_kernel.T
+        dh_next = _rec_state_grad(da[:, t], recurrent_kernel, rmask, 4)
     previous = _previous_states(hseq, h0, T, reverse)
     dx, dkernel, drecurrent = _weight_grads(x, previous, da, kernel, dx, dkernel, drecurrent,
                                             dbias, need_dx)
+    if rmask is not None:
+        drecurrent = _into(drecurrent, _rec_kernel_grad(previous, da, rmask, 0, 4), x.dtype)
     _scratch((dz, da), (hprev, previous))
     return (dx, dkernel, drecurrent, dbias, _into(dh0, dh_next, x.dtype),
             _into(dc0, dc_next, x.dtype))
@@ -252,7 +303,7 @@ def lstm_backward(dy, x, kernel, recurrent_kernel, h0, c0, z, gates, cseq, tc, h
 # -- GRU --------------------------------------------------------------------------------------------
 def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh", alpha=0.0,
                 recurrent_activation="sigmoid", recurrent_alpha=0.0, reset_after=True,
-                reverse=False, zx=None, zr=None, gates=None, hseq=None, hlast=None):
+                reverse=False, zx=None, zr=None, gates=None, hseq=None, hlast=None, rmask=None):
     """Gated recurrent unit (Cho et al. 2014; Keras's ``GRU``), gates z (update), r (reset), h::
 
         [x_z, x_r, x_h] = x_t @ kernel + b_input
@@ -266,7 +317,10 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh", alpha=
     vector [3U] added to the input side. bias is [2, 3U] (input row, recurrent row) with
     reset_after, else [3U]. Writes zx and zr (the two projections; zr's last block is the product
     that feeds hh) and gates (z, r, hh) [N, T, 3U] by input time, hseq in processing order,
-    hlast [N, U] when given; returns hseq.
+    hlast [N, U] when given; returns hseq. With recurrent dropout (``rmask`` [N, 3U]) each block's
+    product reads h_{t-1} times its block of the mask (without reset_after the h block's is
+    ``(r * (h_{t-1} * rmask_h)) @ recurrent_kernel_h``), while the mix ``z * h_{t-1}`` reads the
+    unmasked state, as in Keras 3.
     """
     n, T, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -280,16 +334,18 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh", alpha=
     for s, t in enumerate(_order(T, reverse)):
         xt = px[:, t]
         if reset_after:
-            rt = h @ recurrent_kernel if b_rec is None else h @ recurrent_kernel + b_rec
+            rt = _rec_product(h, recurrent_kernel, rmask, 3)
+            rt = rt if b_rec is None else rt + b_rec
         else:
             rt = np.empty_like(xt)
-            rt[:, :2 * u] = h @ recurrent_kernel[:, :2 * u]
+            rt[:, :2 * u] = _rec_product(h, recurrent_kernel, rmask, 2)
         zg = act_forward(xt[:, :u] + rt[:, :u], recurrent_activation, recurrent_alpha)
         rg = act_forward(xt[:, u:2 * u] + rt[:, u:2 * u], recurrent_activation, recurrent_alpha)
         if reset_after:
             hh = act_forward(xt[:, 2 * u:] + rg * rt[:, 2 * u:], activation, alpha)
         else:
-            rt[:, 2 * u:] = (rg * h) @ recurrent_kernel[:, 2 * u:]
+            hm = h if rmask is None else h * rmask[:, 2 * u:]
+            rt[:, 2 * u:] = (rg * hm) @ recurrent_kernel[:, 2 * u:]
             hh = act_forward(xt[:, 2 * u:] + rt[:, 2 * u:], activation, alpha)
         h = zg * h + (1 - zg) * hh
         out_r[:, t], out_g[:, t], out_h[:, s] = rt, np.concatenate([zg, rg, hh], axis=1), h
@@ -303,7 +359,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh", alpha=
 def gru_backward(dy, x, kernel, recurrent_kernel, h0, zx, zr, gates, hseq, activation="tanh",
                  alpha=0.0, recurrent_activation="sigmoid", recurrent_alpha=0.0, reset_after=True,
                  reverse=False, sequences=True, dx=None, dkernel=None, drecurrent=None, dbias=None,
-                 dh0=None, need_dx=True, dax=None, dar=None, hprev=None, work=None):
+                 dh0=None, need_dx=True, dax=None, dar=None, hprev=None, work=None, rmask=None):
     """BPTT through :func:`gru_forward`. With dh the gradient reaching h_t::
 
         dz = dh * (h_{t-1} - hh)     dhh = dh * (1 - z)     (and dh * z straight to h_{t-1})
@@ -336,7 +392,8 @@ def gru_backward(dy, x, kernel, recurrent_kernel, h0, zx, zr, gates, hseq, activ
             da_r[:, t, 2 * u:] = da_h * rg
         else:
             d_rh = da_h @ recurrent_kernel[:, 2 * u:].T
-            dr = d_rh * hp
+            mh = 1 if rmask is None else rmask[:, 2 * u:]
+            dr = d_rh * (hp * mh) if rmask is not None else d_rh * hp
             da_r[:, t, 2 * u:] = da_h
         grad_z = act_backward(dh * (hp - hh), xt[:, :u] + rt[:, :u], zg, recurrent_activation,
                               recurrent_alpha)
@@ -345,20 +402,23 @@ def gru_backward(dy, x, kernel, recurrent_kernel, h0, zx, zr, gates, hseq, activ
         da_x[:, t] = np.concatenate([grad_z, grad_r, da_h], axis=1)
         da_r[:, t, :2 * u] = da_x[:, t, :2 * u]
         if reset_after:
-            dh_next = dh * zg + da_r[:, t] @ recurrent_kernel.T
+            dh_next = dh * zg + _rec_state_grad(da_r[:, t], recurrent_kernel, rmask, 3)
         else:
-            dh_next = dh * zg + da_r[:, t, :2 * u] @ recurrent_kernel[:, :2 * u].T + d_rh * rg
+            dh_next = (dh * zg + _rec_state_grad(da_r[:, t], recurrent_kernel, rmask, 2)
+                       + d_rh * rg * mh)
     if reset_after:
         dx, dkernel, drecurrent = _weight_grads(x, previous, da_x, kernel, dx, dkernel, drecurrent,
                                                 dbias, need_dx, recurrent_da=da_r)
+        if rmask is not None:
+            drecurrent = _into(drecurrent, _rec_kernel_grad(previous, da_r, rmask, 0, 3), x.dtype)
     else:
         # the h block of the recurrent kernel multiplies r * h_{t-1}, not h_{t-1}
         rows = n * T
         dr_rows = da_r.reshape(rows, 3 * u)
         grad = np.empty_like(recurrent_kernel)
-        grad[:, :2 * u] = previous.reshape(rows, u).T @ dr_rows[:, :2 * u]
+        grad[:, :2 * u] = _rec_kernel_grad(previous, da_r, rmask, 0, 2)
         left = (gates[:, :, u:2 * u] * previous).reshape(rows, u)
-        grad[:, 2 * u:] = left.T @ dr_rows[:, 2 * u:]
+        grad[:, 2 * u:] = _rec_kernel_grad(previous, da_r, rmask, 2, 3, scale=gates[:, :, u:2 * u])
         dx, dkernel, _ = _weight_grads(x, previous, da_x, kernel, dx, dkernel, None, dbias, need_dx)
         drecurrent = _into(drecurrent, grad, x.dtype)
     if not reset_after:  # the native kernel reuses hprev for r * h_{t-1} at the end

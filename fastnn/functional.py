@@ -613,12 +613,7 @@ class Functional(Model):
             reads = ", ".join(t.node.layer.name for t in node.inputs)
             lines.append(f"{l.name + ' (' + type(l).__name__ + ')':<{widths[0]}}{str(node.output.shape):<{widths[1]}}"
                          f"{(l.count_params() if node.index == 0 else 0):>{widths[2]},}  {reads}")
-        total = self.count_params()
-        trainable = sum(w.size for w in self.trainable_weights)
-        lines += ["=" * sum(widths), f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                  f"Non-trainable params: {total - trainable:,}", rule]
-        for line in lines:
-            print_fn(line)
+        self._print_summary(lines, widths, rule, print_fn)
 
     def get_config(self):
         """The graph as data: layers (by name) with the tensors each call reads."""

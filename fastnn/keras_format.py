@@ -425,7 +425,7 @@ def _keras_opt_arrays(opt, params):
         return None
     # Before the first update the state is what a fresh optimizer makes (Keras builds it at
     # compile time and expects it in the file).
-    state = opt._slots if opt._slots is not None else [opt._make_slots(p) for p in params]
+    state = opt.slots_for(params)
     out = _opt_head(opt)
     for group in groups:
         for slots in state:
@@ -446,10 +446,10 @@ def _restore_optimizer(model, h5, fname):
         warnings.warn(f"{fname}: the {type(opt).__name__} state is not restored (fastnn maps Keras's "
                       "state for SGD, Adam, AdamW, Adagrad and RMSprop)", stacklevel=4)
         return
-    fresh = [opt._make_slots(p) for p in params]
+    fresh = opt.fresh_slots(params)
     order = [(w, i) for g in groups for w in range(len(params)) for i in g]
     head = len(_opt_head(opt))
-    if len(group) == head and opt._slots is None:
+    if len(group) == head and not opt.has_state:
         return  # a compiled optimizer that never updated: nothing to restore
     if len(group) != head + len(order):
         warnings.warn(f"{fname}: the optimizer state has {len(group)} arrays, {type(opt).__name__} for "
@@ -634,7 +634,7 @@ def load_weights(model, path):
     with _H5Errors(fname), _open_h5(data, fname) as h5:
         arrays = _read_weights(h5, built, fname)
         _assign(built, arrays, fname, check_only=True)
-        if model.optimizer is not None and model.optimizer._slots is not None:
+        if model.optimizer is not None and model.optimizer.has_state:
             _restore_optimizer(model, h5, fname)  # checks all, then sets all
     _assign(built, arrays, fname)
 
@@ -741,7 +741,7 @@ def _h5_bytes(model, include_optimizer):
             arrays = _keras_opt_arrays(opt, model._params)
             if arrays is None:
                 arrays = _opt_head(opt)
-                if opt._slots is not None:
+                if opt.has_state:
                     warnings.warn(f"the {type(opt).__name__} state is not written to the Keras file "
                                   "(fastnn maps SGD, Adam, AdamW, Adagrad and RMSprop)", stacklevel=4)
             for i, a in enumerate(arrays):

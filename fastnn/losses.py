@@ -421,37 +421,29 @@ def get(identifier):
                      f"{', '.join(sorted(_KERAS_NAMES))}")
 
 
-class MeanAbsolutePercentageError(_PredictionLoss):
+class _FuzzFactorLoss(_PredictionLoss):
+    """A loss whose kernel takes Keras's fixed fuzz factor EPSILON (not a setting of the loss)."""
+
+    def _kernel_args(self):
+        return {"epsilon": EPSILON}
+
+    def _settings(self):
+        return {}
+
+
+class MeanAbsolutePercentageError(_FuzzFactorLoss):
     """mean(100 * |y_true - y_pred| / max(|y_true|, EPSILON)) over all outputs of the batch."""
     name = kernel = "mean_absolute_percentage_error"
 
-    def _kernel_args(self):
-        return {"epsilon": EPSILON}
 
-    def _settings(self):
-        return {}  # epsilon is Keras's fixed fuzz factor, not a setting
-
-
-class MeanSquaredLogarithmicError(_PredictionLoss):
+class MeanSquaredLogarithmicError(_FuzzFactorLoss):
     """mean((log(max(y_pred, EPSILON) + 1) - log(max(y_true, EPSILON) + 1))^2)."""
     name = kernel = "mean_squared_logarithmic_error"
 
-    def _kernel_args(self):
-        return {"epsilon": EPSILON}
 
-    def _settings(self):
-        return {}  # epsilon is Keras's fixed fuzz factor, not a setting
-
-
-class Poisson(_PredictionLoss):
+class Poisson(_FuzzFactorLoss):
     """mean(y_pred - y_true * log(y_pred + EPSILON)): counts y_true with predicted rates y_pred."""
     name = kernel = "poisson"
-
-    def _kernel_args(self):
-        return {"epsilon": EPSILON}
-
-    def _settings(self):
-        return {}  # epsilon is Keras's fixed fuzz factor, not a setting
 
 
 class SquaredHinge(Hinge):

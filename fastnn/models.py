@@ -658,6 +658,15 @@ class Model(tracking.Tracked):
                 self.build(x.shape[1:])
             return np.array(self._forward(x, training=bool(training)), copy=True)
 
+    def _print_summary(self, lines, widths, rule, print_fn):
+        """``summary``'s table rows (from the subclass) and the parameter totals under them."""
+        total = self.count_params()
+        trainable = sum(w.size for w in self.trainable_weights)
+        lines += ["=" * sum(widths), f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}", rule]
+        for line in lines:
+            print_fn(line)
+
     @_releasing
     def compute_gradients(self, x, y, sample_weight=None):
         """The gradients of the training loss (with the weight penalties) on the batch (x, y) with
@@ -1003,12 +1012,7 @@ class Sequential(Model):
                  "=" * sum(widths)]
         for name, layer, shape in zip(names, self._layers, self._output_shapes(self._input_shape)):
             lines.append(f"{name:<{widths[0]}}{_shape_str(shape):<{widths[1]}}{layer.count_params():>{widths[2]},}")
-        total = self.count_params()
-        trainable = sum(w.size for w in self.trainable_weights)
-        lines += ["=" * sum(widths),f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                  f"Non-trainable params: {total - trainable:,}", rule]
-        for line in lines:
-            print_fn(line)
+        self._print_summary(lines, widths, rule, print_fn)
 
     def get_config(self):
         layers = [{"class_name": type(l).__name__, "config": l.get_config()} for l in self._layers]

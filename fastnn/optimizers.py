@@ -208,6 +208,21 @@ class Optimizer(tracking.Tracked):
         pairs = list(grads_and_vars)
         self.apply([v for _, v in pairs], [g for g, _ in pairs])
 
+    @property
+    def has_state(self):
+        """Whether the optimizer holds state (made by its first update or by ``set_state``)."""
+        return self._slots is not None
+
+    def slots_for(self, params):
+        """The state per weight (a list of arrays, ``None`` where unused) for weights ``params``:
+        the live arrays when the optimizer holds state, else what its first update would make.
+        Read-only: for files that store the state in their own layout (``fastnn.keras_format``)."""
+        return self._slots if self._slots is not None else self.fresh_slots(params)
+
+    def fresh_slots(self, params):
+        """New state per weight for weights ``params``, as the first update makes it."""
+        return [self._make_slots(p) for p in params]
+
     def variables(self):
         """The state arrays, flattened in weight order (empty before the first update)."""
         return [s for slots in (self._slots or []) for s in slots if s is not None]

@@ -202,7 +202,7 @@ def save_model(model, path, include_optimizer=True):
     entries, chunks = _array_entries(arrays, "weights")
     if model.optimizer is not None:
         header["optimizer"] = {"config": optimizers.serialize(model.optimizer), "iterations": None}
-        if include_optimizer and model.optimizer._slots is not None:
+        if include_optimizer and model.optimizer.has_state:
             iterations, variables = model.optimizer.get_state()
             opt_entries, opt_chunks = _array_entries(variables, "optimizer")
             shift = sum(len(c) for c in chunks)

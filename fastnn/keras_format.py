@@ -19,8 +19,12 @@ rename), as for fastnn's own format.
 h5py is an optional dependency (``pip install "fastnn-cpu[keras]"``).
 
 The model's description is translated in one place, :func:`_model_from_config` (Keras to
-fastnn) and :func:`_model_config` (fastnn to Keras); a functional model (Keras's
-``"class_name": "Functional"``, with ``layers`` carrying ``inbound_nodes``) belongs there too.
+fastnn) and :func:`_model_config` (fastnn to Keras), for Sequential and functional models (Keras's
+``"class_name": "Functional"``, laid out as the comment above :func:`_history` says). A functional
+file's graph is untrusted too: every reference is checked (a missing layer, an out-of-range call or
+tensor index, a cycle, a call that leads to no output: ModelFileError), the number of layers, calls
+and merged tensors is bounded, and every shape and weight size is computed before anything is built.
+A subclassed fastnn model is written as the functional graph its ``call`` traced.
 """
 import datetime
 import inspect

@@ -843,3 +843,20 @@ def test_functional_bounds(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 20 << 20
+
+
+def test_keras_functional_weights_file_loads_into_a_model():
+    """Keras's save_weights of a functional model: groups numbered in Keras's layer order."""
+    model = fastnn.load_model(fixture("two_heads.keras"), compile=False)
+    model.set_weights([np.ones_like(w) for w in model.get_weights()])
+    model.load_weights(fixture("two_heads.weights.h5"))
+    assert_outputs_close(model.predict(functional_inputs("two_heads"), verbose=0), functional_expected("two_heads"),
+                         rtol=1e-5, atol=1e-6)
+
+
+def test_functional_names_keras_cannot_hold_refused_before_writing(tmp_path):
+    a = fastnn.Input((3,), name="x")
+    model = fastnn.Model(a, L.Dense(2, name="x")(a))  # a layer named as the input
+    with pytest.raises(ValueError, match="used twice"):
+        model.save(tmp_path / "m.keras")
+    assert os.listdir(tmp_path) == []

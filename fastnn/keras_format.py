@@ -191,7 +191,8 @@ def _layer_kwargs(class_name, config, fname):
 def _dtype_of(config, fname):
     dtype = config.get("dtype")
     if isinstance(dtype, dict):
-        dtype = (dtype.get("config") or {}).get("name")
+        inner = dtype.get("config")
+        dtype = inner.get("name") if isinstance(inner, dict) else inner
     if dtype in (None, "float32", "float64"):
         return dtype
     raise _bad(fname, f"layer dtype {str(dtype)[:40]!r} is not supported (float32 or float64)")
@@ -311,7 +312,7 @@ def _sequential_from_config(config, fname):
         return finish, built
     except ModelFileError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, NotImplementedError) as exc:
         raise _bad(fname, f"cannot rebuild the model from its configuration: {str(exc)[:300]}") from None
 
 
@@ -408,6 +409,8 @@ def _functional_from_config(config, fname):
             if multi != (cls in _MERGES):
                 raise _bad(fname, f"{where}: {cls} takes " + ("a list of tensors" if cls in _MERGES else "one tensor"))
             refs = [_history(t, fname, where) for t in (arg if multi else [arg])]
+            if multi and len(refs) < 2:
+                raise _bad(fname, f"{where}: a merge of {len(refs)} tensors (it takes two or more)")
             if len(refs) > MAX_MERGE_INPUTS:
                 raise _bad(fname, f"{where}: a merge of {len(refs)} tensors")
             calls.append((i, k, refs, multi))
@@ -516,7 +519,8 @@ def _functional_from_config(config, fname):
         built = [(layers[name], cls, expected_of.get(name, [])) for cls, name, _ in specs]
     except ModelFileError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
+            NotImplementedError) as exc:
         raise _bad(fname, f"cannot rebuild the model from its configuration: {str(exc)[:300]}") from None
     model_name = config.get("name") if isinstance(config.get("name"), str) else None
 
@@ -876,7 +880,7 @@ def load_model(path, compile=True):
                 _compile_from(model, config.get("compile_config"), fname)
             except ModelFileError:
                 raise
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError) as exc:
                 raise _bad(fname, f"cannot restore the compile settings: {str(exc)[:300]}") from None
             _restore_optimizer(model, h5, fname)
     return model

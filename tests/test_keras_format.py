@@ -780,6 +780,14 @@ def _merge_given_one_tensor(c):
     node["args"] = [node["args"][0][0]]
 
 
+def _merge_of_nothing(c):
+    entry(c, "skip")["inbound_nodes"][0]["args"] = [[]]
+
+
+def _bad_dtype(c):
+    entry(c, "body")["config"]["dtype"] = {"class_name": "DTypePolicy", "config": True}
+
+
 def _duplicate_name(c):
     entry(c, "body")["name"] = "jump"
 
@@ -816,12 +824,22 @@ def _shared_shapes_differ(c):
     (_nested_model, "Functional.*fastnn does not have"), (_merge_given_one_tensor, "list of tensors"),
     (_duplicate_name, "two layers"), (_output_missing, "ghost"), (_input_not_input_layer, "not an InputLayer"),
     (_unconnected_call, "does not lead to any output"), (_bad_tensor, "Keras tensor"),
-    (_call_kwargs, "call arguments"), (_shared_shapes_differ, "shared layer")])
+    (_call_kwargs, "call arguments"), (_shared_shapes_differ, "shared layer"), (_merge_of_nothing, "two or more"),
+    (_bad_dtype, "dtype")])
 def test_hostile_functional_graphs_refused(tmp_path, damage, match):
     config = functional_config()
     damage(config)
     with pytest.raises(ModelFileError, match=match):
         fastnn.load_model(hostile_functional(tmp_path, config))
+
+
+def test_layer_settings_fastnn_refuses_are_file_errors(tmp_path):
+    config = config_of(fixture("dict_io.keras"))
+    entry(config, "gru")["config"]["stateful"] = True
+    path = tmp_path / "bad.keras"
+    rewrite(fixture("dict_io.keras"), path, **{"config.json": json.dumps(config).encode()})
+    with pytest.raises(ModelFileError, match="stateful"):
+        fastnn.load_model(path)
 
 
 def test_functional_bounds(tmp_path):

@@ -193,6 +193,18 @@ def test_float64_model_keeps_its_dtype(tmp_path):
     np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
 
 
+def test_float64_functional_model_keeps_its_dtype(tmp_path):
+    with _float64():
+        a, b = fastnn.Input((3,), name="a"), fastnn.Input((3,), name="b")
+        model = fastnn.Model([a, b], L.Dense(2)(L.Maximum()([a, b])))
+    model.save(tmp_path / "m.keras")
+    assert {l["config"]["dtype"] for l in config_of(tmp_path / "m.keras")["config"]["layers"]} == {"float64"}
+    loaded = fastnn.load_model(tmp_path / "m.keras")
+    assert loaded.weights[0].dtype == np.float64 and all(t.dtype == np.float64 for t in loaded.inputs)
+    x = [np.linspace(-1, 1, 12).reshape(4, 3), np.linspace(1, -1, 12).reshape(4, 3)]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
 class _float64:
     def __enter__(self):
         self.old = fastnn.backend.floatx()

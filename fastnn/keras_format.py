@@ -19,8 +19,12 @@ rename), as for fastnn's own format.
 h5py is an optional dependency (``pip install "fastnn-cpu[keras]"``).
 
 The model's description is translated in one place, :func:`_model_from_config` (Keras to
-fastnn) and :func:`_model_config` (fastnn to Keras); a functional model (Keras's
-``"class_name": "Functional"``, with ``layers`` carrying ``inbound_nodes``) belongs there too.
+fastnn) and :func:`_model_config` (fastnn to Keras), for Sequential and functional models (Keras's
+``"class_name": "Functional"``, laid out as the comment above :func:`_history` says). A functional
+file's graph is untrusted too: every reference is checked (a missing layer, an out-of-range call or
+tensor index, a cycle, a call that leads to no output: ModelFileError), the number of layers, calls
+and merged tensors is bounded, and every shape and weight size is computed before anything is built.
+A subclassed fastnn model is written as the functional graph its ``call`` traced.
 """
 import datetime
 import inspect
@@ -49,7 +53,11 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 LAYERS = ("InputLayer", "Dense", "Dropout", "BatchNormalization", "LayerNormalization", "Activation",
           "Softmax", "ReLU", "LeakyReLU", "ELU", "PReLU", "Flatten", "Normalization", "Rescaling",
           "Identity", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-          "SimpleRNN", "LSTM", "GRU", "Embedding")
+          "SimpleRNN", "LSTM", "GRU", "Embedding", "Add", "Subtract", "Multiply", "Average", "Maximum",
+          "Minimum", "Concatenate", "Reshape")
+_MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
+MAX_NODES = 10_000                 # a functional config with more layer calls than this is refused
+MAX_MERGE_INPUTS = 1_000           # a merge of more tensors than this is refused
 _RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 
 # Settings Keras stores that fastnn has no parameter for: accepted only with the value given here
@@ -183,7 +191,8 @@ def _layer_kwargs(class_name, config, fname):
 def _dtype_of(config, fname):
     dtype = config.get("dtype")
     if isinstance(dtype, dict):
-        dtype = (dtype.get("config") or {}).get("name")
+        inner = dtype.get("config")
+        dtype = inner.get("name") if isinstance(inner, dict) else inner
     if dtype in (None, "float32", "float64"):
         return dtype
     raise _bad(fname, f"layer dtype {str(dtype)[:40]!r} is not supported (float32 or float64)")
@@ -256,23 +265,16 @@ def _layer_specs(config, fname):
 
 
 def _model_from_config(top, fname):
-    """(fastnn model, [(layer, expected weight shapes)]) from config.json's top-level object.
-    The one place where Keras model classes are told apart."""
+    """(build, [(layer, class name, expected weight shapes)]) from config.json's top-level object:
+    ``build()`` builds (allocates) and returns the model, once the weights file has been checked
+    against the expected shapes. The one place where Keras model classes are told apart."""
     cls = top.get("class_name") if isinstance(top, dict) else None
     if cls == "Sequential":
         return _sequential_from_config(top.get("config"), fname)
     if cls == "Functional":
-        # Keras 3.15 writes a functional model as config {"name", "trainable", "layers": [...],
-        # "input_layers": [[name, 0, 0], ...], "output_layers": [name, 0, 0] (one output) or a list
-        # of them}; each layer entry has "name" and "inbound_nodes": [{"args": [tensor or list of
-        # tensors], "kwargs": {}}], a tensor being {"class_name": "__keras_tensor__", "config":
-        # {"shape", "dtype", "keras_history": [layer name, node index, tensor index]}}. Its HDF5
-        # groups number *all* of model.layers in config order, InputLayers included
-        # ("layers/input_layer", "layers/input_layer_1", "layers/dense", ...): _layer_paths over
-        # every entry's class name, where Sequential's leave the InputLayer out.
-        raise _bad(fname, "functional models (keras.Model(inputs, outputs)) cannot be read yet; "
-                          "fastnn reads Sequential models")
-    raise _bad(fname, f"the model class {str(cls)[:60]!r} is not a Keras model fastnn reads (Sequential)")
+        return _functional_from_config(top.get("config"), fname)
+    raise _bad(fname, f"the model class {str(cls)[:60]!r} is not a Keras model fastnn reads "
+                      "(Sequential, Functional)")
 
 
 def _sequential_from_config(config, fname):
@@ -303,11 +305,244 @@ def _sequential_from_config(config, fname):
         if dtypes:
             model._dtype = np.dtype(dtypes.pop())
         model.add(InputLayer(shape=input_shape))
-        return model, built
+
+        def finish():
+            _add_layers(model, built, fname)
+            return model
+        return finish, built
     except ModelFileError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, NotImplementedError) as exc:
         raise _bad(fname, f"cannot rebuild the model from its configuration: {str(exc)[:300]}") from None
+
+
+# A functional model (Keras's "Functional"): config {"name", "trainable", "layers": [...],
+# "input_layers", "output_layers"}. Each layer entry has "name" and "inbound_nodes", one per call
+# of the layer: {"args": [tensor] or [[tensor, ...]] (a merge), "kwargs": {}}, a tensor being
+# {"class_name": "__keras_tensor__", "config": {"shape", "dtype", "keras_history": [layer name,
+# node index, tensor index]}}; node k of a layer is its k-th inbound node (an InputLayer has none
+# listed and one node, 0). "input_layers" / "output_layers" are a flat [name, node, 0] (one
+# tensor), a list of them, or a dict of them by name. The "layers" list is Keras's model.layers,
+# ordered as its map_graph orders operations (by depth from the outputs, then by first visit in a
+# depth-first walk from the outputs, a dict's keys sorted), and model.weights.h5 numbers *all* of
+# them in that order, InputLayers included ("layers/input_layer", "layers/dense_1", ...).
+
+def _history(value, fname, where):
+    """(layer name, node index) of a Keras tensor description (or a bare [name, node, index])."""
+    if isinstance(value, dict):
+        if value.get("class_name") != "__keras_tensor__" or not isinstance(value.get("config"), dict):
+            raise _bad(fname, f"{where}: expected a Keras tensor, got {str(value)[:100]}")
+        value = value["config"].get("keras_history")
+    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in value[1:])):
+        raise _bad(fname, f"{where}: a tensor reference must be [layer name, node index, tensor index], "
+                          f"got {str(value)[:100]}")
+    if value[2] != 0:
+        raise _bad(fname, f"{where}: tensor index {value[2]} of layer {value[0][:60]!r} is out of range "
+                          "(fastnn layers have one output)")
+    return value[0], value[1]
+
+
+def _io_structure(value, fname, what):
+    """("single" | "list" | "dict", [(layer name, node)], [dict keys]) of input_layers / output_layers."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+        return "single", [_history(value, fname, what)], None
+    if isinstance(value, dict) and value:
+        if len(value) > MAX_NODES:
+            raise _bad(fname, f"{what} lists {len(value)} tensors")
+        return "dict", [_history(v, fname, f"{what}[{k!r}]") for k, v in value.items()], list(value)
+    if isinstance(value, list) and value:
+        if len(value) > MAX_NODES:
+            raise _bad(fname, f"{what} lists {len(value)} tensors")
+        return "list", [_history(v, fname, what) for v in value], None
+    raise _bad(fname, f"{what} must be a tensor reference, a list or a dict of them, got {str(value)[:100]}")
+
+
+def _functional_from_config(config, fname):
+    import heapq
+    from . import functional
+    if not isinstance(config, dict):
+        raise _bad(fname, "the Functional config must be an object")
+    entries = config.get("layers")
+    if not isinstance(entries, list) or not entries:
+        raise _bad(fname, "the Functional config has no list of layers")
+    if len(entries) > MAX_LAYERS:
+        raise _bad(fname, f"{len(entries)} layers, more than the {MAX_LAYERS} fastnn reads")
+    # 1. Every entry and every call checked, nothing built yet.
+    specs, index, calls, n_nodes = [], {}, [], 0
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+            raise _bad(fname, f"layer {i} is not a Keras layer description")
+        cls, name = entry.get("class_name"), entry.get("name")
+        if cls not in LAYERS:
+            raise _bad(fname, f"layer {i} is of class {str(cls)[:60]!r}, which fastnn does not have; "
+                              f"fastnn reads {', '.join(LAYERS)}")
+        if not isinstance(name, str) or not name:
+            raise _bad(fname, f"layer {i} ({cls}) has no name")
+        if name in index:
+            raise _bad(fname, f"two layers are named {name[:60]!r}")
+        inbound = entry.get("inbound_nodes")
+        if not isinstance(inbound, list):
+            raise _bad(fname, f"layer {name[:60]!r} has no list of inbound_nodes")
+        if cls == "InputLayer" and inbound:
+            raise _bad(fname, f"InputLayer {name[:60]!r} lists inbound nodes")
+        if cls != "InputLayer" and not inbound:
+            raise _bad(fname, f"layer {name[:60]!r} ({cls}) is never called in the graph")
+        index[name] = i
+        specs.append((cls, name, entry["config"]))
+        for k, node in enumerate(inbound):
+            n_nodes += 1
+            if n_nodes > MAX_NODES:
+                raise _bad(fname, f"more than the {MAX_NODES} layer calls fastnn reads")
+            where = f"layer {name[:60]!r} call {k}"
+            if not isinstance(node, dict) or not isinstance(node.get("args"), list) or len(node["args"]) != 1:
+                raise _bad(fname, f"{where}: expected {{'args': [tensor or list of tensors], 'kwargs': {{}}}}, "
+                                  f"got {str(node)[:100]}")
+            kwargs = node.get("kwargs") or {}
+            # Keras records the call context of a recurrent layer ({"training": false, "mask": null});
+            # fastnn takes training from fit/predict, as Keras does for every other layer.
+            if not isinstance(kwargs, dict) or any(not (v is None or (k == "training" and isinstance(v, bool)))
+                                                   for k, v in kwargs.items()):
+                raise _bad(fname, f"{where}: call arguments {str(kwargs)[:100]} are not supported by fastnn")
+            arg = node["args"][0]
+            multi = isinstance(arg, list)
+            if multi != (cls in _MERGES):
+                raise _bad(fname, f"{where}: {cls} takes " + ("a list of tensors" if cls in _MERGES else "one tensor"))
+            refs = [_history(t, fname, where) for t in (arg if multi else [arg])]
+            if multi and len(refs) < 2:
+                raise _bad(fname, f"{where}: a merge of {len(refs)} tensors (it takes two or more)")
+            if len(refs) > MAX_MERGE_INPUTS:
+                raise _bad(fname, f"{where}: a merge of {len(refs)} tensors")
+            calls.append((i, k, refs, multi))
+    n_out = {name: (1 if cls == "InputLayer" else len(entries[index[name]]["inbound_nodes"]))
+             for cls, name, _ in specs}
+
+    def check_ref(ref, where):
+        name, k = ref
+        if name not in index:
+            raise _bad(fname, f"{where} refers to the layer {name[:60]!r}, which the model does not have")
+        if not 0 <= k < n_out[name]:
+            raise _bad(fname, f"{where} refers to call {k} of layer {name[:60]!r}, which has {n_out[name]}")
+    for i, k, refs, _ in calls:
+        for ref in refs:
+            check_ref(ref, f"layer {specs[i][1][:60]!r} call {k}")
+    in_kind, in_refs, in_keys = _io_structure(config.get("input_layers"), fname, "input_layers")
+    out_kind, out_refs, out_keys = _io_structure(config.get("output_layers"), fname, "output_layers")
+    for ref in in_refs + out_refs:
+        check_ref(ref, "the model's inputs/outputs")
+    for name, k in in_refs:
+        if specs[index[name]][0] != "InputLayer":
+            raise _bad(fname, f"the model input {name[:60]!r} is not an InputLayer")
+    if len(set(in_refs)) != len(in_refs):
+        raise _bad(fname, "input_layers lists one input twice")
+    inputs_listed = {name for name, _ in in_refs}
+    for cls, name, _ in specs:
+        if cls == "InputLayer" and name not in inputs_listed:
+            raise _bad(fname, f"InputLayer {name[:60]!r} is not among the model's input_layers")
+    # 2. An order of the calls in which every tensor exists before it is read (Kahn's algorithm);
+    # calls left over depend on each other (a cycle).
+    waiting, readers, ready = {}, {}, []
+    for c, (i, k, refs, _) in enumerate(calls):
+        missing = [r for r in refs if specs[index[r[0]]][0] != "InputLayer"]
+        waiting[c] = len(missing)
+        for r in missing:
+            readers.setdefault(r, []).append(c)
+        if not missing:
+            heapq.heappush(ready, c)
+    by_output = {(specs[i][1], k): c for c, (i, k, _, _) in enumerate(calls)}
+    order = []
+    while ready:
+        c = heapq.heappop(ready)
+        order.append(c)
+        i, k = calls[c][:2]
+        for reader in readers.get((specs[i][1], k), ()):
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, reader)
+    if len(order) != len(calls):
+        stuck = sorted({specs[calls[c][0]][1][:40] for c in waiting if waiting[c] > 0})[:10]
+        raise _bad(fname, f"the graph has a cycle: the calls of {stuck} wait on each other's outputs")
+    # Every call leads to an output (Keras writes only the model's own nodes).
+    used, stack = set(), [r for r in out_refs if r in by_output]
+    while stack:
+        ref = stack.pop()
+        if ref in used:
+            continue
+        used.add(ref)
+        stack.extend(r for r in calls[by_output[ref]][2] if r in by_output)
+    for ref in by_output:
+        if ref not in used:
+            raise _bad(fname, f"call {ref[1]} of layer {ref[0][:60]!r} does not lead to any output")
+    dtypes = {_dtype_of(lc, fname) for _, _, lc in specs} - {None}
+    if len(dtypes) > 1:
+        raise _bad(fname, f"layers of several dtypes {sorted(dtypes)}; fastnn models have one")
+    dtype = dtypes.pop() if dtypes else None
+    # 3. Layers made (no weights yet), every shape computed, each layer's weights checked
+    # against the size bounds.
+    try:
+        layers, kwargs_of, shapes, first_in, tensors, total = {}, {}, {}, {}, {}, 0
+        for cls, name, lc in specs:
+            if cls == "InputLayer":
+                shape = lc.get("batch_shape", lc.get("batch_input_shape"))
+                if not isinstance(shape, list) or len(shape) < 2:
+                    raise _bad(fname, f"InputLayer {name[:60]!r} must give batch_shape [null, d1, ...]")
+                for s in shape[1:]:
+                    _check_size(s, "every input dimension", fname)
+                shapes[(name, 0)] = tuple(shape[1:])
+                tensors[(name, 0)] = functional.Input(shape=tuple(shape[1:]), name=name, dtype=dtype)
+                layers[name] = tensors[(name, 0)].node.layer
+                continue
+            klass, kwargs = _layer_kwargs(cls, lc, fname)
+            for key in ("units", "input_dim", "output_dim"):
+                if key in kwargs:
+                    _check_size(kwargs[key], f"{cls}.{key}", fname)
+            layers[name], kwargs_of[name] = klass(**kwargs), kwargs
+        expected_of = {}
+        for c in order:
+            i, k, refs, multi = calls[c]
+            cls, name, _ = specs[i]
+            layer = layers[name]
+            in_shapes = [shapes[r] for r in refs]
+            shape_in = in_shapes if multi else in_shapes[0]
+            if name in first_in:
+                if first_in[name] != shape_in:
+                    raise _bad(fname, f"the shared layer {name[:60]!r} is called on inputs of shapes "
+                                      f"{first_in[name]} and {shape_in}")
+            else:
+                first_in[name] = shape_in
+                expected = _expected_shapes(cls, kwargs_of[name], shape_in)
+                total += sum(int(np.prod(s)) for s in expected)
+                if total > MAX_WEIGHTS_BYTES // 4:
+                    raise _bad(fname, "the layers would have more weights than any Keras file fastnn reads")
+                expected_of[name] = expected
+            shapes[(name, k)] = tuple(layer.compute_output_shape(shape_in))
+        built = [(layers[name], cls, expected_of.get(name, [])) for cls, name, _ in specs]
+    except ModelFileError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
+            NotImplementedError) as exc:
+        raise _bad(fname, f"cannot rebuild the model from its configuration: {str(exc)[:300]}") from None
+    model_name = config.get("name") if isinstance(config.get("name"), str) else None
+
+    def finish():
+        try:
+            for c in order:
+                i, k, refs, multi = calls[c]
+                ins = [tensors[r] for r in refs]
+                tensors[(specs[i][1], k)] = functional.call_layer(layers[specs[i][1]], ins if multi else ins[0])
+
+            def pick(kind, refs, keys):
+                got = [tensors[r] for r in refs]
+                return got[0] if kind == "single" else dict(zip(keys, got)) if kind == "dict" else got
+            model = functional.Functional(pick(in_kind, in_refs, in_keys), pick(out_kind, out_refs, out_keys),
+                                          name=model_name)
+        except (TypeError, ValueError, MemoryError) as exc:
+            raise _bad(fname, f"cannot build the model: {str(exc)[:300]}") from None
+        if dtype is not None:
+            model._dtype = np.dtype(dtype)
+        _check_built(built, fname)
+        return model
+    return finish, built
 
 
 def _add_layers(model, built, fname):
@@ -317,6 +552,10 @@ def _add_layers(model, built, fname):
             model.add(layer)
     except (TypeError, ValueError, MemoryError) as exc:
         raise _bad(fname, f"cannot build the model: {str(exc)[:300]}") from None
+    _check_built(built, fname)
+
+
+def _check_built(built, fname):
     for layer, cls, expected in built:
         if [w.shape for w in layer.weights] != [tuple(s) for s in expected]:
             raise _bad(fname, f"{cls} {layer.name} has weights of shapes {[w.shape for w in layer.weights]}, "
@@ -418,14 +657,22 @@ def _opt_head(opt):
     return head
 
 
-def _keras_opt_arrays(opt, params):
+def _keras_order(model):
+    """For each of Keras's trainable variables in order, its index in ``model._params``."""
+    position = {id(p): j for j, p in enumerate(model._params)}
+    return [position[id(p)] for p in _keras_params(model)]
+
+
+def _keras_opt_arrays(opt, model):
     """fastnn's optimizer state as Keras's variable list, or None when the layout is not known."""
     groups = _slot_groups(opt)
     if groups is None:
         return None
+    params = model._params
     # Before the first update the state is what a fresh optimizer makes (Keras builds it at
     # compile time and expects it in the file).
     state = opt.slots_for(params)
+    state = [state[j] for j in _keras_order(model)]
     out = _opt_head(opt)
     for group in groups:
         for slots in state:
@@ -447,7 +694,8 @@ def _restore_optimizer(model, h5, fname):
                       "state for SGD, Adam, AdamW, Adagrad and RMSprop)", stacklevel=4)
         return
     fresh = opt.fresh_slots(params)
-    order = [(w, i) for g in groups for w in range(len(params)) for i in g]
+    keras_order = _keras_order(model)                        # Keras's variable w is params[keras_order[w]]
+    order = [(keras_order[w], i) for g in groups for w in range(len(params)) for i in g]
     head = len(_opt_head(opt))
     if len(group) == head and not opt.has_state:
         return  # a compiled optimizer that never updated: nothing to restore
@@ -516,22 +764,48 @@ def _loss_from(value, fname):
     return cls(**_filter(ref["config"], cls, _LOSS_KERAS_ONLY, ref["class_name"], fname))
 
 
+def _metric_names(value, fname):
+    """A list of metric names from Keras's metric entries (a name, an object, or a list of them;
+    a metric object is taken by its name, its settings are not read)."""
+    if value is None:
+        return []
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(m, (str, dict)) for m in value):
+        raise _bad(fname, f"metrics must be a list of names, got {str(value)[:100]}")
+    names = []
+    for m in value:
+        ref = m if isinstance(m, str) else _object_ref(m, "a metric", fname)
+        names.append(ref if isinstance(ref, str) else ref["config"].get("name") or ref["class_name"])
+    return names
+
+
 def _compile_from(model, cc, fname):
     if not isinstance(cc, dict) or cc.get("loss") is None:
         return
-    for key in ("loss_weights", "weighted_metrics"):
-        if cc.get(key) is not None:
-            raise _bad(fname, f"compile setting {key} is not supported by fastnn")
-    metrics = cc.get("metrics") or []
-    if not isinstance(metrics, list) or not all(isinstance(m, (str, dict)) for m in metrics):
-        raise _bad(fname, f"metrics must be a list of names, got {str(metrics)[:100]}")
-    names = []
-    for m in metrics:  # a metric object is taken by its name (its settings are not read)
-        ref = m if isinstance(m, str) else _object_ref(m, "a metric", fname)
-        names.append(ref if isinstance(ref, str) else ref["config"].get("name") or ref["class_name"])
-    metrics = names
+    functional = _is_functional(model)
+    if cc.get("weighted_metrics") is not None:
+        raise _bad(fname, "compile setting weighted_metrics is not supported by fastnn")
+    if not functional and cc.get("loss_weights") is not None:
+        raise _bad(fname, "compile setting loss_weights is not supported by fastnn for a Sequential model")
+    metrics, loss = cc.get("metrics"), cc["loss"]
+    if functional and isinstance(metrics, dict):
+        metrics = {str(k): _metric_names(v, fname) for k, v in metrics.items()}
+    elif functional and isinstance(metrics, list) and metrics and all(isinstance(m, list) for m in metrics):
+        metrics = [_metric_names(m, fname) for m in metrics]
+    else:
+        metrics = _metric_names(metrics, fname)
+    if functional and isinstance(loss, dict) and "class_name" not in loss:
+        loss = {str(k): _loss_from(v, fname) for k, v in loss.items()}
+    elif functional and isinstance(loss, list):
+        loss = [_loss_from(v, fname) for v in loss]
+    else:
+        loss = _loss_from(loss, fname)
     optimizer = _optimizer_from(cc.get("optimizer", "rmsprop"), fname)
-    model.compile(optimizer=optimizer, loss=_loss_from(cc["loss"], fname), metrics=metrics or None)
+    if functional:
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics or None, loss_weights=cc.get("loss_weights"))
+    else:
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics or None)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -594,11 +868,11 @@ def load_model(path, compile=True):
         config = _json(_read_member(zf, "config.json", MAX_JSON_BYTES, fname), "config.json", fname)
         if "metadata.json" in names:
             _json(_read_member(zf, "metadata.json", MAX_JSON_BYTES, fname), "metadata.json", fname)
-        model, built = _model_from_config(config, fname)
+        finish, built = _model_from_config(config, fname)
         weights = _read_member(zf, "model.weights.h5", MAX_WEIGHTS_BYTES, fname)
     with _H5Errors(fname), _open_h5(weights, fname) as h5:
         arrays = _read_weights(h5, built, fname)
-    _add_layers(model, built, fname)
+    model = finish()
     _assign(built, arrays, fname)
     if compile:
         with _H5Errors(fname), _open_h5(weights, fname) as h5:
@@ -606,7 +880,7 @@ def load_model(path, compile=True):
                 _compile_from(model, config.get("compile_config"), fname)
             except ModelFileError:
                 raise
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError) as exc:
                 raise _bad(fname, f"cannot restore the compile settings: {str(exc)[:300]}") from None
             _restore_optimizer(model, h5, fname)
     return model
@@ -626,7 +900,7 @@ def load_weights(model, path):
     with open(path, "rb") as f:
         data = f.read(MAX_WEIGHTS_BYTES + 1)
     built = []
-    for layer in model.layers:
+    for layer in _keras_layers(model):
         cls = type(layer).__name__
         if cls not in LAYERS:
             raise ModelFileError(f"{model.name}: layer {layer.name} ({cls}) has no Keras weights layout")
@@ -670,14 +944,20 @@ def _layer_config(layer, dtype, in_shape):
         config.pop("seed", None)  # Keras's SimpleRNN lists no seed in its config
     config["dtype"] = dtype
     entry = {"module": "keras.layers", "class_name": cls, "config": config, "registered_name": None}
-    if layer.weights or cls == "Flatten":
+    if cls in _MERGES:
+        entry["build_config"] = {"input_shape": [[None, *s] for s in in_shape]}
+    elif layer.weights or cls == "Flatten":
         entry["build_config"] = {"input_shape": [None, *in_shape]}
     return entry
 
 
 def _model_config(model, include_compile=True):
-    """config.json's object for ``model`` (fastnn to Keras); the one place a functional model's
-    description would be added."""
+    """config.json's object for ``model`` (fastnn to Keras): a Sequential, or a functional model
+    (a subclassed model is written as the graph its call traced)."""
+    if _is_functional(model):
+        top = _functional_config(model, model._dtype.name)
+        top["compile_config"] = _compile_config(model) if include_compile and model.loss is not None else {}
+        return top
     if type(model).__name__ != "Sequential":
         raise ValueError(f"only Sequential models are written as .keras files, got {type(model).__name__}")
     if model._input_shape is None:
@@ -697,6 +977,109 @@ def _model_config(model, include_compile=True):
     return top
 
 
+def _is_functional(model):
+    from .functional import Functional
+    return isinstance(model, Functional)
+
+
+def _keras_layers(model):
+    """The layers of ``model`` in the order of Keras's ``model.layers`` (which numbers the HDF5
+    groups and orders the optimizer's variables): a Sequential's own order; for a functional model
+    Keras's map_graph order (see the comment above _history), InputLayers included."""
+    if not _is_functional(model):
+        return list(model.layers)
+    outputs = list(model._outputs)
+    inputs = list(model._inputs)
+    if model._out_kind == "dict":
+        outputs = [t for _, t in sorted(zip(model._output_names, outputs), key=lambda p: p[0])]
+    if model._in_kind == "dict":
+        inputs = [t for _, t in sorted(zip(model._input_names, inputs), key=lambda p: p[0])]
+    finished, op_index, post = set(), {}, []
+    for out in outputs:  # depth-first from each output, as Keras's _build_map
+        stack = []
+
+        def enter(node):
+            if id(node) in finished:
+                return
+            op_index.setdefault(id(node.layer), len(op_index))
+            stack.append((node, iter(node.inputs)))
+        enter(out.node)
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                if id(node) not in finished:
+                    finished.add(id(node))
+                    post.append(node)
+            else:
+                enter(nxt.node)
+    node_depth, op_depth, by_id = {}, {}, {}
+    for node in reversed(post):
+        depth = max(node_depth.setdefault(id(node), 0), op_depth.get(id(node.layer), 0))
+        op_depth[id(node.layer)] = depth
+        node_depth[id(node)] = depth
+        by_id[id(node.layer)] = node.layer
+        for t in node.inputs:
+            node_depth[id(t.node)] = max(depth + 1, node_depth.get(id(t.node), 0))
+    for t in inputs:  # inputs no output reads
+        if id(t.node.layer) not in op_depth:
+            op_depth[id(t.node.layer)], op_index[id(t.node.layer)] = 0, -1
+            by_id[id(t.node.layer)] = t.node.layer
+    keys = sorted(op_depth, key=lambda k: (-op_depth[k], op_index[k]))
+    return [by_id[k] for k in keys]
+
+
+def _keras_params(model):
+    """The trainable weights in the order of Keras's ``model.trainable_variables``."""
+    return [w for layer in _keras_layers(model) for w in layer.trainable_weights]
+
+
+def _functional_config(model, dtype):
+    from .layers import InputLayer
+    layers = _keras_layers(model)
+    names = [l.name for l in layers]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"layer names {dup} are used twice; Keras needs one name per layer")
+    ref = {}
+    for t in model._inputs:
+        ref[id(t)] = [t.node.layer.name, 0, 0]
+    nodes_of = {}
+    for node in model._nodes:
+        ref[id(node.output)] = [node.layer.name, node.index, 0]
+        nodes_of.setdefault(id(node.layer), []).append(node)
+
+    def tensor(t):
+        return {"class_name": "__keras_tensor__",
+                "config": {"shape": list(t.shape), "dtype": dtype, "keras_history": ref[id(t)]}}
+    entries = []
+    for layer in layers:
+        if isinstance(layer, InputLayer):
+            entries.append({"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                            "config": {"batch_shape": [None, *layer.input_shape_arg], "dtype": dtype,
+                                       "sparse": False, "ragged": False, "name": layer.name, "optional": False},
+                            "name": layer.name, "inbound_nodes": []})
+            continue
+        nodes = sorted(nodes_of[id(layer)], key=lambda n: n.index)
+        first = nodes[0]
+        in_shape = [t._tail for t in first.inputs] if first.multi else first.inputs[0]._tail
+        entry = _layer_config(layer, dtype, in_shape)
+        entry["name"] = layer.name
+        entry["inbound_nodes"] = [{"args": [[tensor(t) for t in n.inputs] if n.multi else tensor(n.inputs[0])],
+                                   "kwargs": {}} for n in nodes]
+        entries.append(entry)
+
+    def io(tensors, kind, keys):
+        refs = [ref[id(t)] for t in tensors]
+        return refs[0] if kind == "single" else dict(zip(keys, refs)) if kind == "dict" else refs
+    return {"module": "keras.src.models.functional", "class_name": "Functional",
+            "config": {"name": model.name, "trainable": model.trainable, "layers": entries,
+                       "input_layers": io(model._inputs, model._in_kind, model._input_names),
+                       "output_layers": io(model._outputs, model._out_kind, model._output_names)},
+            "registered_name": "Functional", "build_config": {"input_shape": None}}
+
+
 def _compile_config(model):
     from . import optimizers, schedules
     opt = optimizers.serialize(model.optimizer)
@@ -704,16 +1087,33 @@ def _compile_config(model):
     lr = model.optimizer.learning_rate_schedule
     if lr is not None:
         opt_config["learning_rate"] = _keras_object("keras.optimizers.schedules", schedules.serialize(lr))
-    loss_config = dict(model.loss.get_config())
-    metrics = [m for m in model._metric_ids if isinstance(m, str)]
-    if len(metrics) != len(model._metric_ids):
+    if _is_functional(model):
+        losses, spec, weights = model._losses, model._metric_spec, model._loss_weights
+    else:
+        losses, spec, weights = [model.loss], [model._metric_ids], [1.0]
+    if any(not isinstance(m, str) for ms in spec for m in ms):
         raise ValueError("metric objects cannot be written to a .keras file yet; compile with metric "
                          "names, or save to a .fnn file")
+
+    def loss_object(loss):
+        return _keras_object("keras.losses", {"class_name": type(loss).__name__, "config": dict(loss.get_config())})
+    kind = model._out_kind if _is_functional(model) else "single"
+    if kind == "single":
+        loss, metrics, loss_weights = loss_object(losses[0]), list(spec[0]) or None, None
+    elif kind == "dict":
+        keys = model._output_names
+        loss = {k: loss_object(l) for k, l in zip(keys, losses)}
+        metrics = {k: list(m) for k, m in zip(keys, spec)} if any(spec) else None
+        loss_weights = dict(zip(keys, weights))
+    else:
+        loss = [loss_object(l) for l in losses]
+        metrics = [list(m) for m in spec] if any(spec) else None
+        loss_weights = list(weights)
+    if all(w == 1.0 for w in weights):
+        loss_weights = None
     return {"optimizer": _keras_object("keras.optimizers", {"class_name": opt["class_name"],
                                                             "config": opt_config}),
-            "loss": _keras_object("keras.losses", {"class_name": type(model.loss).__name__,
-                                                   "config": loss_config}),
-            "loss_weights": None, "metrics": metrics or None, "weighted_metrics": None,
+            "loss": loss, "loss_weights": loss_weights, "metrics": metrics, "weighted_metrics": None,
             "run_eagerly": False, "steps_per_execution": 1, "jit_compile": True}
 
 
@@ -723,8 +1123,8 @@ def _h5_bytes(model, include_optimizer):
     buf = io.BytesIO()
     with h5py.File(buf, "w") as h5:
         h5.create_group("layers")
-        classes = [type(l).__name__ for l in model.layers]
-        for layer, path in zip(model.layers, _layer_paths(classes)):
+        layers = _keras_layers(model)
+        for layer, path in zip(layers, _layer_paths([type(l).__name__ for l in layers])):
             if path.endswith("/cell/vars"):
                 h5.create_group(path[:-len("/cell/vars")] + "/vars").attrs["name"] = layer.name
             group = h5.create_group(path)
@@ -738,7 +1138,7 @@ def _h5_bytes(model, include_optimizer):
         if include_optimizer and opt is not None:
             group = h5.create_group("optimizer/vars")
             group.attrs["name"] = type(opt).__name__.lower()
-            arrays = _keras_opt_arrays(opt, model._params)
+            arrays = _keras_opt_arrays(opt, model)
             if arrays is None:
                 arrays = _opt_head(opt)
                 if opt.has_state:
@@ -768,7 +1168,7 @@ def save_weights(model, path):
     """Write the weights (and optimizer state) of ``model`` as a Keras ``.weights.h5`` file."""
     if not model.built:
         raise ValueError(f"{model.name} is not built; nothing to save")
-    for layer in model.layers:
+    for layer in _keras_layers(model):
         if type(layer).__name__ not in LAYERS:
             raise ValueError(f"layer {layer.name} ({type(layer).__name__}) has no Keras weights layout")
     _atomic_write(path, [_h5_bytes(model, include_optimizer=True)])

@@ -25,6 +25,7 @@ from fastnn.saving import ModelFileError
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "keras")
 EXPECTED = np.load(os.path.join(FIXTURES, "expected.npz"))
 NAMES = ["dense_stack", "recurrent", "gru_v1", "regression", "settings", "schedule", "activations"]
+FUNCTIONAL = ["two_heads", "dict_io", "single"]
 
 
 def fixture(name):
@@ -72,8 +73,8 @@ def test_keras_written_models_predict_as_keras(name):
 
 
 def test_every_layer_type_is_read():
-    classes = {type(l).__name__ for n in NAMES for l in fastnn.load_model(fixture(n + ".keras")).layers}
-    assert classes == set(keras_format.LAYERS) - {"InputLayer"}
+    classes = {type(l).__name__ for n in NAMES + FUNCTIONAL for l in fastnn.load_model(fixture(n + ".keras")).layers}
+    assert classes == set(keras_format.LAYERS)
 
 
 def test_compile_config_and_optimizer_state_are_restored():
@@ -192,6 +193,18 @@ def test_float64_model_keeps_its_dtype(tmp_path):
     np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
 
 
+def test_float64_functional_model_keeps_its_dtype(tmp_path):
+    with _float64():
+        a, b = fastnn.Input((3,), name="a"), fastnn.Input((3,), name="b")
+        model = fastnn.Model([a, b], L.Dense(2)(L.Maximum()([a, b])))
+    model.save(tmp_path / "m.keras")
+    assert {l["config"]["dtype"] for l in config_of(tmp_path / "m.keras")["config"]["layers"]} == {"float64"}
+    loaded = fastnn.load_model(tmp_path / "m.keras")
+    assert loaded.weights[0].dtype == np.float64 and all(t.dtype == np.float64 for t in loaded.inputs)
+    x = [np.linspace(-1, 1, 12).reshape(4, 3), np.linspace(1, -1, 12).reshape(4, 3)]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
 class _float64:
     def __enter__(self):
         self.old = fastnn.backend.floatx()
@@ -306,7 +319,7 @@ def test_custom_objects_and_model_classes_refused(tmp_path):
         "module": "evil", "class_name": "Thing", "config": {}, "registered_name": "Custom>Thing"}
     with pytest.raises(ModelFileError, match="custom object"):
         fastnn.load_model(hostile(tmp_path, config))
-    for cls, match in (("Functional", "functional models"), ("MyModel", "not a Keras model")):
+    for cls, match in (("MyModel", "not a Keras model"),):
         config = regression_config()
         config["class_name"] = cls
         with pytest.raises(ModelFileError, match=match):
@@ -554,3 +567,326 @@ def test_too_many_layers_refused(tmp_path):
     config["config"]["layers"] += [{"class_name": "Identity", "config": {}}] * keras_format.MAX_LAYERS
     with pytest.raises(ModelFileError, match="layers, more than"):
         fastnn.load_model(hostile(tmp_path, config))
+
+
+# -- functional models -----------------------------------------------------------------------------
+
+def functional_inputs(name):
+    if name == "two_heads":
+        return [EXPECTED["two_heads/x0"], EXPECTED["two_heads/x1"]]
+    if name == "dict_io":
+        return {"series": EXPECTED["dict_io/x_series"], "extra": EXPECTED["dict_io/x_extra"]}
+    return EXPECTED["single/x"]
+
+
+def functional_expected(name):
+    if name == "two_heads":
+        return [EXPECTED["two_heads/y0"], EXPECTED["two_heads/y1"]]
+    if name == "dict_io":
+        return {"zeta": EXPECTED["dict_io/y_zeta"], "alpha": EXPECTED["dict_io/y_alpha"]}
+    return EXPECTED["single/y"]
+
+
+def assert_outputs_close(got, want, **tol):
+    if isinstance(want, dict):
+        assert set(got) == set(want)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], **tol)
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, **tol)
+    else:
+        np.testing.assert_allclose(got, want, **tol)
+
+
+@pytest.mark.parametrize("name", FUNCTIONAL)
+def test_keras_written_functional_models_predict_as_keras(name):
+    model = fastnn.load_model(fixture(name + ".keras"))
+    assert isinstance(model, fastnn.functional.Functional)
+    assert_outputs_close(model.predict(functional_inputs(name), verbose=0), functional_expected(name),
+                         rtol=1e-5, atol=1e-6)
+    # fastnn's idea of Keras's layer order (which numbers the HDF5 groups) is the order Keras wrote
+    config = config_of(fixture(name + ".keras"))["config"]
+    assert [l.name for l in keras_format._keras_layers(model)] == [l["name"] for l in config["layers"]]
+
+
+def test_functional_graph_and_compile_settings_are_read():
+    model = fastnn.load_model(fixture("two_heads.keras"))
+    assert model.name == "two_heads" and model._output_names == ["price", "kind"]
+    shared = model.get_layer("shared")
+    assert sum(node.layer is shared for node in model._nodes) == 2  # one layer, two calls
+    assert {type(l).__name__ for l in model.layers} >= {"Add", "Subtract", "Multiply", "Average", "Maximum",
+                                                       "Minimum", "Concatenate", "Reshape"}
+    assert [type(l).__name__ for l in model._losses] == ["MeanSquaredError", "SparseCategoricalCrossentropy"]
+    assert model._loss_weights == [0.5, 2.0] and model._metric_spec == [["mae"], ["accuracy"]]
+    assert type(model.optimizer).__name__ == "Adam" and model.optimizer.iterations == 4
+    named = fastnn.load_model(fixture("dict_io.keras"))
+    assert named._in_kind == named._out_kind == "dict"
+    assert named._output_names == ["zeta", "alpha"] and named.optimizer.momentum == 0.9
+
+
+def test_functional_continued_training_matches_keras():
+    """One more Adam step after loading lands where Keras's did: the optimizer's moments were
+    mapped from Keras's variable order (its layer order) to fastnn's."""
+    model = fastnn.load_model(fixture("two_heads.keras"))
+    xs = functional_inputs("two_heads")
+    model.train_on_batch(xs, [EXPECTED["two_heads/step_y0"], EXPECTED["two_heads/step_y1"]])
+    assert_outputs_close(model.predict(xs, verbose=0), [EXPECTED["two_heads/after0"], EXPECTED["two_heads/after1"]],
+                         rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", FUNCTIONAL)
+def test_fastnn_writes_functional_keras_layout(tmp_path, name):
+    model = fastnn.load_model(fixture(name + ".keras"))
+    model.save(tmp_path / "m.keras")
+    ours, theirs = config_of(tmp_path / "m.keras"), config_of(fixture(name + ".keras"))
+    assert ours["class_name"] == theirs["class_name"] == "Functional"
+    assert set(ours) == set(theirs) and set(ours["config"]) == set(theirs["config"])
+    assert ours["config"]["input_layers"] == theirs["config"]["input_layers"]
+    assert ours["config"]["output_layers"] == theirs["config"]["output_layers"]
+    assert [l["name"] for l in ours["config"]["layers"]] == [l["name"] for l in theirs["config"]["layers"]]
+    for mine, keras_layer in zip(ours["config"]["layers"], theirs["config"]["layers"]):
+        assert mine["class_name"] == keras_layer["class_name"]
+        assert set(mine["config"]) <= set(keras_layer["config"]), mine["class_name"]
+        assert mine.get("build_config") in (None, keras_layer.get("build_config")), mine["name"]
+        strip = [[t["config"]["keras_history"] for t in (n["args"][0] if isinstance(n["args"][0], list)
+                                                        else [n["args"][0]])] for n in mine["inbound_nodes"]]
+        want = [[t["config"]["keras_history"] for t in (n["args"][0] if isinstance(n["args"][0], list)
+                                                       else [n["args"][0]])] for n in keras_layer["inbound_nodes"]]
+        assert strip == want, mine["name"]
+        for n, k in zip(mine["inbound_nodes"], keras_layer["inbound_nodes"]):
+            tensors = n["args"][0] if isinstance(n["args"][0], list) else [n["args"][0]]
+            keras_tensors = k["args"][0] if isinstance(k["args"][0], list) else [k["args"][0]]
+            assert [t["config"]["shape"] for t in tensors] == [t["config"]["shape"] for t in keras_tensors]
+    assert h5_layout(weights_of(tmp_path / "m.keras")) == h5_layout(weights_of(fixture(name + ".keras")))
+    cc, kc = ours["compile_config"], theirs["compile_config"]
+    assert set(cc) == set(kc)
+    outputs = [ref[0] for ref in ours["config"]["output_layers"]] if name == "two_heads" else None
+    for key in ("loss_weights", "metrics"):  # Keras keeps the form it was given (a dict by output name
+        # for a list of outputs); fastnn writes a list for a list of outputs: the same settings
+        assert per_output(cc[key], outputs) == per_output(kc[key], outputs), key
+    loaded = fastnn.load_model(tmp_path / "m.keras")
+    assert_outputs_close(loaded.predict(functional_inputs(name), verbose=0),
+                         model.predict(functional_inputs(name), verbose=0), rtol=0, atol=0)
+
+
+def per_output(value, outputs):
+    """A compile setting given as a dict by output name, as a list in output order."""
+    return [value[o] for o in outputs] if isinstance(value, dict) and outputs else value
+
+
+def every_merge_model():
+    a, b = fastnn.Input((4,), name="a"), fastnn.Input((3,), name="b")
+    shared = L.Dense(5, activation="tanh", name="shared")
+    ha, hb = shared(L.Dense(3, name="pre")(a)), shared(b)
+    h = L.Concatenate()([L.Add()([ha, hb]), L.Subtract()([ha, hb]), L.Multiply()([ha, hb]),
+                         L.Average()([ha, hb]), L.Maximum()([ha, hb]), L.Minimum()([ha, hb])])
+    h = L.Flatten()(L.Reshape((6, 5))(h))
+    h = L.Add(name="skip")([L.Dense(4, activation="relu")(h), L.Dense(4)(a)])
+    model = fastnn.Model([a, b], [L.Dense(1, name="y")(h), L.Dense(3, activation="softmax", name="c")(h)])
+    model.compile(optimizer=fastnn.optimizers.Adam(1e-2), loss=["mse", "sparse_categorical_crossentropy"],
+                  loss_weights=[0.3, 1.0], metrics=[["mae"], ["accuracy"]])
+    rng = np.random.default_rng(3)
+    xs = [rng.normal(size=(24, 4)).astype("float32"), rng.normal(size=(24, 3)).astype("float32")]
+    ys = [rng.normal(size=(24, 1)).astype("float32"), rng.integers(0, 3, 24)]
+    return model, xs, ys
+
+
+def test_fastnn_functional_round_trip_with_optimizer_state(tmp_path):
+    model, xs, ys = every_merge_model()
+    model.fit(xs, ys, epochs=2, batch_size=8, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = fastnn.load_model(tmp_path / "m.keras")
+    assert_outputs_close(loaded.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=0, atol=0)
+    assert loaded._loss_weights == [0.3, 1.0] and loaded._metric_spec == [["mae"], ["accuracy"]]
+    assert loaded.optimizer.iterations == model.optimizer.iterations == 6
+    model.train_on_batch(xs, ys)
+    loaded.train_on_batch(xs, ys)
+    assert_outputs_close(loaded.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=1e-6, atol=1e-7)
+    cc = config_of(tmp_path / "m.keras")["compile_config"]
+    assert cc["loss_weights"] == [0.3, 1.0] and cc["metrics"] == [["mae"], ["accuracy"]]
+    assert [l["class_name"] for l in cc["loss"]] == ["MeanSquaredError", "SparseCategoricalCrossentropy"]
+
+
+def test_functional_weights_file_round_trips(tmp_path):
+    model, xs, _ = every_merge_model()
+    model.save_weights(tmp_path / "w.weights.h5")
+    layout = h5_layout(str(tmp_path / "w.weights.h5"))
+    assert "layers/dense_1/vars/0" in layout and layout["layers/dense_1/vars/0"] == (3, 5)  # shared, second Dense
+    other, _, _ = every_merge_model()
+    other.load_weights(tmp_path / "w.weights.h5")
+    assert_outputs_close(other.predict(xs, verbose=0), model.predict(xs, verbose=0), rtol=0, atol=0)
+
+
+def test_subclassed_model_saves_as_its_traced_graph(tmp_path):
+    class TwoTower(fastnn.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = L.Dense(6, activation="relu")
+            self.out = L.Dense(2)
+
+        def call(self, x, training=False):
+            return self.out(L.Concatenate()([self.hidden(x), x]))
+    model = TwoTower()
+    x = np.random.default_rng(5).normal(size=(10, 3)).astype("float32")
+    model.compile(loss="mse")
+    model.fit(x, x[:, :2], epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    assert config_of(tmp_path / "m.keras")["class_name"] == "Functional"
+    loaded = fastnn.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# -- hostile functional files ------------------------------------------------------------------------
+
+def functional_config():
+    return config_of(fixture("two_heads.keras"))
+
+
+def hostile_functional(tmp_path, config):
+    path = tmp_path / "bad.keras"
+    rewrite(fixture("two_heads.keras"), path, **{"config.json": json.dumps(config).encode()})
+    return path
+
+
+def entry(config, name):
+    return next(l for l in config["config"]["layers"] if l["name"] == name)
+
+
+def first_ref(layer_entry):
+    arg = layer_entry["inbound_nodes"][0]["args"][0]
+    return (arg[0] if isinstance(arg, list) else arg)["config"]["keras_history"]
+
+
+def _missing_layer(c):
+    first_ref(entry(c, "body"))[0] = "nowhere"
+
+
+def _node_out_of_range(c):
+    first_ref(entry(c, "body"))[1] = 7
+
+
+def _tensor_out_of_range(c):
+    first_ref(entry(c, "body"))[2] = 1
+
+
+def _cycle(c):  # pre_a reads body's output, which (through shared) reads pre_a's
+    first_ref(entry(c, "pre_a"))[:] = ["body", 0, 0]
+
+
+def _self_loop(c):
+    first_ref(entry(c, "body"))[:] = ["body", 0, 0]
+
+
+def _unknown_class(c):
+    entry(c, "body")["class_name"] = "Lambda"
+
+
+def _nested_model(c):
+    entry(c, "body")["class_name"] = "Functional"
+
+
+def _merge_given_one_tensor(c):
+    node = entry(c, "skip")["inbound_nodes"][0]
+    node["args"] = [node["args"][0][0]]
+
+
+def _merge_of_nothing(c):
+    entry(c, "skip")["inbound_nodes"][0]["args"] = [[]]
+
+
+def _bad_dtype(c):
+    entry(c, "body")["config"]["dtype"] = {"class_name": "DTypePolicy", "config": True}
+
+
+def _duplicate_name(c):
+    entry(c, "body")["name"] = "jump"
+
+
+def _output_missing(c):
+    c["config"]["output_layers"][0] = ["ghost", 0, 0]
+
+
+def _input_not_input_layer(c):
+    c["config"]["input_layers"][0] = ["body", 0, 0]
+
+
+def _unconnected_call(c):
+    e = entry(c, "jump")
+    e["inbound_nodes"].append(e["inbound_nodes"][0])
+
+
+def _bad_tensor(c):
+    entry(c, "body")["inbound_nodes"][0]["args"] = [{"class_name": "Evil", "config": {}}]
+
+
+def _call_kwargs(c):
+    entry(c, "body")["inbound_nodes"][0]["kwargs"] = {"mask": [1, 2]}
+
+
+def _shared_shapes_differ(c):
+    e = entry(c, "shared")  # the shared Dense called on (3,) and on (4,)
+    e["inbound_nodes"][1]["args"][0]["config"]["keras_history"] = ["a", 0, 0]
+
+
+@pytest.mark.parametrize("damage, match", [
+    (_missing_layer, "does not have"), (_node_out_of_range, "call 7"), (_tensor_out_of_range, "tensor index 1"),
+    (_cycle, "cycle"), (_self_loop, "cycle"), (_unknown_class, "Lambda.*fastnn does not have"),
+    (_nested_model, "Functional.*fastnn does not have"), (_merge_given_one_tensor, "list of tensors"),
+    (_duplicate_name, "two layers"), (_output_missing, "ghost"), (_input_not_input_layer, "not an InputLayer"),
+    (_unconnected_call, "does not lead to any output"), (_bad_tensor, "Keras tensor"),
+    (_call_kwargs, "call arguments"), (_shared_shapes_differ, "shared layer"), (_merge_of_nothing, "two or more"),
+    (_bad_dtype, "dtype")])
+def test_hostile_functional_graphs_refused(tmp_path, damage, match):
+    config = functional_config()
+    damage(config)
+    with pytest.raises(ModelFileError, match=match):
+        fastnn.load_model(hostile_functional(tmp_path, config))
+
+
+def test_layer_settings_fastnn_refuses_are_file_errors(tmp_path):
+    config = config_of(fixture("dict_io.keras"))
+    entry(config, "gru")["config"]["stateful"] = True
+    path = tmp_path / "bad.keras"
+    rewrite(fixture("dict_io.keras"), path, **{"config.json": json.dumps(config).encode()})
+    with pytest.raises(ModelFileError, match="stateful"):
+        fastnn.load_model(path)
+
+
+def test_functional_bounds(tmp_path):
+    config = functional_config()
+    body = entry(config, "body")
+    body["inbound_nodes"] = body["inbound_nodes"] * (keras_format.MAX_NODES + 1)
+    with pytest.raises(ModelFileError, match="layer calls"):
+        fastnn.load_model(hostile_functional(tmp_path, config))
+    config = functional_config()
+    entry(config, "body")["config"]["units"] = 10 ** 8
+    with pytest.raises(ModelFileError, match="more weights"):
+        fastnn.load_model(hostile_functional(tmp_path, config))
+    entry(config, "body")["config"]["units"] = 10 ** 6  # 140 MB of kernel claimed by a tiny file
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match="shape"):
+            fastnn.load_model(hostile_functional(tmp_path, config))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 << 20
+
+
+def test_keras_functional_weights_file_loads_into_a_model():
+    """Keras's save_weights of a functional model: groups numbered in Keras's layer order."""
+    model = fastnn.load_model(fixture("two_heads.keras"), compile=False)
+    model.set_weights([np.ones_like(w) for w in model.get_weights()])
+    model.load_weights(fixture("two_heads.weights.h5"))
+    assert_outputs_close(model.predict(functional_inputs("two_heads"), verbose=0), functional_expected("two_heads"),
+                         rtol=1e-5, atol=1e-6)
+
+
+def test_functional_names_keras_cannot_hold_refused_before_writing(tmp_path):
+    a = fastnn.Input((3,), name="x")
+    model = fastnn.Model(a, L.Dense(2, name="x")(a))  # a layer named as the input
+    with pytest.raises(ValueError, match="used twice"):
+        model.save(tmp_path / "m.keras")
+    assert os.listdir(tmp_path) == []

@@ -134,6 +134,13 @@ class _Recurrent(RandomLayer):
         """The layer on a batch of sequences (NumPy in, NumPy out). ``initial_state``: a list of
         arrays ``(batch, units)`` (LSTM: [h, c]); zeros when None. With ``return_state`` the result
         is ``[output, *final states]`` as in Keras."""
+        from . import functional
+        if functional.is_symbolic(x):  # keras.Input(...) tensors: a node of a functional graph
+            if initial_state is not None or self.return_state:
+                raise ValueError(f"{self.name} ({type(self).__name__}): initial_state and "
+                                 "return_state are not supported in a functional graph; call the "
+                                 "layer on arrays for them")
+            return functional.call_layer(self, x)
         x = utils.as_float_array(x, "x", self.dtype)
         if x.ndim != 3:
             raise ValueError(f"{self.name} ({type(self).__name__}) expects sequences of shape (batch, "

@@ -252,3 +252,27 @@ def test_a_call_that_cannot_be_traced_says_so():
 
     with pytest.raises(TypeError, match="could not be traced"):
         Bad().predict(np.zeros((3, 4), np.float32))
+
+
+def test_recurrent_layers_in_a_graph_train_alike_on_both_backends_and_refuse_states():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 5, 3)).astype(np.float32)
+    y = (x[:, :, 0].sum(1) > 0).astype(np.float32)
+    results = {}
+    for backend in ("native", "numpy"):
+        with fastnn.backend_scope(backend):
+            fastnn.utils.set_random_seed(3)
+            inp = keras.Input(shape=(5, 3))
+            h = layers.LSTM(6, return_sequences=True)(inp)
+            out = layers.Dense(1, activation="sigmoid")(layers.GRU(4)(h))
+            model = keras.Model(inp, out)
+            model.compile("adam", "binary_crossentropy")
+            history = model.fit(x, y, epochs=5, verbose=0).history["loss"]
+            results[backend] = (history, model.predict(x))
+    assert results["native"][0][-1] < results["native"][0][0]  # it trains
+    np.testing.assert_allclose(results["native"][0], results["numpy"][0], rtol=1e-5)
+    np.testing.assert_allclose(results["native"][1], results["numpy"][1], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="return_state"):
+        layers.LSTM(4, return_state=True)(keras.Input(shape=(5, 3)))
+    with pytest.raises(ValueError, match="initial_state"):
+        layers.GRU(4)(keras.Input(shape=(5, 3)), initial_state=[np.zeros((1, 4), np.float32)])

@@ -114,7 +114,7 @@ class _ThresholdedMetric(Metric):
         total = self.true_positives + other
         values = np.divide(self.true_positives, total, out=np.zeros_like(total), where=total != 0)
         single = self.init_thresholds is None or np.ndim(self.init_thresholds) == 0
-        return float(values[0]) if single else [float(v) for v in values]
+        return float(values[0]) if single else values.copy()
 
     def get_config(self):
         return {"name": self.name, "thresholds": self.init_thresholds, "top_k": self.top_k,
@@ -124,8 +124,9 @@ class _ThresholdedMetric(Metric):
 class Precision(_ThresholdedMetric):
     """Keras's ``Precision``: tp / (tp + fp) over all elements with ``y_pred > threshold``
     (default 0.5; with ``top_k`` only each row's k largest predictions count), restricted to
-    column ``class_id`` if given. A list of ``thresholds`` gives a list of values; 0.0 while
-    undefined. For scikit-learn's averaged precision use :class:`PrecisionScore`."""
+    column ``class_id`` if given. A list of ``thresholds`` gives an array of values, one per
+    threshold (as Keras; the progress bar of ``fit(verbose=1)`` shows only single numbers, so
+    use ``verbose=0`` or one threshold per metric there); 0.0 while undefined. For scikit-learn's averaged precision use :class:`PrecisionScore`."""
     default_name = "precision"
 
     def result(self):

@@ -50,3 +50,38 @@ def test_accuracy_string_resolves_as_keras(key, loss):
     metric = metrics.get("accuracy", loss, pred.shape[1:])
     metric.update_state(y, pred)
     assert metric.result() == pytest.approx(float(FIXTURE[f"acc_{key}"]), abs=1e-6)
+
+
+def test_integer_labels_stand_for_their_one_hot_rows():
+    """fastnn's one extension: labels (N,) with an (N, C) output are one-hot encoded first."""
+    t, p = FIXTURE["multiclass_true"], FIXTURE["multiclass_pred"]
+    for make in (metrics.Precision, lambda: metrics.Recall(top_k=2), metrics.AUC):
+        onehot, sparse = make(), make()
+        onehot.update_state(t, p)
+        sparse.update_state(t.argmax(1), p)
+        assert sparse.result() == onehot.result()
+    with pytest.raises(ValueError, match="class labels in 0..2"):
+        metrics.Precision().update_state([0, 3], p[:2])
+
+
+def test_bad_arguments_are_refused():
+    for bad in ({"thresholds": 1.5}, {"thresholds": []}, {"top_k": 0}, {"class_id": -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            metrics.Precision(**bad)
+    for bad in ({"curve": "DET"}, {"summation_method": "simpson"}, {"num_thresholds": 1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            metrics.AUC(**bad)
+    m = metrics.AUC(multi_label=True, num_labels=3)
+    with pytest.raises(ValueError, match="3 labels"):
+        m.update_state(np.zeros((2, 2)), np.zeros((2, 2)))
+    assert (m.true_positives == 0).all()  # refused before any count changed
+    with pytest.raises(ValueError, match="class_id"):
+        metrics.Recall(class_id=5).update_state(np.zeros((2, 3)), np.zeros((2, 3)))
+
+
+def test_configs_rebuild_the_metric():
+    for m in (metrics.Precision(thresholds=[0.2, 0.6], top_k=2, class_id=1, name="p"),
+              metrics.AUC(num_thresholds=50, curve="PR", multi_label=True, label_weights=[1, 2, 3],
+                          from_logits=True, name="a")):
+        config = m.get_config()
+        assert type(m)(**config).get_config() == config

@@ -98,6 +98,48 @@ double sparse_softmax_cross_entropy(T* dZ, const T* Z, const std::int64_t* label
 }
 
 template <typename T>
+double sparse_softmax_cross_entropy_ignore(T* dZ, const T* Z, const std::int64_t* labels, idx N, idx C,
+                                           std::int64_t ignore_class, bool total) {
+    idx valid = 0;
+    for (idx n = 0; n < N; ++n) valid += labels[n] != ignore_class;
+    const double divisor = total ? 1.0 : double(valid);
+    const T scale = valid == 0 ? T(0) : T(1) / T(divisor);
+    const double sum = sum_rows(N, [=](idx n) {
+        const T* z = Z + n * C;
+        const std::int64_t raw = labels[n];
+        if (raw == ignore_class) {
+            if (dZ) std::fill(dZ + n * C, dZ + (n + 1) * C, T(0));
+            return 0.0;
+        }
+        if (raw < 0 || raw >= C) {
+            if (dZ) std::fill(dZ + n * C, dZ + (n + 1) * C, std::numeric_limits<T>::quiet_NaN());
+            return double(NAN);
+        }
+        const idx label = idx(raw);
+        const T mx = *std::max_element(z, z + C);
+        if (mx == kInf<T>) {  // softmax is 1/k on the k entries at +inf (see softmax.cpp)
+            const idx k = count_pos_inf(z, C);
+            if (dZ) {
+                T* dz = dZ + n * C;
+                for (idx c = 0; c < C; ++c) dz[c] = pos_inf_share(z[c], k) * scale;
+                dz[label] -= scale;
+            }
+            return k < 0 ? double(NAN) : z[label] == kInf<T> ? std::log(double(k)) : double(INFINITY);
+        }
+        T s = 0;
+        for (idx c = 0; c < C; ++c) s += std::exp(z[c] - mx);
+        const T lse = std::log(s);
+        if (dZ) {
+            T* dz = dZ + n * C;
+            for (idx c = 0; c < C; ++c) dz[c] = std::exp(z[c] - mx - lse) * scale;
+            dz[label] -= scale;
+        }
+        return double(lse - (z[label] - mx));
+    });
+    return valid == 0 ? 0.0 : sum / divisor;
+}
+
+template <typename T>
 double softmax_cross_entropy(T* dZ, const T* Z, const T* P, idx N, idx C, T label_smoothing) {
     const T invN = T(1) / T(N);
     const T keep = T(1) - label_smoothing, add = label_smoothing / T(C);  // Q = P * keep + add
@@ -474,7 +516,9 @@ double scale_by_rows(double value, T* grad, idx N, idx C) {
                                                   bool, T, T);                                     \
     template double categorical_focal_cross_entropy<T>(T*, const T*, const T*, idx, idx, bool, T,  \
                                                        T, T, T);                                   \
-    template double scale_by_rows<T>(double, T*, idx, idx);
+    template double scale_by_rows<T>(double, T*, idx, idx);                                     \
+    template double sparse_softmax_cross_entropy_ignore<T>(T*, const T*, const std::int64_t*, idx,  \
+                                                           idx, std::int64_t, bool);
 FASTNN_INSTANTIATE_MORE(float)
 FASTNN_INSTANTIATE_MORE(double)
 #undef FASTNN_INSTANTIATE_MORE

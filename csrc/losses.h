@@ -116,6 +116,14 @@ double categorical_focal_cross_entropy(T* dP, const T* P, const T* Tgt, idx N, i
                                        bool from_logits, T gamma, T alpha, T label_smoothing,
                                        T epsilon);
 
+// Keras's ignore_class: rows with labels[n] == ignore_class add neither loss nor gradient (their
+// dZ rows are 0); the others as sparse_softmax_cross_entropy, divided by their count V instead of
+// N (0 when V = 0), or not divided at all when total (reduction="sum"). A label outside [0, C)
+// that is not ignore_class gives NaN.
+template <typename T>
+double sparse_softmax_cross_entropy_ignore(T* dZ, const T* Z, const std::int64_t* labels, idx N, idx C,
+                                           std::int64_t ignore_class, bool total);
+
 // reduction="sum": value * N and grad[N, C] *= N (a mean over N rows turned into their sum)
 template <typename T>
 double scale_by_rows(double value, T* grad, idx N, idx C);

@@ -427,6 +427,11 @@ void Program<T>::exec(const Instr& in, idx n, std::vector<double>& regs) {
         case Kernel::scale_by_rows:
             result = scale_by_rows<T>(r(0), p(2), rows(1), cols(1));
             break;
+        case Kernel::sparse_softmax_cross_entropy_ignore:
+            result = sparse_softmax_cross_entropy_ignore<T>(
+                r(3) != 0 ? p(2) : nullptr, p(0), static_cast<const std::int64_t*>(root_data(a[1].id)),
+                rows(0), cols(0), std::int64_t(r(4)), r(5) != 0);
+            break;
         case Kernel::nadam_update:
             nadam_update<T>(p(0), p(1), p(2), p(3), p(4), size(0), r(5), r(6), r(7), r(8),
                             std::int64_t(r(9)));

@@ -139,6 +139,9 @@ namespace fastnn {
       "pred:in target:in dpred:out? need_grad:real from_logits:real gamma:real alpha:real "         \
       "label_smoothing:real epsilon:real", "@ dpred")                                               \
     X(scale_by_rows, "value:real rows_of:in grad:io?", "@")                                         \
+    X(sparse_softmax_cross_entropy_ignore,                                                          \
+      "logits:in labels:labels dlogits:out? need_grad:real ignore_class:real total:real",            \
+      "@ dlogits")                                                                                  \
     X(nadam_update,                                                                                 \
       "param:io grad:in m:io v:io u_product:io learning_rate:real beta_1:real beta_2:real "         \
       "epsilon:real step:real", "")                                                                 \

@@ -304,19 +304,25 @@ class _CrossEntropy(Loss):
 
 
 class SparseCategoricalCrossentropy(_CrossEntropy):
-    """-mean(log p[label]) for integer labels in [0, classes)."""
+    """-mean(log p[label]) for integer labels in [0, classes).
+
+    ``ignore_class`` (Keras 3): rows whose label equals it add neither loss nor gradient, and the
+    mean divides by the number of the other rows (0 when every row is ignored); with
+    ``reduction="sum"`` the loss is the sum over the other rows. The ignored label may lie outside
+    [0, classes) (``-1`` is common)."""
     name = "sparse_categorical_crossentropy"
 
     def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size", axis=-1,
                  name=None):
-        if ignore_class is not None:
-            raise ValueError("SparseCategoricalCrossentropy(ignore_class=...) is not supported by fastnn; "
-                             "give the rows to ignore sample_weight 0 instead")
+        if ignore_class is not None and (isinstance(ignore_class, bool) or
+                                         not isinstance(ignore_class, (int, np.integer))):
+            raise TypeError(f"ignore_class must be an integer label or None, got {ignore_class!r}")
         super().__init__(from_logits, reduction, name)
         _check_axis(axis)
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
 
     def _settings(self):
-        return {**super()._settings(), "ignore_class": None}
+        return {**super()._settings(), "ignore_class": self.ignore_class}
 
     def prepare_targets(self, y, n, output_shape, dtype):
         y = _numeric(y, "y")
@@ -332,14 +338,52 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
             if bad.size:
                 raise ValueError(f"labels must be integers in [0, {classes}), got {y[bad[0]]} at "
                                  f"index {bad[0]}")
-        bad = np.flatnonzero((y < 0) | (y >= classes))
+        bad = (y < 0) | (y >= classes)
+        if self.ignore_class is not None:
+            bad &= y != self.ignore_class
+        bad = np.flatnonzero(bad)
         if bad.size:
-            raise ValueError(f"labels must be integers in [0, {classes}) for a model with {classes} "
+            also = "" if self.ignore_class is None else f" or ignore_class={self.ignore_class}"
+            raise ValueError(f"labels must be integers in [0, {classes}){also} for a model with {classes} "
                              f"outputs, got {y[bad[0]]} at index {bad[0]}")
         return np.require(y, dtype=np.int64, requirements=("C", "A"))
 
     def _logits_mean(self, y, logits, out=None, need_grad=True):
-        return _kernels().sparse_softmax_cross_entropy(logits, y, out, need_grad)
+        if self.ignore_class is None:
+            return _kernels().sparse_softmax_cross_entropy(logits, y, out, need_grad)
+        # the kernel does the "sum" reduction itself: the number of kept rows varies per batch
+        return _kernels().sparse_softmax_cross_entropy_ignore(logits, y, out, need_grad, self.ignore_class,
+                                                              self.reduction == "sum")
+
+    def _reduce(self, rows_of, value, grad, need_grad):
+        if self.ignore_class is not None and self.reduction == "sum":
+            return value, grad  # summed over the kept rows by the kernel
+        return super()._reduce(rows_of, value, grad, need_grad)
+
+    def weighted_value(self, y, pred, weights, logits=False, grad=None):
+        """As :meth:`Loss.weighted_value`, over the rows not labelled ``ignore_class``: Keras
+        divides by their number ("sum_over_batch_size") or by their weights' sum
+        ("mean_with_sample_weight"); ignored rows keep a zero gradient."""
+        if self.ignore_class is None:
+            return super().weighted_value(y, pred, weights, logits, grad)
+        fn = self._logits_mean if logits else self._mean
+        keep = y != self.ignore_class
+        kept_weights = np.where(keep, weights, 0)
+        total = 0.0
+        for value in np.unique(kept_weights[keep]):
+            if value == 0:
+                continue
+            rows = np.flatnonzero(keep & (weights == value))
+            group_loss, _ = fn(y[rows], np.ascontiguousarray(pred[rows]), None, False)
+            total += float(value) * float(group_loss) * (1 if self.reduction == "sum" else len(rows))
+        count = int(keep.sum())
+        divisor = {"sum": 1.0, "mean_with_sample_weight": float(np.sum(kept_weights, dtype=np.float64))}.get(
+            self.reduction, float(count))
+        if grad is not None:
+            scale = kept_weights * (count / divisor if self.reduction == "mean_with_sample_weight" and divisor
+                                    else 1)
+            grad *= scale.reshape((-1,) + (1,) * (grad.ndim - 1)).astype(grad.dtype, copy=False)
+        return total / divisor if divisor else 0.0
 
 
 class CategoricalCrossentropy(_CrossEntropy):

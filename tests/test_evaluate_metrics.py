@@ -40,27 +40,34 @@ def test_evaluate_accuracy_equals_metrics_accuracy_on_predict(mnist, backend):
 
 def test_every_compiled_metric_equals_the_function_on_predict(mnist):
     (x_train, y_train), (x_test, y_test) = mnist
-    recall = metrics.Recall(average="weighted")
-    model = mnist_model(x_train, y_train, ["accuracy", "precision", "f1_score", "auc",
-                                           "sparse_top_k_categorical_accuracy", "log_loss", recall])
+    recall = metrics.RecallScore(average="weighted")
+    model = mnist_model(x_train, y_train, ["accuracy", "precision_score", "f1_score", "roc_auc",
+                                           "sparse_top_k_categorical_accuracy", "log_loss", recall,
+                                           "precision", "auc"])
     logs = model.evaluate(x_test, y_test, batch_size=37, return_dict=True)  # ragged batches
     probs = model.predict(x_test)
     labels = np.argmax(probs, axis=1)
+    onehot = np.eye(10)[y_test]
+    keras_auc = metrics.AUC()
+    keras_auc.update_state(onehot, probs)
     expected = {
         "accuracy": metrics.accuracy_score(y_test, labels),
-        "precision": metrics.precision_score(y_test, labels, average="macro", zero_division=0.0),
+        "precision_score": metrics.precision_score(y_test, labels, average="macro", zero_division=0.0),
         "f1_score": metrics.f1_score(y_test, labels, average="macro", zero_division=0.0),
-        "auc": metrics.roc_auc_score(y_test, probs.astype(np.float64) / probs.sum(1, keepdims=True),
-                                     multi_class="ovr"),
+        "roc_auc": metrics.roc_auc_score(y_test, probs.astype(np.float64) / probs.sum(1, keepdims=True),
+                                         multi_class="ovr"),
         "sparse_top_k_categorical_accuracy": np.mean(metrics.sparse_top_k_categorical_accuracy(y_test, probs)),
         "log_loss": metrics.log_loss(y_test, probs, labels=np.arange(10)),
         "recall": metrics.recall_score(y_test, labels, average="weighted", zero_division=0.0),
+        # Keras's Precision and AUC: every (sample, class) element is one binary decision
+        "precision": ((probs > 0.5) & (onehot == 1)).sum() / (probs > 0.5).sum(),
+        "auc": keras_auc.result(),
     }
     assert list(logs) == ["loss"] + list(expected)
     for name, value in expected.items():
-        tol = 1e-6 if name == "auc" else 1e-10  # AUC: the rows renormalised for the check above
+        tol = 1e-6 if name == "roc_auc" else 1e-10  # AUC: the rows renormalised for the check above
         assert logs[name] == pytest.approx(value, rel=0, abs=tol), name
-    assert 0.9 < logs["auc"] <= 1.0 and logs["sparse_top_k_categorical_accuracy"] > logs["accuracy"]
+    assert 0.9 < logs["roc_auc"] <= 1.0 and 0.9 < logs["auc"] <= 1.0 and logs["sparse_top_k_categorical_accuracy"] > logs["accuracy"]
     assert recall.sums[0].size == 0  # the user's instance is never written to
 
 
@@ -79,7 +86,10 @@ def test_fit_keeps_training_and_validation_counts_apart():
     assert history["val_precision"][-1] == pytest.approx(
         metrics.precision_score(y_val, p_val, zero_division=0.0), abs=1e-12)
     assert history["val_recall"][-1] == pytest.approx(metrics.recall_score(y_val, p_val), abs=1e-12)
-    assert history["val_auc"][-1] == pytest.approx(metrics.roc_auc_score(y_val, p_val), abs=1e-12)
+    keras_auc = metrics.AUC()  # Keras's 200-threshold AUC, near the exact one
+    keras_auc.update_state(y_val, p_val)
+    assert history["val_auc"][-1] == pytest.approx(keras_auc.result(), abs=1e-12)
+    assert keras_auc.result() == pytest.approx(metrics.roc_auc_score(y_val, p_val), abs=0.01)
     logs = model.evaluate(x_val, y_val, return_dict=True)
     assert logs["precision"] == history["val_precision"][-1]
     assert logs["auc"] == history["val_auc"][-1]

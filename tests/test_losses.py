@@ -499,3 +499,76 @@ def test_new_losses_stay_finite_for_extreme_inputs(backend, dtype):
     cs, _ = losses.CosineSimilarity().value_and_grad(np.array([[1.0, 2.0]], dtype),
                                                     np.array([[1e30, 2e30]], dtype), None, False)
     assert cs == pytest.approx(-1.0, rel=1e-6)
+
+
+# -- ignore_class: against Keras 3 (tests/fixtures/make_keras_ignore_class.py) -------------------
+IGNORE = np.load(__import__("os").path.join(__import__("os").path.dirname(__file__), "fixtures",
+                                            "keras_ignore_class.npz"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ignore", [2, -1])
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean_with_sample_weight"])
+@pytest.mark.parametrize("from_logits", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_ignore_class_value_and_gradient_match_keras(backend, ignore, reduction, from_logits, weighted):
+    fastnn.set_backend(backend)
+    key = f"{ignore}_{reduction}_{int(from_logits)}_{int(weighted)}"
+    x = IGNORE["logits" if from_logits else "probs"]
+    labels, w = IGNORE[f"labels_{ignore}"], IGNORE["weights"]
+    loss = losses.SparseCategoricalCrossentropy(from_logits=from_logits, ignore_class=ignore, reduction=reduction)
+    y = loss.prepare_targets(labels, len(x), x.shape[1:], x.dtype)
+    value, grad = loss.value_and_grad(y, x.copy())
+    grad = grad.copy()
+    if weighted:
+        value = loss.weighted_value(y, x, w, grad=grad)
+    called = loss(labels, x, sample_weight=w if weighted else None)
+    assert value == pytest.approx(float(IGNORE[f"value_{key}"]), rel=2e-6)
+    assert float(called) == pytest.approx(float(IGNORE[f"value_{key}"]), rel=2e-6)
+    np.testing.assert_allclose(grad, IGNORE[f"grad_{key}"], rtol=2e-5, atol=1e-7)
+    assert (grad[labels == ignore] == 0).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ignore_class_edge_cases(backend):
+    fastnn.set_backend(backend)
+    z = IGNORE["logits"][:3]
+    every = losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)
+    assert every(np.full(3, -1), z) == float(IGNORE["all_ignored_-1"]) == 0.0
+    value, grad = every.value_and_grad(np.full(3, -1, np.int64), z.copy())
+    assert value == 0.0 and (grad == 0).all()
+    none_ignored = losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=7)
+    plain = losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert none_ignored([0, 1, 3], z) == pytest.approx(plain([0, 1, 3], z), rel=1e-7)
+    per_sample = losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=1, reduction=None)
+    values = per_sample([0, 1, 3], z)
+    assert values[1] == 0 and values[0] == pytest.approx(plain([0], z[:1]), rel=1e-6)
+    with pytest.raises(ValueError, match=r"\[0, 4\) or ignore_class=-1.*got 5"):
+        every([0, 5, -1], z)
+    with pytest.raises(ValueError, match=r"\[0, 4\).*got -1"):
+        plain([0, -1, 1], z)
+    with pytest.raises(TypeError, match="ignore_class"):
+        losses.SparseCategoricalCrossentropy(ignore_class=1.5)
+    config = losses.SparseCategoricalCrossentropy(ignore_class=-1, name="masked").get_config()
+    assert config["ignore_class"] == -1
+    assert losses.SparseCategoricalCrossentropy.from_config(config).ignore_class == -1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("with_metric", [False, True])
+def test_ignore_class_training_matches_keras(backend, with_metric):
+    """fit (the recorded one-call step on native), then evaluate, against Keras's history and
+    weights; with and without a metric (the metric counts ignored rows as wrong, as Keras)."""
+    fastnn.set_backend(backend)
+    x, y, kernel = IGNORE["fit_x"], IGNORE["fit_y"], IGNORE["fit_kernel"]
+    model = fastnn.Sequential([fastnn.layers.Dense(4, activation="softmax", input_shape=(5,))])
+    model.compile(optimizer=fastnn.optimizers.SGD(0.5),
+                  loss=losses.SparseCategoricalCrossentropy(ignore_class=-1),
+                  metrics=["accuracy"] if with_metric else None)
+    model.set_weights([kernel, np.zeros(4, np.float32)])
+    history = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(history["loss"], IGNORE[f"fit_loss_{int(with_metric)}"], rtol=1e-5)
+    np.testing.assert_allclose(model.get_weights()[0], IGNORE[f"fit_kernel_after_{int(with_metric)}"],
+                               rtol=1e-4, atol=1e-6)
+    got = np.array(model.evaluate(x, y, batch_size=8), ndmin=1)
+    np.testing.assert_allclose(got, IGNORE[f"evaluate_{int(with_metric)}"], rtol=1e-5)

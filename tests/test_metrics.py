@@ -95,7 +95,10 @@ def test_binary_accuracy_accumulates_per_output():
     (losses.SparseCategoricalCrossentropy(), (10,), metrics.sparse_categorical_accuracy),
     (losses.CategoricalCrossentropy(), (10,), metrics.categorical_accuracy),
     (losses.BinaryCrossentropy(), (1,), metrics.binary_accuracy),
-    (losses.BinaryCrossentropy(), (3,), metrics.binary_accuracy),
+    (losses.BinaryCrossentropy(), (3,), metrics.categorical_accuracy),  # Keras 3 (tf.keras 2: binary)
+    (losses.BinaryCrossentropy(name="bce"), (1,), metrics.binary_accuracy),
+    (losses.SparseCategoricalCrossentropy(name="custom"), (4,), metrics.sparse_categorical_accuracy),
+    (losses.SparseCategoricalCrossentropy(), (1,), metrics.binary_accuracy),  # one column first, as Keras
     (losses.MeanSquaredError(), (1,), metrics.binary_accuracy),
     (losses.MeanSquaredError(), (4,), metrics.categorical_accuracy),
 ])
@@ -107,20 +110,20 @@ def test_accuracy_resolves_like_keras(loss, shape, fn, name):
 
 
 def test_metric_lookup_errors():
-    for bad in ("f2", "precisions", "", 3, None, metrics.Precision):
+    for bad in ("f2", "precisions", "", 3, None, metrics.PrecisionScore):
         with pytest.raises(ValueError, match="metric"):
             metrics.get(bad, losses.MeanSquaredError(), (1,))
     with pytest.raises(ValueError, match="average='binary'.*10 outputs"):
-        metrics.get(metrics.Precision(), losses.SparseCategoricalCrossentropy(), (10,))
-    multi_label = metrics.get("precision", losses.BinaryCrossentropy(), (3,))
+        metrics.get(metrics.PrecisionScore(), losses.SparseCategoricalCrossentropy(), (10,))
+    multi_label = metrics.get("precision_score", losses.BinaryCrossentropy(), (3,))
     with pytest.raises(ValueError, match="multi-label"):
         multi_label.update_state(np.array([[1.0, 1.0, 0.0]]), np.array([[0.9, 0.8, 0.1]]))
     with pytest.raises(ValueError, match="average"):
-        metrics.Recall(average=None)
+        metrics.RecallScore(average=None)
     with pytest.raises(ValueError, match="zero_division"):
         metrics.F1Score(zero_division=0.5)
     with pytest.raises(ValueError, match="curve"):
-        metrics.AUC(curve="DET")
+        metrics.AUCScore(curve="DET")
 
 
 def test_get_clones_instances_with_an_empty_state():
@@ -133,11 +136,14 @@ def test_get_clones_instances_with_an_empty_state():
 
 
 @pytest.mark.parametrize("name, loss, shape, cls, average", [
-    ("precision", losses.BinaryCrossentropy(), (1,), metrics.Precision, "binary"),
-    ("recall", losses.SparseCategoricalCrossentropy(), (2,), metrics.Recall, "binary"),
+    ("precision", losses.BinaryCrossentropy(), (1,), metrics.Precision, None),
+    ("recall", losses.SparseCategoricalCrossentropy(), (10,), metrics.Recall, None),
+    ("precision_score", losses.BinaryCrossentropy(), (1,), metrics.PrecisionScore, "binary"),
+    ("recall_score", losses.SparseCategoricalCrossentropy(), (2,), metrics.RecallScore, "binary"),
     ("f1_score", losses.SparseCategoricalCrossentropy(), (10,), metrics.F1Score, "macro"),
     ("F1", losses.CategoricalCrossentropy(), (3,), metrics.F1Score, "macro"),
-    ("auc", losses.BinaryCrossentropy(), (1,), metrics.AUC, "macro"),
+    ("auc", losses.BinaryCrossentropy(), (1,), metrics.AUC, None),
+    ("roc_auc", losses.BinaryCrossentropy(), (1,), metrics.AUCScore, "macro"),
     ("mae", losses.MeanSquaredError(), (4,), metrics.MeanAbsoluteError, None),
     ("rmse", losses.MeanSquaredError(), (1,), metrics.RootMeanSquaredError, None),
     ("r2_score", losses.MeanSquaredError(), (1,), metrics.R2Score, None),
@@ -196,10 +202,16 @@ def test_categorical_and_binary_accuracy_in_evaluate():
     cat = _model(loss="categorical_crossentropy")
     _, acc = cat.evaluate(x, np.eye(3)[labels], batch_size=4)
     assert acc == pytest.approx(np.mean(np.argmax(cat.predict(x), axis=1) == labels), abs=1e-15)
-    yb = rng(8).integers(0, 2, (11, 2)).astype(np.float32)
-    binary = _model(loss="binary_crossentropy", outputs=2)
+    yb = rng(8).integers(0, 2, (11, 1)).astype(np.float32)
+    binary = _model(loss="binary_crossentropy", outputs=1)
     _, acc = binary.evaluate(x, yb, batch_size=4)
     assert acc == pytest.approx(np.mean((binary.predict(x) > 0.5) == (yb == 1)), abs=1e-15)
+    # several sigmoid outputs: Keras 3's "accuracy" compares argmaxes; "binary_accuracy" counts elements
+    yb = rng(8).integers(0, 2, (11, 3)).astype(np.float32)
+    multi = _model(loss="binary_crossentropy", outputs=3, metric_names=("accuracy", "binary_accuracy"))
+    _, acc, bin_acc = multi.evaluate(x, yb, batch_size=4)
+    assert acc == pytest.approx(np.mean(multi.predict(x).argmax(1) == yb.argmax(1)), abs=1e-15)
+    assert bin_acc == pytest.approx(np.mean((multi.predict(x) > 0.5) == (yb == 1)), abs=1e-15)
 
 
 def test_train_on_batch_reports_metrics_of_the_pre_update_outputs():
@@ -288,15 +300,15 @@ STATEFUL = {  # name: (make the metric, data, the metric of all the data at once
                        lambda y, p, w: sk.log_loss(y[:, 0], p[:, 0], sample_weight=w)),
     "LogLoss one-hot": (metrics.LogLoss, onehot_data,
                         lambda y, p, w: sk.log_loss(y.argmax(1), p, sample_weight=w)),
-    "AUC": (metrics.AUC, binary_data, lambda y, p, w: sk.roc_auc_score(y[:, 0], p[:, 0], sample_weight=w)),
-    "AUC PR": (lambda: metrics.AUC(curve="PR"), binary_data,
+    "AUC": (metrics.AUCScore, binary_data, lambda y, p, w: sk.roc_auc_score(y[:, 0], p[:, 0], sample_weight=w)),
+    "AUC PR": (lambda: metrics.AUCScore(curve="PR"), binary_data,
                lambda y, p, w: sk.average_precision_score(y[:, 0], p[:, 0], sample_weight=w)),
-    "AUC ovr": (metrics.AUC, multiclass_data,
+    "AUC ovr": (metrics.AUCScore, multiclass_data,
                 lambda y, p, w: sk.roc_auc_score(y, p, multi_class="ovr", sample_weight=w)),
-    "AUC ovr weighted": (lambda: metrics.AUC(average="weighted"), multiclass_data,
+    "AUC ovr weighted": (lambda: metrics.AUCScore(average="weighted"), multiclass_data,
                          lambda y, p, w: sk.roc_auc_score(y, p, multi_class="ovr", average="weighted",
                                                           sample_weight=w)),
-    "AUC PR multiclass": (lambda: metrics.AUC(curve="PR"), multiclass_data,
+    "AUC PR multiclass": (lambda: metrics.AUCScore(curve="PR"), multiclass_data,
                           lambda y, p, w: sk.average_precision_score(y, p, sample_weight=w)),
     "MeanAbsoluteError": (metrics.MeanAbsoluteError, regression_data,
                           lambda y, p, w: sk.mean_absolute_error(y, p, sample_weight=w)),
@@ -313,13 +325,13 @@ STATEFUL = {  # name: (make the metric, data, the metric of all the data at once
                                                               multioutput="variance_weighted")),
 }
 for _average in ("micro", "macro", "weighted"):
-    for _cls, _fn in ((metrics.Precision, sk.precision_score), (metrics.Recall, sk.recall_score),
+    for _cls, _fn in ((metrics.PrecisionScore, sk.precision_score), (metrics.RecallScore, sk.recall_score),
                       (metrics.F1Score, sk.f1_score)):
         STATEFUL[f"{_cls.__name__} {_average}"] = (
             lambda c=_cls, a=_average: c(average=a), multiclass_data,
             lambda y, p, w, f=_fn, a=_average: f(y, p.argmax(1), average=a, sample_weight=w,
                                                  zero_division=0.0))
-for _cls, _fn in ((metrics.Precision, sk.precision_score), (metrics.Recall, sk.recall_score),
+for _cls, _fn in ((metrics.PrecisionScore, sk.precision_score), (metrics.RecallScore, sk.recall_score),
                   (metrics.F1Score, sk.f1_score)):
     STATEFUL[f"{_cls.__name__} binary"] = (
         _cls, binary_data, lambda y, p, w, f=_fn: f(y[:, 0], labels_of(p), sample_weight=w))
@@ -375,22 +387,22 @@ def test_r2_accumulation_is_stable_for_targets_far_from_zero():
 
 
 def test_metric_objects_before_any_data_and_undefined_auc():
-    for make in (metrics.Accuracy, metrics.Precision, metrics.LogLoss, metrics.MeanSquaredError):
+    for make in (metrics.Accuracy, metrics.PrecisionScore, metrics.LogLoss, metrics.MeanSquaredError):
         assert make().result() == 0.0
     assert np.isnan(metrics.R2Score().result())
-    auc = metrics.AUC()
+    auc = metrics.AUCScore()
     assert np.isnan(auc.result())
     auc.update_state(np.ones((3, 1)), np.array([[0.2], [0.7], [0.9]]))  # one class so far
     assert np.isnan(auc.result())
     auc.update_state(np.zeros((1, 1)), np.array([[0.5]]))
     assert auc.result() == pytest.approx(2 / 3, abs=1e-15)
-    multi = metrics.AUC()
+    multi = metrics.AUCScore()
     multi.update_state([0, 1, 1], softmax_rows(rng(42).normal(size=(3, 3))))  # class 2 not seen yet
     assert np.isnan(multi.result())
 
 
 def test_precision_object_learns_new_labels_between_batches():
-    m = metrics.Precision(average="macro")
+    m = metrics.PrecisionScore(average="macro")
     m.update_state([0, 0], [0, 0])
     m.update_state([2, 1, 2], [2, 2, 1])
     m.update_state([5], [1])
@@ -398,7 +410,7 @@ def test_precision_object_learns_new_labels_between_batches():
     expected = sk.precision_score([0, 0, 2, 1, 2, 5], [0, 0, 2, 2, 1, 1], average="macro",
                                   zero_division=0.0)
     assert m.result() == pytest.approx(expected, abs=1e-15)
-    binary = metrics.Precision()
+    binary = metrics.PrecisionScore()
     binary.update_state([0, 1, 2], [0, 1, 2])
     with pytest.raises(ValueError, match="multiclass.*average='binary'"):
         binary.result()

@@ -1222,3 +1222,31 @@ def test_keras_row_losses_match_reference(data, dtype, n, c, need_grad, from_log
         return
     assert_within(grad, grad_ref, 64 * eps(dtype) * (np.abs(f64(grad_ref)) + np.abs(f64(grad_ref)).max() + 1e-30),
                   name + " gradient")
+
+
+@covers("sparse_softmax_cross_entropy_ignore")
+@props(120)
+@given(data=st.data(), dtype=DTYPES, n=pos_dim, c=st.integers(2, 6), need_grad=st.booleans(),
+       total=st.booleans(), ignore=st.sampled_from(["-1", "first", "last", "outside"]))
+def test_sparse_cross_entropy_with_ignore_class_matches_reference(data, dtype, n, c, need_grad, total, ignore):
+    """Rows labelled ignore_class (inside or outside [0, C)) drop out of the sum and its count,
+    their gradient rows are 0; the rest is sparse_softmax_cross_entropy's arithmetic, so the
+    same tolerance over the kept rows."""
+    ignore_class = {"-1": -1, "first": 0, "last": c - 1, "outside": c + 3}[ignore]
+    z = data.draw(arrays(dtype, (n, c), -50.0, 50.0))
+    t = data.draw(hnp.arrays(np.int64, (n,), elements=st.sampled_from(list(range(c)) + [ignore_class])))
+    loss, g = NK.sparse_softmax_cross_entropy_ignore(z, t, None, need_grad, ignore_class, total)
+    loss_ref, g_ref = R.sparse_softmax_cross_entropy_ignore(z, t, None, need_grad, ignore_class, total)
+    keep = t != ignore_class
+    count = max(int(keep.sum()), 1)
+    size = np.where(keep, np.abs(f64(z)).max(axis=1) + math.log(c) + 1, 0.0)
+    tol = (24 + math.log2(z.size)) * eps(dtype) * float(size.sum()) / (1 if total else count)
+    assert_scalar_within(loss, loss_ref, tol, dtype, "sparse_softmax_cross_entropy_ignore")
+    if not keep.any():
+        assert loss == loss_ref == 0.0
+    if not need_grad:
+        assert g is None and g_ref is None
+        return
+    assert (g[~keep] == 0).all() and (g_ref[~keep] == 0).all()
+    scale = 1.0 if total else 1.0 / count
+    assert_within(g, g_ref, 8 * eps(dtype) * (np.abs(f64(g_ref)) + 2.0 * scale), "ignore_class gradient")

@@ -206,16 +206,19 @@ class _ConfusionMetric(Metric):
                                 zero_division=self.zero_division)[:3]
 
 
-class Precision(_ConfusionMetric):
-    """precision_score over all batches (default zero_division 0.0, without warnings)."""
+class PrecisionScore(_ConfusionMetric):
+    """precision_score over all batches (default zero_division 0.0, without warnings): labels
+    from model outputs (argmax, or p > threshold for one column) and scikit-learn's averages.
+    Keras's thresholded ``Precision`` is :class:`fastnn.metrics.Precision`."""
     default_name = "precision"
 
     def result(self):
         return self._scores()[0]
 
 
-class Recall(_ConfusionMetric):
-    """recall_score over all batches (default zero_division 0.0, without warnings)."""
+class RecallScore(_ConfusionMetric):
+    """recall_score over all batches (default zero_division 0.0, without warnings), as
+    :class:`PrecisionScore`. Keras's thresholded ``Recall`` is :class:`fastnn.metrics.Recall`."""
     default_name = "recall"
 
     def result(self):
@@ -258,11 +261,11 @@ def _model_scores(y_true, y_pred):
     return t, s
 
 
-class AUC(Metric):
+class AUCScore(Metric):
     """roc_auc_score (curve="ROC") or average_precision_score (curve="PR") of all samples seen.
 
-    Keeps every label and score, so the result is exact (Keras's AUC approximates the curve with
-    200 thresholds). Model outputs: one column, or two (column 1 is used), is a binary problem;
+    Keeps every label and score, so the result is exact (Keras's AUC, :class:`fastnn.metrics.AUC`,
+    approximates the curve with 200 thresholds). Model outputs: one column, or two (column 1 is used), is a binary problem;
     C > 2 columns are one-vs-rest (or one-vs-one) over the classes ``labels`` (default 0..C-1).
     ``result()`` is nan while the AUC is undefined (a class without samples yet). Exactness has a
     price: ``result()`` sorts all n scores seen, O(n log n), and ``fit`` asks for it after every

@@ -105,7 +105,7 @@ from .losses import (
 from .losses import (mean_absolute_percentage_error, mean_squared_logarithmic_error, poisson,
                      squared_hinge)
 from .losses import (binary_focal_cross_entropy, categorical_focal_cross_entropy, categorical_hinge,
-                     cosine_similarity, scale_by_rows)
+                     cosine_similarity, scale_by_rows, sparse_softmax_cross_entropy_ignore)
 from .recurrent import (
     embedding_backward,
     embedding_forward,
@@ -259,6 +259,7 @@ __all__ = [
     "binary_focal_cross_entropy",
     "categorical_focal_cross_entropy",
     "scale_by_rows",
+    "sparse_softmax_cross_entropy_ignore",
     "sequence_dropout_step",
     "sequence_dropout_backward",
     "merge_forward",

@@ -496,3 +496,36 @@ def scale_by_rows(value, rows_of, grad=None):
     if grad is not None:
         grad *= grad.dtype.type(n)
     return float(value) * n
+
+
+def sparse_softmax_cross_entropy_ignore(logits, labels, dlogits=None, need_grad=True, ignore_class=-1,
+                                        total=False):
+    """Softmax cross-entropy against integer labels with Keras's ``ignore_class``.
+
+    Rows whose label is ``ignore_class`` add neither loss nor gradient; with K the kept rows::
+
+        loss    = sum_{n in K} -log_softmax(logits)[n, labels[n]] / |K|    (0 when K is empty)
+        dlogits = (softmax(logits) - onehot(labels)) / |K|  on K, 0 elsewhere
+
+    ``total`` (reduction="sum") leaves out the division by |K|. A label outside [0, C) that is
+    not ``ignore_class`` is a ValueError.
+
+    Shapes:
+        logits: [N, C]   labels: int64 [N]   dlogits: [N, C] (optional preallocated output)
+    """
+    keep = labels != int(ignore_class)
+    bad = keep & ((labels < 0) | (labels >= logits.shape[1]))
+    if bad.any():
+        raise ValueError(f"labels must be in [0, {logits.shape[1]}) or ignore_class={int(ignore_class)}, "
+                         f"got {int(labels[np.argmax(bad)])}")
+    rows = np.flatnonzero(keep)
+    count = len(rows)
+    divisor = 1.0 if total else float(count)
+    log_probs = _log_softmax(logits)
+    loss = -np.sum(log_probs[rows, labels[rows]]) / divisor if count else 0.0
+    if not need_grad:
+        return float(loss), None
+    grad = np.exp(log_probs)
+    grad[rows, labels[rows]] -= 1
+    grad[~keep] = 0
+    return float(loss), _into(dlogits, grad / divisor if count else grad * 0, logits.dtype)

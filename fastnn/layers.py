@@ -220,6 +220,14 @@ class Layer(tracking.Tracked):
         return [w for _, w, t in self._weights if not (t and self.trainable)]
 
     @property
+    def losses(self):
+        """Keras's ``layer.losses``: the current penalty of each regularized trainable weight (none
+        when the layer is frozen), then the activity penalty of the last training pass, as floats."""
+        out = [float(r(w)) for w, _, r in self._regularized] if self.trainable else []
+        activity = self.__dict__.get("_activity_loss")
+        return out if activity is None else out + [float(activity)]
+
+    @property
     def grads(self):
         """One gradient array per trainable weight (whether or not the layer is frozen)."""
         return self._grads

@@ -416,6 +416,11 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
+    if callable(identifier) and not isinstance(identifier, type):
+        raise TypeError(f"loss={getattr(identifier, '__name__', identifier)!r} is a Python function; "
+                        "fastnn trains through its own loss kernels and cannot differentiate "
+                        "one: use one of fastnn.losses (by name or class), e.g. "
+                        "BinaryCrossentropy() with fit(class_weight=...) for a weighted loss")
     raise ValueError(f"unknown loss {identifier!r}; expected a Loss instance or one of "
                      f"{', '.join(sorted(_KERAS_NAMES))}")
 

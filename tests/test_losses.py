@@ -499,3 +499,10 @@ def test_new_losses_stay_finite_for_extreme_inputs(backend, dtype):
     cs, _ = losses.CosineSimilarity().value_and_grad(np.array([[1.0, 2.0]], dtype),
                                                     np.array([[1e30, 2e30]], dtype), None, False)
     assert cs == pytest.approx(-1.0, rel=1e-6)
+
+
+def test_get_refuses_a_python_function_saying_why():
+    def my_loss(y_true, y_pred):
+        return (y_true - y_pred) ** 2
+    with pytest.raises(TypeError, match="'my_loss' is a Python function.*fastnn.losses"):
+        losses.get(my_loss)

@@ -27,13 +27,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keras-python", required=True, help="python of an env with Keras 3")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite the fixture")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="run only the programs whose names contain one of these words "
+                             "(their entries in the fixture are replaced, the others kept)")
     args = parser.parse_args()
     env = dict(os.environ)
     env.setdefault("KERAS_BACKEND", "jax")
     fastnn_env = dict(env, PYTHONPATH=str(ROOT))
-    reference, failures = {}, 0
+    programs = [p for p in PROGRAMS if not args.only or any(w in p.stem for w in args.only)]
+    reference = {}
+    if args.only and FIXTURE.exists():
+        reference = {k: v for k, v in json.loads(FIXTURE.read_text(encoding="utf-8")).items()
+                     if k in {p.stem for p in PROGRAMS}}
+    failures = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for program in PROGRAMS:
+        for program in programs:
             t0 = time.perf_counter()
             k, kdone = run_program(program, "keras", Path(tmp) / "keras" / program.stem,
                                    python=args.keras_python, env=env)

@@ -1186,6 +1186,41 @@ def get(config):
     return cls(**kwargs)
 
 
+def add(inputs, **kwargs):
+    """``keras.layers.add([a, b])``: ``Add(**kwargs)([a, b])``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    """``keras.layers.subtract([a, b])``: ``Subtract(**kwargs)([a, b])``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    """``keras.layers.multiply([a, b])``: ``Multiply(**kwargs)([a, b])``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    """``keras.layers.average([a, b])``: ``Average(**kwargs)([a, b])``."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    """``keras.layers.maximum([a, b])``: ``Maximum(**kwargs)([a, b])``."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    """``keras.layers.minimum([a, b])``: ``Minimum(**kwargs)([a, b])``."""
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs, axis=-1, **kwargs):
+    """``keras.layers.concatenate([a, b], axis=-1)``: ``Concatenate(axis, **kwargs)([a, b])``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
 # Keras layers for grid-shaped data (images, volumes, spectrograms): fastnn computes dense
 # and recurrent networks only, so asking for one of these names says so instead of a bare
 # AttributeError.
@@ -1200,7 +1235,20 @@ NOT_PROVIDED = frozenset(
        "RandomTranslation", "RandomContrast", "Resizing", "CenterCrop"])
 
 
+# Keras names fastnn does not have, each with what to do instead.
+NOT_YET = {
+    "Bidirectional": "fastnn has no Bidirectional wrapper yet; a recurrent layer with "
+                     "go_backwards=True runs the sequence in reverse",
+    "TimeDistributed": "fastnn has no TimeDistributed wrapper: Dense on (batch, timesteps, "
+                       "features) already applies to the last axis, as TimeDistributed(Dense) does",
+    "Lambda": "fastnn cannot run a Python function as a layer: it trains through its own kernels "
+              "and their derivatives; use a fastnn layer or activation for the computation",
+}
+
+
 def __getattr__(name):
+    if name in NOT_YET:
+        raise NotImplementedError(NOT_YET[name])
     if name in NOT_PROVIDED:
         raise NotImplementedError(
             f"fastnn has no {name} layer: fastnn trains dense (fully connected) and recurrent "

@@ -553,5 +553,6 @@ _KERAS_NAMES.update({
     "mape": MeanAbsolutePercentageError, "mean_absolute_percentage_error": MeanAbsolutePercentageError,
     "msle": MeanSquaredLogarithmicError, "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
     "poisson": Poisson, "squared_hinge": SquaredHinge,
+    "bce": BinaryCrossentropy,  # Keras 3's short name (also "BCE": names match lower-case)
 })
 _BY_NAME.update({**{cls.__name__.lower(): cls for cls in set(_KERAS_NAMES.values())}, **_KERAS_NAMES})

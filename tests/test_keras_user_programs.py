@@ -138,3 +138,15 @@ def test_functional_helpers_and_keras_names():
                        ("Lambda", "Python function")]:
         with pytest.raises(NotImplementedError, match=says):
             getattr(fastnn.keras.layers, name)
+
+
+def test_pad_sequences_pads_and_truncates_as_keras():
+    pad = fastnn.keras.utils.pad_sequences
+    seqs = [[1, 2, 3, 4], [5], []]
+    assert pad(seqs).tolist() == [[1, 2, 3, 4], [0, 0, 0, 5], [0, 0, 0, 0]]
+    assert pad(seqs, maxlen=2).tolist() == [[3, 4], [0, 5], [0, 0]]
+    assert pad(seqs, maxlen=3, padding="post", truncating="post", value=-1).tolist() == [
+        [1, 2, 3], [5, -1, -1], [-1, -1, -1]]
+    assert pad(seqs).dtype == np.int32 and pad(seqs, dtype="float32").dtype == np.float32
+    with pytest.raises(ValueError, match="'pre' or 'post'"):
+        pad(seqs, padding="both")

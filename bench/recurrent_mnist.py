@@ -13,7 +13,7 @@ medians and the ratio of medians:
         --torch-python /path/to/venv-with-torch/bin/python
 
 Before each run the parent waits (up to --quiet-wait seconds) until other processes keep less
-than a quarter of a core busy (``fastnn.benchmark.other_load``), and measures that load again
+than a quarter of a core busy (``fastnn.tools.benchmark.other_load``), and measures that load again
 right after the run, runs again (--retries) a run that other load disturbed; each run's line
 gives both loads, and the table the largest among the runs kept.
 
@@ -114,7 +114,7 @@ def keras_worker(cell, mnist, epochs, threads, seed=0):
 
 def _other_load(seconds=1.0):
     try:
-        from fastnn.benchmark import other_load
+        from fastnn.tools.benchmark import other_load
     except ImportError:  # the parent without fastnn: the load average minus nothing
         return os.getloadavg()[0]
     return other_load(seconds)

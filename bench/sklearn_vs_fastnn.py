@@ -102,7 +102,7 @@ def main(argv=None):
     if args.worker:
         print(json.dumps(worker(args.worker, args.dataset, mnist=args.mnist)))
         return
-    from fastnn.benchmark import busy_note, other_load
+    from fastnn.tools.benchmark import busy_note, other_load
     names = [n for n in args.datasets.split(",")
              if n != "mnist_8k" or os.path.exists(os.path.join(args.mnist, "t10k-labels-idx1-ubyte.gz"))]
     load_before = other_load()

@@ -41,6 +41,11 @@ class Activation(tracking.Tracked):
         self.alpha = _ALPHA_DEFAULTS.get(name) if alpha is None else float(alpha)
 
     @property
+    def __name__(self):
+        """The name, as on Keras's activation functions (``layer.activation.__name__``)."""
+        return self.name
+
+    @property
     def has_gradient(self):
         return self.name != "step"
 

@@ -66,14 +66,17 @@ def is_symbolic(x):
 def Input(shape=None, name=None, dtype=None, batch_size=None, **kwargs):
     """``keras.Input(shape=(784,))``: the symbolic input of a functional model (also accepted as
     the first entry of a Sequential model). ``batch_size`` is accepted and ignored (every batch
-    size runs)."""
+    size runs). An integer ``dtype`` (``"int32"``, token ids for an ``Embedding``) says what the
+    data holds; fastnn computes in ``floatx`` and converts the ids on the way in."""
     if shape is None:
         shape = kwargs.pop("batch_shape", None)
         shape = None if shape is None else tuple(shape)[1:]
     if kwargs:
         raise TypeError(f"Input got unexpected arguments {sorted(kwargs)}")
-    if dtype is not None and np.dtype(dtype).kind != "f":
-        raise ValueError(f"Input dtype must be a float dtype, got {dtype!r}")
+    if dtype is not None and np.dtype(dtype).kind not in "fiu":
+        raise ValueError(f"Input dtype must be a float or integer dtype, got {dtype!r}")
+    if dtype is not None and np.dtype(dtype).kind in "iu":
+        dtype = None
     layer = InputLayer(shape=shape, name=name)
     node = Node(layer, [], layer.input_shape_arg, False)
     node.output.dtype = np.dtype(dtype or backend.floatx())

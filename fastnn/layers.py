@@ -247,6 +247,14 @@ class Layer(tracking.Tracked):
         return [w for _, w, t in self._weights if not (t and self.trainable)]
 
     @property
+    def losses(self):
+        """Keras's ``layer.losses``: the current penalty of each regularized trainable weight (none
+        when the layer is frozen), then the activity penalty of the last training pass, as floats."""
+        out = [float(r(w)) for w, _, r in self._regularized] if self.trainable else []
+        activity = self.__dict__.get("_activity_loss")
+        return out if activity is None else out + [float(activity)]
+
+    @property
     def grads(self):
         """One gradient array per trainable weight (whether or not the layer is frozen)."""
         return self._grads
@@ -1205,6 +1213,41 @@ def get(config):
     return cls(**kwargs)
 
 
+def add(inputs, **kwargs):
+    """``keras.layers.add([a, b])``: ``Add(**kwargs)([a, b])``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    """``keras.layers.subtract([a, b])``: ``Subtract(**kwargs)([a, b])``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    """``keras.layers.multiply([a, b])``: ``Multiply(**kwargs)([a, b])``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    """``keras.layers.average([a, b])``: ``Average(**kwargs)([a, b])``."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    """``keras.layers.maximum([a, b])``: ``Maximum(**kwargs)([a, b])``."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    """``keras.layers.minimum([a, b])``: ``Minimum(**kwargs)([a, b])``."""
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs, axis=-1, **kwargs):
+    """``keras.layers.concatenate([a, b], axis=-1)``: ``Concatenate(axis, **kwargs)([a, b])``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
 # Keras layers for grid-shaped data (images, volumes, spectrograms): fastnn computes dense
 # and recurrent networks only, so asking for one of these names says so instead of a bare
 # AttributeError.
@@ -1219,7 +1262,20 @@ NOT_PROVIDED = frozenset(
        "RandomTranslation", "RandomContrast", "Resizing", "CenterCrop"])
 
 
+# Keras names fastnn does not have, each with what to do instead.
+NOT_YET = {
+    "Bidirectional": "fastnn has no Bidirectional wrapper yet; a recurrent layer with "
+                     "go_backwards=True runs the sequence in reverse",
+    "TimeDistributed": "fastnn has no TimeDistributed wrapper: Dense on (batch, timesteps, "
+                       "features) already applies to the last axis, as TimeDistributed(Dense) does",
+    "Lambda": "fastnn cannot run a Python function as a layer: it trains through its own kernels "
+              "and their derivatives; use a fastnn layer or activation for the computation",
+}
+
+
 def __getattr__(name):
+    if name in NOT_YET:
+        raise NotImplementedError(NOT_YET[name])
     if name in NOT_PROVIDED:
         raise NotImplementedError(
             f"fastnn has no {name} layer: fastnn trains dense (fully connected) and recurrent "

@@ -461,6 +461,11 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
+    if callable(identifier) and not isinstance(identifier, type):
+        raise TypeError(f"loss={getattr(identifier, '__name__', identifier)!r} is a Python function; "
+                        "fastnn trains through its own loss kernels and cannot differentiate "
+                        "one: use one of fastnn.losses (by name or class), e.g. "
+                        "BinaryCrossentropy() with fit(class_weight=...) for a weighted loss")
     raise ValueError(f"unknown loss {identifier!r}; expected a Loss instance or one of "
                      f"{', '.join(sorted(_KERAS_NAMES))}")
 
@@ -585,5 +590,6 @@ _KERAS_NAMES.update({
     "mape": MeanAbsolutePercentageError, "mean_absolute_percentage_error": MeanAbsolutePercentageError,
     "msle": MeanSquaredLogarithmicError, "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
     "poisson": Poisson, "squared_hinge": SquaredHinge,
+    "bce": BinaryCrossentropy,  # Keras 3's short name (also "BCE": names match lower-case)
 })
 _BY_NAME.update({**{cls.__name__.lower(): cls for cls in set(_KERAS_NAMES.values())}, **_KERAS_NAMES})

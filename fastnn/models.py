@@ -167,6 +167,11 @@ class Model(tracking.Tracked):
     def non_trainable_weights(self):
         return [w for l in self._layers for w in l.non_trainable_weights]
 
+    @property
+    def losses(self):
+        """Keras's ``model.losses``: every layer's ``losses`` (weight and activity penalties)."""
+        return [value for layer in self._layers for value in layer.losses]
+
     def _min_training_batch(self):
         return max([l.min_training_batch for l in self._layers], default=1)
 

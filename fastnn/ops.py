@@ -181,3 +181,9 @@ def dropout(x, rate, seed=0, counter=0, out=None):
             raise ValueError(f"dropout {what} must be an integer in [0, 2**64), got {value!r}")
     (x,) = _floats(x, names=("x",))
     return backend.kernels().dropout_forward(x, rate, seed, counter, out=out)[0]
+
+
+def convert_to_numpy(x):
+    """``keras.ops.convert_to_numpy``: fastnn's values already are NumPy arrays (or Python floats,
+    like ``optimizer.learning_rate``); returns ``np.asarray(x)``."""
+    return np.asarray(x)

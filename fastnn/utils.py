@@ -280,6 +280,34 @@ def split_dataset(dataset, left_size=None, right_size=None, shuffle=False, seed=
     return parts[0][0], parts[1][0]
 
 
+def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0.0):
+    """``keras.utils.pad_sequences``: a list of token lists as one ``(len(sequences), maxlen)``
+    array (``maxlen`` defaults to the longest). Shorter ones are filled with ``value`` before
+    (``padding="pre"``) or after (``"post"``) their tokens; longer ones lose their first
+    (``truncating="pre"``) or last (``"post"``) tokens, as in Keras."""
+    if padding not in ("pre", "post") or truncating not in ("pre", "post"):
+        raise ValueError(f"padding and truncating must be 'pre' or 'post', got {padding!r} and "
+                         f"{truncating!r}")
+    try:
+        seqs = [np.asarray(s).reshape(-1) for s in sequences]
+    except TypeError:
+        raise TypeError(f"pad_sequences expects a list of sequences, got {type(sequences).__name__}") from None
+    if maxlen is None:
+        maxlen = max((len(s) for s in seqs), default=0)
+    elif isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 0:
+        raise ValueError(f"maxlen must be a non-negative integer or None, got {maxlen!r}")
+    out = np.full((len(seqs), int(maxlen)), value, dtype=dtype)
+    for i, s in enumerate(seqs):
+        if maxlen == 0 or not len(s):
+            continue
+        s = s[-maxlen:] if truncating == "pre" else s[:maxlen]
+        if padding == "pre":
+            out[i, maxlen - len(s):] = s
+        else:
+            out[i, :len(s)] = s
+    return out
+
+
 def __getattr__(name):
     # ``fastnn.utils.gradient_check`` lives in its own module, which needs the models; loaded on
     # first use so that importing utils (as models does) never imports the models back.

@@ -572,3 +572,10 @@ def test_ignore_class_training_matches_keras(backend, with_metric):
                                rtol=1e-4, atol=1e-6)
     got = np.array(model.evaluate(x, y, batch_size=8), ndmin=1)
     np.testing.assert_allclose(got, IGNORE[f"evaluate_{int(with_metric)}"], rtol=1e-5)
+
+
+def test_get_refuses_a_python_function_saying_why():
+    def my_loss(y_true, y_pred):
+        return (y_true - y_pred) ** 2
+    with pytest.raises(TypeError, match="'my_loss' is a Python function.*fastnn.losses"):
+        losses.get(my_loss)

@@ -764,9 +764,54 @@ def _loss_from(value, fname):
     return cls(**_filter(ref["config"], cls, _LOSS_KERAS_ONLY, ref["class_name"], fname))
 
 
+# Metric classes both libraries have with the same meaning: the settings written to and read from a
+# Keras file, and fastnn settings that must keep their default (Keras has no such setting).
+_METRICS = {
+    "Accuracy": ((), {"threshold": 0.5}),
+    "BinaryAccuracy": (("threshold",), {}),
+    "CategoricalAccuracy": ((), {}),
+    "SparseCategoricalAccuracy": ((), {}),
+    "TopKCategoricalAccuracy": (("k",), {}),
+    "SparseTopKCategoricalAccuracy": (("k",), {}),
+    "Precision": (("thresholds", "top_k", "class_id"), {}),
+    "Recall": (("thresholds", "top_k", "class_id"), {}),
+    "AUC": (("num_thresholds", "curve", "summation_method", "multi_label", "num_labels",
+             "label_weights", "from_logits"), {}),
+    "MeanSquaredError": ((), {"multioutput": "uniform_average"}),
+    "MeanAbsoluteError": ((), {"multioutput": "uniform_average"}),
+    "RootMeanSquaredError": ((), {"multioutput": "uniform_average"}),
+    "CosineSimilarity": (("axis",), {}),
+}
+
+
+def _metric_entry(metric):
+    """A compile metric as Keras writes it: a name stays a name, an object becomes Keras's
+    description of the same metric; an object Keras has no counterpart for is refused by name."""
+    from . import metrics
+    if isinstance(metric, str):
+        return metric
+    cls = type(metric).__name__
+    spec = _METRICS.get(cls)
+    if spec is None or getattr(metrics, cls, None) is not type(metric):
+        raise ValueError(f"metric {metric.name!r} ({cls}) has no Keras counterpart to write to a .keras "
+                         f"file (those with one: {', '.join(sorted(_METRICS))}); compile with a metric "
+                         "name, or save to a .fnn file")
+    keep, fixed = spec
+    config = metric.get_config()
+    for key, default in fixed.items():
+        if config.get(key, default) != default:
+            raise ValueError(f"metric {metric.name!r} ({cls}) has {key}={config[key]!r}, which Keras's "
+                             f"{cls} cannot express (only {default!r}); save to a .fnn file")
+    out = {"name": metric.name, "dtype": "float32"}
+    out.update({k: config[k] for k in keep if k in config})
+    return _keras_object("keras.metrics", {"class_name": cls, "config": out})
+
+
 def _metric_names(value, fname):
-    """A list of metric names from Keras's metric entries (a name, an object, or a list of them;
-    a metric object is taken by its name, its settings are not read)."""
+    """fastnn compile metrics from Keras's metric entries (a name, an object, or a list of them):
+    an object of a class both libraries have (``_METRICS``) with its settings, another object by its
+    name."""
+    from . import metrics
     if value is None:
         return []
     if isinstance(value, (str, dict)):
@@ -776,7 +821,23 @@ def _metric_names(value, fname):
     names = []
     for m in value:
         ref = m if isinstance(m, str) else _object_ref(m, "a metric", fname)
-        names.append(ref if isinstance(ref, str) else ref["config"].get("name") or ref["class_name"])
+        if isinstance(ref, str):
+            names.append(ref)
+            continue
+        name = ref["config"].get("name")
+        if name is not None and not isinstance(name, str):
+            raise _bad(fname, f"a metric name must be a string, got {str(name)[:60]}")
+        if ref["class_name"] in _METRICS:
+            keep = _METRICS[ref["class_name"]][0]
+            settings = {k: ref["config"][k] for k in keep if k in ref["config"]}
+            try:
+                if name is not None:
+                    settings["name"] = name
+                names.append(getattr(metrics, ref["class_name"])(**settings))
+            except (TypeError, ValueError) as exc:
+                raise _bad(fname, f"metric {ref['class_name']} settings: {exc}") from None
+        else:
+            names.append(name or ref["class_name"])
     return names
 
 
@@ -1091,9 +1152,7 @@ def _compile_config(model):
         losses, spec, weights = model._losses, model._metric_spec, model._loss_weights
     else:
         losses, spec, weights = [model.loss], [model._metric_ids], [1.0]
-    if any(not isinstance(m, str) for ms in spec for m in ms):
-        raise ValueError("metric objects cannot be written to a .keras file yet; compile with metric "
-                         "names, or save to a .fnn file")
+    spec = [[_metric_entry(m) for m in ms] for ms in spec]  # refused before anything is written
 
     def loss_object(loss):
         return _keras_object("keras.losses", {"class_name": type(loss).__name__, "config": dict(loss.get_config())})

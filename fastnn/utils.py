@@ -27,7 +27,11 @@ def rng():
 
 
 def format_number(x):
-    """Four significant digits, as a progress bar shows metrics."""
+    """Four significant digits, as a progress bar shows metrics; a metric with several values
+    (Precision with a list of thresholds) shows each, in brackets."""
+    if np.ndim(x) > 0:
+        return "[" + " ".join(format_number(v) for v in np.ravel(x)) + "]"
+    x = float(x)
     return f"{x:.4f}" if abs(x) >= 1e-3 or x == 0 else f"{x:.4e}"
 
 

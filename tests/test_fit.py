@@ -200,3 +200,17 @@ def test_weighted_validation_and_evaluate():
     assert model.evaluate(x, y, sample_weight=np.full(20, 2.0)) == pytest.approx(2 * plain, rel=1e-6)
     with pytest.raises(ValueError, match=r"validation_data must be a tuple .* of length 4"):
         model.fit(x, y, validation_data=(x, y, sw, sw), verbose=0)
+
+
+def test_progress_bar_shows_a_metric_with_several_values(capsys):
+    # Precision with a list of thresholds has one value per threshold: the bar shows each.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    model = fastnn.Sequential([fastnn.keras.Input(shape=(3,)), fastnn.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy", metrics=[fastnn.metrics.Precision(thresholds=[0.3, 0.7])])
+    history = model.fit(x, y, epochs=1, verbose=1)
+    shown = capsys.readouterr().out
+    values = np.ravel(history.history["precision"][-1])
+    assert values.shape == (2,)
+    assert "precision: [" + " ".join(f"{v:.4f}" for v in values) + "]" in shown

@@ -538,8 +538,8 @@ def test_what_keras_cannot_hold_is_refused_before_writing(tmp_path):
     with pytest.raises(ValueError, match="no Keras name"):
         model.save(tmp_path / "m.keras")
     model = fastnn.Sequential([fastnn.Input((3,)), L.Dense(2)])
-    model.compile(loss="mse", metrics=[fastnn.metrics.MeanAbsoluteError()])
-    with pytest.raises(ValueError, match="metric objects"):
+    model.compile(loss="mse", metrics=[fastnn.metrics.MeanAbsoluteError(multioutput=[0.25, 0.75])])
+    with pytest.raises(ValueError, match="cannot express"):
         model.save(tmp_path / "m.keras")
     assert os.listdir(tmp_path) == []
 
@@ -890,3 +890,28 @@ def test_functional_names_keras_cannot_hold_refused_before_writing(tmp_path):
     with pytest.raises(ValueError, match="used twice"):
         model.save(tmp_path / "m.keras")
     assert os.listdir(tmp_path) == []
+
+
+def test_metric_objects_travel_with_their_settings_and_others_are_refused(tmp_path):
+    pytest.importorskip("h5py", reason="h5py writes the weights of .keras files (fastnn-cpu[keras])")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    model = fastnn.Sequential([fastnn.keras.Input(shape=(4,)), fastnn.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy",
+                  metrics=[fastnn.metrics.AUC(num_thresholds=50, name="auc50"),
+                           fastnn.metrics.Precision(thresholds=0.3), "accuracy"])
+    model.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as z:
+        entries = json.loads(z.read("config.json"))["compile_config"]["metrics"]
+    assert entries[0]["class_name"] == "AUC" and entries[0]["config"]["num_thresholds"] == 50
+    assert entries[0]["config"]["name"] == "auc50" and entries[1]["config"]["thresholds"] == 0.3
+    assert entries[2] == "accuracy"
+    loaded = fastnn.models.load_model(path)
+    assert loaded.evaluate(x, y, return_dict=True) == model.evaluate(x, y, return_dict=True)
+    model.compile("adam", "binary_crossentropy", metrics=[fastnn.metrics.AUCScore()])
+    with pytest.raises(ValueError, match="AUCScore"):
+        model.save(tmp_path / "exact.keras")
+    assert not (tmp_path / "exact.keras").exists()

@@ -21,8 +21,6 @@ KERAS = json.loads((HERE / "fixtures" / "keras_programs.json").read_text(encodin
 
 # What fastnn cannot do yet, named exactly; strict, so each turns into a failure once it works.
 MISSING = {
-    "p06_callbacks": "ModelCheckpoint('best.keras') on a model compiled with metric objects: "
-                     "keras_format cannot write metric objects into a .keras compile_config yet",
     "p16_custom_loss": "loss= and metrics= given as Python functions of keras.ops: fastnn trains "
                        "through its own loss kernels (losses.get raises TypeError) and has no "
                        "keras.ops.mean/log/clip",

@@ -594,7 +594,8 @@ def test_29_x_overflowing_float32_is_named_by_fit_and_predict(backend):
 # -- 23. metric objects survive save and load ---------------------------------------------------------
 def test_23_metric_objects_are_saved_and_restored(tmp_path):
     from fastnn import metrics
-    objects = [metrics.Precision(average="macro", name="p_macro"), metrics.AUC(curve="PR"),
+    objects = [metrics.PrecisionScore(average="macro", name="p_macro"), metrics.AUC(curve="PR"),
+               metrics.Precision(thresholds=0.3, name="p30"), metrics.AUCScore(curve="PR", name="ap"),
                metrics.TopKCategoricalAccuracy(k=2), metrics.F1Score(average="weighted"),
                metrics.Accuracy(threshold=0.3)]
     model = small_model(metrics=["accuracy", *objects])

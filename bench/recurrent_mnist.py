@@ -6,8 +6,8 @@ on the first 8,000 images of the shared MNIST set, accuracy on the other 2,000.
 
 Every measurement runs in a process of its own (OpenMP pools and BLAS threads of two frameworks
 in one process spin against each other), rounds alternate between the frameworks, round r seeds
-both frameworks with r (so the accuracy's median is over initializations), and the table gives
-medians and the ratio of medians:
+both frameworks with --seed + r (so the accuracy's median is over initializations), and the
+table gives medians and the ratio of medians:
 
     python bench/recurrent_mnist.py --mnist ../shared/data/mnist --rounds 3 \\
         --torch-python /path/to/venv-with-torch/bin/python
@@ -18,6 +18,19 @@ right after the run, runs again (--retries) a run that other load disturbed; eac
 gives both loads, and the table the largest among the runs kept.
 
 Without --torch-python (or when that Python cannot import torch) only fastnn is measured.
+With --keras-python (a Python with Keras 3; set KERAS_BACKEND) Keras 3 runs the same recipe too:
+its default initializers (glorot_uniform kernel, orthogonal recurrent kernel, LSTM's
+unit_forget_bias), Adam(0.001) with its epsilon 1e-7, fit's shuffling of every epoch. On a busy
+machine, where only the accuracy means something, ``--quiet-wait 0 --retries 0`` skips the waiting.
+
+``--same-start`` compares the two trainings themselves rather than their medians: for each cell
+and seed, Keras draws its initial weights and trains without shuffling (the same batches in the
+same order), fastnn starts from Keras's weights (``set_weights``) and trains on the same
+batches; each line gives the largest difference between the two runs' per-batch losses and both
+held-out accuracies after every epoch:
+
+    KERAS_BACKEND=jax python bench/recurrent_mnist.py --same-start --rounds 2 \\
+        --keras-python /path/to/keras-venv/bin/python
 """
 import argparse
 import json
@@ -112,6 +125,90 @@ def keras_worker(cell, mnist, epochs, threads, seed=0):
     return {"seconds": seconds, "accuracy": accuracy}
 
 
+def _same_start_train(lib, model, x, y, xt, yt, epochs, predict_kw):
+    """Trains ``model`` without shuffling; returns each batch's loss and the held-out accuracy
+    after each epoch. Both frameworks log the epoch's running mean loss after a batch; the batch's
+    own loss is recovered from two consecutive means (every batch has 64 images)."""
+    import numpy as np
+    running, accuracies = [], []
+
+    class Record(lib.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            running.append(float(logs["loss"]))
+
+        def on_epoch_end(self, epoch, logs=None):
+            p = self.model.predict(xt, batch_size=500, **predict_kw)
+            accuracies.append(float((p.argmax(1) == yt).mean()))
+    model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, shuffle=False, callbacks=[Record()])
+    r = np.array(running).reshape(epochs, -1)
+    k = np.arange(1, r.shape[1] + 1)
+    per_batch = r * k - np.concatenate([np.zeros((epochs, 1)), r[:, :-1] * k[:-1]], axis=1)
+    return per_batch, accuracies
+
+
+def keras_start_worker(cell, mnist, epochs, threads, seed, path):
+    """Keras's side of --same-start: saves its initial weights, per-batch losses, accuracies."""
+    import keras
+    import numpy as np
+    keras.utils.set_random_seed(seed)
+    (x, y), (xt, yt) = _data(mnist)
+    model = keras.Sequential([keras.Input(shape=(28, 28)), getattr(keras.layers, cell)(64),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy")
+    initial = model.get_weights()
+    losses, accuracies = _same_start_train(keras, model, x, y, xt, yt, epochs,
+                                           {"verbose": 0})
+    np.savez(path, losses=losses, accuracies=np.array(accuracies),
+             **{f"w{i}": w for i, w in enumerate(initial)})
+    return {"accuracy": accuracies[-1]}
+
+
+def fastnn_start_worker(cell, mnist, epochs, threads, seed, path):
+    """fastnn's side of --same-start: Keras's initial weights, the same batches."""
+    import numpy as np
+    import fastnn
+    from fastnn import layers
+    fastnn.set_num_threads(threads)
+    (x, y), (xt, yt) = _data(mnist)
+    keras_run = np.load(path)
+    model = fastnn.Sequential([layers.Input(shape=(28, 28)), getattr(layers, cell)(64),
+                               layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=fastnn.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy")
+    model.set_weights([keras_run[f"w{i}"] for i in range(len(model.get_weights()))])
+    losses, accuracies = _same_start_train(fastnn, model, x, y, xt, yt, epochs, {})
+    diff = np.abs(losses - keras_run["losses"])
+    return {"accuracy": accuracies[-1], "accuracies": accuracies,
+            "keras_accuracies": keras_run["accuracies"].tolist(),
+            "max_loss_diff": float(diff.max()), "max_loss_diff_first_epoch": float(diff[0].max()),
+            "first_loss": float(losses[0, 0]), "last_loss": float(losses[-1, -1])}
+
+
+def _same_start(args):
+    """--same-start: Keras and fastnn from the same weights on the same batches."""
+    import tempfile
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in [os.environ.get("FASTNN_BENCH_PATH", ""), os.environ.get("PYTHONPATH", "")] if p))
+    print("| layer | seed | per-batch loss, largest difference (epoch 1 / all) | accuracy after "
+          "each epoch, fastnn | Keras |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in args.cells.split(","):
+            for r in range(args.rounds):
+                seed = args.seed + r
+                path = os.path.join(tmp, f"{cell}_{seed}.npz")
+                for name, python in (("keras-start", args.keras_python),
+                                     ("fastnn-start", sys.executable)):
+                    cmd = [python, os.path.join(here, "recurrent_mnist.py"), "--worker", name,
+                           "--cell", cell, "--mnist", args.mnist, "--epochs", str(args.epochs),
+                           "--threads", str(args.threads), "--seed", str(seed), "--path", path]
+                    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"| {cell} | {seed} | {result['max_loss_diff_first_epoch']:.1e} / "
+                      f"{result['max_loss_diff']:.1e} | "
+                      f"{' '.join(f'{a:.4f}' for a in result['accuracies'])} | "
+                      f"{' '.join(f'{a:.4f}' for a in result['keras_accuracies'])} |", flush=True)
+
+
 def _other_load(seconds=1.0):
     try:
         from fastnn.tools.benchmark import other_load
@@ -160,19 +257,31 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--torch-python", default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="round r uses seed --seed + r")
     parser.add_argument("--retries", type=int, default=3,
                         help="runs again (up to this many times) a run that others disturbed")
     parser.add_argument("--quiet-wait", type=float, default=120.0,
                         help="seconds to wait for a quiet machine before each run")
     parser.add_argument("--keras-python", default=None,
                         help="also run Keras 3 with this Python (set KERAS_BACKEND)")
-    parser.add_argument("--worker", choices=["fastnn", "torch", "keras"])
+    parser.add_argument("--same-start", action="store_true",
+                        help="train Keras and fastnn from the same weights on the same batches "
+                             "(needs --keras-python)")
+    parser.add_argument("--worker", choices=["fastnn", "torch", "keras", "keras-start",
+                                             "fastnn-start"])
     parser.add_argument("--cell", choices=CELLS)
+    parser.add_argument("--path", help="the workers' --same-start file")
     args = parser.parse_args(argv)
     if args.worker:
-        fn = {"fastnn": fastnn_worker, "torch": torch_worker, "keras": keras_worker}[args.worker]
-        print(json.dumps(fn(args.cell, args.mnist, args.epochs, args.threads, args.seed)))
+        fn = {"fastnn": fastnn_worker, "torch": torch_worker, "keras": keras_worker,
+              "keras-start": keras_start_worker, "fastnn-start": fastnn_start_worker}[args.worker]
+        extra = (args.path,) if args.worker.endswith("-start") else ()
+        print(json.dumps(fn(args.cell, args.mnist, args.epochs, args.threads, args.seed, *extra)))
+        return
+    if args.same_start:
+        if not args.keras_python:
+            parser.error("--same-start needs --keras-python")
+        _same_start(args)
         return
     frameworks = [("fastnn", sys.executable)]
     if args.torch_python:
@@ -185,10 +294,12 @@ def main(argv=None):
         for r in range(args.rounds):
             order = frameworks if r % 2 == 0 else frameworks[::-1]  # alternate who goes first
             for name, python in order:
-                results.setdefault((cell, name), []).append(_run(python, name, cell, args, r))
+                results.setdefault((cell, name), []).append(
+                    _run(python, name, cell, args, args.seed + r))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print(f"| layer | fastnn s | fastnn acc |" + (" PyTorch s | PyTorch acc | speed-up |"
-                                                  if args.torch_python else "") + " max other load |")
+    print("| layer | fastnn s | fastnn acc |" + (" PyTorch s | PyTorch acc | speed-up |"
+                                                  if args.torch_python else "")
+          + (" Keras s | Keras acc |" if args.keras_python else "") + " max other load |")
     for cell in args.cells.split(","):
         f = results[(cell, "fastnn")]
         fs = statistics.median(r["seconds"] for r in f)
@@ -200,11 +311,17 @@ def main(argv=None):
                      f" {ts / fs:.2f}x |")
         if args.keras_python:
             k = results[(cell, "keras")]
-            line += (f" Keras {statistics.median(r['seconds'] for r in k):.2f} s,"
-                     f" acc {statistics.median(r['accuracy'] for r in k):.3f} |")
-        runs = f + (results[(cell, "torch")] if args.torch_python else [])
+            line += (f" {statistics.median(r['seconds'] for r in k):.2f} |"
+                     f" {statistics.median(r['accuracy'] for r in k):.3f} |")
+        runs = f + sum((results[(cell, name)] for name, _ in frameworks[1:]), [])
         line += f" {max(max(r['load_before'], r['load_after']) for r in runs):.2f} |"
         print(line)
+    seeds = [args.seed + r for r in range(args.rounds)]
+    print(f"accuracy by seed ({', '.join(map(str, seeds))}):")
+    for cell in args.cells.split(","):
+        for name, _ in frameworks:
+            print(f"  {cell} {name}: "
+                  + " ".join(f"{r['accuracy']:.3f}" for r in results[(cell, name)]))
 
 
 if __name__ == "__main__":

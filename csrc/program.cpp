@@ -537,10 +537,13 @@ void Program<T>::exec_recurrent(const Instr& in, idx n, std::vector<double>& reg
             std::copy(src + (i * sh.T + sh.T - 1) * sh.U, src + (i * sh.T + sh.T) * sh.U, dst + i * sh.U);
     };
     CellActs<T> acts;
-    // the recurrent dropout mask [N, k*U], the last parameter of every recurrent kernel
-    const int rmask = int(a.size()) - 1;
+    // the recurrent dropout mask [N, k*U] and the per-gate input dropout mask [N, k*F], the last
+    // two parameters of every recurrent kernel
+    const int rmask = int(a.size()) - 2, xmask = int(a.size()) - 1;
     need(rmask, state * k, "rmask");
+    need(xmask, sh.N * k * sh.F, "xmask");
     acts.rmask = p(rmask);
+    acts.xmask = p(xmask);
     switch (in.kernel) {
         case Kernel::simple_rnn_forward:
             need(3, sh.U, "bias"); need(4, state, "h0");

@@ -227,6 +227,69 @@ void column_sums(T* out, const T* A, idx M, idx K) {
     });
 }
 
+// XM[N*T, F] = X times gate g's block of the per-gate input mask (k*F wide, one row a sample).
+template <typename T>
+void masked_input(T* XM, const T* X, const T* mask, idx k, idx g, const RnnShape& s) {
+    const idx M = s.N * s.T, F = s.F;
+    parallel_for(M, M * F >= kParallelElementwise, [&](idx m) {
+        const T* mk = mask + (m / s.T) * k * F + g * F;
+        const T* x = X + m * F;
+        T* dst = XM + m * F;
+        for (idx j = 0; j < F; ++j) dst[j] = x[j] * mk[j];
+    });
+}
+
+// Z[N*T, k*U] = X @ W + b, all steps at once; with per-gate input masks gate g's columns are
+// (X * xmask_g) @ W_g + b_g, one product per gate (the masked input built in a scratch array).
+template <typename T>
+void input_projection(T* Z, const T* X, const T* W, const T* b, const RnnShape& s, idx k,
+                      const T* xmask) {
+    const idx M = s.N * s.T, U = s.U, K = k * U;
+    if (!xmask) {
+        dense_forward<T>(Z, X, W, b, M, s.F, K);
+        return;
+    }
+    T* XM = scratch<T, 2>(M * s.F);
+    for (idx g = 0; g < k; ++g) {
+        masked_input<T>(XM, X, xmask, k, g, s);
+        gemm<T>(false, false, M, U, s.F, T(1), XM, s.F, W + g * U, K, T(0), Z + g * U, K);
+    }
+    if (b)
+        for_rows(M, K, [&](idx m) {
+            for (idx j = 0; j < K; ++j) Z[m * K + j] += b[j];
+        });
+}
+
+// The input side's gradients from dA [N*T, k*U]: dW, db (column sums; null: skipped) and dX
+// (null: skipped). With per-gate input masks dW_g = (X * xmask_g)^T dA_g and
+// dX = sum over g, in order, of (dA_g @ W_g^T) * xmask_g.
+template <typename T>
+void input_gradients(T* dX, T* dW, T* db, const T* dA, const T* X, const T* W, const RnnShape& s,
+                     idx k, const T* xmask) {
+    const idx M = s.N * s.T, U = s.U, K = k * U, F = s.F;
+    if (!xmask) {
+        dense_backward<T>(dX, dW, db, dA, X, W, M, F, K);
+        return;
+    }
+    T* XM = scratch<T, 2>(M * F);
+    for (idx g = 0; g < k; ++g) {
+        masked_input<T>(XM, X, xmask, k, g, s);
+        gemm<T>(true, false, F, U, M, T(1), XM, F, dA + g * U, K, T(0), dW + g * U, K);
+    }
+    if (db) column_sums<T>(db, dA, M, K);
+    if (!dX) return;
+    T* P = scratch<T, 3>(M * F);
+    for (idx g = 0; g < k; ++g) {
+        gemm<T>(false, true, M, F, U, T(1), dA + g * U, K, W + g * U, K, T(0), P, F);
+        parallel_for(M, M * F >= kParallelElementwise, [&](idx m) {
+            const T* mk = xmask + (m / s.T) * k * F + g * F;
+            const T* v = P + m * F;
+            T* d = dX + m * F;
+            for (idx j = 0; j < F; ++j) d[j] = g == 0 ? v[j] * mk[j] : d[j] + v[j] * mk[j];
+        });
+    }
+}
+
 }  // namespace
 
 // -- SimpleRNN ------------------------------------------------------------------------------------
@@ -234,7 +297,7 @@ template <typename T>
 void simple_rnn_forward(T* Hseq, T* Z, const T* X, const T* W, const T* R, const T* b,
                         const T* H0, const RnnShape& s, const CellActs<T>& a) {
     const idx U = s.U;
-    dense_forward<T>(Z, X, W, b, s.N * s.T, s.F, U);  // x @ W + b for every step at once
+    input_projection<T>(Z, X, W, b, s, 1, a.xmask);  // x @ W + b for every step at once
     T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = 0; step < s.T; ++step) {
@@ -268,7 +331,7 @@ void simple_rnn_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dZ, T* Hprev, co
         }
     });
     previous_states<T>(Hprev, Hseq, H0, s);
-    dense_backward<T>(dX, dW, db, dZ, X, W, s.N * s.T, s.F, U);
+    input_gradients<T>(dX, dW, db, dZ, X, W, s, 1, a.xmask);
     recurrent_kernel_grad<T>(dR, 1, Hprev, dZ, a.rmask, 0, 1, s);
 }
 
@@ -277,7 +340,7 @@ template <typename T>
 void lstm_forward(T* Hseq, T* Z, T* G, T* C, T* TC, const T* X, const T* W, const T* R,
                   const T* b, const T* H0, const T* C0, const RnnShape& s, const CellActs<T>& a) {
     const idx U = s.U, K = 4 * U;
-    dense_forward<T>(Z, X, W, b, s.N * s.T, s.F, K);
+    input_projection<T>(Z, X, W, b, s, 4, a.xmask);
     T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = 0; step < s.T; ++step) {
@@ -364,7 +427,7 @@ void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, 
         }
     });
     previous_states<T>(Hprev, Hseq, H0, s);
-    dense_backward<T>(dX, dW, db, dZ, X, W, s.N * s.T, s.F, K);
+    input_gradients<T>(dX, dW, db, dZ, X, W, s, 4, a.xmask);
     recurrent_kernel_grad<T>(dR, 4, Hprev, dZ, a.rmask, 0, 4, s);
 }
 
@@ -374,7 +437,7 @@ void gru_forward(T* Hseq, T* ZX, T* ZR, T* G, const T* X, const T* W, const T* R
                  const T* H0, const RnnShape& s, const CellActs<T>& a, bool reset_after) {
     const idx U = s.U, K = 3 * U;
     const T* b_rec = (b && reset_after) ? b + K : nullptr;
-    dense_forward<T>(ZX, X, W, b, s.N * s.T, s.F, K);  // b: the input row (or the only bias)
+    input_projection<T>(ZX, X, W, b, s, 3, a.xmask);  // b: the input row (or the only bias)
     T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
         for (idx step = 0; step < s.T; ++step) {
@@ -488,7 +551,7 @@ void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, 
         }
     });
     const idx M = s.N * s.T;
-    dense_backward<T>(dX, dW, db, dAX, X, W, M, s.F, K);
+    input_gradients<T>(dX, dW, db, dAX, X, W, s, 3, a.xmask);
     if (reset_after) {
         recurrent_kernel_grad<T>(dR, 3, Hprev, dAR, a.rmask, 0, 3, s);
         if (db) column_sums<T>(db + K, dAR, M, K);

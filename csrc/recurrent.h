@@ -29,7 +29,10 @@ struct RnnShape {
 // The cell's settings: its two activations, `act` for candidate values and outputs (tanh),
 // `ract` for gates (sigmoid), alpha as in act_forward; and the recurrent dropout mask `rmask`
 // [N, k*U] (null: none), Keras's: each gate's recurrent product reads h_{t-1} * rmask[:, gate]
-// (the same mask at every step; the GRU's mix z * h_{t-1} reads the unmasked state).
+// (the same mask at every step; the GRU's mix z * h_{t-1} reads the unmasked state). With
+// `xmask` [N, k*F] (null: none) each gate's input projection reads its own masked input,
+// (x_t * xmask[:, gate]) @ W[:, gate] (Keras 3's input dropout when recurrent dropout is on too);
+// the backward's dX is then the gradient of the unmasked x.
 template <typename T>
 struct CellActs {
     Act act = Act::tanh;
@@ -37,6 +40,7 @@ struct CellActs {
     Act ract = Act::sigmoid;
     T ralpha = T(0);
     const T* rmask = nullptr;
+    const T* xmask = nullptr;
 };
 
 // Z[N,T,U] = pre-activations, Hseq[N,T,U] = states.

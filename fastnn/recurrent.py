@@ -44,11 +44,11 @@ class _Recurrent(RandomLayer):
     h_{t-1} where it enters the recurrent product, in training only, with one mask per sequence
     and gate (Keras 3: each gate's product gets its own mask, fixed over the steps; the GRU's mix
     ``z * h_{t-1}`` reads the unmasked state), drawn from the same stream after the input mask.
-    One difference remains: with ``recurrent_dropout`` Keras 3 also draws a separate input mask
-    per gate (its ``implementation=1``); here the gates share the one input mask."""
+    With both, the LSTM and GRU give each gate its own input mask too, ``(x_t * mask_g) @ W_g``,
+    as Keras 3 does then (its ``implementation=1``); with ``dropout`` alone the gates share one."""
     _gates = 1
     _RUNTIME = Layer._RUNTIME | {"_initial", "_cache", "_hseq", "_in_mask", "_in_dropped",
-                                 "_rmask"}
+                                 "_rmask", "_xmask"}
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -80,7 +80,7 @@ class _Recurrent(RandomLayer):
         self.go_backwards = bool(go_backwards)
         self.unroll = bool(unroll)  # accepted as in Keras; the native kernel never unrolls
         self._initial = None
-        self._rmask = None
+        self._rmask = self._xmask = None
 
     @property
     def activation(self):
@@ -217,8 +217,17 @@ class _Recurrent(RandomLayer):
 
     # -- kernels (per cell) -----------------------------------------------------------------------
     def _dropped_inputs(self, x, training):
-        """The cell's input: x, or in training with ``dropout`` x times one mask per sequence."""
-        self._in_dropped = bool(training) and self.dropout > 0
+        """The cell's input: x, or in training with ``dropout`` x times one mask per sequence.
+        With ``recurrent_dropout`` too, a gated cell keeps x and draws one input mask per gate
+        [N, k*features] (``self._xmask``), which its kernels apply to each gate's projection."""
+        training = bool(training)
+        per_gate = training and self.dropout > 0 and self.recurrent_dropout > 0 and self._gates > 1
+        self._in_dropped = training and self.dropout > 0 and not per_gate
+        self._xmask = None
+        if per_gate:
+            self._xmask = self._gate_mask("xmask", (x.shape[0], self._gates * x.shape[2]),
+                                          self.dropout, x.dtype)
+            return x
         if not self._in_dropped:
             return x
         out, self._in_mask = backend.kernels().sequence_dropout_step(
@@ -226,19 +235,23 @@ class _Recurrent(RandomLayer):
             mask=self._buffer("in_mask", (x.shape[0], x.shape[2]), x.dtype))
         return out
 
-    def _recurrent_mask(self, x, training):
-        """The recurrent dropout mask [N, k*units] (0 or 1/(1-rate)) in training, else None:
-        Dropout's generator on the layer's stream (``dropout_step`` of a ones array)."""
-        self._rmask = None
-        if not (training and self.recurrent_dropout > 0):
-            return None
-        shape = (x.shape[0], self._gates * self.units)
-        ones = self._buffer("rmask_ones", shape, x.dtype)
+    def _gate_mask(self, name, shape, rate, dtype):
+        """A dropout mask of ``shape`` (0 or 1/(1-rate)), one block per gate: Dropout's generator
+        on the layer's stream (``dropout_step`` of a ones array)."""
+        ones = self._buffer(name + "_ones", shape, dtype)
         if isinstance(ones, np.ndarray):  # eager; a recorded program reads only the mask
             ones.fill(1)
-        _, self._rmask = backend.kernels().dropout_step(
-            ones, self.recurrent_dropout, self._stream,
-            out=self._buffer("rmask_out", shape, x.dtype), mask=self._buffer("rmask", shape, x.dtype))
+        _, mask = backend.kernels().dropout_step(
+            ones, rate, self._stream, out=self._buffer(name + "_out", shape, dtype),
+            mask=self._buffer(name, shape, dtype))
+        return mask
+
+    def _recurrent_mask(self, x, training):
+        """The recurrent dropout mask [N, k*units] (0 or 1/(1-rate)) in training, else None."""
+        self._rmask = None
+        if training and self.recurrent_dropout > 0:
+            self._rmask = self._gate_mask("rmask", (x.shape[0], self._gates * self.units),
+                                          self.recurrent_dropout, x.dtype)
         return self._rmask
 
     def _input_grad(self, dx):
@@ -286,7 +299,7 @@ class SimpleRNN(_Recurrent):
         last = self._last(x, n)
         k.simple_rnn_forward(x, self.kernel, self.recurrent_kernel, self.bias, self._h0(),
                              a.name, a.alpha or 0.0, self.go_backwards, z=z, hseq=hseq, hlast=last,
-                             rmask=self._recurrent_mask(x, training))
+                             rmask=self._recurrent_mask(x, training), xmask=self._xmask)
         self._cache = (z,)
         self._y = self._output(hseq, x)
         return hseq if self.return_sequences else last
@@ -299,7 +312,7 @@ class SimpleRNN(_Recurrent):
             dy, x, self.kernel, self.recurrent_kernel, self._h0(), z, self._y, a.name,
             a.alpha or 0.0, self.go_backwards, self.return_sequences,
             dz=self._buffer("dz", (n, t, u), x.dtype), hprev=self._buffer("hprev", (n, t, u), x.dtype),
-            rmask=self._rmask, **self._grad_buffers(x, dy, need_dx))
+            rmask=self._rmask, xmask=self._xmask, **self._grad_buffers(x, dy, need_dx))
         return self._input_grad(dx)
 
     def get_config(self):
@@ -357,7 +370,8 @@ class LSTM(_Recurrent):
         last = self._last(x, n)
         k.lstm_forward(x, self.kernel, self.recurrent_kernel, self.bias, self._h0(), self._c0(),
                        reverse=self.go_backwards, z=z, gates=gates, cseq=cseq, tc=tc, hseq=hseq,
-                       hlast=last, rmask=self._recurrent_mask(x, training), **self._acts())
+                       hlast=last, rmask=self._recurrent_mask(x, training), xmask=self._xmask,
+                       **self._acts())
         self._cache = (z, gates, cseq, tc)
         self._y = self._output(hseq, x)
         return hseq if self.return_sequences else last
@@ -369,8 +383,8 @@ class LSTM(_Recurrent):
             dy, x, self.kernel, self.recurrent_kernel, self._h0(), self._c0(), z, gates, cseq, tc,
             self._y, reverse=self.go_backwards, sequences=self.return_sequences,
             dc0=self._buffer("dc0", (n, u), x.dtype), dz=self._buffer("dz", (n, t, 4 * u), x.dtype),
-            hprev=self._buffer("hprev", (n, t, u), x.dtype), rmask=self._rmask, **self._acts(),
-            **self._grad_buffers(x, dy, need_dx))
+            hprev=self._buffer("hprev", (n, t, u), x.dtype), rmask=self._rmask, xmask=self._xmask,
+            **self._acts(), **self._grad_buffers(x, dy, need_dx))
         return self._input_grad(dx)
 
     def get_config(self):
@@ -406,7 +420,7 @@ class GRU(_Recurrent):
         k.gru_forward(x, self.kernel, self.recurrent_kernel, self.bias, self._h0(),
                       reset_after=self.reset_after, reverse=self.go_backwards, zx=zx, zr=zr,
                       gates=gates, hseq=hseq, hlast=last, rmask=self._recurrent_mask(x, training),
-                      **self._acts())
+                      xmask=self._xmask, **self._acts())
         self._cache = (zx, zr, gates)
         self._y = self._output(hseq, x)
         return hseq if self.return_sequences else last
@@ -420,8 +434,8 @@ class GRU(_Recurrent):
             sequences=self.return_sequences, dax=self._buffer("dax", (n, t, 3 * u), x.dtype),
             dar=self._buffer("dar", (n, t, 3 * u), x.dtype),
             hprev=self._buffer("hprev", (n, t, u), x.dtype),
-            work=self._buffer("work", (n, u), x.dtype), rmask=self._rmask, **self._acts(),
-            **self._grad_buffers(x, dy, need_dx))
+            work=self._buffer("work", (n, u), x.dtype), rmask=self._rmask, xmask=self._xmask,
+            **self._acts(), **self._grad_buffers(x, dy, need_dx))
         return self._input_grad(dx)
 
     def get_config(self):

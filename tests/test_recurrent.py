@@ -26,27 +26,30 @@ def _seq(n=6, t=5, f=3, seed=0, dtype=np.float32):
 
 # -- the twins against central differences (float64) -------------------------------------------
 def _twin_loss_and_grads(cell, x, W, Rk, b, h0, c0, dy, reverse, sequences, reset_after,
-                         rmask=None):
+                         rmask=None, xmask=None):
     n, t, _ = x.shape
     u = Rk.shape[0]
     if cell == "simple_rnn":
         z = np.empty((n, t, u))
-        h = R.simple_rnn_forward(x, W, Rk, b, h0, "tanh", 0.0, reverse, z=z, rmask=rmask)
+        h = R.simple_rnn_forward(x, W, Rk, b, h0, "tanh", 0.0, reverse, z=z, rmask=rmask,
+                                 xmask=xmask)
         grads = R.simple_rnn_backward(dy, x, W, Rk, h0, z, h, "tanh", 0.0, reverse, sequences,
-                                      dbias=np.empty_like(b), rmask=rmask)
+                                      dbias=np.empty_like(b), rmask=rmask, xmask=xmask)
     elif cell == "lstm":
         cache = [np.empty((n, t, 4 * u)), np.empty((n, t, 4 * u)), np.empty((n, t, u)),
                  np.empty((n, t, u))]
         h = R.lstm_forward(x, W, Rk, b, h0, c0, "tanh", 0.0, "sigmoid", 0.0, reverse, *cache,
-                           rmask=rmask)
+                           rmask=rmask, xmask=xmask)
         grads = R.lstm_backward(dy, x, W, Rk, h0, c0, *cache, h, "tanh", 0.0, "sigmoid", 0.0,
-                                reverse, sequences, dbias=np.empty_like(b), rmask=rmask)
+                                reverse, sequences, dbias=np.empty_like(b), rmask=rmask,
+                                xmask=xmask)
     else:
         cache = [np.empty((n, t, 3 * u)) for _ in range(3)]
         h = R.gru_forward(x, W, Rk, b, h0, "tanh", 0.0, "sigmoid", 0.0, reset_after, reverse, *cache,
-                          rmask=rmask)
+                          rmask=rmask, xmask=xmask)
         grads = R.gru_backward(dy, x, W, Rk, h0, *cache, h, "tanh", 0.0, "sigmoid", 0.0,
-                               reset_after, reverse, sequences, dbias=np.empty_like(b), rmask=rmask)
+                               reset_after, reverse, sequences, dbias=np.empty_like(b), rmask=rmask,
+                               xmask=xmask)
     out = h if sequences else h[:, -1]
     return float((out * dy).sum()), grads
 
@@ -58,7 +61,8 @@ def _twin_loss_and_grads(cell, x, W, Rk, b, h0, c0, dy, reverse, sequences, rese
                                                       (False, True, True), (True, False, True)])
 def test_twins_backpropagate_through_time_as_central_differences(cell, k, reset_after, reverse,
                                                                  sequences, masked):
-    """masked: with a recurrent dropout mask (a constant of the computation, one per gate)."""
+    """masked: with a recurrent dropout mask and a per-gate input dropout mask (constants of the
+    computation, one per gate)."""
     rng = np.random.default_rng(1)
     n, t, f, u = 2, 4, 3, 3
     args = dict(x=rng.normal(size=(n, t, f)), W=rng.normal(size=(f, k * u)) * 0.5,
@@ -67,6 +71,7 @@ def test_twins_backpropagate_through_time_as_central_differences(cell, k, reset_
                 h0=rng.normal(size=(n, u)) * 0.5, c0=rng.normal(size=(n, u)) * 0.5)
     if masked:
         args["rmask"] = (rng.random((n, k * u)) > 0.4) / 0.6
+        args["xmask"] = (rng.random((n, k * f)) > 0.4) / 0.6
     dy = rng.normal(size=(n, t, u) if sequences else (n, u))
     names = ["x", "W", "Rk", "b", "h0"] + (["c0"] if cell == "lstm" else [])
     _, grads = _twin_loss_and_grads(cell, dy=dy, reverse=reverse, sequences=sequences,
@@ -219,16 +224,15 @@ def test_embedding_refuses_tokens_out_of_range_or_not_whole():
 
 
 # -- recurrent dropout -------------------------------------------------------------------------------
-def _cell_forward(cls, layer, x, rmask, h0=None):
-    """The twin's forward of a built layer with the mask rmask (None: no recurrent dropout)."""
-    n, t, _ = x.shape
-    u = layer.units
+def _cell_forward(cls, layer, x, rmask, h0=None, xmask=None):
+    """The twin's forward of a built layer with the mask rmask (None: no recurrent dropout) and
+    the per-gate input mask xmask (None: none)."""
     w = [np.asarray(v, np.float64) for v in layer.get_weights()]
     if cls is layers.SimpleRNN:
-        return R.simple_rnn_forward(x, *w, h0, rmask=rmask)
+        return R.simple_rnn_forward(x, *w, h0, rmask=rmask, xmask=xmask)
     if cls is layers.LSTM:
-        return R.lstm_forward(x, *w, h0, None, rmask=rmask)
-    return R.gru_forward(x, *w, h0, reset_after=layer.reset_after, rmask=rmask)
+        return R.lstm_forward(x, *w, h0, None, rmask=rmask, xmask=xmask)
+    return R.gru_forward(x, *w, h0, reset_after=layer.reset_after, rmask=rmask, xmask=xmask)
 
 
 @pytest.mark.parametrize("cls,kwargs", [(layers.SimpleRNN, {}), (layers.LSTM, {}), (layers.GRU, {}),
@@ -237,8 +241,9 @@ def _cell_forward(cls, layer, x, rmask, h0=None):
 def test_recurrent_dropout_draws_one_mask_per_sequence_and_gate_from_the_layer_stream(
         backend, cls, kwargs):
     """Training: h_{t-1} * mask in each gate's recurrent product, the mask Dropout's generator on
-    the layer's stream [N, k*units] (after the input mask), fixed over the steps. Inference: the
-    layer without dropout."""
+    the layer's stream [N, k*units] (after the input mask), fixed over the steps; the input mask
+    drawn first, one per gate [N, k*features] (Keras 3 with recurrent dropout: each gate's input
+    projection reads its own masked x). Inference: the layer without dropout."""
     x = _seq(n=5, t=6, f=3, seed=2, dtype=np.float64)
     with fastnn.backend_scope(backend):
         fastnn.backend.set_floatx("float64")
@@ -256,19 +261,87 @@ def test_recurrent_dropout_draws_one_mask_per_sequence_and_gate_from_the_layer_s
         finally:
             fastnn.backend.set_floatx("float32")
     k = cls._gates
-    _, in_mask = R.dropout_forward(np.ones((5, 3)), 0.25, key, counter)
+    _, in_mask = R.dropout_forward(np.ones((5, k * 3)), 0.25, key, counter)
     _, rmask = R.dropout_forward(np.ones((5, k * 4)), 0.4, key, counter + 1)
     assert 0 < (rmask == 0).mean() < 1 and set(np.unique(rmask)) == {0.0, 1 / 0.6}
-    want = _cell_forward(cls, layer, x * in_mask[:, None, :], rmask)
+    want = _cell_forward(cls, layer, x, rmask, xmask=in_mask)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    unmasked = _cell_forward(cls, layer, x * in_mask[:, None, :], None)
+    unmasked = _cell_forward(cls, layer, x, None, xmask=in_mask)
     assert not np.allclose(got, unmasked)
+    if k > 1:  # one input mask per gate, not one shared by the gates
+        blocks = in_mask.reshape(5, k, 3)
+        assert any(not np.array_equal(blocks[:, 0], blocks[:, g]) for g in range(1, k))
+        shared = _cell_forward(cls, layer, x * in_mask[:, None, :3], rmask)
+        assert not np.allclose(got, shared)
+
+
+@pytest.mark.parametrize("cls,kwargs", [(layers.LSTM, {}), (layers.GRU, {}),
+                                        (layers.GRU, {"reset_after": False})])
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+def test_input_dropout_alone_shares_one_mask_across_the_gates(backend, cls, kwargs):
+    """Keras 3 without recurrent dropout (its implementation=2): x times one mask per sequence,
+    fixed over the steps, read by every gate; one draw from the layer's stream."""
+    x = _seq(n=5, t=6, f=3, seed=3, dtype=np.float64)
+    with fastnn.backend_scope(backend):
+        fastnn.backend.set_floatx("float64")
+        try:
+            layer = cls(4, dropout=0.3, return_sequences=True, seed=11, **kwargs)
+            layer(x)
+            key, counter = (int(v) for v in layer._stream)
+            got = layer(x, training=True)
+            assert int(layer._stream[1]) == counter + 1
+        finally:
+            fastnn.backend.set_floatx("float32")
+    _, in_mask = R.dropout_forward(np.ones((5, 3)), 0.3, key, counter)
+    assert 0 < (in_mask == 0).mean() < 1
+    want = _cell_forward(cls, layer, x * in_mask[:, None, :], None)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("cell,k,reset_after", [("simple_rnn", 1, True), ("lstm", 4, True),
                                                  ("gru", 3, True), ("gru", 3, False)])
-@pytest.mark.parametrize("reverse", [False, True])
-def test_native_kernels_with_a_recurrent_mask_match_the_twins(cell, k, reset_after, reverse):
+def test_per_gate_input_masks_are_the_cell_on_a_masked_copy_of_x_per_gate(cell, k, reset_after):
+    """An independent form of the per-gate input masks: the unmasked twin on x_exp, the k masked
+    copies of x side by side [N, T, k*F], with a block-diagonal kernel [k*F, k*U] (W_g in block
+    (g, g)) computes the same states; its kernel gradient's diagonal blocks are dkernel and its
+    dx_exp, each block times its mask and summed, is dx."""
+    rng = np.random.default_rng(5)
+    n, t, f, u = 3, 4, 2, 3
+    x = rng.normal(size=(n, t, f))
+    W, Rk = rng.normal(size=(f, k * u)) * 0.5, rng.normal(size=(u, k * u)) * 0.5
+    b = rng.normal(size=(2, 3 * u) if cell == "gru" and reset_after else (k * u,)) * 0.3
+    h0, c0 = rng.normal(size=(n, u)) * 0.5, rng.normal(size=(n, u)) * 0.5
+    xmask = (rng.random((n, k * f)) > 0.4) / 0.6
+    rmask = (rng.random((n, k * u)) > 0.4) / 0.6
+    dy = rng.normal(size=(n, t, u))
+    x_exp = np.concatenate([x * xmask[:, None, g * f:(g + 1) * f] for g in range(k)], axis=2)
+    W_blk = np.zeros((k * f, k * u))
+    for g in range(k):
+        W_blk[g * f:(g + 1) * f, g * u:(g + 1) * u] = W[:, g * u:(g + 1) * u]
+    common = dict(Rk=Rk, b=b, h0=h0, c0=c0, dy=dy, reverse=False, sequences=True,
+                  reset_after=reset_after, rmask=rmask)
+    loss, (dx, dW, *rest) = _twin_loss_and_grads(cell, x=x, W=W, xmask=xmask, **common)
+    loss_exp, (dx_exp, dW_blk, *rest_exp) = _twin_loss_and_grads(cell, x=x_exp, W=W_blk, **common)
+    assert loss == pytest.approx(loss_exp, rel=1e-12)
+    for g in range(k):
+        np.testing.assert_allclose(dW[:, g * u:(g + 1) * u],
+                                   dW_blk[g * f:(g + 1) * f, g * u:(g + 1) * u], rtol=1e-12,
+                                   atol=1e-12)
+    want_dx = sum(dx_exp[:, :, g * f:(g + 1) * f] * xmask[:, None, g * f:(g + 1) * f]
+                  for g in range(k))
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-12, atol=1e-12)
+    for got, want in zip(rest, rest_exp):
+        if got is not None:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell,k,reset_after", [("simple_rnn", 1, True), ("lstm", 4, True),
+                                                 ("gru", 3, True), ("gru", 3, False)])
+@pytest.mark.parametrize("reverse,input_masks", [(False, False), (True, False), (False, True),
+                                                 (True, True)])
+def test_native_kernels_with_a_recurrent_mask_match_the_twins(cell, k, reset_after, reverse,
+                                                              input_masks):
+    """input_masks: with per-gate input dropout masks too."""
     from fastnn import native
     rng = np.random.default_rng(4)
     n, t, f, u = 7, 5, 3, 6
@@ -277,42 +350,45 @@ def test_native_kernels_with_a_recurrent_mask_match_the_twins(cell, k, reset_aft
     b = rng.normal(size=(2, 3 * u) if cell == "gru" and reset_after else (k * u,)) * 0.3
     h0 = rng.normal(size=(n, u)) * 0.5
     rmask = (rng.random((n, k * u)) > 0.3) / 0.7
+    xmask = (rng.random((n, k * f)) > 0.3) / 0.7 if input_masks else None
     dy = rng.normal(size=(n, t, u))
     outs = []
     for impl in (R, native.kernels):
         if cell == "simple_rnn":
             z, hseq = np.empty((n, t, u)), np.empty((n, t, u))
             impl.simple_rnn_forward(x, W, Rk, b, h0, "tanh", 0.0, reverse, z=z, hseq=hseq,
-                                    rmask=rmask)
+                                    rmask=rmask, xmask=xmask)
             grads = impl.simple_rnn_backward(
                 dy, x, W, Rk, h0, z, hseq, "tanh", 0.0, reverse, True, dx=np.empty_like(x),
                 dkernel=np.empty_like(W), drecurrent=np.empty_like(Rk), dbias=np.empty_like(b),
                 dh0=np.empty_like(h0), dz=np.empty((n, t, u)), hprev=np.empty((n, t, u)),
-                rmask=rmask)
+                rmask=rmask, xmask=xmask)
         elif cell == "lstm":
             c0 = h0[::-1].copy()
             cache = dict(z=np.empty((n, t, 4 * u)), gates=np.empty((n, t, 4 * u)),
                          cseq=np.empty((n, t, u)), tc=np.empty((n, t, u)))
             hseq = np.empty((n, t, u))
-            impl.lstm_forward(x, W, Rk, b, h0, c0, reverse=reverse, hseq=hseq, rmask=rmask, **cache)
+            impl.lstm_forward(x, W, Rk, b, h0, c0, reverse=reverse, hseq=hseq, rmask=rmask,
+                              xmask=xmask, **cache)
             grads = impl.lstm_backward(
                 dy, x, W, Rk, h0, c0, cache["z"], cache["gates"], cache["cseq"], cache["tc"], hseq,
                 reverse=reverse, sequences=True, dx=np.empty_like(x), dkernel=np.empty_like(W),
                 drecurrent=np.empty_like(Rk), dbias=np.empty_like(b), dh0=np.empty_like(h0),
                 dc0=np.empty_like(h0), dz=np.empty((n, t, 4 * u)), hprev=np.empty((n, t, u)),
-                rmask=rmask)
+                rmask=rmask, xmask=xmask)
         else:
             cache = dict(zx=np.empty((n, t, 3 * u)), zr=np.empty((n, t, 3 * u)),
                          gates=np.empty((n, t, 3 * u)))
             hseq = np.empty((n, t, u))
             impl.gru_forward(x, W, Rk, b, h0, reset_after=reset_after, reverse=reverse, hseq=hseq,
-                             rmask=rmask, **cache)
+                             rmask=rmask, xmask=xmask, **cache)
             grads = impl.gru_backward(
                 dy, x, W, Rk, h0, cache["zx"], cache["zr"], cache["gates"], hseq,
                 reset_after=reset_after, reverse=reverse, sequences=True, dx=np.empty_like(x),
                 dkernel=np.empty_like(W), drecurrent=np.empty_like(Rk), dbias=np.empty_like(b),
                 dh0=np.empty_like(h0), dax=np.empty((n, t, 3 * u)), dar=np.empty((n, t, 3 * u)),
-                hprev=np.empty((n, t, u)), work=np.empty((n, u)), rmask=rmask)
+                hprev=np.empty((n, t, u)), work=np.empty((n, u)), rmask=rmask,
+                xmask=xmask)
         outs.append([np.array(hseq)] + [np.array(g) for g in grads if g is not None])
     for want, got in zip(*outs):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
@@ -332,7 +408,8 @@ def _model(cls, backend, seed=3, **kwargs):
 @pytest.mark.parametrize("cls,kwargs", [
     (layers.SimpleRNN, {}), (layers.LSTM, {}), (layers.GRU, {}), (layers.GRU, {"reset_after": False}),
     (layers.SimpleRNN, {"recurrent_dropout": 0.3}), (layers.LSTM, {"recurrent_dropout": 0.3, "dropout": 0.2}),
-    (layers.GRU, {"recurrent_dropout": 0.3}), (layers.GRU, {"reset_after": False, "recurrent_dropout": 0.3})])
+    (layers.GRU, {"recurrent_dropout": 0.3}), (layers.GRU, {"reset_after": False, "recurrent_dropout": 0.3}),
+    (layers.GRU, {"recurrent_dropout": 0.3, "dropout": 0.2})])
 def test_backends_train_alike_and_native_runs_one_recorded_step(cls, kwargs):
     x, y = _seq(n=40), np.arange(40) % 3
     histories = {}

@@ -57,10 +57,40 @@ def _start(state, n, units, dtype):
     return np.zeros((n, units), dtype) if state is None else state
 
 
-def _input_projection(x, kernel, bias):
+def _input_projection(x, kernel, bias, xmask=None):
+    """``x @ kernel + bias`` for every step at once; with per-gate input dropout (``xmask``
+    [N, k*F], one block of F per gate, fixed over time) each gate reads its own masked input::
+
+        block g = (x_t * xmask[:, g*F:(g+1)*F]) @ kernel[:, g*U:(g+1)*U]
+    """
     n, t, f = x.shape
-    z = (x.reshape(n * t, f) @ kernel).reshape(n, t, kernel.shape[1])
+    if xmask is None:
+        z = (x.reshape(n * t, f) @ kernel).reshape(n, t, kernel.shape[1])
+    else:
+        k = xmask.shape[1] // f
+        u = kernel.shape[1] // k
+        z = np.concatenate([(x * xmask[:, None, g * f:(g + 1) * f]) @ kernel[:, g * u:(g + 1) * u]
+                            for g in range(k)], axis=2)
     return z if bias is None else z + bias
+
+
+def _masked_input_grads(x, da, kernel, xmask, dx, dkernel, need_dx):
+    """The input side's gradients through :func:`_input_projection` with ``xmask``:
+    ``dkernel_g = (x * xmask_g).T @ da_g`` summed over the N*T rows, and
+    ``dx = sum over g of (da_g @ kernel_g.T) * xmask_g`` (in block order)."""
+    n, t, f = x.shape
+    k = xmask.shape[1] // f
+    u = kernel.shape[1] // k
+    blocks, total = [], None
+    for g in range(k):
+        m = xmask[:, None, g * f:(g + 1) * f]
+        da_g = da[:, :, g * u:(g + 1) * u]
+        blocks.append((x * m).reshape(n * t, f).T @ da_g.reshape(n * t, u))
+        part = (da_g @ kernel[:, g * u:(g + 1) * u].T) * m
+        total = part if total is None else total + part
+    dkernel = _into(dkernel, np.concatenate(blocks, axis=1), x.dtype)
+    dx = _into(dx, total, x.dtype) if need_dx else None
+    return dx, dkernel
 
 
 def _step_grad(dy, dh_next, s, T, sequences):
@@ -132,7 +162,7 @@ def _weight_grads(x, hprev, da, kernel, dx, dkernel, drecurrent, dbias, need_dx,
 
 # -- SimpleRNN --------------------------------------------------------------------------------------
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh", alpha=0.0,
-                       reverse=False, z=None, hseq=None, hlast=None, rmask=None):
+                       reverse=False, z=None, hseq=None, hlast=None, rmask=None, xmask=None):
     """Elman's recurrent cell (Keras's ``SimpleRNN``)::
 
         a_t = x_t @ kernel + h_{t-1} @ recurrent_kernel + bias
@@ -146,10 +176,16 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh",
     sequence, fixed over time) multiplies h_{t-1} before each gate's recurrent product, as Keras 3
     does: here ``a_t = x_t @ kernel + (h_{t-1} * rmask) @ recurrent_kernel + bias``; the LSTM and
     GRU give each gate its own block of the mask (see :func:`_rec_product`).
+
+    Input dropout per gate (training only): ``xmask`` [N, k*F] gives each gate's input projection
+    its own mask of x, fixed over time (see :func:`_input_projection`): Keras 3's input dropout
+    when recurrent dropout is on too (its ``implementation=1``); the backward's dx is then the
+    gradient of the unmasked x. Without recurrent dropout Keras masks x once for all gates, which
+    is :func:`sequence_dropout_step` before the cell.
     """
     n, T, _ = x.shape
     units = recurrent_kernel.shape[0]
-    a = _input_projection(x, kernel, bias)
+    a = _input_projection(x, kernel, bias, xmask)
     out_z = np.empty_like(a)
     out_h = np.empty((n, T, units), x.dtype)
     h = _start(h0, n, units, x.dtype)
@@ -182,7 +218,8 @@ def _previous_states(hseq, h0, T, reverse):
 
 def simple_rnn_backward(dy, x, kernel, recurrent_kernel, h0, z, hseq, activation="tanh", alpha=0.0,
                         reverse=False, sequences=True, dx=None, dkernel=None, drecurrent=None,
-                        dbias=None, dh0=None, need_dx=True, dz=None, hprev=None, rmask=None):
+                        dbias=None, dh0=None, need_dx=True, dz=None, hprev=None, rmask=None,
+                        xmask=None):
     """BPTT through :func:`simple_rnn_forward`::
 
         dh_t = dy_t + da_{t+1} @ recurrent_kernel.T
@@ -208,6 +245,8 @@ def simple_rnn_backward(dy, x, kernel, recurrent_kernel, h0, z, hseq, activation
                                             dbias, need_dx)
     if rmask is not None:
         drecurrent = _into(drecurrent, _rec_kernel_grad(previous, da, rmask, 0, 1), x.dtype)
+    if xmask is not None:
+        dx, dkernel = _masked_input_grads(x, da, kernel, xmask, dx, dkernel, need_dx)
     _scratch((dz, da), (hprev, previous))
     return dx, dkernel, drecurrent, dbias, _into(dh0, dh_next, x.dtype)
 
@@ -215,7 +254,7 @@ def simple_rnn_backward(dy, x, kernel, recurrent_kernel, h0, z, hseq, activation
 # -- LSTM -------------------------------------------------------------------------------------------
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation="tanh", alpha=0.0,
                  recurrent_activation="sigmoid", recurrent_alpha=0.0, reverse=False, z=None,
-                 gates=None, cseq=None, tc=None, hseq=None, hlast=None, rmask=None):
+                 gates=None, cseq=None, tc=None, hseq=None, hlast=None, rmask=None, xmask=None):
     """Long short-term memory (Hochreiter & Schmidhuber 1997; Keras's ``LSTM``), gates i, f, c, o::
 
         a_t = x_t @ kernel + h_{t-1} @ recurrent_kernel + bias        [N, 4U]
@@ -230,7 +269,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation="tanh", a
     """
     n, T, _ = x.shape
     units = recurrent_kernel.shape[0]
-    a = _input_projection(x, kernel, bias)
+    a = _input_projection(x, kernel, bias, xmask)
     out = {k: np.empty((n, T, 4 * units), x.dtype) for k in ("z", "gates")}
     out.update({k: np.empty((n, T, units), x.dtype) for k in ("cseq", "tc", "hseq")})
     h, c = _start(h0, n, units, x.dtype), _start(c0, n, units, x.dtype)
@@ -255,7 +294,7 @@ def lstm_backward(dy, x, kernel, recurrent_kernel, h0, c0, z, gates, cseq, tc, h
                   activation="tanh", alpha=0.0, recurrent_activation="sigmoid",
                   recurrent_alpha=0.0, reverse=False, sequences=True, dx=None, dkernel=None,
                   drecurrent=None, dbias=None, dh0=None, dc0=None, need_dx=True, dz=None,
-                  hprev=None, rmask=None):
+                  hprev=None, rmask=None, xmask=None):
     """BPTT through :func:`lstm_forward`. With dh_t the gradient reaching h_t and dc the one
     reaching c_t from the next step::
 
@@ -295,6 +334,8 @@ def lstm_backward(dy, x, kernel, recurrent_kernel, h0, c0, z, gates, cseq, tc, h
                                             dbias, need_dx)
     if rmask is not None:
         drecurrent = _into(drecurrent, _rec_kernel_grad(previous, da, rmask, 0, 4), x.dtype)
+    if xmask is not None:
+        dx, dkernel = _masked_input_grads(x, da, kernel, xmask, dx, dkernel, need_dx)
     _scratch((dz, da), (hprev, previous))
     return (dx, dkernel, drecurrent, dbias, _into(dh0, dh_next, x.dtype),
             _into(dc0, dc_next, x.dtype))
@@ -303,7 +344,8 @@ def lstm_backward(dy, x, kernel, recurrent_kernel, h0, c0, z, gates, cseq, tc, h
 # -- GRU --------------------------------------------------------------------------------------------
 def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh", alpha=0.0,
                 recurrent_activation="sigmoid", recurrent_alpha=0.0, reset_after=True,
-                reverse=False, zx=None, zr=None, gates=None, hseq=None, hlast=None, rmask=None):
+                reverse=False, zx=None, zr=None, gates=None, hseq=None, hlast=None, rmask=None,
+                xmask=None):
     """Gated recurrent unit (Cho et al. 2014; Keras's ``GRU``), gates z (update), r (reset), h::
 
         [x_z, x_r, x_h] = x_t @ kernel + b_input
@@ -326,7 +368,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh", alpha=
     u = recurrent_kernel.shape[0]
     b_in = None if bias is None else (bias[0] if reset_after else bias)
     b_rec = None if bias is None or not reset_after else bias[1]
-    px = _input_projection(x, kernel, b_in)
+    px = _input_projection(x, kernel, b_in, xmask)
     out_r = np.empty_like(px)
     out_g = np.empty_like(px)
     out_h = np.empty((n, T, u), x.dtype)
@@ -359,7 +401,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh", alpha=
 def gru_backward(dy, x, kernel, recurrent_kernel, h0, zx, zr, gates, hseq, activation="tanh",
                  alpha=0.0, recurrent_activation="sigmoid", recurrent_alpha=0.0, reset_after=True,
                  reverse=False, sequences=True, dx=None, dkernel=None, drecurrent=None, dbias=None,
-                 dh0=None, need_dx=True, dax=None, dar=None, hprev=None, work=None, rmask=None):
+                 dh0=None, need_dx=True, dax=None, dar=None, hprev=None, work=None, rmask=None,
+                 xmask=None):
     """BPTT through :func:`gru_forward`. With dh the gradient reaching h_t::
 
         dz = dh * (h_{t-1} - hh)     dhh = dh * (1 - z)     (and dh * z straight to h_{t-1})
@@ -421,6 +464,8 @@ def gru_backward(dy, x, kernel, recurrent_kernel, h0, zx, zr, gates, hseq, activ
         grad[:, 2 * u:] = _rec_kernel_grad(previous, da_r, rmask, 2, 3, scale=gates[:, :, u:2 * u])
         dx, dkernel, _ = _weight_grads(x, previous, da_x, kernel, dx, dkernel, None, dbias, need_dx)
         drecurrent = _into(drecurrent, grad, x.dtype)
+    if xmask is not None:
+        dx, dkernel = _masked_input_grads(x, da_x, kernel, xmask, dx, dkernel, need_dx)
     if not reset_after:  # the native kernel reuses hprev for r * h_{t-1} at the end
         hprev_all = left.reshape(hprev_all.shape)
     _scratch((dax, da_x), (dar, da_r), (hprev, hprev_all))

@@ -289,10 +289,14 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = 0 if first or not hasattr(self, "n_iter_") else self.n_iter_
         stopped = False
         order = np.arange(n)
+        xe, ye = X, y
+        if self.shuffle:  # gathered into the same two buffers every epoch: a fresh copy of a
+            xe, ye = np.empty_like(X), np.empty_like(y)  # large X costs its page faults each time
         for it in range(epochs):
             if self.shuffle:  # scikit-learn shuffles the previous epoch's order, in place
                 rng.shuffle(order)
-            xe, ye = (X[order], y[order]) if self.shuffle else (X, y)
+                np.take(X, order, axis=0, out=xe)
+                np.take(y, order, axis=0, out=ye)
             history = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
             loss = float(history.history["loss"][-1]) * self._lr_scale
             if self._loss_name in history.history:  # the data term at its reported scale

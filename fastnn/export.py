@@ -266,12 +266,37 @@ def _onnx_layer(g, x, layer):
                      "GRU, Embedding and the dropout/noise layers")
 
 
+_ONNX_MERGES = {"Add": "Sum", "Subtract": "Sub", "Multiply": "Mul", "Maximum": "Max",
+                "Minimum": "Min"}
+
+
+def _onnx_graph_layer(g, ins, layer):
+    """One node of a functional graph: the merges and Reshape, else a layer of one input."""
+    kind = type(layer).__name__
+    if isinstance(layer, L.Concatenate):  # fastnn concatenates along the last axis only
+        return g.op("Concat", ins, axis=-1)
+    if isinstance(layer, L.Average):  # the sum scaled (ONNX Runtime has no float64 Mean)
+        return g.op("Mul", [g.op("Sum", ins), g.const(1.0 / len(ins))])
+    if kind in _ONNX_MERGES and isinstance(layer, L._Merge):
+        return g.op(_ONNX_MERGES[kind], ins)
+    if isinstance(layer, L.Reshape):  # 0 keeps the (dynamic) batch size
+        return g.op("Reshape", [ins[0], g.const([0] + list(layer.target_shape), dtype=np.int64)])
+    return _onnx_layer(g, ins[0], layer)
+
+
+def _onnx_value_info(onnx, name, elem_type, shape):
+    return onnx.helper.make_tensor_value_info(name, elem_type, ["batch"] + list(shape[1:]))
+
+
 def to_onnx(model, path=None, opset=DEFAULT_OPSET):
-    """Write ``model`` (a built fastnn Sequential) as an ONNX file at ``path`` and return the
-    ``onnx.ModelProto``; with ``path=None`` only return it. The input is named ``"input"`` and
-    the output ``"output"``; the batch axis is dynamic (``"batch"``). Models starting with an
-    Embedding take int64 token ids; others take the model's float dtype (float32 or float64).
-    ``opset``: the ONNX operator set, at least 17 (the default; see DEFAULT_OPSET)."""
+    """Write ``model`` (a built fastnn Sequential or functional model) as an ONNX file at ``path``
+    and return the ``onnx.ModelProto``; with ``path=None`` only return it. A Sequential model's
+    input is named ``"input"`` and its output ``"output"``; a functional model's inputs keep the
+    names of its ``Input`` tensors and its outputs are ``"output"`` (one) or ``"output_0"``,
+    ``"output_1"``, ... (several, in the model's order). The batch axis is dynamic (``"batch"``).
+    Inputs read by an Embedding take int64 token ids; others take the model's float dtype
+    (float32 or float64). ``opset``: the ONNX operator set, at least 17 (the default; see
+    DEFAULT_OPSET)."""
     onnx = _need("onnx", "onnx")
     _built(model)
     if isinstance(opset, bool) or not isinstance(opset, int) or not \
@@ -281,20 +306,26 @@ def to_onnx(model, path=None, opset=DEFAULT_OPSET):
     dtype = _model_dtype(model)
     g = _Graph(dtype)
     tensor_type = onnx.helper.np_dtype_to_tensor_dtype(dtype)
-    layers_ = [l for l in model.layers if not isinstance(l, L.InputLayer)]
-    in_type = onnx.TensorProto.INT64 if layers_ and isinstance(layers_[0], L.Embedding) else tensor_type
-    x = "input"
-    for layer in layers_:
-        x = _onnx_layer(g, x, layer)
-    if x == "input":  # a model of identity layers only
-        x = g.op("Identity", [x])
-    g.nodes.append(onnx.helper.make_node("Identity", [x], ["output"]))
-    in_shape = ["batch"] + list(model.input_shape[1:])
-    out_shape = ["batch"] + list(model.output_shape[1:])
+    if _is_functional(model):
+        in_names, out_names, in_types = _onnx_functional(g, model, tensor_type, onnx)
+        in_shapes = [t.shape for t in model._inputs]
+        out_shapes = [t.shape for t in model._outputs]
+    else:
+        layers_ = [l for l in model.layers if not isinstance(l, L.InputLayer)]
+        in_types = [onnx.TensorProto.INT64 if layers_ and isinstance(layers_[0], L.Embedding)
+                    else tensor_type]
+        x = "input"
+        for layer in layers_:
+            x = _onnx_layer(g, x, layer)
+        if x == "input":  # a model of identity layers only
+            x = g.op("Identity", [x])
+        g.nodes.append(onnx.helper.make_node("Identity", [x], ["output"]))
+        in_names, out_names = ["input"], ["output"]
+        in_shapes, out_shapes = [model.input_shape], [model.output_shape]
     graph = onnx.helper.make_graph(
         g.nodes, model.name or "fastnn_model",
-        [onnx.helper.make_tensor_value_info("input", in_type, in_shape)],
-        [onnx.helper.make_tensor_value_info("output", tensor_type, out_shape)], g.inits)
+        [_onnx_value_info(onnx, n, t, s) for n, t, s in zip(in_names, in_types, in_shapes)],
+        [_onnx_value_info(onnx, n, tensor_type, s) for n, s in zip(out_names, out_shapes)], g.inits)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
                                    producer_name="fastnn")
     proto.ir_version = min(proto.ir_version, 8)  # IR 8 goes with opset 17; readable by older runtimes
@@ -302,6 +333,37 @@ def to_onnx(model, path=None, opset=DEFAULT_OPSET):
     if path is not None:
         onnx.save(proto, str(path))
     return proto
+
+
+def _is_functional(model):
+    from .functional import Functional
+    return isinstance(model, Functional)
+
+
+def _onnx_functional(g, model, tensor_type, onnx):
+    """The nodes of a functional model's graph, in its order; (input names, output names, input
+    element types)."""
+    in_names = []
+    for i, t in enumerate(model._inputs):
+        name = t.name or f"input_{i}"
+        if name in in_names:
+            name = f"{name}_{i}"
+        in_names.append(name)
+    values = {id(t): name for t, name in zip(model._inputs, in_names)}
+    reads_ids = {id(t): False for t in model._inputs}
+    for node in model._nodes:
+        if isinstance(node.layer, L.Embedding):
+            for t in node.inputs:
+                if id(t) in reads_ids:
+                    reads_ids[id(t)] = True
+        ins = [values[id(t)] for t in node.inputs]
+        values[id(node.output)] = _onnx_graph_layer(g, ins, node.layer)
+    outs = model._outputs
+    out_names = ["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]
+    for t, name in zip(outs, out_names):
+        g.nodes.append(onnx.helper.make_node("Identity", [values[id(t)]], [name]))
+    in_types = [onnx.TensorProto.INT64 if reads_ids[id(t)] else tensor_type for t in model._inputs]
+    return in_names, out_names, in_types
 
 
 def export(model, filepath, format="onnx", **kwargs):
@@ -531,6 +593,9 @@ def to_torch(model):
     Raises ValueError naming a layer PyTorch has no counterpart for."""
     torch = _torch_classes()
     _built(model)
+    if _is_functional(model):
+        raise ValueError(f"to_torch exports Sequential models; {model.name or 'this model'} is a "
+                         "functional graph (export it with model.export(path, format='onnx'))")
     dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[_model_dtype(model)]
     modules, shape = [], tuple(model.input_shape[1:])
     for layer in model.layers:

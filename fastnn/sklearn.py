@@ -283,63 +283,31 @@ class _BaseMLP(BaseEstimator):
             n = len(X)
         self.model_ = model
         self.n_threads_ = backend_module.get_num_threads()
-        opt = model.optimizer
-        best_weights = None
         epochs = 1 if incremental else self.max_iter
         self.n_iter_ = 0 if first or not hasattr(self, "n_iter_") else self.n_iter_
-        stopped = False
         order = np.arange(n)
-        for it in range(epochs):
-            if self.shuffle:  # scikit-learn shuffles the previous epoch's order, in place
-                rng.shuffle(order)
-            xe, ye = (X[order], y[order]) if self.shuffle else (X, y)
-            history = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-            loss = float(history.history["loss"][-1]) * self._lr_scale
-            if self._loss_name in history.history:  # the data term at its reported scale
-                loss -= float(history.history[self._loss_name][-1]) * (
-                    self._lr_scale - self._report_scale(n_out))
-            self.n_iter_ += 1
-            self.t_ += n
-            self.loss_curve_.append(loss)
-            self.loss_ = loss
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                opt.learning_rate = self.learning_rate_init / (self.t_ + 1) ** self.power_t * self._lr_scale
-            if not np.isfinite(loss):
-                raise ValueError(f"the training loss became {loss} at iteration {self.n_iter_}; lower "
-                                 "learning_rate_init or scale the inputs")
-            if early_stopping:
-                score = self._score_encoded(X_val, y_val)
-                self.validation_scores_.append(score)
-                if self.verbose:
-                    print(f"Validation score: {score:f}")
-                improved = score >= self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_weights = model.get_weights()
-            else:
-                improved = loss <= self.best_loss_ - self.tol
-                if loss < self.best_loss_:
-                    self.best_loss_ = loss
-            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
-            if incremental:
-                continue
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if early_stopping else "Training loss"
-                if self.solver == "sgd" and self.learning_rate == "adaptive":
-                    lr = opt.learning_rate / self._lr_scale
-                    if lr > 1e-6:
-                        opt.learning_rate = lr / 5.0 * self._lr_scale
-                        self._no_improvement_count = 0
-                        if self.verbose:
-                            print(f"Setting learning rate to {lr / 5.0:f}")
-                        continue
-                if self.verbose:
-                    print(f"{what} did not improve more than tol={self.tol:f} for "
-                          f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-                stopped = True
-                break
+        xe, ye = X, y
+        if self.shuffle:  # gathered into the same two buffers every epoch: a fresh copy of a
+            xe, ye = np.empty_like(X), np.empty_like(y)  # large X costs its page faults each time
+        hook = _EpochHook(self, X, y, xe, ye, order, rng, n, n_out, incremental, early_stopping,
+                          X_val, y_val)
+        hook.on_epoch_begin(0)
+        px, py = model._prepare_xy(xe, ye)
+        if np.shares_memory(px, xe) and np.shares_memory(py, ye):
+            # one fit for all the epochs (its per-call checks run once); the hook shuffles the
+            # buffers fit reads in place between epochs and applies scikit-learn's stopping rules
+            hook.first_done = True
+            model.fit(xe, ye, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0,
+                      callbacks=[hook])
+        else:  # fit would train on a converted copy: one fit per epoch
+            for it in range(epochs):
+                if it:
+                    hook.on_epoch_begin(it)
+                model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+                hook.epoch_end(model.history.history)
+                if hook.stopped:
+                    break
+        stopped, best_weights = hook.stopped, hook.best_weights
         if not incremental and not stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning)
@@ -361,6 +329,83 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+class _EpochHook(callbacks_module.Callback):
+    """scikit-learn's per-epoch work inside one fastnn ``fit``: the shuffle of the previous
+    epoch's order (in place, as scikit-learn) gathered into the arrays fit reads, then at the
+    epoch's end the loss at scikit-learn's scale, the learning-rate schedules and the stopping
+    rules (``tol``, ``n_iter_no_change``, ``early_stopping``, 'adaptive')."""
+
+    def __init__(self, est, X, y, xe, ye, order, rng, n, n_out, incremental, early_stopping,
+                 X_val, y_val):
+        super().__init__()
+        self.est, self.X, self.y, self.xe, self.ye, self.order, self.rng = est, X, y, xe, ye, order, rng
+        self.n, self.n_out, self.incremental, self.early_stopping = n, n_out, incremental, early_stopping
+        self.X_val, self.y_val = X_val, y_val
+        self.stopped, self.best_weights, self.first_done = False, None, False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_done:  # the first epoch's shuffle ran before fit
+            self.first_done = False
+            return
+        if self.est.shuffle:  # scikit-learn shuffles the previous epoch's order, in place
+            self.rng.shuffle(self.order)
+            np.take(self.X, self.order, axis=0, out=self.xe)
+            np.take(self.y, self.order, axis=0, out=self.ye)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_end({k: [v] for k, v in (logs or {}).items()})
+        if self.stopped:
+            self.model.stop_training = True
+
+    def epoch_end(self, history):
+        est, model, n_out = self.est, self.est.model_, self.n_out
+        opt = model.optimizer
+        loss = float(history["loss"][-1]) * est._lr_scale
+        if est._loss_name in history:  # the data term at its reported scale
+            loss -= float(history[est._loss_name][-1]) * (est._lr_scale - est._report_scale(n_out))
+        est.n_iter_ += 1
+        est.t_ += self.n
+        est.loss_curve_.append(loss)
+        est.loss_ = loss
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+        if est.solver == "sgd" and est.learning_rate == "invscaling":
+            opt.learning_rate = est.learning_rate_init / (est.t_ + 1) ** est.power_t * est._lr_scale
+        if not np.isfinite(loss):
+            raise ValueError(f"the training loss became {loss} at iteration {est.n_iter_}; lower "
+                             "learning_rate_init or scale the inputs")
+        if self.early_stopping:
+            score = est._score_encoded(self.X_val, self.y_val)
+            est.validation_scores_.append(score)
+            if est.verbose:
+                print(f"Validation score: {score:f}")
+            improved = score >= est.best_validation_score_ + est.tol
+            if score > est.best_validation_score_:
+                est.best_validation_score_ = score
+                self.best_weights = model.get_weights()
+        else:
+            improved = loss <= est.best_loss_ - est.tol
+            if loss < est.best_loss_:
+                est.best_loss_ = loss
+        est._no_improvement_count = 0 if improved else est._no_improvement_count + 1
+        if self.incremental:
+            return
+        if est._no_improvement_count > est.n_iter_no_change:
+            what = "Validation score" if self.early_stopping else "Training loss"
+            if est.solver == "sgd" and est.learning_rate == "adaptive":
+                lr = opt.learning_rate / est._lr_scale
+                if lr > 1e-6:
+                    opt.learning_rate = lr / 5.0 * est._lr_scale
+                    est._no_improvement_count = 0
+                    if est.verbose:
+                        print(f"Setting learning rate to {lr / 5.0:f}")
+                    return
+            if est.verbose:
+                print(f"{what} did not improve more than tol={est.tol:f} for "
+                      f"{est.n_iter_no_change} consecutive epochs. Stopping.")
+            self.stopped = True
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

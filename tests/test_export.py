@@ -271,3 +271,69 @@ def test_from_torch_refuses_unknown_modules():
         fastnn.from_torch(nn.Sequential(nn.GRU(3, 4, batch_first=True)))
     with pytest.raises(TypeError, match="torch.nn.Sequential"):
         fastnn.from_torch(nn.Linear(3, 4))
+
+
+# ------------------------------------------------------------------- functional graphs to ONNX
+
+def _functional(dtype=None):
+    """Two inputs, two outputs, every merge layer and a Reshape."""
+    before = fastnn.floatx()
+    fastnn.set_floatx(np.dtype(dtype or before).name)
+    try:
+        a, b = fastnn.Input((6,), name="a"), fastnn.Input((6,), name="b")
+        ha = L.Dense(8, activation="tanh")(a)
+        hb = L.Dense(8, activation="relu")(b)
+        merged = [L.Add()([ha, hb]), L.Subtract()([ha, hb]), L.Multiply()([ha, hb]),
+                  L.Average()([ha, hb, ha]), L.Maximum()([ha, hb]), L.Minimum()([ha, hb])]
+        cat = L.Concatenate()(merged)                       # (48,)
+        grid = L.Reshape((6, -1))(cat)                      # (6, 8)
+        # ONNX Runtime's LSTM computes float32 only
+        seq = L.LSTM(5)(grid) if np.dtype(fastnn.floatx()) == np.float32 else L.Dense(5)(grid)
+        seq = seq if len(seq.shape) == 2 else L.Flatten()(seq)
+        first = L.Dense(3, activation="softmax")(seq)
+        second = L.Dense(2)(L.Flatten()(grid))
+        model = fastnn.Model([a, b], [first, second])
+    finally:
+        fastnn.set_floatx(before)
+    return _randomize(model)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_onnx_functional_graph_several_inputs_and_outputs(dtype, tmp_path):
+    onnx, ort = _onnx()
+    model = _functional(dtype)
+    path = tmp_path / "graph.onnx"
+    model.export(str(path), format="onnx")
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert [i.name for i in proto.graph.input] == ["a", "b"]
+    assert [o.name for o in proto.graph.output] == ["output_0", "output_1"]
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch in (1, 7):  # the batch axis is dynamic
+        xa, xb = _data((batch, 6), seed=batch, dtype=dtype), _data((batch, 6), seed=batch + 1, dtype=dtype)
+        want = model.predict([xa, xb])
+        got = session.run(["output_0", "output_1"], {"a": xa, "b": xb})
+        assert got[0].shape == (batch, 3) and got[1].shape == (batch, 2)
+        np.testing.assert_allclose(got[0], want[0], **TOL)
+        np.testing.assert_allclose(got[1], want[1], **TOL)
+
+
+def test_onnx_functional_single_output_and_shared_layer():
+    onnx, ort = _onnx()
+    x = fastnn.Input((4,), name="x")
+    shared = L.Dense(4, activation="sigmoid")
+    y = L.Add()([shared(x), shared(L.Dense(4)(x))])  # one layer called twice
+    model = _randomize(fastnn.Model(x, L.Dense(1)(y)))
+    session = ort.InferenceSession(export.to_onnx(model).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    data = _data((5, 4))
+    np.testing.assert_allclose(session.run(["output"], {"x": data})[0], model.predict(data), **TOL)
+
+
+def test_functional_exports_refuse_by_name():
+    _onnx()
+    x = fastnn.Input((3,))
+    model = fastnn.Model(x, L.Dense(2)(x))
+    with pytest.raises(ValueError, match="functional graph"):
+        pytest.importorskip("torch", reason="the PyTorch export needs torch")
+        model.to_torch()

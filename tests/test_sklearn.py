@@ -346,3 +346,20 @@ def test_estimators_take_dataframes_and_string_labels():
     keras_clf.fit(df, pd.Series(pd.Categorical(np.where(y < 5, "low", "high"))))
     assert set(keras_clf.predict(df)) <= {"low", "high"}
     assert keras_clf.score(df, np.where(y < 5, "low", "high")) > 0.8
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_one_fit_per_epoch_path_trains_the_same(monkeypatch, early_stopping):
+    """When fastnn's fit would train on a converted copy of the shuffled buffers, the estimator
+    falls back to one fit per epoch: same shuffles, same losses, same stop, same weights."""
+    X, y = _digits(300)
+    params = dict(hidden_layer_sizes=(16,), max_iter=30, batch_size=32, random_state=0,
+                  early_stopping=early_stopping, n_iter_no_change=2, tol=0.05)
+    one = MLPClassifier(**params).fit(X, y)
+    import fastnn.sklearn as module
+    monkeypatch.setattr(module.np, "shares_memory", lambda a, b: False)
+    per_epoch = MLPClassifier(**params).fit(X, y)
+    assert one.n_iter_ == per_epoch.n_iter_ < 30  # both stopped by the rule, at the same epoch
+    np.testing.assert_allclose(one.loss_curve_, per_epoch.loss_curve_, rtol=1e-6)
+    for a, b in zip(one.coefs_, per_epoch.coefs_):
+        np.testing.assert_array_equal(a, b)

@@ -539,6 +539,10 @@ class Functional(Model):
             return total, grads[0], outputs[0]
         return total, grads, _Pack(outputs, [float(v) for v in per_output])
 
+    def _describe_evaluate(self, x, y):
+        total, per_output, _, outputs = self._losses_of(x, y, False, None, True)
+        return [total] + outputs + (per_output if len(self._outputs) > 1 else [])
+
     def _describe_train_step(self, x, y, lr, step, want_outputs, weights=None):
         total, per_output, grads, outputs = self._losses_of(x, y, True, weights, want_outputs)
         self._backward(grads, logits=self._fused())
@@ -552,7 +556,8 @@ class Functional(Model):
         if cached is not None and cached[0] == tracking.count() and backend.get_backend() == "native":
             return cached[1]
         arrays = data_adapter.as_list(x)
-        return self._program("predict", lambda *bufs: self._forward(list(bufs), training=False),
+        return self._program("predict", lambda *bufs: self._forward(data_adapter.Batch(list(bufs)),
+                                                                   training=False),
                              [(a.shape[1:], a.dtype) for a in arrays], 0)
 
     def _result(self, outs):
@@ -593,7 +598,11 @@ class Functional(Model):
             x = self._prepare_x(x)
             if training:
                 self._check_training_batch(len(x))
-            outs = self._forward(x, training=bool(training))
+            compiled = None if training or not len(x) else self._predict_program_for(x)
+            if compiled is not None:  # one native call, as predict
+                outs = compiled.run(len(x), x.arrays, [])
+            else:
+                outs = self._forward(x, training=bool(training))
             return self._result([np.array(o, copy=True) for o in outs])
 
     def predict_on_batch(self, x):

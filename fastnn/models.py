@@ -292,6 +292,29 @@ class Model(tracking.Tracked):
         return self._program("predict", lambda xb: [self._forward(xb, training=False)],
                              [(x.shape[1:], x.dtype)], 0)
 
+    def _evaluate_program(self, x, y):
+        """The recorded evaluation batch for batches like (x, y) (see _describe_evaluate): the
+        forward pass in inference mode and the loss, one native call whose thread count is
+        chosen from its measured run times like fit's and predict's (csrc/threads.h)."""
+        xs, ys = data_adapter.as_list(x), data_adapter.as_list(y)
+        inputs = [(a.shape[1:], a.dtype) for a in xs + ys]
+        cached = self._programs.get("evaluate")
+        if (cached is not None and cached[0] == tracking.count() and backend.get_backend() == "native"
+                and (cached[1] is None or cached[1].inputs == inputs)):
+            return cached[1]
+        if cached is not None and cached[0] == tracking.count():
+            del self._programs["evaluate"]  # recorded for other input shapes: record again
+
+        def describe(*bufs):
+            return self._describe_evaluate(data_adapter.like(x, list(bufs[:len(xs)])),
+                                           data_adapter.like(y, list(bufs[len(xs):])))
+        return self._program("evaluate", describe, inputs, 0)
+
+    def _describe_evaluate(self, x, y):
+        """One evaluation batch as kernel calls: [loss, outputs as ``_step_outputs`` reads them]."""
+        loss, _, outputs = self._loss_and_outputs(x, y, training=False)
+        return [loss, outputs]
+
     # -- the steps ------------------------------------------------------------------------------
     def _buffer(self, key, shape, dtype):
         return program.buffer(self, self._buffers, key, shape, dtype)
@@ -552,12 +575,19 @@ class Model(tracking.Tracked):
     def _evaluate_arrays(self, x, y, batch_size, weights=None, cb=None):
         metrics = self._make_metrics(self._output_shapes(self._input_shape)[-1])
         total = 0.0
+        # On the native backend each batch is one run of the recorded "evaluate" program; per-sample
+        # weights (NumPy arithmetic on the loss) run eagerly, with the same kernels and results.
+        compiled = self._evaluate_program(x, y) if weights is None and len(x) else None
         for lo in range(0, len(x), batch_size):
             if cb is not None:
                 cb.on_test_batch_begin(lo // batch_size, {})
             xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
             wb = None if weights is None else weights[lo:lo + batch_size]
-            loss, _, outputs = self._loss_and_outputs(xb, yb, training=False, weights=wb)
+            if compiled is not None:
+                results = compiled.run(len(xb), data_adapter.as_list(xb) + data_adapter.as_list(yb), [])
+                loss, outputs = results[0], self._step_outputs(results[1:])
+            else:
+                loss, _, outputs = self._loss_and_outputs(xb, yb, training=False, weights=wb)
             total += loss * len(xb)
             for m in metrics:
                 m.update_state(yb, outputs)
@@ -661,6 +691,12 @@ class Model(tracking.Tracked):
                 self._check_training_batch(len(x))
             if not self.built:
                 self.build(x.shape[1:])
+            if not training and len(x):
+                compiled = self._predict_program(x)  # one native call, as predict
+                if compiled is not None:
+                    out = np.empty((len(x),) + self._output_shapes(self._input_shape)[-1], self._dtype)
+                    compiled.run_into(x, out)
+                    return out
             return np.array(self._forward(x, training=bool(training)), copy=True)
 
     def _print_summary(self, lines, widths, rule, print_fn):

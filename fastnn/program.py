@@ -424,7 +424,9 @@ def record(dtype, describe, inputs, scalars):
         results = describe(*bufs, *regs)
     finally:
         _local.recorder = outer
-    return Program(rec, list(results))
+    compiled = Program(rec, list(results))
+    compiled.inputs = [(tuple(shape), np.dtype(dt)) for shape, dt in inputs]
+    return compiled
 
 
 def run_once(name, *args, **kwargs):

@@ -459,3 +459,75 @@ def test_a_changed_setting_trains_like_a_model_built_with_it(case, backend):
     def described(m):
         return [{k: v for k, v in l["config"].items() if k != "name"} for l in m.get_config()["layers"]]
     assert described(changed) == described(built)
+
+
+def _evaluation_models():
+    """Models whose evaluation covers the fused softmax loss, BatchNormalization and Dropout in
+    inference mode, a plain loss on float targets, and a two-output graph with loss weights."""
+    fastnn.utils.set_random_seed(4)
+    bn = fastnn.Sequential([L.Input((12,)), L.Dense(16, "relu"), L.BatchNormalization(), L.Dropout(0.3),
+                            L.Dense(3, "softmax")])
+    bn.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = _data(n=70)
+    bn.fit(x, y, batch_size=16, epochs=1, verbose=0)  # moving statistics away from their start
+    mse = fastnn.Sequential([L.Input((12,)), L.Dense(8, "tanh"), L.Dense(3)])
+    mse.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    a = fastnn.keras.Input(shape=(12,), name="a")
+    h = L.Dense(8, activation="relu")(a)
+    graph = fastnn.keras.Model(a, {"reg": L.Dense(3, name="reg")(h),
+                                   "cls": L.Dense(3, activation="softmax", name="cls")(h)})
+    graph.compile(optimizer="sgd", loss={"reg": "mse", "cls": "sparse_categorical_crossentropy"},
+                  loss_weights={"reg": 0.25, "cls": 2.0}, metrics={"cls": ["accuracy"]})
+    xf, yf = _data(n=70, kind="onehot")
+    return [(bn, x, y), (mse, xf, yf), (graph, x, {"reg": yf, "cls": y})]
+
+
+def test_evaluate_and_inference_calls_run_the_recorded_programs_and_match_eager():
+    for model, x, y in _evaluation_models():
+        recorded = model.evaluate(x, y, batch_size=16, return_dict=True)
+        batch = model.test_on_batch(x[:16], {k: v[:16] for k, v in y.items()} if isinstance(y, dict)
+                                    else y[:16], return_dict=True)
+        outputs = model(x[:16])
+        assert model._programs["evaluate"][1] is not None, f"{model.name}: evaluate was not recorded"
+        assert model._programs["predict"][1] is not None, f"{model.name}: model(x) was not recorded"
+        calls = []
+        compiled = model._programs["evaluate"][1]
+        compiled._core = _Spy(compiled._core, calls)
+        model.evaluate(x, y, batch_size=16)
+        # one native run per batch of 16 (70 rows: 5 batches), plus the views of the outputs
+        assert calls.count("run") == 5
+        eager = _no_plan(model)
+        assert eager.evaluate(x, y, batch_size=16, return_dict=True) == recorded  # bitwise
+        ys = {k: v[:16] for k, v in y.items()} if isinstance(y, dict) else y[:16]
+        assert eager.test_on_batch(x[:16], ys, return_dict=True) == batch
+        expected = eager(x[:16])
+        for got, want in ([(outputs[k], expected[k]) for k in outputs] if isinstance(outputs, dict)
+                          else [(outputs, expected)]):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_evaluate_recorded_agrees_with_the_numpy_backend_within_rounding():
+    for model, x, y in _evaluation_models():
+        native = model.evaluate(x, y, batch_size=16, return_dict=True)
+        assert model._programs["evaluate"][1] is not None
+        fastnn.set_backend("numpy")
+        try:
+            reference = model.evaluate(x, y, batch_size=16, return_dict=True)
+        finally:
+            fastnn.set_backend("native")
+        assert list(native) == list(reference)
+        for key in native:
+            assert native[key] == pytest.approx(reference[key], rel=1e-5, abs=1e-6), key
+
+
+def test_evaluate_records_again_for_inputs_of_another_shape_and_weights_run_eagerly():
+    model, x, y = _evaluation_models()[0]
+    model.evaluate(x, y, batch_size=16)
+    first = model._programs["evaluate"][1]
+    assert first.inputs == [((12,), np.dtype(np.float32)), ((), np.dtype(np.int64))]
+    weights = np.linspace(0.5, 1.5, len(x))
+    calls = []
+    first._core = _Spy(first._core, calls)
+    weighted = model.evaluate(x, y, batch_size=16, sample_weight=weights)
+    assert calls == []  # per-sample weights: the eager path
+    assert weighted == _no_plan(model).evaluate(x, y, batch_size=16, sample_weight=weights)

@@ -658,8 +658,8 @@ def _opt_head(opt):
 
 
 def _keras_order(model):
-    """For each of Keras's trainable variables in order, its index in ``model._params``."""
-    position = {id(p): j for j, p in enumerate(model._params)}
+    """For each of Keras's trainable variables in order, its index in ``model.trainable_weights``."""
+    position = {id(p): j for j, p in enumerate(model.trainable_weights)}
     return [position[id(p)] for p in _keras_params(model)]
 
 
@@ -668,7 +668,7 @@ def _keras_opt_arrays(opt, model):
     groups = _slot_groups(opt)
     if groups is None:
         return None
-    params = model._params
+    params = model.trainable_weights
     # Before the first update the state is what a fresh optimizer makes (Keras builds it at
     # compile time and expects it in the file).
     state = opt.slots_for(params)
@@ -688,7 +688,7 @@ def _restore_optimizer(model, h5, fname):
     if opt is None or group is None or len(group) == 0:
         return
     groups = _slot_groups(opt)
-    params = model._params
+    params = model.trainable_weights
     if groups is None:
         warnings.warn(f"{fname}: the {type(opt).__name__} state is not restored (fastnn maps Keras's "
                       "state for SGD, Adam, AdamW, Adagrad and RMSprop)", stacklevel=4)

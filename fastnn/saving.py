@@ -402,7 +402,7 @@ def load_model(path, compile=True):
             if opt and opt.get("iterations") is not None:
                 variables = [arrays[e["name"]] for e in header["arrays"] if e["name"].startswith("optimizer/")]
                 try:
-                    model.optimizer.set_state(model._params, opt["iterations"], variables)
+                    model.optimizer.set_state(model.trainable_weights, opt["iterations"], variables)
                 except ValueError as exc:
                     raise ModelFileError(f"{name}: optimizer state does not match the model: {exc}") from None
     except ModelFileError:

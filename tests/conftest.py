@@ -65,6 +65,14 @@ def mnist(mnist_dir):
     return (x_train.reshape(-1, 784), y_train), (x_test.reshape(-1, 784), y_test)
 
 
+@pytest.fixture(params=["native", "numpy"])
+def backend(request):
+    """Run the test on each backend (``_restore_global_state`` restores the previous one afterwards).
+    A module that parametrizes ``backend`` itself overrides this."""
+    fastnn.set_backend(request.param)
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def _restore_global_state():
     """Every test starts on the native backend with float32 and leaves it that way."""

@@ -7,6 +7,8 @@ EarlyStopping is driven by a scripted monitor value per epoch so each rule is ch
 import contextlib
 import csv
 import io
+import math
+import re
 
 import numpy as np
 import pytest
@@ -14,7 +16,10 @@ import pytest
 import fastnn
 from fastnn import callbacks, optimizers
 from fastnn.layers import Dense
-from fastnn.models import Sequential
+from fastnn.models import Sequential, load_model
+from fastnn.utils import set_random_seed
+
+from helpers import small_model
 
 
 def _model(lr=0.1):
@@ -400,3 +405,84 @@ def test_gradient_health_probe_is_copied_and_checked():
     assert not np.all(health.x == 0)
     with pytest.raises(ValueError, match="probe batch"):
         callbacks.GradientHealth(x[:5], y[:4])
+
+
+# -- TerminateOnNaN's message; checkpoint and CSV logger files checked when fit starts ------------
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the numpy twin's MSE
+def test_terminate_on_nan_names_the_epoch_and_batch_of_the_first_bad_loss(backend, capsys):
+    """SGD with a learning rate of 1e18 makes a linear model overflow within a few batches: the
+    TerminateOnNaN message names the epoch and batch of the first non-finite loss, and no batch
+    runs after it. Both backends stop at the same place."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x @ np.array([[1.0], [2.0], [-1.0], [0.5]], np.float32)) * 10
+    set_random_seed(0)
+    model = Sequential([Dense(1, input_shape=(4,))])
+    model.compile(optimizer=optimizers.SGD(1e18), loss="mse")
+    seen = []
+    record = callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(
+        (epoch_of[0], batch, logs["loss"])))
+    epoch_of = [0]
+    track = callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epoch_of.__setitem__(0, epoch))
+    model.fit(x, y, batch_size=8, epochs=5, shuffle=False, verbose=0,
+              callbacks=[track, record, callbacks.TerminateOnNaN()])
+    bad = [(e, b) for e, b, loss in seen if not math.isfinite(loss)]
+    assert bad, "the learning rate did not make the loss diverge"
+    epoch, batch = bad[0]
+    assert (seen[-1][0], seen[-1][1]) == (epoch, batch), "training went on after the NaN batch"
+    out = capsys.readouterr().out
+    assert re.search(rf"Epoch {epoch + 1}, batch {batch}: invalid loss (nan|inf)", out), out
+    assert model.stop_training
+
+
+@pytest.mark.parametrize("name, match", [("m-{epoch}-{val_los:.2f}.fastnn", "names {val_los}"),
+                                         ("m-{epoch.fastnn", "not a valid format"),
+                                         ("m-{loss:d}.fastnn", "cannot be formatted"),
+                                         ("m-{}.fastnn", "names {}")])
+def test_bad_checkpoint_file_names_are_refused_before_training(tmp_path, name, match):
+    model = small_model(metrics=["accuracy"])
+    before = [w.copy() for w in model.get_weights()]
+    checkpoint = fastnn.callbacks.ModelCheckpoint(str(tmp_path / name))
+    with pytest.raises(ValueError, match=match):
+        model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, validation_split=0.25,
+                  callbacks=[checkpoint])
+    assert model.optimizer.iterations == 0 and model.optimizer._slots is None
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_file_names_with_log_keys_are_accepted(tmp_path):
+    model = small_model(metrics=["accuracy"])
+    name = "m-{epoch:02d}-{val_loss:.3f}-{accuracy:.2f}-{learning_rate:.0e}.fastnn"
+    model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, validation_split=0.25,
+              callbacks=[fastnn.callbacks.LearningRateScheduler(lambda epoch, lr: lr),
+                         fastnn.callbacks.ModelCheckpoint(str(tmp_path / name))])
+    assert len(list(tmp_path.glob("m-0[12]-*.fastnn"))) == 2
+
+
+def test_learning_rate_in_a_file_name_needs_a_callback_that_logs_it_first(tmp_path):
+    model = small_model()
+    with pytest.raises(ValueError, match="learning_rate"):
+        model.fit(np.ones((8, 4)), np.zeros(8), verbose=0,
+                  callbacks=[fastnn.callbacks.ModelCheckpoint(str(tmp_path / "m-{learning_rate}.fastnn")),
+                             fastnn.callbacks.LearningRateScheduler(lambda epoch, lr: lr)])
+
+
+def test_checkpoint_creates_its_directory_as_keras(tmp_path):
+    model = small_model()
+    path = tmp_path / "new" / "deeper" / "m-{epoch}.fastnn"
+    model.fit(np.ones((8, 4)), np.zeros(8), epochs=1, verbose=0,
+              callbacks=[fastnn.callbacks.ModelCheckpoint(str(path), monitor="loss")])
+    assert load_model(tmp_path / "new" / "deeper" / "m-1.fastnn").built
+
+
+def test_checkpoint_under_a_file_and_csv_logger_in_a_missing_directory_fail_at_fit_start(tmp_path):
+    (tmp_path / "plain").write_text("a file, not a directory")
+    for cb, match in [(fastnn.callbacks.ModelCheckpoint(str(tmp_path / "plain" / "m.fastnn")), "cannot write"),
+                      (fastnn.callbacks.CSVLogger(str(tmp_path / "missing" / "log.csv")), "does not exist")]:
+        model = small_model()
+        with pytest.raises(ValueError, match=match):
+            model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, callbacks=[cb])
+        assert model.optimizer.iterations == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]

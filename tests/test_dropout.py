@@ -13,7 +13,7 @@ import pytest
 
 import fastnn
 from fastnn import _core as C
-from fastnn import optimizers
+from fastnn import ops, optimizers
 from fastnn import reference as R
 from fastnn.layers import Dense, Dropout
 from fastnn.reference.dropout import _mix, dropout_keep
@@ -244,3 +244,10 @@ def test_failed_training_call_leaves_the_step_counter_alone():
     with pytest.raises(ValueError):
         model.fit(np.ones((5, 4), np.float32), np.zeros(5), verbose=0)
     assert drop.step == 1
+
+
+# -- the seed's range -----------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_dropout_seed_out_of_range_is_refused(backend, seed):
+    with pytest.raises(ValueError, match="seed"):
+        ops.dropout(np.ones((2, 2), np.float32), 0.5, seed=seed)

@@ -1,8 +1,10 @@
 """``fit`` with Keras's arguments: validation_split (the last fraction, before shuffling), class and
 sample weights (each sample's loss scaled, sum(w_n l_n) / N), initial_epoch, verbose modes, a second
 fit continuing, and every optimizer lowering the loss on MNIST."""
-import io
 import contextlib
+import io
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ import fastnn
 from fastnn import optimizers
 from fastnn.layers import Dense
 from fastnn.models import Sequential
+
+from helpers import BACKENDS, run_child, small_model
 
 
 def _model(inputs=3, outputs=1, activation="sigmoid", seed=0, optimizer=None, loss="binary_crossentropy"):
@@ -214,3 +218,56 @@ def test_progress_bar_shows_a_metric_with_several_values(capsys):
     values = np.ravel(history.history["precision"][-1])
     assert values.shape == (2,)
     assert "precision: [" + " ".join(f"{v:.4f}" for v in values) + "]" in shown
+
+
+# -- Ctrl-C lands between steps; arguments fit refuses --------------------------------------------
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_sigint_during_fit_leaves_a_whole_number_of_steps(backend_name):
+    code = f"""
+        import os, signal, threading, numpy as np, fastnn
+        from fastnn import layers, models
+        fastnn.set_backend({backend_name!r})
+        m = models.Sequential([layers.Dense(64, activation="relu", input_shape=(32,)), layers.Dense(2)])
+        m.compile(optimizer="adam", loss="mse")
+        x = np.random.rand(512, 32).astype(np.float32); y = np.random.rand(512, 2).astype(np.float32)
+        m.train_on_batch(x[:8], y[:8])
+        count = [0]
+        class Count(fastnn.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                count[0] += 1
+                if count[0] == 20:
+                    threading.Timer(0.001, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            m.fit(x, y, epochs=1000, batch_size=8, verbose=0, callbacks=[Count()])
+        except KeyboardInterrupt:
+            pass
+        # each applied step moved the weights and counted once
+        print(m.optimizer.iterations - 1 == count[0] or m.optimizer.iterations - 1 == count[0] + 1,
+              m.optimizer.iterations)
+    """
+    result = run_child(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("True"), result.stdout
+
+
+def test_sigint_during_a_step_is_held_until_the_step_ends():
+    # deterministic form: the interrupt is held during a step and raised at the boundary
+    from fastnn.models import _DeferredInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        with _DeferredInterrupt() as held:
+            os.kill(os.getpid(), signal.SIGINT)
+            held_after_signal = held.pending
+    assert held_after_signal
+
+
+def test_fit_shuffle_must_be_a_bool():
+    model = small_model()
+    with pytest.raises(ValueError, match="shuffle"):
+        model.fit(np.ones((4, 4)), np.zeros(4), shuffle="False", verbose=0)
+
+
+@pytest.mark.parametrize("key", [0.7, "a", None])
+def test_class_weight_keys_must_be_integers(key):
+    model = small_model()
+    with pytest.raises(ValueError, match="class_weight keys"):
+        model.fit(np.ones((4, 4)), np.zeros(4), class_weight={key: 1.0, 0: 1.0}, verbose=0)

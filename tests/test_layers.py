@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import layers, optimizers
+from fastnn import activations, layers, optimizers
 from fastnn.layers import Activation, Dense, Flatten, Input, LeakyReLU, ReLU, Softmax
 from fastnn.utils import set_random_seed
 
@@ -419,3 +419,12 @@ def test_prelu_and_noise_save_load_and_continue_identically(tmp_path):
     loaded.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# -- constructor values that would break later ----------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: layers.LeakyReLU(float("nan")), lambda: layers.ReLU(negative_slope=float("nan")),
+                                  lambda: Dense(2, activation={"name": "bogus"}),
+                                  lambda: activations.Activation("elu", float("inf"))])
+def test_constructor_values_that_break_later_are_refused(make):
+    with pytest.raises(ValueError):
+        make()

@@ -8,6 +8,8 @@ import pytest
 import fastnn
 from fastnn import losses
 
+from helpers import small_model
+
 BACKENDS = ["native", "numpy"]
 EPS = 1e-7  # Keras backend epsilon
 CLIP_ORDER_SLACK = EPS  # per class: see test_categorical_crossentropy_value_on_probabilities
@@ -579,3 +581,21 @@ def test_get_refuses_a_python_function_saying_why():
         return (y_true - y_pred) ** 2
     with pytest.raises(TypeError, match="'my_loss' is a Python function.*fastnn.losses"):
         losses.get(my_loss)
+
+
+# -- categorical cross-entropy targets ------------------------------------------------------------
+@pytest.mark.parametrize("bad", [-0.5, 1.5])
+def test_categorical_cross_entropy_targets_outside_0_1_are_refused(backend, bad):
+    from fastnn import losses
+    y = np.array([[bad, 1 - bad], [0.0, 1.0]], np.float32)
+    p = np.array([[0.3, 0.7], [0.5, 0.5]], np.float32)
+    for loss in (losses.CategoricalCrossentropy(), losses.CategoricalCrossentropy(from_logits=True)):
+        with pytest.raises(ValueError, match=r"categorical_crossentropy expects .*targets in \[0, 1\]"):
+            loss(y, p)
+    model = small_model(features=2, units=2, loss="categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=r"targets in \[0, 1\]"):
+        model.fit(np.ones((2, 2)), y, verbose=0)
+    assert model.optimizer.iterations == 0
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)

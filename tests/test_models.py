@@ -13,7 +13,10 @@ import pytest
 import fastnn
 from fastnn import callbacks, layers, losses, optimizers
 from fastnn.layers import Activation, Dense, Flatten, Input
+from fastnn.models import Sequential, load_model
 from fastnn.utils import set_random_seed
+
+from helpers import small_model
 
 BACKENDS = ["native", "numpy"]
 
@@ -1041,3 +1044,40 @@ def test_bad_input_leaves_bn_and_dropout_state_unchanged(name):
     assert model.layers[3].step == step
     for a, b in zip(model.non_trainable_weights, moving):
         assert a.tobytes() == b.tobytes()
+
+
+# -- build failures roll back; set_weights refuses values the model cannot hold -------------------
+@pytest.mark.parametrize("shape", [(None, -3), (None, 2.5), (None, 0), "abc"])
+def test_bad_build_shapes_are_refused_and_change_nothing(shape):
+    model = Sequential([Dense(3)])
+    with pytest.raises(ValueError):
+        model.build(shape)
+    assert not model.built and model.input_shape is None and not model.layers[0].built
+    model.build((None, 2))
+    assert model.predict(np.ones((1, 2)), verbose=0).shape == (1, 3)
+
+
+def test_memory_error_in_build_rolls_back(tmp_path):
+    model = Sequential([Dense(4), Dense(10**12)])  # 4 TB of bias: MemoryError after layer 1 built
+    model.compile(loss="mse")
+    with pytest.raises(MemoryError):
+        model.build((None, 2))
+    assert not any(l.built for l in model.layers) and model.input_shape is None
+    model.layers[1].units = 3
+    model.build((None, 2))
+    model.save(tmp_path / "m.fastnn")
+    assert load_model(tmp_path / "m.fastnn").predict(np.ones((1, 2)), verbose=0).shape == (1, 3)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e39])
+def test_set_weights_refuses_nan_inf_and_overflow(bad):
+    model = small_model()
+    weights = model.get_weights()
+    new = [w.astype(np.float64) for w in weights]
+    new[0][0, 0] = bad
+    with pytest.raises(ValueError):
+        model.set_weights(new)
+    with pytest.raises(ValueError):
+        model.layers[0].set_weights(new[:2])
+    for a, b in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -14,10 +14,13 @@ import pytest
 
 import fastnn
 from fastnn import _core as C
-from fastnn import layers, optimizers
+from fastnn import layers, ops, optimizers
 from fastnn import reference as R
 from fastnn.layers import Activation, BatchNormalization, Dense, LayerNormalization
+from fastnn.models import Sequential
 from fastnn.utils import set_random_seed
+
+from helpers import blobs, classifier, raises_and_keeps
 
 DTYPES = [np.float32, np.float64]
 IDS = ["f32", "f64"]
@@ -586,3 +589,47 @@ def test_norm_layers_round_trip_through_config():
     clone.set_weights(model.get_weights())
     x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+
+
+# -- batch norm on one sample and on constant features; settings refused by the kernels -----------
+def test_batch_norm_training_on_one_sample_raises_on_every_entry_point(backend):
+    """test_norm covers train_on_batch; here every training entry point, and inference on one
+    sample still works."""
+    model = classifier(norm=True)
+    x, y = blobs(n=8)
+    model.fit(x, y, batch_size=4, verbose=0)
+    for call in (lambda m: m.train_on_batch(x[:1], y[:1]), lambda m: m.fit(x[:1], y[:1], verbose=0),
+                 lambda m: m(x[:1], training=True)):
+        raises_and_keeps(model, ValueError, call, r"at least 2 samples", r"batch of 1")
+    assert np.isfinite(model.predict(x[:1])).all()
+
+
+@pytest.mark.parametrize("constant", [0.0, 0.1, 5.0, 1e4])
+def test_batch_norm_of_constant_features_gives_no_nan(backend, constant):
+    """A feature equal in the whole batch has variance 0: the normalised value is about 0 (the
+    epsilon keeps it finite), and training, its gradients and inference stay finite."""
+    set_random_seed(0)
+    bn = Sequential([BatchNormalization(input_shape=(3,))])
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    x[:, 1] = constant
+    out = bn(x, training=True)
+    assert np.isfinite(out).all() and np.abs(out[:, 1]).max() < 1e-2
+    model = classifier(features=3, norm=True)
+    y = np.arange(16) % 3
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    model.train_on_batch(np.full((4, 3), constant, np.float32), y[:4])  # every feature constant
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert np.isfinite(model.predict(x)).all()
+    assert np.isfinite(model(x, training=True)).all()
+
+
+@pytest.mark.parametrize("eps", [-1.0, 0.0])
+def test_layer_norm_epsilon_must_be_positive(backend, eps):
+    with pytest.raises(ValueError, match="epsilon"):
+        ops.layer_norm(np.ones((2, 3), np.float32), epsilon=eps)
+
+
+def test_batch_norm_negative_moving_variance_is_refused(backend):
+    one = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="moving_variance"):
+        ops.batch_norm(np.ones((2, 3), np.float32), one, one * 0, one * 0, -one)

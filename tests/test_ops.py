@@ -426,3 +426,42 @@ def test_keras_alias_runs_course_code_spelled_with_tf_keras():
     layer = tf.keras.layers.Activation("relu")
     assert isinstance(layer, fastnn.layers.Activation)
     assert tf.keras.models.Sequential is fastnn.Sequential
+
+
+# -- outputs that share memory with inputs; gemm with alpha 0 -------------------------------------
+def test_overlapping_outputs_give_the_numpy_result(backend):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((6, 6)).astype(np.float32)
+    b = rng.standard_normal((6, 6)).astype(np.float32)
+    expected = a.astype(np.float64) @ b
+    for target in ("a", "b"):
+        aa, bb = a.copy(), b.copy()
+        out = aa if target == "a" else bb
+        ops.matmul(aa, bb, out=out)
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    aa, c = a.copy(), None
+    ops.gemm(aa, b, aa, alpha=2.0, beta=1.0)
+    np.testing.assert_allclose(aa, 2 * expected + a, rtol=1e-4, atol=1e-4)
+    x = a.copy()
+    ops.dense_forward(x, b, np.ones(6, np.float32), out=x)
+    np.testing.assert_allclose(x, expected + 1, rtol=1e-4, atol=1e-4)
+
+
+def test_dense_backward_outputs_overlapping_inputs(backend):
+    rng = np.random.default_rng(1)
+    dy = rng.standard_normal((4, 4)).astype(np.float32)
+    x = rng.standard_normal((4, 4)).astype(np.float32)
+    w = rng.standard_normal((4, 4)).astype(np.float32)
+    k = fastnn.backend.kernels()
+    want_dx, want_dw = dy.astype(np.float64) @ w.T, x.T.astype(np.float64) @ dy
+    dyc = dy.copy()
+    dx, dw, _ = k.dense_backward(dyc, x, w, dx=dyc, dw=np.empty_like(w), db=np.empty(4, np.float32))
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-4, atol=1e-4)
+
+
+def test_gemm_alpha_zero_does_not_read_a(backend):
+    a = np.full((2, 2), np.inf, np.float32)
+    c = np.ones((2, 2), np.float32)
+    ops.gemm(a, np.ones((2, 2), np.float32), c, alpha=0.0, beta=2.0)
+    np.testing.assert_array_equal(c, 2.0)

@@ -17,6 +17,8 @@ import pytest
 import fastnn
 from fastnn import optimizers
 from fastnn.layers import Dense
+from fastnn.models import Sequential
+from fastnn.utils import set_random_seed
 
 BACKENDS = ["native", "numpy"]
 
@@ -260,3 +262,71 @@ def test_valid_edge_hyperparameters_accepted():
     optimizers.Adam(beta_1=0.0, beta_2=0.0, epsilon=1e-12)
     optimizers.SGD(learning_rate=np.float32(0.1))
     optimizers.Adam(learning_rate=1)
+
+
+# -- apply checks every gradient first; state grown when a setting needs more ---------------------
+@pytest.mark.parametrize("grads", [lambda g: [g[0]], lambda g: g + [g[0]],
+                                   lambda g: [g[0], np.ones((7,), np.float32)],
+                                   lambda g: [g[0], np.array(["a", "b"])],
+                                   lambda g: [g[0], np.full(2, 1e39)]])
+def test_apply_checks_all_gradients_before_changing_anything(backend, grads):
+    # (NaN and inf gradients are applied, as Keras does: test_clipping shows what clipping makes of them)
+    params = [np.ones((3, 2), np.float32), np.ones(2, np.float32)]
+    g = [np.full((3, 2), 0.5, np.float32), np.full(2, 0.5, np.float32)]
+    opt = optimizers.Adam()
+    with pytest.raises((ValueError, TypeError)):
+        opt.apply(params, grads(g))
+    assert opt.iterations == 0 and opt.variables() == []
+    assert all((p == 1).all() for p in params)
+
+
+def test_apply_accepts_float64_and_fortran_gradients_on_both_backends(backend):
+    params = [np.ones((3, 2), np.float32)]
+    opt = optimizers.SGD(0.1)
+    opt.apply(params, [np.asfortranarray(np.full((3, 2), 1.0))])
+    np.testing.assert_allclose(params[0], 0.9, rtol=1e-6)
+
+
+def test_momentum_set_after_the_state_exists_grows_the_state(backend):
+    make = lambda m: optimizers.SGD(0.1, momentum=m)  # SGD's only state is the velocity
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(8, 3)).astype(np.float32)
+
+    def model_with(opt, weights=None):
+        set_random_seed(0)
+        m = Sequential([Dense(3, input_shape=(4,))])
+        m.compile(optimizer=opt, loss="mse")
+        if weights is not None:
+            m.set_weights(weights)
+        return m
+
+    switched = model_with(make(0.0))
+    switched.train_on_batch(x, y)
+    after_one = switched.get_weights()
+    switched.optimizer.momentum = 0.9  # the state was made without momentum
+    for _ in range(3):
+        switched.train_on_batch(x, y)
+    # the same three steps from a fresh state made with momentum: velocity starts at zero
+    fresh = model_with(make(0.9), after_one)
+    plain = model_with(make(0.0), after_one)
+    for _ in range(3):
+        fresh.train_on_batch(x, y)
+        plain.train_on_batch(x, y)
+    for a, b, c in zip(switched.get_weights(), fresh.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)  # momentum took effect
+
+
+def test_rmsprop_momentum_turned_on_later_trains_with_a_velocity(backend):
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(8, 3)).astype(np.float32)
+    set_random_seed(0)
+    model = Sequential([Dense(3, input_shape=(4,))])
+    model.compile(optimizer=optimizers.RMSprop(0.01), loss="mse")
+    model.train_on_batch(x, y)
+    assert model.optimizer._slots[0][2] is None  # no momentum velocity yet
+    model.optimizer.momentum = 0.5
+    model.train_on_batch(x, y)
+    velocity = model.optimizer._slots[0][2]
+    assert velocity is not None and velocity.shape == model.get_weights()[0].shape and np.any(velocity != 0)
+    assert model.optimizer.iterations == 2

@@ -10,6 +10,9 @@ import fastnn
 from fastnn import optimizers
 from fastnn.layers import BatchNormalization, Dense, Dropout, LayerNormalization
 from fastnn.models import Sequential
+from fastnn.utils import set_random_seed
+
+from helpers import small_model
 
 
 def _data(n=96, seed=0):
@@ -85,3 +88,25 @@ def test_unbuilt_and_uncompiled_models_pickle():
     twin.compile(loss="mse")
     twin.fit(np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32), epochs=1, verbose=0)
     assert twin.built
+
+
+# -- a compiled, trained model --------------------------------------------------------------------
+@pytest.mark.parametrize("clone", [lambda m: __import__("pickle").loads(__import__("pickle").dumps(m)),
+                                   copy.deepcopy], ids=["pickle", "deepcopy"])
+def test_trained_model_round_trips_through_pickle_and_deepcopy(backend, clone):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 4)).astype(np.float32), np.arange(40) % 3
+    model = small_model(metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    twin = clone(model)
+    assert twin._lock is not model._lock
+    np.testing.assert_array_equal(twin.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert twin.optimizer.iterations == model.optimizer.iterations
+    results = []
+    for m in (twin, model):
+        set_random_seed(5)
+        history = m.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        results.append((history.history["loss"], m.get_weights()))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(a, b)

@@ -1,5 +1,6 @@
 """Run-time behaviour of the native module: fork safety, thread settings, GEMM variants."""
 import os
+import subprocess
 import sys
 import time
 
@@ -8,6 +9,8 @@ import pytest
 
 import fastnn
 from fastnn import _core
+
+from helpers import ROOT, SUBPROCESS_TIMEOUT
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
 
@@ -165,3 +168,25 @@ def test_adaptive_threads_train_like_pinned_ones_and_pinning_is_kept():
 def test_set_num_threads_auto_is_the_only_word_accepted():
     with pytest.raises(ValueError, match="'auto'"):
         fastnn.set_num_threads("fast")
+
+
+# -- FASTNN_CPU_CAPABILITY's spelling -------------------------------------------------------------
+def test_cpu_capability_names_are_case_insensitive():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FASTNN_CPU_CAPABILITY=" GENERIC ")
+    code = "import warnings; warnings.simplefilter('error'); import fastnn; print(fastnn.backend._core.cpu_capability())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "generic"
+
+
+def test_unknown_cpu_capability_is_a_warning_naming_the_valid_values():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FASTNN_CPU_CAPABILITY="sse9")
+    code = "import fastnn; print(fastnn.backend._core.cpu_capability())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=SUBPROCESS_TIMEOUT, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "CpuCapabilityWarning" in result.stderr and "'sse9'" in result.stderr
+    assert "generic, avx2, avx512" in result.stderr
+    best = fastnn.backend._core.available_cpu_capabilities()[-1]
+    assert result.stdout.strip() == best  # the best variant is kept

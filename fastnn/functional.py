@@ -118,6 +118,51 @@ def call_layer(layer, x):
     return node.output
 
 
+def _keras_layer_order(inputs, outputs):
+    """``model.layers`` in Keras's order, so that ``get_weights``/``set_weights`` lists, the
+    optimizer's variables and Keras's weight files match a Keras model of the same graph entry for
+    entry. ``inputs`` and ``outputs`` as Keras flattens them (a dict's tensors by sorted key).
+
+    A node's depth is its longest path to an output (the outputs' nodes: 0; a node feeding one of
+    depth d: at least d + 1), a layer's depth the largest of its calls' depths. Layers come from
+    the deepest to depth 0; layers of equal depth in the order a depth-first walk from the outputs
+    (each output in turn, a node's inputs in order) first reaches them. Inputs that no output
+    depends on come last, at depth 0."""
+    finished, first_seen, post = set(), {}, []
+    for out in outputs:  # depth-first from each output, without recursion (deep graphs)
+        stack = []
+
+        def enter(node):
+            if id(node) in finished:
+                return
+            first_seen.setdefault(id(node.layer), len(first_seen))
+            stack.append((node, iter(node.inputs)))
+        enter(out.node)
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                if id(node) not in finished:
+                    finished.add(id(node))
+                    post.append(node)
+            else:
+                enter(nxt.node)
+    node_depth, layer_depth, by_id = {}, {}, {}
+    for node in reversed(post):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = node_depth[id(node)] = depth
+        by_id[id(node.layer)] = node.layer
+        for t in node.inputs:
+            node_depth[id(t.node)] = max(depth + 1, node_depth.get(id(t.node), 0))
+    for t in inputs:  # inputs no output reads
+        if id(t.node.layer) not in layer_depth:
+            layer_depth[id(t.node.layer)], first_seen[id(t.node.layer)] = 0, -1
+            by_id[id(t.node.layer)] = t.node.layer
+    keys = sorted(layer_depth, key=lambda k: (-layer_depth[k], first_seen[k]))
+    return [by_id[k] for k in keys]
+
+
 def _structure(value, what):
     """(list of tensors, names or None, kind) of a tensor, a list or a dict of tensors."""
     if isinstance(value, SymbolicTensor):
@@ -220,17 +265,19 @@ class Functional(Model):
         self._inputs, self._outputs = ins, outs
         self._in_kind, self._out_kind = in_kind, out_kind
         self._nodes = nodes
-        layers = [t.node.layer for t in ins]
-        for node in nodes:
-            if not any(node.layer is l for l in layers):
-                layers.append(node.layer)
-        self._layers = layers
         self._input_names = [t.node.layer.name for t in ins]
         self._output_names = [t.node.layer.name for t in outs]
         if out_kind == "dict":
             self._output_names = list(outputs.keys())
         if in_kind == "dict":
             self._input_names = list(inputs.keys())
+
+        def flat(tensors, names, kind):  # as Keras flattens them: a dict by sorted key
+            return [t for _, t in sorted(zip(names, tensors), key=lambda p: p[0])] \
+                if kind == "dict" else tensors
+        layers = _keras_layer_order(flat(ins, self._input_names, in_kind),
+                                    flat(outs, self._output_names, out_kind))
+        self._layers = layers
         self._input_shape = ins[0]._tail
         self._dtype = ins[0].dtype
         calls = {}
@@ -658,18 +705,30 @@ class Functional(Model):
     @classmethod
     def from_config(cls, config):
         """The model ``get_config`` describes (fresh weights)."""
-        made, tensors = {}, {}
+        tensors, pending = {}, []
         for entry in config["layers"]:
             if entry["class_name"] == "InputLayer":
                 c = entry["config"]
                 tensors[(entry["name"], 0)] = Input(shape=tuple(c["input_shape"]), name=entry["name"])
                 continue
             layer = layer_from_config({"class_name": entry["class_name"], "config": entry["config"]})
-            made[entry["name"]] = layer
-            for k, inbound in enumerate(entry["inbound_nodes"]):
-                ins = [tensors[tuple(ref)] for ref in inbound]
-                multi = getattr(layer, "_multi_input", False)
-                tensors[(entry["name"], k)] = layer(ins if multi else ins[0])
+            pending.append((entry["name"], layer, list(enumerate(entry["inbound_nodes"]))))
+        # Each layer's calls in its order; a call whose inputs come from a layer listed later (a
+        # shared layer called again on a later layer's output) waits for the next pass.
+        while any(calls for _, _, calls in pending):
+            progressed = False
+            for name, layer, calls in pending:
+                while calls and all(tuple(ref) in tensors for ref in calls[0][1]):
+                    k, inbound = calls.pop(0)
+                    ins = [tensors[tuple(ref)] for ref in inbound]
+                    multi = getattr(layer, "_multi_input", False)
+                    tensors[(name, k)] = layer(ins if multi else ins[0])
+                    progressed = True
+            if not progressed:
+                name, _, calls = next(p for p in pending if p[2])
+                missing = [ref for ref in calls[0][1] if tuple(ref) not in tensors]
+                raise ValueError(f"the graph's configuration cannot be rebuilt: call {calls[0][0]} of "
+                                 f"layer {name!r} reads {missing}, which no layer of it gives")
 
         def pick(refs, kind):
             if isinstance(refs, dict):

@@ -1045,50 +1045,9 @@ def _is_functional(model):
 
 def _keras_layers(model):
     """The layers of ``model`` in the order of Keras's ``model.layers`` (which numbers the HDF5
-    groups and orders the optimizer's variables): a Sequential's own order; for a functional model
-    Keras's map_graph order (see the comment above _history), InputLayers included."""
-    if not _is_functional(model):
-        return list(model.layers)
-    outputs = list(model._outputs)
-    inputs = list(model._inputs)
-    if model._out_kind == "dict":
-        outputs = [t for _, t in sorted(zip(model._output_names, outputs), key=lambda p: p[0])]
-    if model._in_kind == "dict":
-        inputs = [t for _, t in sorted(zip(model._input_names, inputs), key=lambda p: p[0])]
-    finished, op_index, post = set(), {}, []
-    for out in outputs:  # depth-first from each output, as Keras's _build_map
-        stack = []
-
-        def enter(node):
-            if id(node) in finished:
-                return
-            op_index.setdefault(id(node.layer), len(op_index))
-            stack.append((node, iter(node.inputs)))
-        enter(out.node)
-        while stack:
-            node, it = stack[-1]
-            nxt = next(it, None)
-            if nxt is None:
-                stack.pop()
-                if id(node) not in finished:
-                    finished.add(id(node))
-                    post.append(node)
-            else:
-                enter(nxt.node)
-    node_depth, op_depth, by_id = {}, {}, {}
-    for node in reversed(post):
-        depth = max(node_depth.setdefault(id(node), 0), op_depth.get(id(node.layer), 0))
-        op_depth[id(node.layer)] = depth
-        node_depth[id(node)] = depth
-        by_id[id(node.layer)] = node.layer
-        for t in node.inputs:
-            node_depth[id(t.node)] = max(depth + 1, node_depth.get(id(t.node), 0))
-    for t in inputs:  # inputs no output reads
-        if id(t.node.layer) not in op_depth:
-            op_depth[id(t.node.layer)], op_index[id(t.node.layer)] = 0, -1
-            by_id[id(t.node.layer)] = t.node.layer
-    keys = sorted(op_depth, key=lambda k: (-op_depth[k], op_index[k]))
-    return [by_id[k] for k in keys]
+    groups and orders the optimizer's variables): fastnn's ``model.layers`` keeps that order (for
+    a functional model Keras's map_graph order, InputLayers included)."""
+    return list(model.layers)
 
 
 def _keras_params(model):

@@ -194,16 +194,19 @@ def save_model(model, path, include_optimizer=True):
     if _keras_extension(path, weights=False) == "keras":
         from . import keras_format
         return keras_format.save_model(model, path, include_optimizer=include_optimizer)
-    arrays = [w for w in model.weights]
-    header = {"kind": "model", "model_config": model.get_config(),
+    config = model.get_config()
+    stored = _stored_layers(model, config)
+    arrays = [w for layer in stored for w in layer.weights]
+    header = {"kind": "model", "model_config": config,
               "dtype": None if model._dtype is None else model._dtype.name,
               "compile_config": _compile_config(model), "optimizer": None,
-              "layer_states": [layer.get_state() for layer in model.layers]}
+              "layer_states": [layer.get_state() for layer in stored]}
     entries, chunks = _array_entries(arrays, "weights")
     if model.optimizer is not None:
         header["optimizer"] = {"config": optimizers.serialize(model.optimizer), "iterations": None}
         if include_optimizer and model.optimizer.has_state:
             iterations, variables = model.optimizer.get_state()
+            variables = _to_file_order(variables, _param_order(model, stored))
             opt_entries, opt_chunks = _array_entries(variables, "optimizer")
             shift = sum(len(c) for c in chunks)
             for e in opt_entries:
@@ -221,8 +224,10 @@ def save_weights(model, path):
     if _keras_extension(path, weights=True) == "keras":
         from . import keras_format
         return keras_format.save_weights(model, path)
-    entries, chunks = _array_entries(model.weights, "weights")
-    header = {"kind": "weights", "model_config": model.get_config(), "arrays": entries}
+    config = model.get_config()
+    entries, chunks = _array_entries([w for layer in _stored_layers(model, config)
+                                      for w in layer.weights], "weights")
+    header = {"kind": "weights", "model_config": config, "arrays": entries}
     _atomic_write(path, _encode(header, chunks))
 
 
@@ -291,10 +296,64 @@ def read_file(path):
     return header, arrays
 
 
+def _stored_layers(model, config=None):
+    """The layers in the order a .fnn file stores their weights and states: the order of the
+    configuration's layer list. For a Sequential that is ``model.layers``; for a functional model
+    it is the graph's creation order (inputs, then each layer at its first call), which files
+    written before ``model.layers`` took Keras's order also used, so they still load."""
+    config = model.get_config() if config is None else config
+    if not isinstance(config, dict) or "output_layers" not in config:
+        return model.layers
+    return [model.get_layer(entry["name"]) for entry in config["layers"]]
+
+
+def _param_order(model, stored):
+    """For each trainable weight in file order, its index in ``model.trainable_weights``."""
+    position = {id(p): j for j, p in enumerate(model.trainable_weights)}
+    return [position[id(w)] for layer in stored for w in layer.trainable_weights]
+
+
+def _to_file_order(variables, order):
+    """The optimizer's state (k arrays per trainable weight, in the model's weight order) with
+    the weights' groups in file order."""
+    if not order or not variables or len(variables) % len(order):
+        return list(variables)
+    k = len(variables) // len(order)
+    return [variables[j * k + s] for j in order for s in range(k)]
+
+
+def _from_file_order(variables, order):
+    """The inverse of :func:`_to_file_order`."""
+    if not order or not variables or len(variables) % len(order):
+        return list(variables)
+    k = len(variables) // len(order)
+    out = [None] * len(variables)
+    for i, j in enumerate(order):
+        out[j * k:(j + 1) * k] = variables[i * k:(i + 1) * k]
+    return out
+
+
+def _file_layers(model, header):
+    """:func:`_stored_layers` of the file's configuration when it names the model's layers (a
+    functional model), else of the model's own."""
+    config = header.get("model_config")
+    if isinstance(config, dict) and "output_layers" in config and isinstance(config.get("layers"), list):
+        names = {l.name for l in model.layers}
+        if all(isinstance(e, dict) and e.get("name") in names for e in config["layers"]) and \
+                len(config["layers"]) == len(model.layers):
+            return _stored_layers(model, config)
+    return _stored_layers(model)
+
+
+def _current_weights(model, header):
+    """The model's weight arrays in the file's order (see :func:`_stored_layers`)."""
+    return [w for layer in _file_layers(model, header) for w in layer.weights]
+
+
 def _weights_from(header, arrays, name, model):
-    """The file's weight arrays, checked against ``model.weights`` (count, shape)."""
+    """The file's weight arrays, checked against the model's weights in file order (count, shape)."""
     weights = [arrays[e["name"]] for e in header["arrays"] if e["name"].startswith("weights/")]
-    current = model.weights
+    current = _current_weights(model, header)
     if len(weights) != len(current):
         raise ModelFileError(f"{name} holds {len(weights)} weight arrays, the model {model.name} has "
                              f"{len(current)}")
@@ -318,7 +377,7 @@ def load_weights(model, path):
         raise ModelFileError(f"{model.name} is not built; build it (or fit/predict once) before "
                              f"loading weights from {name}")
     weights = _weights_from(header, arrays, name, model)
-    for cur, new in zip(model.weights, weights):
+    for cur, new in zip(_current_weights(model, header), weights):
         cur[...] = new
 
 
@@ -366,13 +425,14 @@ def load_model(path, compile=True):
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise ModelFileError(f"{name}: cannot rebuild the model from its configuration: {exc}") from None
     weights = _weights_from(header, arrays, name, model)
-    for cur, new in zip(model.weights, weights):
+    for cur, new in zip(_current_weights(model, header), weights):
         cur[...] = new
-    states = header.get("layer_states") or [{}] * len(model.layers)
+    stored = _file_layers(model, header)
+    states = header.get("layer_states") or [{}] * len(stored)
     try:
-        if len(states) != len(model.layers):
-            raise ValueError(f"{len(states)} layer states for {len(model.layers)} layers")
-        for layer, state in zip(model.layers, states):
+        if len(states) != len(stored):
+            raise ValueError(f"{len(states)} layer states for {len(stored)} layers")
+        for layer, state in zip(stored, states):
             layer.set_state(state)
     except (TypeError, ValueError, AttributeError) as exc:
         raise ModelFileError(f"{name}: layer state does not match the model: {exc}") from None
@@ -401,6 +461,7 @@ def load_model(path, compile=True):
                                        for m in compile_config.get("metrics") or []] or None)
             if opt and opt.get("iterations") is not None:
                 variables = [arrays[e["name"]] for e in header["arrays"] if e["name"].startswith("optimizer/")]
+                variables = _from_file_order(variables, _param_order(model, stored))
                 try:
                     model.optimizer.set_state(model.trainable_weights, opt["iterations"], variables)
                 except ValueError as exc:

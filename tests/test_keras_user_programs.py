@@ -29,11 +29,7 @@ MISSING = {
 
 # Reported values where fastnn still departs from Keras, each named exactly; the test requires
 # exactly these to differ (so it fails, asking for this entry to go, once fastnn agrees).
-DEPARTS = {
-    "p17_wide_and_deep": {"layer_types": "a functional model's layers come in the order they were "
-                                         "called, where Keras orders them by depth from the inputs "
-                                         "(Dense(4)(inputs), called after the Add, comes before it)"},
-}
+DEPARTS = {}  # program -> {result key: why fastnn departs from Keras there}; none today
 
 
 def _cases():

@@ -546,7 +546,11 @@ def test_crafted_huge_layer_is_refused_without_allocating(tmp_path):
     assert "refused:" in result.stdout and "file holds only" in result.stdout, result.stdout
     peak = int(result.stdout.split("peak ")[1].split()[0])
     rss = int(result.stdout.split("rss_kib ")[1].split()[0])
-    assert peak < 50 * 2**20 and rss < 1024 * 1024, (peak, rss)  # 40 GB declared; a 1 GiB ceiling
+    assert peak < 50 * 2**20, peak  # 40 GB declared: Python-side allocations stay small
+    # and the process stays under a 1 GiB ceiling -- except under AddressSanitizer (CI's sanitizer
+    # run preloads it), whose shadow memory and quarantine alone take about that much
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        assert rss < 1024 * 1024, rss
 
 
 @pytest.mark.parametrize("shape", [[-1, 4], [2**40, 2**40]])

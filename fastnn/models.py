@@ -117,11 +117,13 @@ class _Restored:
     """Copies of a model's layer states, non-trainable weights and gradient arrays, put back in
     place on exit (whatever happened inside): see ``Model.compute_gradients``."""
 
-    def __init__(self, model):
+    def __init__(self, model, grads=True):
         self.layers = model.layers
         self.states = [layer.get_state() for layer in self.layers]
-        self.arrays = [(a, a.copy()) for a in model.non_trainable_weights
-                       + [g for layer in self.layers for g in layer.grads]]
+        arrays = model.non_trainable_weights
+        if grads:  # a forward pass alone writes no gradient array
+            arrays += [g for layer in self.layers for g in layer.grads]
+        self.arrays = [(a, a.copy()) for a in arrays]
 
     def __enter__(self):
         return self
@@ -803,14 +805,15 @@ class Model(tracking.Tracked):
                 self._check_training_batch(len(x))
             if not self.built:
                 self.build(x.shape[1:])
-            with self._left_as_it_was():
+            with self._left_as_it_was(grads=False):
                 loss, _, _ = self._loss_and_outputs(x, y, training, weights)
                 return float(loss) + float(self._regularization_loss())
 
-    def _left_as_it_was(self):
+    def _left_as_it_was(self, grads=True):
         """A context that puts back what a forward and backward pass disturb: each layer's state
-        (random streams), the non-trainable weights (moving statistics) and the gradient arrays."""
-        return _Restored(self)
+        (random streams), the non-trainable weights (moving statistics) and (``grads``) the
+        gradient arrays."""
+        return _Restored(self, grads)
 
     @_releasing
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):

@@ -308,8 +308,8 @@ def to_onnx(model, path=None, opset=DEFAULT_OPSET):
     tensor_type = onnx.helper.np_dtype_to_tensor_dtype(dtype)
     if _is_functional(model):
         in_names, out_names, in_types = _onnx_functional(g, model, tensor_type, onnx)
-        in_shapes = [t.shape for t in model._inputs]
-        out_shapes = [t.shape for t in model._outputs]
+        in_shapes = [t.shape for t in model.inputs]
+        out_shapes = [t.shape for t in model.outputs]
     else:
         layers_ = [l for l in model.layers if not isinstance(l, L.InputLayer)]
         in_types = [onnx.TensorProto.INT64 if layers_ and isinstance(layers_[0], L.Embedding)
@@ -344,13 +344,13 @@ def _onnx_functional(g, model, tensor_type, onnx):
     """The nodes of a functional model's graph, in its order; (input names, output names, input
     element types)."""
     in_names = []
-    for i, t in enumerate(model._inputs):
+    for i, t in enumerate(model.inputs):
         name = t.name or f"input_{i}"
         if name in in_names:
             name = f"{name}_{i}"
         in_names.append(name)
-    values = {id(t): name for t, name in zip(model._inputs, in_names)}
-    reads_ids = {id(t): False for t in model._inputs}
+    values = {id(t): name for t, name in zip(model.inputs, in_names)}
+    reads_ids = {id(t): False for t in model.inputs}
     for node in model._nodes:
         if isinstance(node.layer, L.Embedding):
             for t in node.inputs:
@@ -358,11 +358,11 @@ def _onnx_functional(g, model, tensor_type, onnx):
                     reads_ids[id(t)] = True
         ins = [values[id(t)] for t in node.inputs]
         values[id(node.output)] = _onnx_graph_layer(g, ins, node.layer)
-    outs = model._outputs
+    outs = model.outputs
     out_names = ["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]
     for t, name in zip(outs, out_names):
         g.nodes.append(onnx.helper.make_node("Identity", [values[id(t)]], [name]))
-    in_types = [onnx.TensorProto.INT64 if reads_ids[id(t)] else tensor_type for t in model._inputs]
+    in_types = [onnx.TensorProto.INT64 if reads_ids[id(t)] else tensor_type for t in model.inputs]
     return in_names, out_names, in_types
 
 

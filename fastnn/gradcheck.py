@@ -3,7 +3,11 @@
 Backpropagation (the chain rule applied layer by layer, from the loss back to the first weights)
 is fast but easy to get subtly wrong; a finite difference of the loss is slow but needs nothing
 but the forward pass. When the two agree, the backward passes are right.
-``fastnn.utils.gradient_check(model, x, y)`` makes that comparison for a whole compiled model.
+``fastnn.utils.gradient_check(model, x, y)`` makes that comparison for a whole compiled model,
+through the model's public seam alone: ``model.compute_gradients(x, y, return_loss=True)`` for
+backpropagation and ``model.compute_loss(x, y)`` for the finite differences (both change nothing
+and check x and y as ``fit`` does), ``model.trainable_weights`` / ``layer.weight_names`` for what
+to perturb, ``model.dtype`` for the float64 requirement.
 """
 import numpy as np
 
@@ -28,10 +32,12 @@ def gradient_check(model, x, y, epsilon=EPSILON, max_params_per_weight=MAX_PARAM
     this computes the gradient of the training loss ``L`` on ``(x, y)`` -- the sample mean of the
     compiled loss plus the regularization penalties, what ``fit`` minimizes -- in two ways:
 
-    - analytic ``a``: the model's forward pass in training mode, then each layer's ``backward``
-      from the last layer to the first, as a training step does (but no optimizer update);
+    - analytic ``a``: ``model.compute_gradients(x, y, return_loss=True)``, the model's forward
+      pass in training mode, then each layer's ``backward`` from the last layer to the first, as a
+      training step does (but no optimizer update);
     - numerical ``n``: for each checked entry ``w[i]``, the central difference
-      ``n[i] = (L(w[i] + epsilon) - L(w[i] - epsilon)) / (2 * epsilon)``;
+      ``n[i] = (L(w[i] + epsilon) - L(w[i] - epsilon)) / (2 * epsilon)``, each ``L`` one
+      ``model.compute_loss(x, y)``;
 
     and reports the norm-based relative error of each weight array::
 
@@ -56,15 +62,19 @@ def gradient_check(model, x, y, epsilon=EPSILON, max_params_per_weight=MAX_PARAM
     first layers of a deep stack, where gradients vanish) raise the floor to about ``delta / |a_i|``:
     a larger ``epsilon`` (1e-4) lowers it, at the price of a larger truncation error.
 
-    The check runs in training mode: BatchNormalization uses the batch statistics (its moving
-    statistics are restored afterwards) and each Dropout layer draws one mask, the same for every
-    evaluation (its step counter is held, then restored). The model is left as it was: weights,
-    moving statistics, dropout state, gradient arrays and optimizer state; fastnn's random
-    generator is not used. The kernels are the active backend's: inside
-    ``with fastnn.backend_scope("numpy"):`` the check exercises the NumPy reference instead.
+    The check runs in training mode: BatchNormalization uses the batch statistics (each call of
+    the seam puts its moving statistics back) and each Dropout layer draws one mask, the same for
+    every evaluation (each call puts its random stream back). The model is left as it was:
+    weights (each perturbed entry is put back bitwise, even on an exception), moving statistics,
+    dropout state, gradient arrays and optimizer state; fastnn's random generator is not used.
+    The kernels are the active backend's: inside ``with fastnn.backend_scope("numpy"):`` the check
+    exercises the NumPy reference instead. Each evaluation holds the model's lock, but between
+    evaluations one weight entry is perturbed in place: do not use the model from another thread
+    while it is being checked.
 
     Args:
-        model: a built, compiled ``fastnn.Sequential`` with float64 weights. Build it after
+        model: a built, compiled fastnn model (``Sequential``, functional ``Model(inputs,
+            outputs)``, recurrent layers included) with float64 weights. Build it after
             ``fastnn.set_floatx("float64")``: in float32 the rounding error of a central
             difference (~1e-7 * |L| / epsilon) is as large as the gradients. A float32 model
             raises ValueError rather than being copied, so that what is checked is the very model
@@ -85,7 +95,7 @@ def gradient_check(model, x, y, epsilon=EPSILON, max_params_per_weight=MAX_PARAM
         backward in one of them shows in the layers before it, whose gradients flow through it.
 
     Raises:
-        TypeError: ``model`` is not a Sequential, or x/y are not numeric.
+        TypeError: ``model`` is not a fastnn model, or x/y are not numeric.
         ValueError: the model is not compiled, not built or not float64; x or y do not fit it;
             an argument is out of range. Nothing has changed when it raises.
 
@@ -117,26 +127,24 @@ def gradient_check(model, x, y, epsilon=EPSILON, max_params_per_weight=MAX_PARAM
     epsilon = _positive_float(epsilon, "epsilon")
     if max_params_per_weight is not None:
         max_params_per_weight = _positive_int(max_params_per_weight, "max_params_per_weight")
-    with model._lock:
-        x, y = _prepare(model, x, y)
-        checked = [(layer, [name for name, _, trainable in layer._weights if trainable])
-                   for layer in model.layers if layer.trainable_weights]
-        if not checked:
-            return {}
-        rng = np.random.default_rng(seed)
-        snapshot = _Snapshot(model)
-        try:
-            loss, analytic = _analytic_gradients(model, x, y, snapshot)
-            delta = ROUNDING_MARGIN * FLOAT64_EPS * max(abs(loss), 1.0) / epsilon
-            errors = {}
-            for (layer, names), grads in zip(checked, analytic):
-                errors[layer.name] = {}
-                for name, w, a in zip(names, layer.trainable_weights, grads):
-                    index = _entries(w.size, max_params_per_weight, rng)
-                    n = _numerical_gradient(model, x, y, w, index, epsilon, snapshot)
-                    errors[layer.name][name] = _error(a.reshape(-1)[index], n, delta)
-        finally:
-            snapshot.restore()
+    _check_model(model)
+    # x and y are checked here, before anything changes (ValueError / TypeError)
+    loss, analytic = model.compute_gradients(x, y, return_loss=True)
+    by_id = {id(w): g for w, g in zip(model.trainable_weights, analytic)}
+    rng = np.random.default_rng(seed)
+    delta = ROUNDING_MARGIN * FLOAT64_EPS * max(abs(loss), 1.0) / epsilon
+    errors = {}
+    for layer in model.layers:
+        trainable = {id(w) for w in layer.trainable_weights}
+        if not trainable:
+            continue
+        errors[layer.name] = {}
+        for name, w in zip(layer.weight_names, layer.weights):
+            if id(w) not in trainable:
+                continue
+            index = _entries(w.size, max_params_per_weight, rng)
+            n = _numerical_gradient(model, x, y, w, index, epsilon)
+            errors[layer.name][name] = _error(by_id[id(w)].reshape(-1)[index], n, delta)
     if per_weight:
         return errors
     return {layer: max(by_weight.values()) for layer, by_weight in errors.items()}
@@ -150,35 +158,21 @@ def _error(a, n, delta):
     return float(np.linalg.norm(a - n) / max(norm_a + norm_n, TINY))
 
 
-# -- the two gradients ----------------------------------------------------------------------------
-def _training_loss(model, x, y, snapshot):
-    """L(x, y) as fit minimizes it: the mean loss in training mode plus the weight penalties."""
-    snapshot.restore_states()  # each Dropout layer draws the same mask at every evaluation
-    loss, _, _ = model._loss_and_outputs(x, y, training=True)
-    return float(loss) + float(model._regularization_loss())
-
-
-def _analytic_gradients(model, x, y, snapshot):
-    """(L, [[dL/dw for each trainable weight] for each layer with trainable weights]) by the model's
-    forward and backward passes, as ``Model._train_step`` computes them, without the update."""
-    snapshot.restore_states()
-    loss, grad, _ = model._loss_and_outputs(x, y, training=True)
-    layers = model.layers
-    model._backward(grad, logits=model._fused())
-    loss = float(loss) + float(model._regularization_loss(add_grads=True))
-    return loss, [[g.copy() for g in layer.grads] for layer in layers if layer.trainable_weights]
-
-
-def _numerical_gradient(model, x, y, w, index, epsilon, snapshot):
-    """Central differences of the training loss at the flat entries ``index`` of weight array ``w``."""
+# -- the numerical gradient -----------------------------------------------------------------------
+def _numerical_gradient(model, x, y, w, index, epsilon):
+    """Central differences of the training loss (``model.compute_loss``, which changes nothing and
+    so draws the same Dropout mask every time) at the flat entries ``index`` of weight array ``w``.
+    Each entry is put back bitwise, whatever happens."""
     n = np.empty(len(index))
     for k, at in enumerate(zip(*np.unravel_index(index, w.shape))):
         original = w[at]
-        w[at] = original + epsilon  # in place: the layer computes with this very array
-        plus = _training_loss(model, x, y, snapshot)
-        w[at] = original - epsilon
-        minus = _training_loss(model, x, y, snapshot)
-        w[at] = original
+        try:
+            w[at] = original + epsilon  # in place: the layer computes with this very array
+            plus = model.compute_loss(x, y)
+            w[at] = original - epsilon
+            minus = model.compute_loss(x, y)
+        finally:
+            w[at] = original
         n[k] = (plus - minus) / (2 * epsilon)
     return n
 
@@ -190,33 +184,9 @@ def _entries(size, cap, rng):
     return np.sort(rng.choice(size, cap, replace=False))
 
 
-# -- leaving the model as it was ------------------------------------------------------------------
-class _Snapshot:
-    """Copies of what the check disturbs: every weight array (the perturbed entries,
-    BatchNormalization's moving statistics), every gradient array, each layer's state (Dropout's
-    step). Restored in place, so any other holder of those arrays sees the original values."""
-
-    def __init__(self, model):
-        self.layers = model.layers
-        self.weights = [w.copy() for layer in self.layers for w in layer.weights]
-        self.grads = [g.copy() for layer in self.layers for g in layer.grads]
-        self.states = [layer.get_state() for layer in self.layers]
-
-    def restore_states(self):
-        for layer, state in zip(self.layers, self.states):
-            layer.set_state(dict(state))
-
-    def restore(self):
-        self.restore_states()
-        for w, saved in zip([w for layer in self.layers for w in layer.weights], self.weights):
-            w[...] = saved
-        for g, saved in zip([g for layer in self.layers for g in layer.grads], self.grads):
-            g[...] = saved
-
-
 # -- validation at the boundary -------------------------------------------------------------------
-def _prepare(model, x, y):
-    """(x, y) converted for the model, once the model is known to be checkable; changes nothing."""
+def _check_model(model):
+    """ValueError unless the model can be checked (x and y are ``compute_gradients``'s to check)."""
     if model.loss is None:
         raise ValueError(f"gradient_check needs a compiled model (its loss is what gets "
                          f"differentiated); {model.name} is not compiled: call "
@@ -225,8 +195,8 @@ def _prepare(model, x, y):
         raise ValueError(f"gradient_check needs a built model (it checks the weights the model has); "
                          f"{model.name} is not built: give the first layer input_shape=..., start "
                          f"with Input(shape=...) or call model.build(x.shape[1:]) first")
-    if model._dtype != np.float64:
-        raise ValueError(f"gradient_check needs a float64 model, got {model.name} with {model._dtype} "
+    if model.dtype != np.float64:
+        raise ValueError(f"gradient_check needs a float64 model, got {model.name} with {model.dtype} "
                          f"weights (float32 rounding is as large as the finite differences): call "
                          f"fastnn.set_floatx('float64') before building the model, or rebuild it in "
                          f"float64 as help(fastnn.utils.gradient_check) shows")
@@ -235,10 +205,6 @@ def _prepare(model, x, y):
     if twice:
         raise ValueError(f"gradient_check reports errors by layer name, and {model.name} has more than "
                          f"one layer named {', '.join(map(repr, twice))}; give its layers unique names")
-    x, y = model._prepare_xy(x, y)
-    model._check_trainable()
-    model._check_training_batch(len(x))
-    return x, y
 
 
 def _positive_float(value, name):

@@ -237,6 +237,12 @@ class Layer(tracking.Tracked):
         return [w for _, w, _ in self._weights]
 
     @property
+    def weight_names(self):
+        """The name of each array of ``weights``, in the same order (Dense: ``["kernel", "bias"]``;
+        the names ``add_weight`` was given, as Keras's ``weight.name``)."""
+        return [name for name, _, _ in self._weights]
+
+    @property
     def trainable_weights(self):
         """The weights the optimizer updates (none when the layer is frozen); ``grads`` lines up."""
         return [w for _, w, t in self._weights if t] if self.trainable else []

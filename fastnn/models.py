@@ -106,6 +106,36 @@ def _releasing(method):
     return wrapper
 
 
+def _flag(value, name):
+    """``value`` as a bool; TypeError unless it is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+class _Restored:
+    """Copies of a model's layer states, non-trainable weights and gradient arrays, put back in
+    place on exit (whatever happened inside): see ``Model.compute_gradients``."""
+
+    def __init__(self, model, grads=True):
+        self.layers = model.layers
+        self.states = [layer.get_state() for layer in self.layers]
+        arrays = model.non_trainable_weights
+        if grads:  # a forward pass alone writes no gradient array
+            arrays += [g for layer in self.layers for g in layer.grads]
+        self.arrays = [(a, a.copy()) for a in arrays]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for layer, state in zip(self.layers, self.states):
+            layer.set_state(dict(state))
+        for array, saved in self.arrays:
+            array[...] = saved
+        return False
+
+
 class Model(tracking.Tracked):
     """The training engine shared by every kind of model: compile, fit, evaluate, predict,
     train_on_batch, weights, files and callbacks.
@@ -166,6 +196,12 @@ class Model(tracking.Tracked):
     @property
     def non_trainable_weights(self):
         return [w for l in self._layers for w in l.non_trainable_weights]
+
+    @property
+    def dtype(self):
+        """The dtype of the model's weights and outputs (``numpy.float32`` or ``float64``, as
+        ``layer.dtype``), fixed when the model is built; None before."""
+        return self._dtype
 
     @property
     def losses(self):
@@ -708,33 +744,76 @@ class Model(tracking.Tracked):
         for line in lines:
             print_fn(line)
 
+    # -- inspection: the training loss and its gradients, changing nothing -----------------------
     @_releasing
-    def compute_gradients(self, x, y, sample_weight=None):
-        """The gradients of the training loss (with the weight penalties) on the batch (x, y) with
-        respect to each trainable weight, at the current weights and in training mode, as a step
-        of ``fit`` computes them -- without updating anything: weights, optimizer state, moving
-        statistics and random streams are as before. Returns new arrays lined up with
-        ``trainable_weights``. For inspection (``fastnn.callbacks.GradientHealth``)."""
+    def compute_gradients(self, x, y, sample_weight=None, *, return_loss=False):
+        """The gradients of the training loss on the batch (x, y) with respect to each trainable
+        weight, at the current weights and in training mode, as a step of ``fit`` computes them
+        (the same forward pass, loss, backward passes and weight penalties, on the active backend's
+        kernels) -- without updating anything.
+
+        Returns new arrays lined up with ``trainable_weights`` (the model's, layer by layer); with
+        ``return_loss=True``, ``(loss, gradients)``, where ``loss`` is the float ``fit`` minimizes
+        on this batch: the compiled loss (weighted by ``sample_weight[N]`` as in ``fit``) plus the
+        layers' weight and activity penalties -- what ``train_on_batch`` would report. The model is
+        left exactly as it was: weights, gradient arrays (``layer.grads``), optimizer state,
+        BatchNormalization's moving statistics and each random layer's stream (Dropout draws the
+        same mask at every call until the model trains). Inputs are checked as ``fit`` checks them
+        (RuntimeError when not compiled, ValueError/TypeError for data that does not fit, a 'step'
+        activation, or a batch too small for BatchNormalization) before anything changes; an
+        unbuilt model is built for ``x``, as ``fit`` builds it. Thread-safe like every public
+        method: the call holds the model's lock. Used by ``fastnn.callbacks.GradientHealth`` and
+        ``fastnn.utils.gradient_check``; ``compute_loss`` evaluates the loss alone."""
         with self._lock:
+            return_loss = _flag(return_loss, "return_loss")
             x, y = self._prepare_xy(x, y)
             weights = data_adapter.sample_weights(y, len(x), sample_weight, None, x.dtype)
             self._check_trainable()
             self._check_training_batch(len(x))
             if not self.built:
                 self.build(x.shape[1:])
-            layers = self.layers
-            states = [layer.get_state() for layer in layers]
-            moving = [w.copy() for w in self.non_trainable_weights]
-            try:
-                _, grad, _ = self._loss_and_outputs(x, y, True, weights)
+            with self._left_as_it_was():
+                loss, grad, _ = self._loss_and_outputs(x, y, True, weights)
                 self._backward(grad, self._fused())
-                self._regularization_loss(add_grads=True)
-                return [g.copy() for g in self._grads]
-            finally:
-                for layer, state in zip(layers, states):
-                    layer.set_state(state)
-                for w, saved in zip(self.non_trainable_weights, moving):
-                    w[...] = saved
+                loss = float(loss) + float(self._regularization_loss(add_grads=True))
+                grads = [g.copy() for g in self._grads]
+            return (loss, grads) if return_loss else grads
+
+    @_releasing
+    def compute_loss(self, x, y, *, sample_weight=None, training=True):
+        """The loss ``fit`` minimizes on the batch (x, y), as a float: the compiled loss (weighted
+        by ``sample_weight[N]`` as in ``fit``) plus the layers' weight and activity penalties, from
+        one forward pass at the current weights -- what ``compute_gradients(x, y,
+        return_loss=True)`` returns as its loss, without the backward pass.
+
+        ``training=True`` (the default) runs the layers in training mode, as ``fit`` does:
+        BatchNormalization normalizes with the batch statistics and Dropout drops units. Nothing
+        changes (moving statistics and random streams are put back), so calls at the same weights
+        give the same value -- the same Dropout mask -- and a central difference
+        ``(compute_loss at w + e) - (compute_loss at w - e)`` differentiates exactly the function
+        whose gradient ``compute_gradients`` returns. ``training=False`` gives the inference-mode
+        loss, ``evaluate``'s over one batch. Keras 3 has a ``compute_loss`` too, given the
+        predictions ``y_pred``; this one runs the forward pass itself (there is no ``y_pred``).
+        Inputs are checked as in ``compute_gradients`` before anything changes; the call holds the
+        model's lock."""
+        with self._lock:
+            training = _flag(training, "training")
+            x, y = self._prepare_xy(x, y)
+            weights = data_adapter.sample_weights(y, len(x), sample_weight, None, x.dtype)
+            if training:
+                self._check_trainable()
+                self._check_training_batch(len(x))
+            if not self.built:
+                self.build(x.shape[1:])
+            with self._left_as_it_was(grads=False):
+                loss, _, _ = self._loss_and_outputs(x, y, training, weights)
+                return float(loss) + float(self._regularization_loss())
+
+    def _left_as_it_was(self, grads=True):
+        """A context that puts back what a forward and backward pass disturb: each layer's state
+        (random streams), the non-trainable weights (moving statistics) and (``grads``) the
+        gradient arrays."""
+        return _Restored(self, grads)
 
     @_releasing
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):

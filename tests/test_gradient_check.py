@@ -73,18 +73,31 @@ def assert_right(errors):
 
 # -- a right backward passes ------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_every_layer_type_passes(backend):
+def test_every_layer_type_passes(monkeypatch, backend):
     fastnn.set_backend(backend)
     model = every_layer_model()
     x, y = data()
+    dropout = next(layer for layer in model.layers if isinstance(layer, Dropout))
+    dropped = []  # which units Dropout zeroed in each training pass of the check
+    true_forward = dropout.forward
+
+    def forward(h, training=False, logits=False):
+        out = true_forward(h, training=training, logits=logits)
+        if training:
+            dropped.append((np.asarray(out) == 0).tobytes())
+        return out
+    monkeypatch.setattr(dropout, "forward", forward)
     errors = gradient_check(model, x, y, per_weight=True, max_params_per_weight=None)
     assert list(errors) == weighted_layers(model)
     assert_right(errors)
     assert {name: set(by_weight) for name, by_weight in errors.items()} == {
         layer.name: ({"gamma", "beta"} if "normalization" in layer.name else {"kernel", "bias"})
         for layer in model.layers if layer.trainable_weights}
-    dropout = next(layer for layer in model.layers if isinstance(layer, Dropout))
-    assert 0 < (dropout._mask == 0).mean() < 1  # the check ran with units dropped: a frozen mask
+    # the check ran with units dropped, and with one frozen mask: the same units at every pass
+    assert len(dropped) == 1 + 2 * sum(w.size for w in model.trainable_weights)
+    assert len(set(dropped)) == 1
+    mask = np.frombuffer(dropped[0], dtype=bool)
+    assert 0 < mask.mean() < 1
     summary = gradient_check(model, x, y, max_params_per_weight=None)
     assert summary == {name: max(by_weight.values()) for name, by_weight in errors.items()}
 
@@ -321,12 +334,14 @@ def test_frozen_layers_are_not_checked_and_run_as_in_fit():
 def test_max_params_per_weight_caps_the_forward_passes(monkeypatch):
     model = every_layer_model()
     x, y = data()
-    calls = []
-    true_loss = model._loss_and_outputs
-    monkeypatch.setattr(model, "_loss_and_outputs",
-                        lambda *args, **kwargs: calls.append(1) or true_loss(*args, **kwargs))
+    calls = []  # the checker's only ways in: one compute_gradients, then compute_loss per evaluation
+    for method in ("compute_gradients", "compute_loss"):
+        true_method = getattr(model, method)
+        monkeypatch.setattr(model, method, lambda *args, _true=true_method, _name=method, **kwargs:
+                            calls.append(_name) or _true(*args, **kwargs))
     first = gradient_check(model, x, y, max_params_per_weight=3, per_weight=True)
     sizes = [w.size for w in model.trainable_weights]
+    assert calls[0] == "compute_gradients" and set(calls[1:]) == {"compute_loss"}
     assert len(calls) == 1 + 2 * sum(min(size, 3) for size in sizes)  # one analytic pass + 2 per entry
     assert gradient_check(model, x, y, max_params_per_weight=3, per_weight=True) == first  # seeded
     assert gradient_check(model, x, y, max_params_per_weight=3, per_weight=True, seed=1) != first
@@ -444,3 +459,225 @@ def test_bad_arguments_raise_and_change_nothing(case):
 def test_a_step_activation_has_no_gradient_to_check():
     with pytest.raises(ValueError, match=r"'step' activation, which has no gradient"):
         gradient_check(_step(), np.zeros((4, 4)), np.zeros((4, 3)))
+
+
+# -- the public seam the checker uses: Model.compute_gradients / compute_loss ------------------------
+def _sequential():
+    model = every_layer_model()  # BatchNormalization, Dropout, LayerNormalization, penalties
+    return (model, *data())
+
+
+def _functional():
+    set_random_seed(11)
+    a, b = fastnn.keras.Input(shape=(3,), name="a"), fastnn.keras.Input(shape=(3,), name="b")
+    shared = Dense(4, activation="tanh", kernel_regularizer=L2(0.01), name="shared")
+    ha, hb = shared(a), shared(b)  # one layer called twice: its gradient is the sum of both calls
+    merged = fastnn.layers.Concatenate()([fastnn.layers.Add()([ha, hb]),
+                                          fastnn.layers.Multiply()([ha, hb])])
+    h = BatchNormalization()(Dropout(0.3, seed=3)(merged))
+    model = fastnn.keras.Model([a, b], Dense(3, activation="softmax", name="out")(h))
+    rng = np.random.default_rng(11)
+    return model, [rng.normal(size=(8, 3)), rng.normal(size=(8, 3))], rng.integers(0, 3, 8)
+
+
+def _recurrent(cls):
+    def make():
+        set_random_seed(12)
+        model = fastnn.Sequential([fastnn.layers.Input(shape=(5, 3)), cls(4, return_sequences=True),
+                                   Dropout(0.2, seed=4), cls(3, kernel_regularizer=L2(0.01)),
+                                   Dense(2, activation="softmax")])
+        rng = np.random.default_rng(12)
+        return model, rng.normal(size=(6, 5, 3)), rng.integers(0, 2, 6)
+    return make
+
+
+SEAM_MODELS = {"sequential": _sequential, "functional": _functional,
+               "simple_rnn": _recurrent(fastnn.layers.SimpleRNN), "lstm": _recurrent(fastnn.layers.LSTM),
+               "gru": _recurrent(fastnn.layers.GRU)}
+
+
+def _trained(kind, optimizer="adam"):
+    """A compiled model of ``kind`` after one epoch, so that it has optimizer state, moved moving
+    statistics, advanced random streams and gradient arrays from its last step."""
+    model, x, y = SEAM_MODELS[kind]()
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    return model, x, y
+
+
+def _model_fingerprint(model):
+    return {**_fingerprint(model), "tracking": fastnn.tracking.count(),
+            "moving": [w.tobytes() for w in model.non_trainable_weights]}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", list(SEAM_MODELS))
+def test_compute_gradients_is_the_gradient_a_training_step_applies(backend, kind):
+    # SGD with learning rate 1 and no momentum updates w to w - g, exactly rounded once: the weights
+    # after train_on_batch are bitwise w - g for the very g that step computed (on the native backend
+    # a recorded program), and train_on_batch reports the same loss, penalties included.
+    with fastnn.backend_scope(backend):
+        model, x, y = _trained(kind, optimizers.SGD(learning_rate=1.0))
+        loss, grads = model.compute_gradients(x, y, return_loss=True)
+        assert isinstance(loss, float) and [g.shape for g in grads] == [w.shape for w in
+                                                                         model.trainable_weights]
+        assert all(np.array_equal(a, b) for a, b in zip(model.compute_gradients(x, y), grads))
+        assert model.compute_loss(x, y) == loss  # the same forward pass, without the backward one
+        before = [w.copy() for w in model.trainable_weights]
+        assert model.train_on_batch(x, y) == loss
+        for w0, g, w1 in zip(before, grads, model.trainable_weights):
+            assert np.array_equal(w0 - g, w1)
+        assert any(np.any(g != 0) for g in grads)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", list(SEAM_MODELS))
+def test_compute_gradients_matches_the_engine_path_the_checker_used(backend, kind):
+    # Before the seam the checker called the engine's private steps itself; the seam's values are
+    # those, bit for bit (loss with the penalties, every gradient array).
+    with fastnn.backend_scope(backend):
+        model, x, y = _trained(kind)
+        loss, grads = model.compute_gradients(x, y, return_loss=True)
+        xs, ys = model._prepare_xy(x, y)
+        value, dout, _ = model._loss_and_outputs(xs, ys, training=True)
+        model._backward(dout, logits=model._fused())
+        expected = float(value) + float(model._regularization_loss(add_grads=True))
+        assert loss == expected
+        assert all(np.array_equal(g, e) for g, e in zip(grads, model._grads))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", list(SEAM_MODELS))
+def test_the_seam_leaves_the_model_exactly_as_it_was(backend, kind):
+    with fastnn.backend_scope(backend):
+        model, x, y = _trained(kind)
+        twin, _, _ = _trained(kind)
+        before = _model_fingerprint(model)
+        assert any(state for state in before["states"])  # a Dropout stream that has moved
+        model.compute_gradients(x, y)
+        model.compute_gradients(x, y, return_loss=True)
+        model.compute_loss(x, y)
+        model.compute_loss(x, y, training=False)
+        assert _model_fingerprint(model) == before
+        # and it trains on as the twin that was never inspected (same masks, same moving statistics)
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+        twin.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+        assert [w.tobytes() for w in model.get_weights()] == [w.tobytes() for w in twin.get_weights()]
+        assert [layer.get_state() for layer in model.layers] == [layer.get_state() for layer in twin.layers]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_compute_loss_in_training_mode_holds_its_dropout_mask_and_inference_mode_is_evaluate(backend):
+    with fastnn.backend_scope(backend):
+        model, x, y = _trained("sequential")
+        training = model.compute_loss(x, y)
+        assert model.compute_loss(x, y) == training  # the same mask each time
+        inference = model.compute_loss(x, y, training=False)
+        assert inference != training  # Dropout and the batch statistics make a difference
+        assert inference == pytest.approx(model.evaluate(x, y, batch_size=len(y)), rel=1e-13)
+        # one more step of training moves the Dropout stream: a new mask, a new training loss
+        weights = model.get_weights()
+        model.train_on_batch(x, y)
+        model.set_weights(weights)  # the weights (and moving statistics) put back, not the stream
+        assert model.compute_loss(x, y, training=False) == inference
+        assert model.compute_loss(x, y) != training
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_compute_gradients_weights_samples_as_fit_does(backend):
+    with fastnn.backend_scope(backend):
+        model, x, y = _trained("sequential", optimizers.SGD(learning_rate=1.0))
+        weights = np.linspace(0.5, 2.0, len(y))
+        loss, grads = model.compute_gradients(x, y, weights, return_loss=True)
+        assert loss == model.compute_loss(x, y, sample_weight=weights)
+        assert loss != model.compute_loss(x, y)
+        before = [w.copy() for w in model.trainable_weights]
+        assert model.train_on_batch(x, y, sample_weight=weights) == loss
+        for w0, g, w1 in zip(before, grads, model.trainable_weights):
+            assert np.array_equal(w0 - g, w1)
+
+
+def test_concurrent_calls_are_serialised_by_the_seam():
+    # the layers reuse their buffers between calls: without the model's lock, calls from two
+    # threads would mix their passes' intermediate arrays (the native kernels release the GIL)
+    import threading
+    model, x, y = _trained("lstm")
+    reference = model.compute_gradients(x, y, return_loss=True)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(15):
+                results.append(model.compute_gradients(x, y, return_loss=True))
+                results.append((model.compute_loss(x, y), reference[1]))
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 90
+    for loss, grads in results:
+        assert loss == reference[0]
+        assert all(np.array_equal(g, r) for g, r in zip(grads, reference[1]))
+
+
+def test_dtype_and_weight_names_are_public():
+    model = fastnn.Sequential([Dense(3), BatchNormalization()])
+    assert model.dtype is None  # fixed when built
+    model.build((None, 4))
+    assert model.dtype == np.float64 and model.dtype == model.layers[0].dtype
+    assert [layer.weight_names for layer in model.layers] == [
+        ["kernel", "bias"], ["gamma", "beta", "moving_mean", "moving_variance"]]
+    assert all(len(layer.weight_names) == len(layer.weights) for layer in model.layers)
+    lstm = fastnn.layers.LSTM(2)
+    lstm.build((5, 3))
+    assert lstm.weight_names == ["kernel", "recurrent_kernel", "bias"]
+    fastnn.set_floatx("float32")
+    assert fastnn.Sequential([Dense(3, input_shape=(4,))]).dtype == np.float32
+
+
+SEAM_BAD_CALLS = {
+    "wrong input shape": (lambda m: m.compute_gradients(np.zeros((16, 4, 4)), y_ok), ValueError,
+                          r"expects inputs of shape \(None, 4, 3\), got array of shape \(16, 4, 4\)"),
+    "y too short": (lambda m: m.compute_loss(x_ok, y_ok[:5]), ValueError,
+                    r"same number of samples: got 16 inputs"),
+    "label out of range": (lambda m: m.compute_gradients(x_ok, np.full(16, 5)), ValueError,
+                           r"labels must be integers in \[0, 5\)"),
+    "NaN in x": (lambda m: m.compute_loss(np.full((16, 4, 3), np.nan), y_ok), ValueError,
+                 r"x contains NaN or inf"),
+    "string x": (lambda m: m.compute_gradients(np.full((16, 4, 3), "a"), y_ok), TypeError,
+                 r"real numeric array"),
+    "one sample with batch norm": (lambda m: m.compute_gradients(x_ok[:1], y_ok[:1]), ValueError,
+                                   r"needs at least 2 samples"),
+    "one sample, training loss": (lambda m: m.compute_loss(x_ok[:1], y_ok[:1]), ValueError,
+                                  r"needs at least 2 samples"),
+    "bad sample weights": (lambda m: m.compute_gradients(x_ok, y_ok, np.ones(3)), ValueError,
+                           r"sample_weight"),
+    "training not a bool": (lambda m: m.compute_loss(x_ok, y_ok, training="yes"), TypeError,
+                            r"training must be True or False, got 'yes'"),
+    "return_loss not a bool": (lambda m: m.compute_gradients(x_ok, y_ok, return_loss=1), TypeError,
+                               r"return_loss must be True or False, got 1"),
+    "Keras's y_pred": (lambda m: m.compute_loss(x_ok, y_ok, y_ok), TypeError, r"positional argument"),
+}
+
+
+@pytest.mark.parametrize("case", list(SEAM_BAD_CALLS))
+def test_the_seam_refuses_bad_calls_and_changes_nothing(case):
+    call, error, message = SEAM_BAD_CALLS[case]
+    model, _, _ = _trained("sequential")
+    before = _model_fingerprint(model)
+    with pytest.raises(error, match=message):
+        call(model)
+    assert _model_fingerprint(model) == before
+
+
+def test_the_seam_needs_a_compiled_model_and_a_gradient():
+    model = fastnn.Sequential([Dense(3, input_shape=(4,))])
+    for call in (model.compute_gradients, model.compute_loss):
+        with pytest.raises(RuntimeError, match=r"must be compiled"):
+            call(np.zeros((4, 4)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"'step' activation, which has no gradient"):
+        _step().compute_gradients(np.zeros((4, 4)), np.zeros((4, 3)))
+    assert _step().compute_loss(np.zeros((4, 4)), np.zeros((4, 3)), training=False) == 0.0

@@ -73,6 +73,23 @@ def backend(request):
     return request.param
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    """NumPy's BLAS runs on one thread in the test process. The tests call NumPy (references,
+    tolerance bounds) and fastnn's kernels in turn, and OpenBLAS's idle workers keep spinning for
+    milliseconds after each call: on two cores the next native call then waits for a core
+    (measured: a 300x257 @ 257x513 float32 gemm took 56 ms right after a NumPy matmul, 0.4 ms
+    with BLAS on one thread). fastnn's own threads (OpenMP) are not limited; tests that time NumPy
+    set its thread count themselves."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _restore_global_state():
     """Every test starts on the native backend with float32 and leaves it that way."""

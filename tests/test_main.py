@@ -1,4 +1,5 @@
 """The command line: `python -m fastnn demo` trains on built-in data and prints accuracy and timings."""
+import functools
 import os
 import re
 import subprocess
@@ -53,29 +54,74 @@ def test_bad_arguments_exit_with_usage(args):
     assert result.returncode == 2 and "usage:" in result.stderr
 
 
-def test_bench_prints_every_table():
-    result = run_cli("bench", "--budget", "0.002")
+# The full `bench` (seven GEMM shapes, three models at five batch sizes, the PyTorch column when
+# torch is installed) takes a minute or more on two cores however small --budget is, so it runs once,
+# in the slow selection, for both tests below; the test after them runs the same command line in
+# process on fewer shapes and batches.
+@pytest.fixture(scope="module")
+def full_bench(tmp_path_factory):
+    pytest.importorskip("matplotlib", reason="--plot needs the plot extra (matplotlib)")
+    path = tmp_path_factory.mktemp("bench") / "per_sample.png"
+    return run_cli("bench", "--budget", "0.002", "--plot", str(path)), path
+
+
+def bench_rows(out):
+    """The GEMM, train_on_batch and predict rows that `bench` printed, parsed."""
+    gemm = re.findall(r"^\| (\d+)x(\d+) @ (\d+)x(\d+) \| (\d) \| ([\d.e+-]+) \| (\d+)% \|", out, re.M)
+    train = re.findall(r"^\| ([\d-]+ \w+) \| (\d+) \| [\d,]+ \| [\d,]+ \| [\d.]+x \|", out, re.M)
+    predict = re.findall(r"^\| (\d+) \| [\d.]+ [mun]?s \| [\d.]+ [mun]?s \|", out, re.M)
+    return gemm, [(label, int(b)) for label, b in train], [int(b) for b in predict]
+
+
+@pytest.mark.slow
+def test_bench_prints_every_table(full_bench):
+    result, _ = full_bench
     assert result.returncode == 0, result.stderr
     out = result.stdout
     peak = float(re.search(r"multiply-add peak on \d+ threads: (\d+) GFLOP/s", out).group(1))
     assert peak > 0
-    gemm_rows = re.findall(r"^\| (\d+)x(\d+) @ (\d+)x(\d+) \| (\d) \| ([\d.e+-]+) \| (\d+)% \|", out, re.M)
+    gemm_rows, train, predict = bench_rows(out)
     assert len(gemm_rows) == 14  # 7 shapes on 1 and 2 threads
     assert all(float(r[5]) > 0 for r in gemm_rows)  # values only: timings here may be under load
-    train = re.findall(r"^\| ([\d-]+ \w+) \| (\d+) \| [\d,]+ \| [\d,]+ \| [\d.]+x \|", out, re.M)
-    assert [(label, int(b)) for label, b in train] == [
+    assert train == [
         ("784-128-10 relu", b) for b in (1, 8, 32, 512, 2048)] + [
         ("784-256-256-10 relu", b) for b in (1, 8, 32, 512, 2048)] + [
         ("784-50-100-10 sigmoid", b) for b in (1, 8, 32, 512, 2048)]
-    predict = re.findall(r"^\| (\d+) \| [\d.]+ [mun]?s \| [\d.]+ [mun]?s \|", out, re.M)
-    assert [int(b) for b in predict] == [1, 8, 64, 512, 4096]
+    assert predict == [1, 8, 64, 512, 4096]
 
 
-def test_bench_plot_writes_a_png(tmp_path):
-    pytest.importorskip("matplotlib", reason="--plot needs the plot extra (matplotlib)")
-    path = tmp_path / "per_sample.png"
-    result = run_cli("bench", "--budget", "0.002", "--plot", str(path))
+@pytest.mark.slow
+def test_bench_plot_writes_a_png(full_bench):
+    result, path = full_bench
     assert result.returncode == 0, result.stderr
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_bench_tables_and_plot_on_fewer_shapes(tmp_path, monkeypatch, capsys):
+    """`python -m fastnn bench --plot PNG` in process, with two GEMM shapes, two small models at
+    two batch sizes and three predict batch sizes: every table is printed with a row per case and
+    the PNG is written. (The PyTorch column is left out here; the slow tests run it all.)"""
+    pytest.importorskip("matplotlib", reason="--plot needs the plot extra (matplotlib)")
+    from fastnn import __main__ as cli
+    from fastnn.tools import benchmark
+    monkeypatch.setattr(benchmark, "gemm_table",
+                        functools.partial(benchmark.gemm_table, shapes=[(64, 64, 64), (32, 128, 784)]))
+    monkeypatch.setattr(benchmark, "TRAIN_MODELS", (((784, 32, 10), "relu"), ((784, 16, 16, 10), "sigmoid")))
+    monkeypatch.setattr(benchmark, "TRAIN_BATCHES", (1, 8))
+    monkeypatch.setattr(benchmark, "predict_table",
+                        functools.partial(benchmark.predict_table, batch_sizes=(1, 8, 64)))
+    monkeypatch.setattr(benchmark, "torch_rates", lambda *args, **kwargs: None)
+    path = tmp_path / "per_sample.png"
+    assert cli.main(["bench", "--budget", "0.002", "--plot", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert float(re.search(r"multiply-add peak on \d+ threads: (\d+) GFLOP/s", out).group(1)) > 0
+    gemm_rows, train, predict = bench_rows(out)
+    assert [(int(r[0]), int(r[1]), int(r[3]), int(r[4])) for r in gemm_rows] == [
+        (64, 64, 64, 1), (32, 784, 128, 1), (64, 64, 64, 2), (32, 784, 128, 2)]
+    assert all(float(r[5]) > 0 for r in gemm_rows)
+    assert train == [("784-32-10 relu", 1), ("784-32-10 relu", 8),
+                     ("784-16-16-10 sigmoid", 1), ("784-16-16-10 sigmoid", 8)]
+    assert predict == [1, 8, 64]
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
 
 

@@ -264,6 +264,35 @@ def test_threads_follow_threadpoolctl_and_joblib():
     assert used == [inner, inner]
 
 
+def test_grid_search_on_two_worker_processes_gives_the_serial_scores(monkeypatch):
+    """GridSearchCV over fastnn with n_jobs=2 (joblib's loky worker processes) scores every
+    candidate exactly as the serial search does. (The dask cluster test below, which starts a
+    scheduler and two workers, runs in the slow selection.)"""
+    joblib = pytest.importorskip("joblib", reason="comes with scikit-learn")
+    import os
+    import fastnn as package
+    # the worker processes import fastnn from where this process did (an editable or source tree)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(package.__file__)))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    X, y = _digits(240)
+    grid = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-2]}
+
+    def search(n_jobs):
+        return GridSearchCV(MLPClassifier(max_iter=15, learning_rate_init=0.01, random_state=0),
+                            grid, cv=3, n_jobs=n_jobs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        serial = search(None).fit(X, y)
+        with joblib.parallel_backend("loky"):
+            parallel = search(2).fit(X, y)
+    for key in ("mean_test_score", "split0_test_score", "split1_test_score", "split2_test_score"):
+        np.testing.assert_array_equal(parallel.cv_results_[key], serial.cv_results_[key])
+    assert parallel.best_params_ == serial.best_params_
+    assert np.ptp(serial.cv_results_["mean_test_score"]) > 0  # the candidates differ
+
+
+@pytest.mark.slow
 def test_grid_search_on_a_dask_cluster_gives_the_serial_scores(monkeypatch):
     """GridSearchCV over fastnn on a two-process dask.distributed LocalCluster (joblib's "dask"
     backend) scores every candidate exactly as the serial search does."""

@@ -57,30 +57,40 @@ fastnn.set_num_threads(1)
 '''
 
 
-def _mypy(tmp_path, source):
+WRONG_LINES = 'wrong: str = _core.get_num_threads()\nalso_wrong: int = fastnn.get_backend()\n'
+
+
+@pytest.fixture(scope="module")
+def mypy_run(tmp_path_factory):
+    """One mypy run (mypy takes seconds to start) over two user programs: ``clean.py``, the program
+    above, and ``wrong.py``, the same program with two assignments of the wrong type added."""
     if importlib.util.find_spec("mypy") is None:
         pytest.skip("mypy is not installed (pip install mypy) to type-check a user program")
-    script = tmp_path / "user.py"
-    script.write_text(source)
+    folder = tmp_path_factory.mktemp("typing")
+    (folder / "clean.py").write_text(USER_PROGRAM)
+    (folder / "wrong.py").write_text(USER_PROGRAM + WRONG_LINES)
     # MYPYPATH: the folder holding the imported fastnn (an editable install is an import hook
     # that mypy cannot follow).
     env = dict(os.environ, MYPYPATH=str(PACKAGE.parent))
     # --strict, except bare tuple results in the generated stub (pybind11 does not say their items)
-    return subprocess.run([sys.executable, "-m", "mypy", "--strict", "--disable-error-code",
-                           "type-arg", "--no-incremental",
-                           "--follow-imports=silent", str(script)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--disable-error-code",
+                             "type-arg", "--no-incremental", "--follow-imports=silent",
+                             "clean.py", "wrong.py"],
+                            capture_output=True, text=True, cwd=folder, env=env, timeout=300)
+    # 1: mypy ran and found errors (those of wrong.py); 0 or 2 would mean a test below cannot hold
+    assert result.returncode == 1 and "checked 2 source files" in result.stdout, \
+        result.stdout + result.stderr
+    return result
 
 
-def test_a_user_program_type_checks_clean_under_mypy(tmp_path):
-    result = _mypy(tmp_path, USER_PROGRAM)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_a_user_program_type_checks_clean_under_mypy(mypy_run):
+    reported = [line for line in mypy_run.stdout.splitlines() if line.startswith("clean.py")]
+    assert not reported, mypy_run.stdout
 
 
-def test_mypy_sees_real_types_not_any(tmp_path):
+def test_mypy_sees_real_types_not_any(mypy_run):
     # Were the module Any, mypy would accept this; with the stub it knows the return is an int.
-    result = _mypy(tmp_path, USER_PROGRAM + 'wrong: str = _core.get_num_threads()\n'
-                                            'also_wrong: int = fastnn.get_backend()\n')
-    assert result.returncode == 1, result.stdout + result.stderr
     first = USER_PROGRAM.count("\n") + 1  # the two added lines, wherever the program ends
-    assert f"user.py:{first}:" in result.stdout and f"user.py:{first + 1}:" in result.stdout, result.stdout
+    errors = [line.split(":")[1] for line in mypy_run.stdout.splitlines()
+              if line.startswith("wrong.py:") and ": error:" in line]
+    assert errors == [str(first), str(first + 1)], mypy_run.stdout

@@ -174,12 +174,18 @@ void act_backward(Act act, T* dx, const T* dy, const T* x, const T* y, idx n, T 
         case Act::step: break;  // rejected by the binding; no gradient to propagate
         case Act::sigmoid: for_each(n, [=](idx i) { dx[i] = dy[i] * y[i] * (T(1) - y[i]); }); break;
         case Act::tanh: for_each(n, [=](idx i) { dx[i] = dy[i] * (T(1) - y[i] * y[i]); }); break;
-        case Act::relu: for_each(n, [=](idx i) { dx[i] = x[i] > T(0) ? dy[i] : T(0); }); break;
+        // dy[i] is read before the choice: a load on one branch only would keep the loop scalar
+        case Act::relu:
+            for_each(n, [=](idx i) { const T d = dy[i]; dx[i] = x[i] > T(0) ? d : T(0); });
+            break;
         case Act::leaky_relu:
-            for_each(n, [=](idx i) { dx[i] = x[i] > T(0) ? dy[i] : alpha * dy[i]; });
+            for_each(n, [=](idx i) { const T d = dy[i]; dx[i] = x[i] > T(0) ? d : alpha * d; });
             break;
         case Act::elu:  // for x <= 0: d/dx alpha*(e^x - 1) = alpha*e^x = y + alpha
-            for_each(n, [=](idx i) { dx[i] = x[i] > T(0) ? dy[i] : dy[i] * (y[i] + alpha); });
+            for_each(n, [=](idx i) {
+                const T d = dy[i], e = d * (y[i] + alpha);
+                dx[i] = x[i] > T(0) ? d : e;
+            });
             break;
         case Act::selu:
             for_each(n, [=](idx i) {
@@ -216,7 +222,10 @@ void act_backward(Act act, T* dx, const T* dy, const T* x, const T* y, idx n, T 
             });
             break;
         case Act::relu6:
-            for_each(n, [=](idx i) { dx[i] = x[i] > T(0) && x[i] < T(6) ? dy[i] : T(0); });
+            for_each(n, [=](idx i) {
+                const T d = dy[i];
+                dx[i] = x[i] > T(0) && x[i] < T(6) ? d : T(0);
+            });
             break;
         case Act::hard_sigmoid:
             for_each(n, [=](idx i) { dx[i] = x[i] > T(-3) && x[i] < T(3) ? dy[i] / T(6) : T(0); });

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #ifdef _OPENMP
@@ -80,13 +81,18 @@ inline int num_threads_in_team() {
 #else
 #define FASTNN_OMP_FOR(schedule_clause) for (idx i = 0; i < n; ++i) body(i);
 #endif
+// The serial loop runs a local copy of `body`: the caller's closure has its address taken (the
+// parallel branch shares it with the team), so a store through a T* might, for all the compiler
+// knows, change a captured T constant, and the loop would reload every capture at every element
+// and not vectorise. The copy's address never escapes: its captures live in registers.
 #define FASTNN_DEFINE_PARALLEL_FOR_AS(name, schedule_clause)                                  \
     template <typename F>                                                                     \
     inline void name(idx n, bool parallel, F&& body) {                                        \
         if (parallel && n > 1 && max_threads() > 1) {                                         \
             FASTNN_OMP_FOR(schedule_clause)                                                   \
         } else {                                                                              \
-            for (idx i = 0; i < n; ++i) body(i);                                              \
+            std::decay_t<F> local(body);                                                      \
+            for (idx i = 0; i < n; ++i) local(i);                                             \
         }                                                                                     \
     }
 #define FASTNN_DEFINE_PARALLEL_FOR                                                            \

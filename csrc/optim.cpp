@@ -39,6 +39,7 @@ double block_sum(idx n, F term) {
     void adam_update(T*, const T*, T*, T*, T*, idx, double, double, double, double, std::int64_t); \
     template <typename T> void adagrad_update(T*, const T*, T*, idx, T, T);                       \
     template <typename T> void rmsprop_update(T*, const T*, T*, T*, T*, idx, T, double, T, T);    \
+    template <typename T> double l1_l2_penalty(T*, const T*, idx, double, double);                \
     }
 FASTNN_DECLARE_VARIANT(optim_generic)
 #if defined(FASTNN_HAVE_AVX2_VARIANT)
@@ -91,17 +92,7 @@ void clip_gradient(T* out, const T* g, idx n, T scale, T clipvalue) {
 
 template <typename T>
 double l1_l2_penalty(T* grad, const T* w, idx n, double l1, double l2) {
-    if (grad) {
-        const T tl1 = T(l1), tl2 = T(2.0 * l2);
-        parallel_for(n, n >= kParallelElementwise, [=](idx i) {
-            const T sign = T(w[i] > T(0)) - T(w[i] < T(0));
-            grad[i] += tl1 * sign + tl2 * w[i];
-        });
-    }
-    return block_sum(n, [=](idx i) {
-        const double v = double(w[i]);
-        return l1 * std::fabs(v) + l2 * v * v;
-    });
+    return FASTNN_VARIANT_CALL(l1_l2_penalty, grad, w, n, l1, l2);
 }
 
 template <typename T>

@@ -351,8 +351,11 @@ class _EpochHook(callbacks_module.Callback):
             return
         if self.est.shuffle:  # scikit-learn shuffles the previous epoch's order, in place
             self.rng.shuffle(self.order)
-            np.take(self.X, self.order, axis=0, out=self.xe)
-            np.take(self.y, self.order, axis=0, out=self.ye)
+            # mode="clip": the order is a permutation, every index valid; the default "raise"
+            # gathers into a temporary array first and copies it into out (a new 25 MB, page
+            # faults and all, every epoch for 8,000 MNIST images)
+            np.take(self.X, self.order, axis=0, out=self.xe, mode="clip")
+            np.take(self.y, self.order, axis=0, out=self.ye, mode="clip")
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_end({k: [v] for k, v in (logs or {}).items()})

@@ -528,6 +528,38 @@ def test_adam_update_matches_reference_over_three_steps(hyper, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_weight_penalty_gives_the_same_bits_on_every_variant_and_matches_the_reference(dtype):
+    """l1_l2_penalty runs in the optimizer's instruction-set variants, block by block: on every
+    variant the same gradient bits (those of the reference's elementwise formula) and the same
+    value (summed in double over fixed blocks), for sizes around the block and vector widths."""
+    previous = C.cpu_capability()
+    try:
+        for n in (1, 7, 17, 4095, 4096, 4097, 70_001):
+            w = randn((n,), dtype, 3)
+            if n > 4:
+                w[:4] = [0.0, -0.0, np.nan, -np.inf]  # sign(0) = 0; NaN and infinities propagate
+            g0 = randn((n,), dtype, 4)
+            results = []
+            for variant in GEMM_VARIANTS if GEMM_VARIANTS != [None] else [previous]:
+                C.set_cpu_capability(variant)
+                g = g0.copy()
+                value = C.l1_l2_penalty(w, 0.01, 0.02, g)
+                results.append((variant, value, g, C.l1_l2_penalty(w, 0.01, 0.02)))
+            g_ref = g0.copy()
+            R.l1_l2_penalty(w, 0.01, 0.02, g_ref)
+            for variant, value, g, alone in results:
+                assert np.array_equal(g, g_ref, equal_nan=True), f"{variant}, n={n}: gradient"
+                assert alone == value or (np.isnan(alone) and np.isnan(value))
+                first = results[0][1]
+                assert value == first or (np.isnan(value) and np.isnan(first)), f"{variant}, n={n}"
+            if n <= 4:
+                ref = R.l1_l2_penalty(w, 0.01, 0.02)
+                assert abs(results[0][1] - ref) <= 1e-12 * abs(ref)
+    finally:
+        C.set_cpu_capability(previous)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_optimizer_updates_give_the_same_bits_on_every_variant(dtype):
     """The updates are built without fused multiply-add in every instruction-set variant, so each
     one rounds exactly as the generic code: bitwise the same parameters and state."""

@@ -544,6 +544,9 @@ class Embedding(Layer):
                              f"got values in [{lo:g}, {hi:g}]")
 
     def __call__(self, x, training=False):
+        from . import functional
+        if functional.is_symbolic(x):  # keras.Input(...) tensors: a node of a functional graph
+            return functional.call_layer(self, x)
         arr = np.asarray(x)
         if arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
             raise TypeError(f"{self.name} (Embedding) expects integer token ids, got dtype {arr.dtype}")

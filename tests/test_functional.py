@@ -469,3 +469,36 @@ def test_a_seq2seq_model_learns_to_reverse_sequences():
     s2, d2, t2 = _reverse_task(400, length, vocab, rng)  # held out
     accuracy = (model.predict([s2, d2]).argmax(-1) == t2).mean()
     assert accuracy > 0.9, accuracy  # chance: 1/5
+
+
+def test_state_graph_keras_file_round_trip(tmp_path):
+    """A .keras file of the encoder-decoder: Keras's layout (initial_state in the call's kwargs,
+    the states as tensor indices 1 and 2 of the encoder's call), read back with the same outputs."""
+    import json
+    import zipfile
+    fastnn.utils.set_random_seed(5)
+    model = _encoder_decoder(layers.LSTM, go_backwards=True)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    path = tmp_path / "s2s.keras"
+    model.save(path)
+    config = json.loads(zipfile.ZipFile(path).read("config.json"))["config"]
+    dec = next(e for e in config["layers"] if e["name"] == "dec")
+    kwargs = dec["inbound_nodes"][0]["kwargs"]
+    assert [t["config"]["keras_history"] for t in kwargs["initial_state"]] == [["enc", 0, 1], ["enc", 0, 2]]
+    loaded = fastnn.models.load_model(path)
+    xe, xd, y, _ = _s2s_data()
+    np.testing.assert_array_equal(loaded.predict([xe, xd]), model.predict([xe, xd]))
+    loaded.fit([xe, xd], y, epochs=1, verbose=0)
+
+
+def test_state_graph_exports_to_onnx():
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    xe, xd, _, _ = _s2s_data()
+    for cls in CELLS:
+        fastnn.utils.set_random_seed(1)
+        model = _encoder_decoder(cls, go_backwards=True, enc_sequences=True, state_output=True)
+        session = ort.InferenceSession(fastnn.export.to_onnx(model).SerializeToString())
+        got = session.run(None, {"enc_in": xe, "dec_in": xd})
+        for a, b in zip(got, model.predict([xe, xd])):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -89,6 +89,10 @@ def Input(shape=None, name=None, dtype=None, batch_size=None, **kwargs):
         shape = None if shape is None else tuple(shape)[1:]
     if kwargs:
         raise TypeError(f"Input got unexpected arguments {sorted(kwargs)}")
+    if shape is not None and isinstance(shape, (list, tuple)) and any(d is None for d in shape):
+        raise ValueError(f"Input shape {tuple(shape)} has an axis of unknown size: fastnn needs every "
+                         "size but the batch's, e.g. a fixed number of timesteps (pad sequences to "
+                         "one length), Input(shape=(T, features))")
     if dtype is not None and np.dtype(dtype).kind not in "fiu":
         raise ValueError(f"Input dtype must be a float or integer dtype, got {dtype!r}")
     if dtype is not None and np.dtype(dtype).kind in "iu":

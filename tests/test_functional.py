@@ -441,6 +441,8 @@ def test_wrong_states_are_refused_before_anything_changes():
         gru(np.zeros((2, 5, 3), np.float32), initial_state=[h])
     with pytest.raises(TypeError):
         layers.Dense(3)(h, initial_state=[h])
+    with pytest.raises(ValueError, match="fixed number of timesteps"):
+        keras.Input(shape=(None, 3))
 
 
 def _reverse_task(n, length, vocab, rng):

@@ -202,7 +202,7 @@ def _onnx_recurrent(g, x, layer, states=(), with_states=False):
         ins += [""] + [g.op("Unsqueeze", [s, g.const([0], dtype=np.int64)]) for s in states]
     n_out = 3 if isinstance(layer, L.LSTM) else 2
     got = g.op(op, ins, outputs=n_out, hidden_size=u, **attrs)
-    y, y_h = got[:2]
+    y = got[0]
     finals = [g.op("Squeeze", [f, g.const([0], dtype=np.int64)]) for f in got[1:n_out]]  # (N, u)
     if layer.return_sequences:                          # Y: (T, 1, N, u) -> (N, T, u)
         out = g.op("Transpose", [g.op("Squeeze", [y, g.const([1], dtype=np.int64)])], perm=[1, 0, 2])

@@ -554,8 +554,8 @@ void Program<T>::exec_recurrent(const Instr& in, idx n, std::vector<double>& reg
             break;
         case Kernel::simple_rnn_backward: {
             const bool sequences = r(10) != 0, need_dx = r(16) != 0;
-            need_present(0, sequences ? seq : state, "dy"); need(4, state, "h0");
-            need_present(5, seq, "z"); need_present(6, seq, "hseq");
+            need(0, sequences ? seq : state, "dy"); need(4, state, "h0");
+            need_present(5, seq, "z"); need_present(6, seq, "hseq"); need(19, state, "dh_last");
             if (need_dx) need_present(11, sh.N * sh.T * sh.F, "dx");
             need_present(12, sh.F * sh.U, "dkernel"); need_present(13, sh.U * sh.U, "drecurrent");
             need(14, sh.U, "dbias"); need_present(15, state, "dh0");
@@ -563,7 +563,7 @@ void Program<T>::exec_recurrent(const Instr& in, idx n, std::vector<double>& reg
             acts.act = act(7); acts.alpha = T(r(8)); sh.reverse = r(9) != 0;
             simple_rnn_backward<T>(need_dx ? p(11) : nullptr, p(12), p(13), p(14), p(15), p(17),
                                    p(18), p(0), p(1), p(2), p(3), p(4), p(5), p(6), sh, acts,
-                                   sequences);
+                                   sequences, p(19));
             break;
         }
         case Kernel::lstm_forward:
@@ -578,7 +578,8 @@ void Program<T>::exec_recurrent(const Instr& in, idx n, std::vector<double>& reg
             break;
         case Kernel::lstm_backward: {
             const bool sequences = r(16) != 0, need_dx = r(23) != 0;
-            need_present(0, sequences ? seq : state, "dy"); need(4, state, "h0"); need(5, state, "c0");
+            need(0, sequences ? seq : state, "dy"); need(4, state, "h0"); need(5, state, "c0");
+            need(26, state, "dh_last"); need(27, state, "dc_last");
             need_present(6, gates, "z"); need_present(7, gates, "gates");
             need_present(8, seq, "cseq"); need_present(9, seq, "tc"); need_present(10, seq, "hseq");
             if (need_dx) need_present(17, sh.N * sh.T * sh.F, "dx");
@@ -590,7 +591,7 @@ void Program<T>::exec_recurrent(const Instr& in, idx n, std::vector<double>& reg
             sh.reverse = r(15) != 0;
             lstm_backward<T>(need_dx ? p(17) : nullptr, p(18), p(19), p(20), p(21), p(22), p(24),
                              p(25), p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9),
-                             p(10), sh, acts, sequences);
+                             p(10), sh, acts, sequences, p(26), p(27));
             break;
         }
         case Kernel::gru_forward: {
@@ -607,8 +608,8 @@ void Program<T>::exec_recurrent(const Instr& in, idx n, std::vector<double>& reg
         }
         case Kernel::gru_backward: {
             const bool reset_after = r(13) != 0, sequences = r(15) != 0, need_dx = r(21) != 0;
-            need_present(0, sequences ? seq : state, "dy"); need(4, state, "h0");
-            need_present(5, gates, "zx"); need_present(6, gates, "zr");
+            need(0, sequences ? seq : state, "dy"); need(4, state, "h0");
+            need(26, state, "dh_last"); need_present(5, gates, "zx"); need_present(6, gates, "zr");
             need_present(7, gates, "gates"); need_present(8, seq, "hseq");
             if (need_dx) need_present(16, sh.N * sh.T * sh.F, "dx");
             need_present(17, sh.F * 3 * sh.U, "dkernel");
@@ -620,7 +621,7 @@ void Program<T>::exec_recurrent(const Instr& in, idx n, std::vector<double>& reg
             sh.reverse = r(14) != 0;
             gru_backward<T>(need_dx ? p(16) : nullptr, p(17), p(18), p(19), p(20), p(22), p(23),
                             p(24), p(25), p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), sh,
-                            acts, reset_after, sequences);
+                            acts, reset_after, sequences, p(26));
             break;
         }
         default:

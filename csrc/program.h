@@ -88,28 +88,31 @@ namespace fastnn {
       "x:in kernel:in recurrent_kernel:in bias:in? h0:in? activation:act alpha:real reverse:real "  \
       "z:out hseq:out hlast:out? rmask:in? xmask:in?", "hseq")                                                                     \
     X(simple_rnn_backward,                                                                          \
-      "dy:in x:in kernel:in recurrent_kernel:in h0:in? z:in hseq:in activation:act alpha:real "     \
+      "dy:in? x:in kernel:in recurrent_kernel:in h0:in? z:in hseq:in activation:act alpha:real "    \
       "reverse:real sequences:real dx:out? dkernel:out@kernel drecurrent:out@recurrent_kernel "     \
-      "dbias:out? dh0:out need_dx:real dz:out hprev:out rmask:in? xmask:in?", "dx dkernel drecurrent dbias dh0")        \
+      "dbias:out? dh0:out need_dx:real dz:out hprev:out dh_last:in? rmask:in? xmask:in?",           \
+      "dx dkernel drecurrent dbias dh0")                                                            \
     X(lstm_forward,                                                                                 \
       "x:in kernel:in recurrent_kernel:in bias:in? h0:in? c0:in? activation:act alpha:real "        \
       "recurrent_activation:act recurrent_alpha:real reverse:real z:out gates:out cseq:out "        \
       "tc:out hseq:out hlast:out? rmask:in? xmask:in?", "hseq")                                                                    \
     X(lstm_backward,                                                                                \
-      "dy:in x:in kernel:in recurrent_kernel:in h0:in? c0:in? z:in gates:in cseq:in tc:in "         \
+      "dy:in? x:in kernel:in recurrent_kernel:in h0:in? c0:in? z:in gates:in cseq:in tc:in "        \
       "hseq:in activation:act alpha:real recurrent_activation:act recurrent_alpha:real "            \
       "reverse:real sequences:real dx:out? dkernel:out@kernel drecurrent:out@recurrent_kernel "     \
-      "dbias:out? dh0:out dc0:out need_dx:real dz:out hprev:out rmask:in? xmask:in?",                                   \
+      "dbias:out? dh0:out dc0:out need_dx:real dz:out hprev:out dh_last:in? dc_last:in? "           \
+      "rmask:in? xmask:in?",                                                                        \
       "dx dkernel drecurrent dbias dh0 dc0")                                                        \
     X(gru_forward,                                                                                  \
       "x:in kernel:in recurrent_kernel:in bias:in? h0:in? activation:act alpha:real "               \
       "recurrent_activation:act recurrent_alpha:real reset_after:real reverse:real zx:out zr:out "  \
       "gates:out hseq:out hlast:out? rmask:in? xmask:in?", "hseq")                                                                 \
     X(gru_backward,                                                                                 \
-      "dy:in x:in kernel:in recurrent_kernel:in h0:in? zx:in zr:in gates:in hseq:in "               \
+      "dy:in? x:in kernel:in recurrent_kernel:in h0:in? zx:in zr:in gates:in hseq:in "              \
       "activation:act alpha:real recurrent_activation:act recurrent_alpha:real reset_after:real "   \
       "reverse:real sequences:real dx:out? dkernel:out@kernel drecurrent:out@recurrent_kernel "     \
-      "dbias:out? dh0:out need_dx:real dax:out dar:out hprev:out work:out rmask:in? xmask:in?",                         \
+      "dbias:out? dh0:out need_dx:real dax:out dar:out hprev:out work:out dh_last:in? "             \
+      "rmask:in? xmask:in?",                                                                        \
       "dx dkernel drecurrent dbias dh0")                                                            \
     X(sequence_dropout_step, "x:in rate:real stream:stream out:out mask:out", "out mask")          \
     X(sequence_dropout_backward, "dy:in mask:in out:out", "out")                                   \

@@ -207,14 +207,24 @@ void for_sample_blocks(idx N, idx work_per_sample, F&& body) {
     });
 }
 
-// dH[i] += dY for processing step `step` (every step with sequences, else only the last).
+// dH[i] += dY for processing step `step` (every step with sequences, else only the last); a null
+// dY (no gradient reaches the outputs, only the final state) adds nothing.
 template <typename T>
 void add_output_grad(T* dH_row, const T* dY, const RnnShape& s, idx step, idx i, bool sequences) {
     const T* g = nullptr;
+    if (!dY) return;
     if (sequences) g = dY + (i * s.T + step) * s.U;
     else if (step == s.T - 1) g = dY + i * s.U;
     if (g)
         for (idx j = 0; j < s.U; ++j) dH_row[j] += g[j];
+}
+
+// The running state gradient before the walk: the seed dL/d(final state) when given, else zeros
+// (a copy, not an addition: without a seed the bits are those of a walk from zero).
+template <typename T>
+void seed_state(T* d, const T* seed, idx count) {
+    if (seed) std::copy(seed, seed + count, d);
+    else std::fill(d, d + count, T(0));
 }
 
 // Column sums of A[M, K] in row order into out[K] (a bias gradient), columns in parallel.
@@ -313,9 +323,10 @@ void simple_rnn_forward(T* Hseq, T* Z, const T* X, const T* W, const T* R, const
 template <typename T>
 void simple_rnn_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dZ, T* Hprev, const T* dY,
                          const T* X, const T* W, const T* R, const T* H0, const T* Z,
-                         const T* Hseq, const RnnShape& s, const CellActs<T>& a, bool sequences) {
+                         const T* Hseq, const RnnShape& s, const CellActs<T>& a, bool sequences,
+                         const T* dH_last) {
     const idx U = s.U;
-    std::fill(dH0, dH0 + s.N * U, T(0));  // the running dL/dh of the state
+    seed_state(dH0, dH_last, s.N * U);  // the running dL/dh of the state
     const T* RT = transposed_recurrent(R, U, U);
     T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
@@ -370,10 +381,10 @@ template <typename T>
 void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, const T* dY,
                    const T* X, const T* W, const T* R, const T* H0, const T* C0, const T* Z,
                    const T* G, const T* C, const T* TC, const T* Hseq, const RnnShape& s,
-                   const CellActs<T>& a, bool sequences) {
+                   const CellActs<T>& a, bool sequences, const T* dH_last, const T* dC_last) {
     const idx U = s.U, K = 4 * U;
-    std::fill(dH0, dH0 + s.N * U, T(0));
-    std::fill(dC0, dC0 + s.N * U, T(0));  // the running dL/dc of the cell state
+    seed_state(dH0, dH_last, s.N * U);
+    seed_state(dC0, dC_last, s.N * U);  // the running dL/dc of the cell state
     const T* RT = transposed_recurrent(R, U, K);
     // Keras's activations (tanh, sigmoid): the gate arithmetic of a row in one fused pass
     const bool fused = a.act == Act::tanh && a.ract == Act::sigmoid;
@@ -490,10 +501,10 @@ template <typename T>
 void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, T* Work,
                   const T* dY, const T* X, const T* W, const T* R, const T* H0, const T* ZX,
                   const T* ZR, const T* G, const T* Hseq, const RnnShape& s, const CellActs<T>& a,
-                  bool reset_after, bool sequences) {
+                  bool reset_after, bool sequences, const T* dH_last) {
     const idx U = s.U, K = 3 * U;
     previous_states<T>(Hprev, Hseq, H0, s);
-    std::fill(dH0, dH0 + s.N * U, T(0));
+    seed_state(dH0, dH_last, s.N * U);
     const T* RT = transposed_recurrent(R, U, K);
     T* tmp = a.rmask ? scratch<T, 0>(s.N * U) : nullptr;
     for_sample_blocks(s.N, s.T * s.U * s.U * 4, [&](idx lo, idx hi) {
@@ -591,17 +602,18 @@ void embedding_backward(T* dE, const T* dY, const T* tokens, idx M, idx V, idx D
                                         const RnnShape&, const CellActs<T>&);                       \
     template void simple_rnn_backward<T>(T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,  \
                                          const T*, const T*, const T*, const T*, const RnnShape&,   \
-                                         const CellActs<T>&, bool);                                 \
+                                         const CellActs<T>&, bool, const T*);                       \
     template void lstm_forward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*,       \
                                   const T*, const T*, const RnnShape&, const CellActs<T>&);         \
     template void lstm_backward<T>(T*, T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,    \
                                    const T*, const T*, const T*, const T*, const T*, const T*,      \
-                                   const T*, const T*, const RnnShape&, const CellActs<T>&, bool);  \
+                                   const T*, const T*, const RnnShape&, const CellActs<T>&, bool,   \
+                                   const T*, const T*);                                             \
     template void gru_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*,  \
                                  const RnnShape&, const CellActs<T>&, bool);                        \
     template void gru_backward<T>(T*, T*, T*, T*, T*, T*, T*, T*, T*, const T*, const T*, const T*, \
                                   const T*, const T*, const T*, const T*, const T*, const T*,       \
-                                  const RnnShape&, const CellActs<T>&, bool, bool);                 \
+                                  const RnnShape&, const CellActs<T>&, bool, bool, const T*);       \
     template void embedding_forward<T>(T*, const T*, const T*, idx, idx);                           \
     template void embedding_backward<T>(T*, const T*, const T*, idx, idx, idx);
 FASTNN_INSTANTIATE(float)

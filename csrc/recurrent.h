@@ -48,13 +48,17 @@ template <typename T>
 void simple_rnn_forward(T* Hseq, T* Z, const T* X, const T* W, const T* R, const T* b,
                         const T* H0, const RnnShape& s, const CellActs<T>& a);
 
-// dY is [N,T,U] when `sequences`, else [N,U]. dH0[N,U] receives dL/dh0 (and is the running
-// gradient of the state during the walk); Hprev[N,T,U] and dZ[N,T,U] are scratch. dX, db may be
-// null. Overwrites every output.
+// dY is [N,T,U] when `sequences`, else [N,U]; null when no gradient reaches the outputs. dH0[N,U]
+// receives dL/dh0 (and is the running gradient of the state during the walk); Hprev[N,T,U] and
+// dZ[N,T,U] are scratch. dX, db may be null. Overwrites every output. dH_last[N,U] (null: none)
+// is the gradient reaching the final state h_T from outside the layer (return_state): the walk
+// starts from it instead of zeros, so it adds to dY's last step; the LSTM's dC_last[N,U] is the
+// same for the final cell state c_T.
 template <typename T>
 void simple_rnn_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dZ, T* Hprev, const T* dY,
                          const T* X, const T* W, const T* R, const T* H0, const T* Z,
-                         const T* Hseq, const RnnShape& s, const CellActs<T>& a, bool sequences);
+                         const T* Hseq, const RnnShape& s, const CellActs<T>& a, bool sequences,
+                         const T* dH_last);
 
 // Z, G [N,T,4U]; C, TC [N,T,U] (cell states and act(c)); Hseq [N,T,U].
 template <typename T>
@@ -65,7 +69,7 @@ template <typename T>
 void lstm_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dC0, T* dZ, T* Hprev, const T* dY,
                    const T* X, const T* W, const T* R, const T* H0, const T* C0, const T* Z,
                    const T* G, const T* C, const T* TC, const T* Hseq, const RnnShape& s,
-                   const CellActs<T>& a, bool sequences);
+                   const CellActs<T>& a, bool sequences, const T* dH_last, const T* dC_last);
 
 // ZX, ZR, G [N,T,3U]; Hseq [N,T,U].
 template <typename T>
@@ -77,7 +81,7 @@ template <typename T>
 void gru_backward(T* dX, T* dW, T* dR, T* db, T* dH0, T* dAX, T* dAR, T* Hprev, T* Work,
                   const T* dY, const T* X, const T* W, const T* R, const T* H0, const T* ZX,
                   const T* ZR, const T* G, const T* Hseq, const RnnShape& s, const CellActs<T>& a,
-                  bool reset_after, bool sequences);
+                  bool reset_after, bool sequences, const T* dH_last);
 
 // Out[M, D] = E[tokens[m], :] for M = N*T tokens (whole numbers in [0, V), checked by the caller).
 template <typename T>

@@ -160,7 +160,10 @@ def _gate_blocks(w, order, u):
     return np.concatenate([w[..., i * u:(i + 1) * u] for i in order], axis=-1)
 
 
-def _onnx_recurrent(g, x, layer):
+def _onnx_recurrent(g, x, layer, states=(), with_states=False):
+    """A recurrent layer as ONNX's RNN / LSTM / GRU operator; ``states``: the names of its initial
+    state tensors (h, and c for an LSTM; none: zeros); ``with_states``: return [output, *final
+    states] (Y_h, Y_c: the last processed step, as Keras's return_state) instead of the output."""
     u = layer.units
     kernel, rec = np.asarray(layer.kernel), np.asarray(layer.recurrent_kernel)
     k = layer._gates
@@ -194,11 +197,18 @@ def _onnx_recurrent(g, x, layer):
     if layer.go_backwards:  # Keras feeds the steps last to first and returns them in that order
         seq = g.op("Slice", [seq, g.const([-1], dtype=np.int64), g.const([-(2 ** 62)], dtype=np.int64),
                              g.const([0], dtype=np.int64), g.const([-1], dtype=np.int64)])
-    y, y_h = g.op(op, [seq, g.const(W, "W"), g.const(R, "R"), g.const(B, "B")], outputs=2,
-                  hidden_size=u, **attrs)[:2]
+    ins = [seq, g.const(W, "W"), g.const(R, "R"), g.const(B, "B")]
+    if states:  # initial_h (and initial_c): (1, N, u); sequence_lens left out ("")
+        ins += [""] + [g.op("Unsqueeze", [s, g.const([0], dtype=np.int64)]) for s in states]
+    n_out = 3 if isinstance(layer, L.LSTM) else 2
+    got = g.op(op, ins, outputs=n_out, hidden_size=u, **attrs)
+    y = got[0]
+    finals = [g.op("Squeeze", [f, g.const([0], dtype=np.int64)]) for f in got[1:n_out]]  # (N, u)
     if layer.return_sequences:                          # Y: (T, 1, N, u) -> (N, T, u)
-        return g.op("Transpose", [g.op("Squeeze", [y, g.const([1], dtype=np.int64)])], perm=[1, 0, 2])
-    return g.op("Squeeze", [y_h, g.const([0], dtype=np.int64)])  # Y_h: (1, N, u) -> (N, u)
+        out = g.op("Transpose", [g.op("Squeeze", [y, g.const([1], dtype=np.int64)])], perm=[1, 0, 2])
+    else:
+        out = finals[0]
+    return [out] + finals if with_states else out
 
 
 def _onnx_relu_clip(g, x, layer):
@@ -357,7 +367,13 @@ def _onnx_functional(g, model, tensor_type, onnx):
                 if id(t) in reads_ids:
                     reads_ids[id(t)] = True
         ins = [values[id(t)] for t in node.inputs]
-        values[id(node.output)] = _onnx_graph_layer(g, ins, node.layer)
+        if node.states or len(node.outputs) > 1:  # a recurrent call with states
+            outs = _onnx_recurrent(g, ins[0], node.layer, ins[1:], len(node.outputs) > 1)
+            outs = outs if isinstance(outs, list) else [outs]
+        else:
+            outs = [_onnx_graph_layer(g, ins, node.layer)]
+        for t, name in zip(node.outputs, outs):
+            values[id(t)] = name
     outs = model.outputs
     out_names = ["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]
     for t, name in zip(outs, out_names):

@@ -32,20 +32,36 @@ _ADD = 0
 
 
 class Node:
-    """One call of a layer in a graph: ``output = layer(inputs)``."""
+    """One call of a layer in a graph: ``output = layer(inputs)``, or for a recurrent layer
+    ``[output, *final states] = layer(x, initial_state=[...])``. ``inputs`` lists every tensor the
+    call reads: the call's own (one, or a merge's list), then the initial states (``states`` of
+    them); ``outputs`` every tensor it gives (``output`` is the first), each knowing its index."""
 
-    def __init__(self, layer, inputs, output_shape, multi):
+    def __init__(self, layer, inputs, output_shape, multi, states=0, state_shapes=()):
         self.layer, self.inputs, self.multi = layer, list(inputs), multi
+        self.states = states
         self.order = next(_order)
-        self.output = SymbolicTensor(output_shape, self)
+        self.outputs = [SymbolicTensor(shape, self, index=i)
+                        for i, shape in enumerate([output_shape, *state_shapes])]
+        self.output = self.outputs[0]
+
+    @property
+    def args(self):
+        """The tensors of the call's own argument (without the initial states)."""
+        return self.inputs[:len(self.inputs) - self.states]
+
+    @property
+    def graph_call(self):
+        """Whether the layer runs through its graph methods (initial states or several outputs)."""
+        return hasattr(self.layer, "_graph_forward")
 
 
 class SymbolicTensor:
     """A tensor of a graph being described: its shape (``(None, ...)``), dtype and the node that
     gives it. ``keras.Input(...)`` makes one; a layer called on one returns another."""
 
-    def __init__(self, shape, node, dtype=None, name=None):
-        self._tail, self.node = tuple(shape), node
+    def __init__(self, shape, node, dtype=None, name=None, index=0):
+        self._tail, self.node, self.index = tuple(shape), node, index
         self.dtype = np.dtype(dtype or backend.floatx())
         self.name = name or (node.layer.name if node is not None else None)
 
@@ -73,6 +89,10 @@ def Input(shape=None, name=None, dtype=None, batch_size=None, **kwargs):
         shape = None if shape is None else tuple(shape)[1:]
     if kwargs:
         raise TypeError(f"Input got unexpected arguments {sorted(kwargs)}")
+    if shape is not None and isinstance(shape, (list, tuple)) and any(d is None for d in shape):
+        raise ValueError(f"Input shape {tuple(shape)} has an axis of unknown size: fastnn needs every "
+                         "size but the batch's, e.g. a fixed number of timesteps (pad sequences to "
+                         "one length), Input(shape=(T, features))")
     if dtype is not None and np.dtype(dtype).kind not in "fiu":
         raise ValueError(f"Input dtype must be a float or integer dtype, got {dtype!r}")
     if dtype is not None and np.dtype(dtype).kind in "iu":
@@ -84,9 +104,36 @@ def Input(shape=None, name=None, dtype=None, batch_size=None, **kwargs):
     return node.output
 
 
-def call_layer(layer, x):
+def _state_tensors(layer, initial_state, dtype):
+    """The initial-state tensors of a recurrent layer's call, checked: as many as the layer has
+    states (LSTM: [h, c]), each of shape (None, units) and the call's dtype."""
+    if initial_state is None:
+        return []
+    names = layer._state_names()
+    states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+    where = f"{layer.name} ({type(layer).__name__})"
+    for s in states:
+        if not isinstance(s, SymbolicTensor):
+            raise TypeError(f"{where} is called on keras.Input tensors, so its initial_state must be "
+                            f"tensors of the graph (keras.Input or layer outputs), got "
+                            f"{type(s).__name__}")
+    if len(states) != len(names):
+        raise ValueError(f"{where} takes {len(names)} initial state tensor(s) ({', '.join(names)}), "
+                         f"got {len(states)}")
+    for name, s in zip(names, states):
+        if s._tail != (layer.units,):
+            raise ValueError(f"{where}: initial state {name} must have shape (None, {layer.units}), "
+                             f"got {s.shape}")
+        if s.dtype != dtype:
+            raise ValueError(f"{where}: initial state {name} has dtype {s.dtype.name}, the input "
+                             f"{dtype.name}")
+    return states
+
+
+def call_layer(layer, x, initial_state=None):
     """``layer(x)`` on symbolic tensors: builds the layer for their shapes (ValueError when they
-    do not fit it) and records the node."""
+    do not fit it) and records the node. A recurrent layer takes ``initial_state`` tensors and,
+    with ``return_state``, gives ``[output, *final states]`` (LSTM: h and c; GRU, SimpleRNN: h)."""
     multi = getattr(layer, "_multi_input", False)
     inputs = list(x) if isinstance(x, (list, tuple)) else [x]
     if not multi and len(inputs) != 1:
@@ -102,9 +149,10 @@ def call_layer(layer, x):
             raise ValueError(f"layer {layer.name} is built for inputs {layer.input_shape}, but is "
                              f"called on {[t.shape for t in inputs] if multi else inputs[0].shape}")
     out_shape = layer.compute_output_shape(shape_in)  # ValueError naming the layer
-    if getattr(layer, "return_state", False):
-        raise ValueError(f"{layer.name}: return_state=True gives several outputs, which fastnn's "
-                         "functional graph does not take yet")
+    if initial_state is not None and not hasattr(layer, "_state_names"):
+        raise TypeError(f"{layer.name} ({type(layer).__name__}) takes no initial_state")
+    states = _state_tensors(layer, initial_state, inputs[0].dtype)
+    state_shapes = [(layer.units,)] * len(layer._state_names()) if getattr(layer, "return_state", False) else []
     if not layer.built:
         if layer.dtype is None:
             layer.dtype = inputs[0].dtype
@@ -113,9 +161,10 @@ def call_layer(layer, x):
         except BaseException:
             layer._unbuild()
             raise
-    node = Node(layer, inputs, tuple(out_shape), multi)
-    node.output.dtype = inputs[0].dtype
-    return node.output
+    node = Node(layer, inputs + states, tuple(out_shape), multi, len(states), state_shapes)
+    for t in node.outputs:
+        t.dtype = inputs[0].dtype
+    return list(node.outputs) if state_shapes else node.output
 
 
 def _keras_layer_order(inputs, outputs):
@@ -466,7 +515,8 @@ class Functional(Model):
         fused = set()
         for i, (t, loss) in enumerate(zip(self._outputs, self._losses or [])):
             act = getattr(t.node.layer, "activation", None)
-            if (act is not None and not loss.from_logits and act.name == loss.fused_activation
+            if (act is not None and t.node.layer._activation_is_output and not loss.from_logits
+                    and act.name == loss.fused_activation and len(t.node.outputs) == 1
                     and not readers.get(id(t)) and [id(o) for o in self._outputs].count(id(t)) == 1
                     and id(t.node.layer) not in self._shared):
                 fused.add(i)
@@ -488,12 +538,16 @@ class Functional(Model):
             layer = node.layer
             ins = [values[id(t)] for t in node.inputs]
             object.__setattr__(layer, "_node_index", node.index)
-            out = layer.forward(ins if node.multi else ins[0], training=training,
-                                logits=id(node.output) in logit_tensors)
+            if node.graph_call:
+                outs = layer._graph_forward(ins[0], ins[1:], training)
+            else:
+                outs = [layer.forward(ins if node.multi else ins[0], training=training,
+                                      logits=id(node.output) in logit_tensors)]
             if id(layer) in self._shared:
                 self._node_states[(id(node), "state")] = {
                     k: layer.__dict__[k] for k in layer._RUNTIME if k in layer.__dict__}
-            values[id(node.output)] = out
+            for t, out in zip(node.outputs, outs):
+                values[id(t)] = out
         return [values[id(t)] for t in self._outputs]
 
     def _needs_grad(self):
@@ -501,8 +555,10 @@ class Functional(Model):
         for t in self._inputs:
             need[id(t)] = False
         for node in self._nodes:
-            need[id(node.output)] = (bool(node.layer.trainable_weights)
-                                     or any(need.get(id(t), False) for t in node.inputs))
+            wanted = (bool(node.layer.trainable_weights)
+                      or any(need.get(id(t), False) for t in node.inputs))
+            for t in node.outputs:
+                need[id(t)] = wanted
         return need
 
     def _sum_into(self, acc, g, key):
@@ -521,12 +577,16 @@ class Functional(Model):
         logit_tensors = {id(self._outputs[i]) for i in logits} if logits else set()
         visited = {}
         for node in reversed(self._nodes):
-            parts = pending.pop(id(node.output), None)
-            if not parts or not need[id(node.output)]:
+            per_output = [pending.pop(id(t), None) for t in node.outputs]
+            if not any(per_output) or not need[id(node.output)]:
                 continue
-            grad = parts[0]
-            for k, g in enumerate(parts[1:], 1):
-                grad = self._sum_into(grad, g, ("gsum", node.order, k))
+            grads = []
+            for j, parts in enumerate(per_output):  # each output's gradients summed
+                grad = parts[0] if parts else None
+                for k, g in enumerate(parts[1:] if parts else (), 1):
+                    grad = self._sum_into(grad, g, ("gsum", node.order, k) if j == 0
+                                          else ("gsum", node.order, j, k))
+                grads.append(grad)
             layer = node.layer
             self._set_node(node)
             saved = None
@@ -536,13 +596,17 @@ class Functional(Model):
                          for j, g in enumerate(layer.grads)]
             visited[id(layer)] = True
             wants = [need[id(t)] for t in node.inputs]
-            dx = layer.backward(grad, need_dx=any(wants), logits=id(node.output) in logit_tensors)
+            if node.graph_call:
+                dxs = layer._graph_backward(grads, wants[0], wants[1:])
+            else:
+                dx = layer.backward(grads[0], need_dx=any(wants),
+                                    logits=id(node.output) in logit_tensors)
+                dxs = dx if node.multi else [dx]
             if saved is not None:
                 for g, s in zip(layer.grads, saved):
                     kernels.merge_forward(g, s, _ADD, 1.0, out=g)
             if not any(wants):
                 continue
-            dxs = dx if node.multi else [dx]
             for t, d, w in zip(node.inputs, dxs, wants):
                 if w:
                     pending.setdefault(id(t), []).append(d)
@@ -659,7 +723,10 @@ class Functional(Model):
     def summary(self, print_fn=None):
         """A Keras-style table: layer, output shape, parameters, and the layers each call reads."""
         print_fn = print_fn or print
-        widths = (max([33] + [len(f"{l.name} ({type(l).__name__})") + 2 for l in self._layers]), 26, 12, 30)
+        shapes = [str(n.output.shape if len(n.outputs) == 1 else [t.shape for t in n.outputs])
+                  for n in self._nodes]
+        widths = (max([33] + [len(f"{l.name} ({type(l).__name__})") + 2 for l in self._layers]),
+                  max([26] + [len(t) + 2 for t in shapes]), 12, 30)
         rule = "_" * sum(widths)
         lines = [f'Model: "{self.name}"', rule,
                  f"{'Layer (type)':<{widths[0]}}{'Output Shape':<{widths[1]}}{'Param #':>{widths[2]}}"
@@ -667,10 +734,10 @@ class Functional(Model):
         for t in self._inputs:
             l = t.node.layer
             lines.append(f"{l.name + ' (InputLayer)':<{widths[0]}}{str(t.shape):<{widths[1]}}{0:>{widths[2]},}  -")
-        for node in self._nodes:
+        for node, shape in zip(self._nodes, shapes):
             l = node.layer
-            reads = ", ".join(t.node.layer.name for t in node.inputs)
-            lines.append(f"{l.name + ' (' + type(l).__name__ + ')':<{widths[0]}}{str(node.output.shape):<{widths[1]}}"
+            reads = ", ".join(t.node.layer.name + (f"[{t.index}]" if t.index else "") for t in node.inputs)
+            lines.append(f"{l.name + ' (' + type(l).__name__ + ')':<{widths[0]}}{shape:<{widths[1]}}"
                          f"{(l.count_params() if node.index == 0 else 0):>{widths[2]},}  {reads}")
         self._print_summary(lines, widths, rule, print_fn)
 
@@ -687,14 +754,18 @@ class Functional(Model):
                            "inbound_nodes": []})
         by_layer = {}
         for node in self._nodes:
-            index[id(node.output)] = [node.layer.name, node.index]
+            for t in node.outputs:  # [layer, call] or, for a call's later outputs, [layer, call, index]
+                index[id(t)] = [node.layer.name, node.index] + ([t.index] if t.index else [])
             entry = by_layer.get(id(node.layer))
             if entry is None:
                 entry = by_layer[id(node.layer)] = {
                     "class_name": type(node.layer).__name__, "name": node.layer.name,
                     "config": node.layer.get_config(), "inbound_nodes": []}
                 layers.append(entry)
-            entry["inbound_nodes"].append([index[id(t)] for t in node.inputs])
+            refs = [index[id(t)] for t in node.args]
+            if node.states:  # a recurrent call with initial states
+                refs = {"args": refs, "initial_state": [index[id(t)] for t in node.inputs[len(refs):]]}
+            entry["inbound_nodes"].append(refs)
         outs = [index[id(t)] for t in self._outputs]
         ins = [index[id(t)] for t in self._inputs]
         return {"name": self.name, "layers": layers,
@@ -706,34 +777,48 @@ class Functional(Model):
     def from_config(cls, config):
         """The model ``get_config`` describes (fresh weights)."""
         tensors, pending = {}, []
+
+        def key(ref):  # [layer, call] or [layer, call, output index]
+            return (ref[0], ref[1], ref[2] if len(ref) > 2 else 0)
         for entry in config["layers"]:
             if entry["class_name"] == "InputLayer":
                 c = entry["config"]
-                tensors[(entry["name"], 0)] = Input(shape=tuple(c["input_shape"]), name=entry["name"])
+                tensors[(entry["name"], 0, 0)] = Input(shape=tuple(c["input_shape"]), name=entry["name"])
                 continue
             layer = layer_from_config({"class_name": entry["class_name"], "config": entry["config"]})
             pending.append((entry["name"], layer, list(enumerate(entry["inbound_nodes"]))))
+
+        def reads(inbound):  # the tensors a call reads: its arguments, then its initial states
+            if isinstance(inbound, dict):
+                return list(inbound["args"]) + list(inbound["initial_state"])
+            return list(inbound)
         # Each layer's calls in its order; a call whose inputs come from a layer listed later (a
         # shared layer called again on a later layer's output) waits for the next pass.
         while any(calls for _, _, calls in pending):
             progressed = False
             for name, layer, calls in pending:
-                while calls and all(tuple(ref) in tensors for ref in calls[0][1]):
+                while calls and all(key(ref) in tensors for ref in reads(calls[0][1])):
                     k, inbound = calls.pop(0)
-                    ins = [tensors[tuple(ref)] for ref in inbound]
+                    states = None
+                    if isinstance(inbound, dict):
+                        states = [tensors[key(ref)] for ref in inbound["initial_state"]]
+                        inbound = inbound["args"]
+                    ins = [tensors[key(ref)] for ref in inbound]
                     multi = getattr(layer, "_multi_input", False)
-                    tensors[(name, k)] = layer(ins if multi else ins[0])
+                    out = layer(ins if multi else ins[0], **({"initial_state": states} if states else {}))
+                    for j, t in enumerate(out if isinstance(out, list) else [out]):
+                        tensors[(name, k, j)] = t
                     progressed = True
             if not progressed:
                 name, _, calls = next(p for p in pending if p[2])
-                missing = [ref for ref in calls[0][1] if tuple(ref) not in tensors]
+                missing = [ref for ref in reads(calls[0][1]) if key(ref) not in tensors]
                 raise ValueError(f"the graph's configuration cannot be rebuilt: call {calls[0][0]} of "
                                  f"layer {name!r} reads {missing}, which no layer of it gives")
 
         def pick(refs, kind):
             if isinstance(refs, dict):
-                return {k: tensors[tuple(v)] for k, v in refs.items()}
-            got = [tensors[tuple(r)] for r in refs]
+                return {k: tensors[key(v)] for k, v in refs.items()}
+            got = [tensors[key(r)] for r in refs]
             return got[0] if kind == "single" else got
         return cls(pick(config["input_layers"], config.get("input_kind", "list")),
                    pick(config["output_layers"], config.get("output_kind", "list")),

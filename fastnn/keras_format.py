@@ -328,7 +328,9 @@ def _sequential_from_config(config, fname):
 # them in that order, InputLayers included ("layers/input_layer", "layers/dense_1", ...).
 
 def _history(value, fname, where):
-    """(layer name, node index) of a Keras tensor description (or a bare [name, node, index])."""
+    """(layer name, node index, tensor index) of a Keras tensor description (or a bare [name, node,
+    index]); the tensor index picks one output of a call that gives several (a recurrent layer
+    with return_state: [output, h] or [output, h, c])."""
     if isinstance(value, dict):
         if value.get("class_name") != "__keras_tensor__" or not isinstance(value.get("config"), dict):
             raise _bad(fname, f"{where}: expected a Keras tensor, got {str(value)[:100]}")
@@ -337,10 +339,7 @@ def _history(value, fname, where):
             and all(isinstance(i, int) and not isinstance(i, bool) for i in value[1:])):
         raise _bad(fname, f"{where}: a tensor reference must be [layer name, node index, tensor index], "
                           f"got {str(value)[:100]}")
-    if value[2] != 0:
-        raise _bad(fname, f"{where}: tensor index {value[2]} of layer {value[0][:60]!r} is out of range "
-                          "(fastnn layers have one output)")
-    return value[0], value[1]
+    return value[0], value[1], value[2]
 
 
 def _io_structure(value, fname, what):
@@ -398,11 +397,15 @@ def _functional_from_config(config, fname):
             if not isinstance(node, dict) or not isinstance(node.get("args"), list) or len(node["args"]) != 1:
                 raise _bad(fname, f"{where}: expected {{'args': [tensor or list of tensors], 'kwargs': {{}}}}, "
                                   f"got {str(node)[:100]}")
-            kwargs = node.get("kwargs") or {}
+            kwargs = dict(node.get("kwargs") or {}) if isinstance(node.get("kwargs") or {}, dict) else None
             # Keras records the call context of a recurrent layer ({"training": false, "mask": null});
-            # fastnn takes training from fit/predict, as Keras does for every other layer.
-            if not isinstance(kwargs, dict) or any(not (v is None or (k == "training" and isinstance(v, bool)))
-                                                   for k, v in kwargs.items()):
+            # fastnn takes training from fit/predict, as Keras does for every other layer. A
+            # recurrent layer's initial_state is a tensor or a list of them.
+            states = kwargs.pop("initial_state", None) if kwargs is not None and cls in _RECURRENT else None
+            if states is not None and not isinstance(states, list):
+                states = [states]
+            if kwargs is None or any(not (v is None or (k == "training" and isinstance(v, bool)))
+                                     for k, v in kwargs.items()):
                 raise _bad(fname, f"{where}: call arguments {str(kwargs)[:100]} are not supported by fastnn")
             arg = node["args"][0]
             multi = isinstance(arg, list)
@@ -413,43 +416,55 @@ def _functional_from_config(config, fname):
                 raise _bad(fname, f"{where}: a merge of {len(refs)} tensors (it takes two or more)")
             if len(refs) > MAX_MERGE_INPUTS:
                 raise _bad(fname, f"{where}: a merge of {len(refs)} tensors")
-            calls.append((i, k, refs, multi))
+            n_states = 0
+            if states:
+                if len(states) > 2:
+                    raise _bad(fname, f"{where}: {len(states)} initial states")
+                refs += [_history(t, fname, where) for t in states]
+                n_states = len(states)
+            calls.append((i, k, refs, multi, n_states))
     n_out = {name: (1 if cls == "InputLayer" else len(entries[index[name]]["inbound_nodes"]))
              for cls, name, _ in specs}
+    # tensors per call: a recurrent layer with return_state gives [output, *final states]
+    n_tensors = {name: (1 + (2 if cls == "LSTM" else 1) if cls in _RECURRENT and lc.get("return_state")
+                        else 1) for cls, name, lc in specs}
 
     def check_ref(ref, where):
-        name, k = ref
+        name, k, j = ref
         if name not in index:
             raise _bad(fname, f"{where} refers to the layer {name[:60]!r}, which the model does not have")
         if not 0 <= k < n_out[name]:
             raise _bad(fname, f"{where} refers to call {k} of layer {name[:60]!r}, which has {n_out[name]}")
-    for i, k, refs, _ in calls:
+        if not 0 <= j < n_tensors[name]:
+            raise _bad(fname, f"{where}: tensor index {j} of layer {name[:60]!r} is out of range (its "
+                              f"calls give {n_tensors[name]} tensor(s))")
+    for i, k, refs, *_ in calls:
         for ref in refs:
             check_ref(ref, f"layer {specs[i][1][:60]!r} call {k}")
     in_kind, in_refs, in_keys = _io_structure(config.get("input_layers"), fname, "input_layers")
     out_kind, out_refs, out_keys = _io_structure(config.get("output_layers"), fname, "output_layers")
     for ref in in_refs + out_refs:
         check_ref(ref, "the model's inputs/outputs")
-    for name, k in in_refs:
+    for name, k, _ in in_refs:
         if specs[index[name]][0] != "InputLayer":
             raise _bad(fname, f"the model input {name[:60]!r} is not an InputLayer")
     if len(set(in_refs)) != len(in_refs):
         raise _bad(fname, "input_layers lists one input twice")
-    inputs_listed = {name for name, _ in in_refs}
+    inputs_listed = {name for name, _, _ in in_refs}
     for cls, name, _ in specs:
         if cls == "InputLayer" and name not in inputs_listed:
             raise _bad(fname, f"InputLayer {name[:60]!r} is not among the model's input_layers")
     # 2. An order of the calls in which every tensor exists before it is read (Kahn's algorithm);
     # calls left over depend on each other (a cycle).
     waiting, readers, ready = {}, {}, []
-    for c, (i, k, refs, _) in enumerate(calls):
-        missing = [r for r in refs if specs[index[r[0]]][0] != "InputLayer"]
+    for c, (i, k, refs, *_) in enumerate(calls):
+        missing = sorted({r[:2] for r in refs if specs[index[r[0]]][0] != "InputLayer"})
         waiting[c] = len(missing)
         for r in missing:
             readers.setdefault(r, []).append(c)
         if not missing:
             heapq.heappush(ready, c)
-    by_output = {(specs[i][1], k): c for c, (i, k, _, _) in enumerate(calls)}
+    by_output = {(specs[i][1], k): c for c, (i, k, *_) in enumerate(calls)}
     order = []
     while ready:
         c = heapq.heappop(ready)
@@ -463,13 +478,13 @@ def _functional_from_config(config, fname):
         stuck = sorted({specs[calls[c][0]][1][:40] for c in waiting if waiting[c] > 0})[:10]
         raise _bad(fname, f"the graph has a cycle: the calls of {stuck} wait on each other's outputs")
     # Every call leads to an output (Keras writes only the model's own nodes).
-    used, stack = set(), [r for r in out_refs if r in by_output]
+    used, stack = set(), [r[:2] for r in out_refs if r[:2] in by_output]
     while stack:
         ref = stack.pop()
         if ref in used:
             continue
         used.add(ref)
-        stack.extend(r for r in calls[by_output[ref]][2] if r in by_output)
+        stack.extend(r[:2] for r in calls[by_output[ref]][2] if r[:2] in by_output)
     for ref in by_output:
         if ref not in used:
             raise _bad(fname, f"call {ref[1]} of layer {ref[0][:60]!r} does not lead to any output")
@@ -488,9 +503,9 @@ def _functional_from_config(config, fname):
                     raise _bad(fname, f"InputLayer {name[:60]!r} must give batch_shape [null, d1, ...]")
                 for s in shape[1:]:
                     _check_size(s, "every input dimension", fname)
-                shapes[(name, 0)] = tuple(shape[1:])
-                tensors[(name, 0)] = functional.Input(shape=tuple(shape[1:]), name=name, dtype=dtype)
-                layers[name] = tensors[(name, 0)].node.layer
+                shapes[(name, 0, 0)] = tuple(shape[1:])
+                tensors[(name, 0, 0)] = functional.Input(shape=tuple(shape[1:]), name=name, dtype=dtype)
+                layers[name] = tensors[(name, 0, 0)].node.layer
                 continue
             klass, kwargs = _layer_kwargs(cls, lc, fname)
             for key in ("units", "input_dim", "output_dim"):
@@ -499,10 +514,10 @@ def _functional_from_config(config, fname):
             layers[name], kwargs_of[name] = klass(**kwargs), kwargs
         expected_of = {}
         for c in order:
-            i, k, refs, multi = calls[c]
+            i, k, refs, multi, n_states = calls[c]
             cls, name, _ = specs[i]
             layer = layers[name]
-            in_shapes = [shapes[r] for r in refs]
+            in_shapes = [shapes[r] for r in refs[:len(refs) - n_states]]
             shape_in = in_shapes if multi else in_shapes[0]
             if name in first_in:
                 if first_in[name] != shape_in:
@@ -515,7 +530,9 @@ def _functional_from_config(config, fname):
                 if total > MAX_WEIGHTS_BYTES // 4:
                     raise _bad(fname, "the layers would have more weights than any Keras file fastnn reads")
                 expected_of[name] = expected
-            shapes[(name, k)] = tuple(layer.compute_output_shape(shape_in))
+            shapes[(name, k, 0)] = tuple(layer.compute_output_shape(shape_in))
+            for j in range(1, n_tensors[name]):
+                shapes[(name, k, j)] = (layer.units,)
         built = [(layers[name], cls, expected_of.get(name, [])) for cls, name, _ in specs]
     except ModelFileError:
         raise
@@ -527,9 +544,13 @@ def _functional_from_config(config, fname):
     def finish():
         try:
             for c in order:
-                i, k, refs, multi = calls[c]
+                i, k, refs, multi, n_states = calls[c]
                 ins = [tensors[r] for r in refs]
-                tensors[(specs[i][1], k)] = functional.call_layer(layers[specs[i][1]], ins if multi else ins[0])
+                args, states = ins[:len(ins) - n_states], ins[len(ins) - n_states:]
+                out = functional.call_layer(layers[specs[i][1]], args if multi else args[0],
+                                            initial_state=states or None)
+                for j, t in enumerate(out if isinstance(out, list) else [out]):
+                    tensors[(specs[i][1], k, j)] = t
 
             def pick(kind, refs, keys):
                 got = [tensors[r] for r in refs]
@@ -1067,7 +1088,8 @@ def _functional_config(model, dtype):
         ref[id(t)] = [t.node.layer.name, 0, 0]
     nodes_of = {}
     for node in model._nodes:
-        ref[id(node.output)] = [node.layer.name, node.index, 0]
+        for t in node.outputs:
+            ref[id(t)] = [node.layer.name, node.index, t.index]
         nodes_of.setdefault(id(node.layer), []).append(node)
 
     def tensor(t):
@@ -1087,7 +1109,8 @@ def _functional_config(model, dtype):
         entry = _layer_config(layer, dtype, in_shape)
         entry["name"] = layer.name
         entry["inbound_nodes"] = [{"args": [[tensor(t) for t in n.inputs] if n.multi else tensor(n.inputs[0])],
-                                   "kwargs": {}} for n in nodes]
+                                   "kwargs": ({"initial_state": [tensor(t) for t in n.inputs[1:]]}
+                                              if n.states else {})} for n in nodes]
         entries.append(entry)
 
     def io(tensors, kind, keys):

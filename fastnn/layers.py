@@ -82,6 +82,10 @@ class Layer(tracking.Tracked):
     native step record the model again (``fastnn.tracking``)."""
     _RUNTIME = frozenset({"_x", "_y", "_z", "_mask", "_mean", "_rstd", "_training", "_dropped",
                           "_shape", "_noisy", "_activity_loss"})
+    # The layer's ``activation`` (when it has one) is the last thing applied to its output, so
+    # that ``forward(logits=True)`` can stop before it and a matching loss can train through the
+    # logits. False for a layer whose activation works inside it (a recurrent cell's).
+    _activation_is_output = True
 
     def __init__(self, name=None, input_shape=None, trainable=True):
         self.name = name or _auto_name(type(self).__name__)

@@ -269,7 +269,7 @@ class Model(tracking.Tracked):
         """True when the last layer's activation pairs with the loss: train through its logits."""
         last = self._layers[-1] if self._layers else None
         act = getattr(last, "activation", None)
-        return (act is not None and not self.loss.from_logits
+        return (act is not None and last._activation_is_output and not self.loss.from_logits
                 and act.name == self.loss.fused_activation)
 
     # -- validation at the boundary (fastnn.data_adapter) ----------------------------------------

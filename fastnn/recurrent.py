@@ -47,8 +47,9 @@ class _Recurrent(RandomLayer):
     With both, the LSTM and GRU give each gate its own input mask too, ``(x_t * mask_g) @ W_g``,
     as Keras 3 does then (its ``implementation=1``); with ``dropout`` alone the gates share one."""
     _gates = 1
+    _activation_is_output = False  # the cell's activation makes the state, not logits
     _RUNTIME = Layer._RUNTIME | {"_initial", "_cache", "_hseq", "_in_mask", "_in_dropped",
-                                 "_rmask", "_xmask"}
+                                 "_rmask", "_xmask", "_seeds", "_dstates", "_last_out"}
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -81,6 +82,7 @@ class _Recurrent(RandomLayer):
         self.unroll = bool(unroll)  # accepted as in Keras; the native kernel never unrolls
         self._initial = None
         self._rmask = self._xmask = None
+        self._seeds = self._dstates = None
 
     @property
     def activation(self):
@@ -136,11 +138,12 @@ class _Recurrent(RandomLayer):
         is ``[output, *final states]`` as in Keras."""
         from . import functional
         if functional.is_symbolic(x):  # keras.Input(...) tensors: a node of a functional graph
-            if initial_state is not None or self.return_state:
-                raise ValueError(f"{self.name} ({type(self).__name__}): initial_state and "
-                                 "return_state are not supported in a functional graph; call the "
-                                 "layer on arrays for them")
-            return functional.call_layer(self, x)
+            return functional.call_layer(self, x, initial_state=initial_state)
+        if initial_state is not None and functional.is_symbolic(
+                list(initial_state) if isinstance(initial_state, (list, tuple)) else initial_state):
+            raise TypeError(f"{self.name} ({type(self).__name__}) is called on an array with "
+                            "symbolic initial_state tensors; call it on a keras.Input tensor to "
+                            "make a graph, or pass arrays as initial_state")
         x = utils.as_float_array(x, "x", self.dtype)
         if x.ndim != 3:
             raise ValueError(f"{self.name} ({type(self).__name__}) expects sequences of shape (batch, "
@@ -167,6 +170,40 @@ class _Recurrent(RandomLayer):
         finally:
             self.release()
 
+    # -- a call in a functional graph (fastnn.functional) -----------------------------------------
+    def _graph_forward(self, x, states, training):
+        """The node's outputs: [output] or, with ``return_state``, [output, *final states]; the
+        arrays ``states`` (empty: zeros) are the initial state."""
+        self._initial = list(states) if states else None
+        out = self.forward(x, training=training)
+        if not self.return_state:
+            return [out]
+        return [out] + self._state_outputs(x)
+
+    def _state_outputs(self, x):
+        """The final states as buffers of their own (kernel calls, so a program records them):
+        h is the output itself without return_sequences, else the last processing step of hseq."""
+        n, t, u = self._shape_info(x)
+        if not self.return_sequences:
+            return [self._last_out]
+        rows = self._hseq.reshape(n, t * u)
+        return [backend.kernels().take_columns(rows, (t - 1) * u,
+                                               out=self._buffer("h_final", (n, u), x.dtype))]
+
+    def _graph_backward(self, grads, need_dx, need_states):
+        """Gradients of the node's inputs [x, *initial states] (None where not wanted) from the
+        gradients of its outputs ``grads`` ([output, *final states], None where none arrives)."""
+        self._seeds = list(grads[1:]) + [None] * (len(self._state_names()) + 1 - len(grads))
+        try:
+            dx = self.backward(grads[0], need_dx=need_dx)
+        finally:
+            self._seeds = None
+        states = self._dstates if self._initial else [None] * len(need_states)
+        return [dx] + [d if w else None for d, w in zip(states, need_states)]
+
+    def _seed(self, i):
+        return self._seeds[i] if self._seeds else None
+
     def _check_initial_state(self, initial_state, n, dtype):
         if initial_state is None:
             return None
@@ -188,6 +225,12 @@ class _Recurrent(RandomLayer):
 
     def _final_states(self):
         return [self._hseq[:, -1]]
+
+    def _last(self, x, n):
+        """The buffer for the last state (the output when not returning sequences)."""
+        self._last_out = None if self.return_sequences else self._buffer("hlast", (n, self.units),
+                                                                         x.dtype)
+        return self._last_out
 
     def _h0(self):
         return self._initial[0] if self._initial else None
@@ -265,10 +308,6 @@ class _Recurrent(RandomLayer):
         return dict(activation=a.name, alpha=a.alpha or 0.0, recurrent_activation=r.name,
                     recurrent_alpha=r.alpha or 0.0)
 
-    def _last(self, x, n):
-        """The buffer for the last state (the output when not returning sequences)."""
-        return None if self.return_sequences else self._buffer("hlast", (n, self.units), x.dtype)
-
     def _grad_buffers(self, x, dy, need_dx):
         n = x.shape[0]
         return dict(dx=self._buffer("dx", x.shape, x.dtype) if need_dx else None,
@@ -308,11 +347,13 @@ class SimpleRNN(_Recurrent):
         x, (z,) = self._x, self._cache
         n, t, u = self._shape_info(x)
         a = self.activation
-        dx, *_ = backend.kernels().simple_rnn_backward(
+        dx, _, _, _, dh0 = backend.kernels().simple_rnn_backward(
             dy, x, self.kernel, self.recurrent_kernel, self._h0(), z, self._y, a.name,
             a.alpha or 0.0, self.go_backwards, self.return_sequences,
             dz=self._buffer("dz", (n, t, u), x.dtype), hprev=self._buffer("hprev", (n, t, u), x.dtype),
-            rmask=self._rmask, xmask=self._xmask, **self._grad_buffers(x, dy, need_dx))
+            dh_last=self._seed(0), rmask=self._rmask, xmask=self._xmask,
+            **self._grad_buffers(x, dy, need_dx))
+        self._dstates = [dh0]
         return self._input_grad(dx)
 
     def get_config(self):
@@ -359,6 +400,13 @@ class LSTM(_Recurrent):
         last = 0 if self.go_backwards else -1
         return [self._hseq[:, -1], cseq[:, last]]
 
+    def _state_outputs(self, x):
+        n, t, u = self._shape_info(x)
+        cseq = self._cache[2].reshape(n, t * u)  # by input time: the last step processed
+        c = backend.kernels().take_columns(cseq, (0 if self.go_backwards else t - 1) * u,
+                                           out=self._buffer("c_final", (n, u), x.dtype))
+        return super()._state_outputs(x) + [c]
+
     def forward(self, x, training=False, logits=False):
         k, (n, t, u) = backend.kernels(), self._shape_info(x)
         self._x = x = self._dropped_inputs(x, training)
@@ -379,12 +427,14 @@ class LSTM(_Recurrent):
     def backward(self, dy, need_dx=True, logits=False):
         x, (z, gates, cseq, tc) = self._x, self._cache
         n, t, u = self._shape_info(x)
-        dx, *_ = backend.kernels().lstm_backward(
+        dx, _, _, _, dh0, dc0 = backend.kernels().lstm_backward(
             dy, x, self.kernel, self.recurrent_kernel, self._h0(), self._c0(), z, gates, cseq, tc,
             self._y, reverse=self.go_backwards, sequences=self.return_sequences,
             dc0=self._buffer("dc0", (n, u), x.dtype), dz=self._buffer("dz", (n, t, 4 * u), x.dtype),
-            hprev=self._buffer("hprev", (n, t, u), x.dtype), rmask=self._rmask, xmask=self._xmask,
+            hprev=self._buffer("hprev", (n, t, u), x.dtype), dh_last=self._seed(0),
+            dc_last=self._seed(1), rmask=self._rmask, xmask=self._xmask,
             **self._acts(), **self._grad_buffers(x, dy, need_dx))
+        self._dstates = [dh0, dc0]
         return self._input_grad(dx)
 
     def get_config(self):
@@ -428,14 +478,15 @@ class GRU(_Recurrent):
     def backward(self, dy, need_dx=True, logits=False):
         x, (zx, zr, gates) = self._x, self._cache
         n, t, u = self._shape_info(x)
-        dx, *_ = backend.kernels().gru_backward(
+        dx, _, _, _, dh0 = backend.kernels().gru_backward(
             dy, x, self.kernel, self.recurrent_kernel, self._h0(), zx, zr, gates, self._y,
             reset_after=self.reset_after, reverse=self.go_backwards,
             sequences=self.return_sequences, dax=self._buffer("dax", (n, t, 3 * u), x.dtype),
             dar=self._buffer("dar", (n, t, 3 * u), x.dtype),
             hprev=self._buffer("hprev", (n, t, u), x.dtype),
-            work=self._buffer("work", (n, u), x.dtype), rmask=self._rmask, xmask=self._xmask,
-            **self._acts(), **self._grad_buffers(x, dy, need_dx))
+            work=self._buffer("work", (n, u), x.dtype), dh_last=self._seed(0), rmask=self._rmask,
+            xmask=self._xmask, **self._acts(), **self._grad_buffers(x, dy, need_dx))
+        self._dstates = [dh0]
         return self._input_grad(dx)
 
     def get_config(self):
@@ -494,6 +545,9 @@ class Embedding(Layer):
                              f"got values in [{lo:g}, {hi:g}]")
 
     def __call__(self, x, training=False):
+        from . import functional
+        if functional.is_symbolic(x):  # keras.Input(...) tensors: a node of a functional graph
+            return functional.call_layer(self, x)
         arr = np.asarray(x)
         if arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
             raise TypeError(f"{self.name} (Embedding) expects integer token ids, got dtype {arr.dtype}")

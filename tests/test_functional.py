@@ -254,7 +254,7 @@ def test_a_call_that_cannot_be_traced_says_so():
         Bad().predict(np.zeros((3, 4), np.float32))
 
 
-def test_recurrent_layers_in_a_graph_train_alike_on_both_backends_and_refuse_states():
+def test_recurrent_layers_in_a_graph_train_alike_on_both_backends():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 5, 3)).astype(np.float32)
     y = (x[:, :, 0].sum(1) > 0).astype(np.float32)
@@ -272,7 +272,235 @@ def test_recurrent_layers_in_a_graph_train_alike_on_both_backends_and_refuse_sta
     assert results["native"][0][-1] < results["native"][0][0]  # it trains
     np.testing.assert_allclose(results["native"][0], results["numpy"][0], rtol=1e-5)
     np.testing.assert_allclose(results["native"][1], results["numpy"][1], rtol=1e-4, atol=1e-6)
-    with pytest.raises(ValueError, match="return_state"):
-        layers.LSTM(4, return_state=True)(keras.Input(shape=(5, 3)))
-    with pytest.raises(ValueError, match="initial_state"):
-        layers.GRU(4)(keras.Input(shape=(5, 3)), initial_state=[np.zeros((1, 4), np.float32)])
+
+
+# -- recurrent states in a graph: return_state and initial_state --------------------------------
+CELLS = [layers.LSTM, layers.GRU, layers.SimpleRNN]
+
+
+def _encoder_decoder(cls, go_backwards=False, enc_sequences=False, state_output=False, units=4):
+    """Keras's encoder-decoder: the encoder's final states start the decoder. With state_output
+    the decoder's final states feed a second output too (their gradient enters the BPTT there)."""
+    enc_in = keras.Input(shape=(5, 3), name="enc_in")
+    enc = cls(units, return_state=True, go_backwards=go_backwards, return_sequences=enc_sequences,
+              name="enc")
+    states = enc(enc_in)[1:]
+    dec_in = keras.Input(shape=(4, 2), name="dec_in")
+    dec = cls(units, return_sequences=True, return_state=True, name="dec")
+    dec_out, *dec_states = dec(dec_in, initial_state=states)
+    out = layers.Dense(3, activation="softmax", name="out")(dec_out)
+    if not state_output:
+        return keras.Model([enc_in, dec_in], out)
+    both = dec_states[0] if len(dec_states) == 1 else layers.Concatenate()(dec_states)
+    return keras.Model([enc_in, dec_in], [out, layers.Dense(2, name="state_out")(both)])
+
+
+def _s2s_data(n=12, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    xe = rng.normal(size=(n, 5, 3)).astype(dtype)
+    xd = rng.normal(size=(n, 4, 2)).astype(dtype)
+    y = np.eye(3, dtype=dtype)[rng.integers(0, 3, (n, 4))]
+    return xe, xd, y, rng.normal(size=(n, 2)).astype(dtype)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "native"])
+@pytest.mark.parametrize("cls", CELLS)
+@pytest.mark.parametrize("go_backwards,enc_sequences", [(False, False), (True, True)])
+def test_graph_with_states_equals_the_eager_layer_calls(cls, backend, go_backwards, enc_sequences):
+    xe, xd, _, _ = _s2s_data()
+    with fastnn.backend_scope(backend):
+        fastnn.utils.set_random_seed(4)
+        model = _encoder_decoder(cls, go_backwards, enc_sequences)
+        enc, dec, dense = (model.get_layer(n) for n in ("enc", "dec", "out"))
+        got = enc(xe)
+        assert len(got) == (3 if cls is layers.LSTM else 2)
+        seq, *states = dec(xd, initial_state=got[1:])
+        want = dense(seq)
+        np.testing.assert_allclose(model.predict([xe, xd]), want, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(model([xe, xd]), want, rtol=1e-6, atol=1e-7)
+        # the states matter: zeros instead give other outputs
+        assert not np.allclose(dense(dec(xd)[0]), want, atol=1e-4)
+    enc_in = keras.Input(shape=(5, 3))
+    outs = enc(enc_in)
+    with fastnn.backend_scope(backend):
+        states_model = keras.Model(enc_in, outs)
+        for a, b in zip(states_model.predict(xe), got):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_states_train_alike_on_both_backends_and_the_program_equals_eager_bitwise(cls):
+    xe, xd, y, y2 = _s2s_data(16)
+    fastnn.utils.set_random_seed(7)
+    ref = _encoder_decoder(cls, go_backwards=cls is layers.GRU, enc_sequences=cls is layers.LSTM,
+                           state_output=True)
+    results = {}
+    for run in ("numpy", "native", "eager"):
+        with fastnn.backend_scope("numpy" if run == "numpy" else "native"):
+            model = Functional.from_config(ref.get_config())
+            model.set_weights(ref.get_weights())
+            if run == "eager":
+                model._program = lambda *args, **kwargs: None  # no recorded program
+            model.compile(optimizer="adam", loss=["categorical_crossentropy", "mse"])
+            hist = model.fit([xe, xd], [y, y2], epochs=4, batch_size=8, verbose=0, shuffle=False)
+            if run == "native":
+                assert model._programs["train"][1] is not None  # the one-call native step
+            results[run] = (hist.history["loss"], model.get_weights(), model.predict([xe, xd]))
+    assert results["native"][0][-1] < results["native"][0][0]
+    for a, b in zip(results["native"][1], results["eager"][1]):  # recorded == eager, bit for bit
+        np.testing.assert_array_equal(a, b)
+    assert results["native"][0] == results["eager"][0]
+    np.testing.assert_allclose(results["numpy"][0], results["native"][0], rtol=1e-5)
+    for a, b in zip(results["numpy"][1], results["native"][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # the encoder learned through the states alone (its output is read by nobody)
+    assert not np.array_equal(results["native"][1][0], ref.get_weights()[0])
+
+
+@pytest.mark.parametrize("cls", CELLS)
+@pytest.mark.parametrize("go_backwards,enc_sequences", [(False, False), (True, False), (False, True)])
+def test_gradient_check_through_initial_and_final_states(cls, go_backwards, enc_sequences):
+    before = fastnn.floatx()
+    fastnn.set_floatx("float64")
+    try:
+        fastnn.utils.set_random_seed(11)
+        model = _encoder_decoder(cls, go_backwards, enc_sequences, state_output=True, units=3)
+        model.compile(loss=["categorical_crossentropy", "mse"])
+        xe, xd, y, y2 = _s2s_data(6, seed=2, dtype=np.float64)
+        for backend in ("numpy", "native"):
+            with fastnn.backend_scope(backend):
+                errors = fastnn.utils.gradient_check(model, [xe, xd], [y, y2])
+            assert {"enc", "dec", "out", "state_out"} <= set(errors)
+            assert max(errors.values()) < 1e-6, (backend, errors)
+    finally:
+        fastnn.set_floatx(before)
+
+
+def test_gradient_check_fails_when_a_state_gradient_is_dropped(monkeypatch):
+    """The check can fail: dropping the gradient that reaches the encoder's final c (the LSTM's
+    seed dc_last) makes the encoder's gradient wrong."""
+    from fastnn import recurrent
+    before = fastnn.floatx()
+    fastnn.set_floatx("float64")
+    try:
+        fastnn.utils.set_random_seed(11)
+        model = _encoder_decoder(layers.LSTM, units=3)
+        model.compile(loss="categorical_crossentropy")
+        xe, xd, y, _ = _s2s_data(6, seed=2, dtype=np.float64)
+        original = recurrent.LSTM._seed
+        monkeypatch.setattr(recurrent.LSTM, "_seed", lambda self, i: None if i == 1 else original(self, i))
+        with fastnn.backend_scope("numpy"):
+            errors = fastnn.utils.gradient_check(model, [xe, xd], y)
+        assert errors["enc"] > 1e-3 and errors["dec"] < 1e-6
+    finally:
+        fastnn.set_floatx(before)
+
+
+def test_state_graph_config_save_load_and_summary(tmp_path):
+    fastnn.utils.set_random_seed(3)
+    model = _encoder_decoder(layers.LSTM, go_backwards=True, state_output=True)
+    model.compile(optimizer="adam", loss=["categorical_crossentropy", "mse"])
+    xe, xd, y, y2 = _s2s_data()
+    model.fit([xe, xd], [y, y2], epochs=1, verbose=0)
+    config = model.get_config()
+    dec = next(e for e in config["layers"] if e["name"] == "dec")
+    assert dec["inbound_nodes"] == [{"args": [["dec_in", 0]],
+                                     "initial_state": [["enc", 0, 1], ["enc", 0, 2]]}]
+    again = Functional.from_config(config)
+    again.set_weights(model.get_weights())
+    for a, b in zip(again.predict([xe, xd]), model.predict([xe, xd])):
+        np.testing.assert_array_equal(a, b)
+    path = tmp_path / "s2s.fastnn"
+    model.save(path)
+    loaded = fastnn.models.load_model(path)
+    for a, b in zip(loaded.predict([xe, xd]), model.predict([xe, xd])):
+        np.testing.assert_array_equal(a, b)
+    loaded.fit([xe, xd], [y, y2], epochs=1, verbose=0)  # it trains on
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "[(None, 4), (None, 4), (None, 4)]" in text and "enc[1], enc[2]" in text
+
+
+def test_wrong_states_are_refused_before_anything_changes():
+    x = keras.Input(shape=(5, 3))
+    h = keras.Input(shape=(4,))
+    h5 = keras.Input(shape=(5,))
+    lstm = layers.LSTM(4)
+    with pytest.raises(ValueError, match=r"takes 2 initial state tensor\(s\) \(h, c\), got 1"):
+        lstm(x, initial_state=h)
+    with pytest.raises(ValueError, match=r"initial state c must have shape \(None, 4\), got \(None, 5\)"):
+        lstm(x, initial_state=[h, h5])
+    with pytest.raises(TypeError, match="must be tensors of the graph"):
+        lstm(x, initial_state=[h, np.zeros((2, 4), np.float32)])
+    assert not lstm.built  # nothing changed
+    gru = layers.GRU(4)
+    out = gru(x, initial_state=h)  # one tensor for a layer of one state
+    assert out.shape == (None, 4) and gru.built
+    with pytest.raises(TypeError, match="symbolic initial_state"):
+        gru(np.zeros((2, 5, 3), np.float32), initial_state=[h])
+    with pytest.raises(TypeError):
+        layers.Dense(3)(h, initial_state=[h])
+    with pytest.raises(ValueError, match="fixed number of timesteps"):
+        keras.Input(shape=(None, 3))
+
+
+def _reverse_task(n, length, vocab, rng):
+    """Token sequences (1..vocab-1) and their reversal; the decoder reads 0 (start) then the
+    target shifted by one (teacher forcing)."""
+    src = rng.integers(1, vocab, (n, length))
+    tgt = src[:, ::-1]
+    dec_in = np.concatenate([np.zeros((n, 1), np.int64), tgt[:, :-1]], axis=1)
+    return src.astype(np.float32), dec_in.astype(np.float32), tgt
+
+
+def test_a_seq2seq_model_learns_to_reverse_sequences():
+    rng = np.random.default_rng(0)
+    length, vocab = 4, 6
+    src, dec_in, tgt = _reverse_task(1600, length, vocab, rng)
+    fastnn.utils.set_random_seed(0)
+    enc_tokens = keras.Input(shape=(length,))
+    dec_tokens = keras.Input(shape=(length,))
+    _, h, c = layers.LSTM(32, return_state=True)(layers.Embedding(vocab, 8)(enc_tokens))
+    dec_out, _, _ = layers.LSTM(32, return_sequences=True, return_state=True)(
+        layers.Embedding(vocab, 8)(dec_tokens), initial_state=[h, c])
+    out = layers.Dense(vocab, activation="softmax")(dec_out)
+    model = keras.Model([enc_tokens, dec_tokens], out)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit([src, dec_in], tgt, epochs=12, batch_size=64, verbose=0)
+    s2, d2, t2 = _reverse_task(400, length, vocab, rng)  # held out
+    accuracy = (model.predict([s2, d2]).argmax(-1) == t2).mean()
+    assert accuracy > 0.9, accuracy  # chance: 1/5
+
+
+def test_state_graph_keras_file_round_trip(tmp_path):
+    """A .keras file of the encoder-decoder: Keras's layout (initial_state in the call's kwargs,
+    the states as tensor indices 1 and 2 of the encoder's call), read back with the same outputs."""
+    import json
+    import zipfile
+    fastnn.utils.set_random_seed(5)
+    model = _encoder_decoder(layers.LSTM, go_backwards=True)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    path = tmp_path / "s2s.keras"
+    model.save(path)
+    config = json.loads(zipfile.ZipFile(path).read("config.json"))["config"]
+    dec = next(e for e in config["layers"] if e["name"] == "dec")
+    kwargs = dec["inbound_nodes"][0]["kwargs"]
+    assert [t["config"]["keras_history"] for t in kwargs["initial_state"]] == [["enc", 0, 1], ["enc", 0, 2]]
+    loaded = fastnn.models.load_model(path)
+    xe, xd, y, _ = _s2s_data()
+    np.testing.assert_array_equal(loaded.predict([xe, xd]), model.predict([xe, xd]))
+    loaded.fit([xe, xd], y, epochs=1, verbose=0)
+
+
+def test_state_graph_exports_to_onnx():
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    xe, xd, _, _ = _s2s_data()
+    for cls in CELLS:
+        fastnn.utils.set_random_seed(1)
+        model = _encoder_decoder(cls, go_backwards=True, enc_sequences=True, state_output=True)
+        session = ort.InferenceSession(fastnn.export.to_onnx(model).SerializeToString())
+        got = session.run(None, {"enc_in": xe, "dec_in": xd})
+        for a, b in zip(got, model.predict([xe, xd])):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

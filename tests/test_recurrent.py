@@ -582,3 +582,110 @@ def test_keras_comparison_fails_on_a_wrong_weight(tmp_path):
     np.savez(tmp_path / "changed.npz", **data)
     with pytest.raises(AssertionError, match="lstm_seq"):
         module.compare(tmp_path / "changed.npz", verbose=False)
+
+
+# -- the final states' own gradients (return_state in a graph) -----------------------------------
+def _backward_call(kernels, cell, dy, x, W, Rk, b, h0, c0, reverse, sequences, dh_last, dc_last):
+    """Forward then backward of one cell on ``kernels``; the outputs of the backward as arrays."""
+    n, t, _ = x.shape
+    u = Rk.shape[0]
+    k = {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
+    hseq = np.empty((n, t, u))
+    common = dict(dx=np.empty_like(x), dkernel=np.empty_like(W), drecurrent=np.empty_like(Rk),
+                  dbias=np.empty_like(b), dh0=np.empty((n, u)), dh_last=dh_last)
+    if cell == "simple_rnn":
+        z = np.empty((n, t, u))
+        kernels.simple_rnn_forward(x, W, Rk, b, h0, "tanh", 0.0, reverse, z=z, hseq=hseq)
+        kernels.simple_rnn_backward(dy, x, W, Rk, h0, z, hseq, "tanh", 0.0, reverse, sequences,
+                                    dz=np.empty_like(z), hprev=np.empty_like(hseq), **common)
+        return list(common.values())[:5]
+    if cell == "lstm":
+        cache = [np.empty((n, t, 4 * u)), np.empty((n, t, 4 * u)), np.empty((n, t, u)),
+                 np.empty((n, t, u))]
+        kernels.lstm_forward(x, W, Rk, b, h0, c0, reverse=reverse, z=cache[0], gates=cache[1],
+                             cseq=cache[2], tc=cache[3], hseq=hseq)
+        dc0 = np.empty((n, u))
+        kernels.lstm_backward(dy, x, W, Rk, h0, c0, *cache, hseq, reverse=reverse,
+                              sequences=sequences, dc0=dc0, dz=np.empty((n, t, 4 * u)),
+                              hprev=np.empty_like(hseq), dc_last=dc_last, **common)
+        return list(common.values())[:5] + [dc0]
+    cache = [np.empty((n, t, k * u)) for _ in range(3)]
+    kernels.gru_forward(x, W, Rk, b, h0, reverse=reverse, zx=cache[0], zr=cache[1], gates=cache[2],
+                        hseq=hseq)
+    kernels.gru_backward(dy, x, W, Rk, h0, *cache, hseq, reverse=reverse, sequences=sequences,
+                         dax=np.empty_like(cache[0]), dar=np.empty_like(cache[0]),
+                         hprev=np.empty_like(hseq), work=np.empty((n, u)), **common)
+    return list(common.values())[:5]
+
+
+@pytest.mark.parametrize("cell,k", [("simple_rnn", 1), ("lstm", 4), ("gru", 3)])
+@pytest.mark.parametrize("reverse,sequences", [(False, True), (True, False), (True, True)])
+def test_backward_seeds_of_the_final_state(cell, k, reverse, sequences):
+    """dh_last adds to the outputs' gradient at the last processing step (bit for bit the same as
+    adding it into dy without sequences); dc_last starts the LSTM's cell gradient; dy=None means
+    no gradient from the outputs; native equals the twin; a central difference of
+    <h_T, dh_last> + <c_T, dc_last> agrees."""
+    rng = np.random.default_rng(3)
+    n, t, f, u = 3, 4, 2, 3
+    x, W = rng.normal(size=(n, t, f)), rng.normal(size=(f, k * u)) * 0.5
+    Rk = rng.normal(size=(u, k * u)) * 0.5
+    b = rng.normal(size=(2, 3 * u) if cell == "gru" else (k * u,)) * 0.3
+    h0, c0 = rng.normal(size=(n, u)) * 0.5, rng.normal(size=(n, u)) * 0.5
+    dy = rng.normal(size=(n, t, u) if sequences else (n, u))
+    dh_last, dc_last = rng.normal(size=(n, u)), rng.normal(size=(n, u))
+    c_seed = dc_last if cell == "lstm" else None
+    args = (x, W, Rk, b, h0, c0 if cell == "lstm" else None, reverse, sequences)
+    from fastnn import native
+    twin = _backward_call(R, cell, dy, *args, dh_last, c_seed)
+    nat = _backward_call(native.kernels, cell, dy, *args, dh_last, c_seed)
+    for a, b_ in zip(twin, nat):
+        np.testing.assert_allclose(a, b_, rtol=1e-10, atol=1e-12)
+    if not sequences:  # the seed on h is dy's own last-step term
+        summed = _backward_call(native.kernels, cell, dy + dh_last, *args, None, c_seed)
+        for a, b_ in zip(nat, summed):
+            np.testing.assert_array_equal(a, b_)
+    # only the final states' gradients (nobody reads the outputs)
+    only = _backward_call(native.kernels, cell, None, *args, dh_last, c_seed)
+    twin_only = _backward_call(R, cell, None, *args, dh_last, c_seed)
+    for a, b_ in zip(only, twin_only):
+        np.testing.assert_allclose(a, b_, rtol=1e-10, atol=1e-12)
+
+    def objective(h0_):  # <h_T, dh_last> + <c_T, dc_last>
+        seq = np.empty((n, t, u))
+        if cell == "lstm":
+            cseq = np.empty((n, t, u))
+            R.lstm_forward(x, W, Rk, b, h0_, c0, reverse=reverse, cseq=cseq, hseq=seq)
+            return (seq[:, -1] * dh_last).sum() + (cseq[:, 0 if reverse else -1] * dc_last).sum()
+        fwd = R.simple_rnn_forward if cell == "simple_rnn" else R.gru_forward
+        fwd(x, W, Rk, b, h0_, reverse=reverse, hseq=seq)
+        return (seq[:, -1] * dh_last).sum()
+    numeric = np.zeros_like(h0)
+    for i in np.ndindex(h0.shape):
+        up, down = h0.copy(), h0.copy()
+        up[i] += 1e-6
+        down[i] -= 1e-6
+        numeric[i] = (objective(up) - objective(down)) / 2e-6
+    np.testing.assert_allclose(only[4], numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+@pytest.mark.parametrize("cls, act, loss", [(layers.LSTM, "sigmoid", "binary_crossentropy"),
+                                            (layers.GRU, "sigmoid", "binary_crossentropy"),
+                                            (layers.SimpleRNN, "sigmoid", "binary_crossentropy")])
+def test_a_recurrent_last_layer_is_not_trained_through_logits(backend, cls, act, loss):
+    # a cell's activation makes its state: the loss must see the layer's output, never the
+    # values before the activation (the fused logits path of Dense and Activation)
+    fastnn.utils.set_random_seed(3)
+    units = 2
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5, 2)).astype(np.float32)
+    y = (rng.random((16, units)) > 0.5).astype(np.float32)
+    with fastnn.backend_scope(backend):
+        model = fastnn.Sequential([layers.Input(shape=(5, 2)), cls(units, activation=act)])
+        model.compile("sgd", loss)
+        p = model.predict(x).astype(np.float64)
+        expected = fastnn.losses.get(loss)(y, p)
+        np.testing.assert_allclose(model.evaluate(x, y, verbose=0), expected, rtol=1e-5)
+        before = [w.copy() for w in model.get_weights()]
+        np.testing.assert_allclose(model.train_on_batch(x, y), expected, rtol=1e-5)
+        assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

@@ -33,7 +33,16 @@ vanish or explode over long sequences (notes 003 section 9.3); the LSTM's additi
 ``c_t = f * c_{t-1} + i * g`` is the path along which they survive.
 
 Shapes: x [N, T, F], h0/c0 [N, U] (None: zeros), hseq [N, T, U]; dy [N, T, U] when ``sequences``,
-else [N, U] (the gradient of the last state only).
+else [N, U] (the gradient of the last state only), or None when no gradient reaches the outputs.
+
+The final state can be an output of its own (Keras's ``return_state``: another layer reads it,
+e.g. as its ``initial_state``). The gradient reaching it from there, ``dh_last`` [N, U] (and the
+LSTM's ``dc_last`` for the final cell state), is where the walk starts instead of zeros::
+
+    dh_{T} (running) = dh_last        dc_{T} (running) = dc_last
+
+so it adds to the outputs' gradient at the last processing step (``dy_{T-1} + dh_last``), and
+the gradients of the initial states ``dh0``/``dc0`` carry it on to whoever gave them.
 """
 import numpy as np
 
@@ -94,7 +103,9 @@ def _masked_input_grads(x, da, kernel, xmask, dx, dkernel, need_dx):
 
 
 def _step_grad(dy, dh_next, s, T, sequences):
-    """The gradient reaching the state of processing step s."""
+    """The gradient reaching the state of processing step s (dy None: none from the outputs)."""
+    if dy is None:
+        return dh_next
     if sequences:
         return dy[:, s] + dh_next
     return dh_next + dy if s == T - 1 else dh_next
@@ -198,6 +209,12 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh",
     return _into(hseq, out_h, x.dtype)
 
 
+def _seed(grad, n, units, dtype):
+    """The running state gradient before the walk: a copy of ``grad`` (the final state's own
+    gradient), or zeros when None."""
+    return np.zeros((n, units), dtype) if grad is None else np.array(grad, dtype=dtype, copy=True)
+
+
 def _scratch(*pairs):
     """Copies the twin's intermediate arrays into the native kernel's scratch buffers, if given."""
     for given, value in pairs:
@@ -218,15 +235,16 @@ def _previous_states(hseq, h0, T, reverse):
 
 def simple_rnn_backward(dy, x, kernel, recurrent_kernel, h0, z, hseq, activation="tanh", alpha=0.0,
                         reverse=False, sequences=True, dx=None, dkernel=None, drecurrent=None,
-                        dbias=None, dh0=None, need_dx=True, dz=None, hprev=None, rmask=None,
-                        xmask=None):
+                        dbias=None, dh0=None, need_dx=True, dz=None, hprev=None, dh_last=None,
+                        rmask=None, xmask=None):
     """BPTT through :func:`simple_rnn_forward`::
 
         dh_t = dy_t + da_{t+1} @ recurrent_kernel.T
         da_t = dh_t * activation'(a_t)
 
-    then the weight sums of the module docstring; ``dh0`` receives the gradient of the initial
-    state; ``dz`` (when given) the pre-activation gradients da [N, T, U] and ``hprev`` the states
+    then the weight sums of the module docstring, the walk starting from ``dh_last`` (the final
+    state's own gradient, module docstring; None: zeros); ``dh0`` receives the gradient of the
+    initial state; ``dz`` (when given) the pre-activation gradients da [N, T, U] and ``hprev`` the states
     h_{t-1} [N, T, U], both by input time (the native kernel's scratch). Returns (dx, dkernel,
     drecurrent, dbias, dh0); dbias None when not given.
     """
@@ -234,7 +252,7 @@ def simple_rnn_backward(dy, x, kernel, recurrent_kernel, h0, z, hseq, activation
     units = recurrent_kernel.shape[0]
     order = _order(T, reverse)
     da = np.empty_like(z)
-    dh_next = np.zeros((n, units), x.dtype)
+    dh_next = _seed(dh_last, n, units, x.dtype)
     for s in range(T - 1, -1, -1):
         t = order[s]
         dh = _step_grad(dy, dh_next, s, T, sequences)
@@ -294,7 +312,7 @@ def lstm_backward(dy, x, kernel, recurrent_kernel, h0, c0, z, gates, cseq, tc, h
                   activation="tanh", alpha=0.0, recurrent_activation="sigmoid",
                   recurrent_alpha=0.0, reverse=False, sequences=True, dx=None, dkernel=None,
                   drecurrent=None, dbias=None, dh0=None, dc0=None, need_dx=True, dz=None,
-                  hprev=None, rmask=None, xmask=None):
+                  hprev=None, dh_last=None, dc_last=None, rmask=None, xmask=None):
     """BPTT through :func:`lstm_forward`. With dh_t the gradient reaching h_t and dc the one
     reaching c_t from the next step::
 
@@ -303,7 +321,9 @@ def lstm_backward(dy, x, kernel, recurrent_kernel, h0, c0, z, gates, cseq, tc, h
         da   = [di, df, dg, do] * (the slope of each gate's activation at a)
         dh_{t-1} (recurrent part) = da @ recurrent_kernel.T
 
-    ``dz`` and ``hprev`` as in :func:`simple_rnn_backward` (da is [N, T, 4U]). Returns (dx,
+    The walk starts from ``dh_last`` and ``dc_last`` (the final states' own gradients, module
+    docstring; None: zeros). ``dz`` and ``hprev`` as in :func:`simple_rnn_backward` (da is
+    [N, T, 4U]). Returns (dx,
     dkernel, drecurrent, dbias, dh0, dc0).
     """
     n, T, _ = x.shape
@@ -311,8 +331,8 @@ def lstm_backward(dy, x, kernel, recurrent_kernel, h0, c0, z, gates, cseq, tc, h
     u = units
     order = _order(T, reverse)
     da = np.empty_like(z)
-    dh_next = np.zeros((n, units), x.dtype)
-    dc_next = np.zeros((n, units), x.dtype)
+    dh_next = _seed(dh_last, n, units, x.dtype)
+    dc_next = _seed(dc_last, n, units, x.dtype)
     c_start = _start(c0, n, units, x.dtype)
     for s in range(T - 1, -1, -1):
         t = order[s]
@@ -401,8 +421,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation="tanh", alpha=
 def gru_backward(dy, x, kernel, recurrent_kernel, h0, zx, zr, gates, hseq, activation="tanh",
                  alpha=0.0, recurrent_activation="sigmoid", recurrent_alpha=0.0, reset_after=True,
                  reverse=False, sequences=True, dx=None, dkernel=None, drecurrent=None, dbias=None,
-                 dh0=None, need_dx=True, dax=None, dar=None, hprev=None, work=None, rmask=None,
-                 xmask=None):
+                 dh0=None, need_dx=True, dax=None, dar=None, hprev=None, work=None, dh_last=None,
+                 rmask=None, xmask=None):
     """BPTT through :func:`gru_forward`. With dh the gradient reaching h_t::
 
         dz = dh * (h_{t-1} - hh)     dhh = dh * (1 - z)     (and dh * z straight to h_{t-1})
@@ -413,7 +433,8 @@ def gru_backward(dy, x, kernel, recurrent_kernel, h0, zx, zr, gates, hseq, activ
 
     ``dax``/``dar`` (when given) receive the gradients of the input-side and recurrent-side
     pre-activations [N, T, 3U], ``hprev`` the states h_{t-1} (r * h_{t-1} without reset_after);
-    ``work`` [N, U] is the native kernel's scratch. Returns (dx, dkernel, drecurrent, dbias, dh0).
+    ``work`` [N, U] is the native kernel's scratch; the walk starts from ``dh_last`` (module
+    docstring; None: zeros). Returns (dx, dkernel, drecurrent, dbias, dh0).
     """
     n, T, _ = x.shape
     u = recurrent_kernel.shape[0]
@@ -421,7 +442,7 @@ def gru_backward(dy, x, kernel, recurrent_kernel, h0, zx, zr, gates, hseq, activ
     previous = hprev_all = _previous_states(hseq, h0, T, reverse)
     da_x = np.empty_like(zx)   # gradient of the input-side pre-activations
     da_r = np.empty_like(zx)   # gradient of the recurrent-side products
-    dh_next = np.zeros((n, u), x.dtype)
+    dh_next = _seed(dh_last, n, u, x.dtype)
     for s in range(T - 1, -1, -1):
         t = order[s]
         dh = _step_grad(dy, dh_next, s, T, sequences)

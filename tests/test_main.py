@@ -137,3 +137,15 @@ def test_busy_note_names_the_load_and_stays_silent_on_an_idle_machine():
 def test_bench_peers_rejects_zero_rounds():
     result = run_cli("bench", "--peers", "--rounds", "0")
     assert result.returncode == 2 and "--rounds" in result.stderr
+
+
+@pytest.mark.parametrize("framework", ["fastnn", "numpy"])
+def test_peers_worker_times_a_short_epoch_of_this_checkout(framework):
+    # The worker runs in a fresh process that must import this fastnn (not shadow the standard
+    # library with the package's own modules, as a PYTHONPATH pointing inside the package would).
+    from fastnn.tools import peers
+    seconds = peers.time_epoch(sys.executable, framework, peers.MODELS[2], 32, samples=128)
+    assert 0.0 < seconds < 60.0
+    env = peers._env()
+    first = env["PYTHONPATH"].split(os.pathsep)[0]
+    assert os.path.isdir(os.path.join(first, "fastnn")), first

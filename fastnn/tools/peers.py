@@ -122,7 +122,8 @@ def find_peers(torch_python=None, keras_python=None):
 
 def _env():
     """The children import this fastnn (an editable checkout or an installed one alike)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../fastnn
+    root = os.path.dirname(package)  # the directory that holds the package
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env

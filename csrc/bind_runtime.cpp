@@ -165,6 +165,13 @@ void bind_runtime(py::module_& m) {
         return fastnn::measure_peak_gflops(variant, seconds);
     }, "seconds"_a = 0.2,
     "Measured float32 multiply-add peak (GFLOP/s) on all threads, for the GEMM variant in use.");
+    m.def("measure_core_round_trip", [](double seconds) {
+        if (!(seconds > 0)) throw py::value_error("seconds must be positive, got " + std::to_string(seconds));
+        apply_thread_setting();
+        release_gil nogil;
+        return fastnn::measure_core_round_trip(seconds);
+    }, "seconds"_a = 0.05,
+    "Nanoseconds for a cache line's round trip between two threads of the team (0 with one thread).");
     m.def("set_num_threads", [](int n) {
         if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
         if (n > max_thread_setting())

@@ -1,6 +1,9 @@
 #include "probe.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <vector>
 
 #include "common.h"
 
@@ -79,6 +82,50 @@ double measure_peak_gflops(CpuCapability variant, double seconds) {
     flops += run(n);
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
     return flops / dt / 1e9;
+}
+
+double measure_core_round_trip(double seconds) {
+    using clock = std::chrono::steady_clock;
+    constexpr long kChunk = 2000;           // round trips per timed chunk
+    alignas(64) std::atomic<long> ball{0};  // odd: the caller's serve; even: the return
+    std::atomic<bool> stop{false};
+    if (max_threads() < 2) return 0.0;  // one thread set (or a forked child, which has no pool)
+    std::vector<double> chunks;
+    chunks.reserve(4096);
+    int team = 1;
+#pragma omp parallel num_threads(2)
+    {
+        if (thread_id() == 0) {
+            team = num_threads_in_team();
+            if (team > 1) {
+                const auto start = clock::now();
+                long v = 0;
+                do {
+                    const auto t0 = clock::now();
+                    for (long i = 0; i < kChunk; ++i) {
+                        ball.store(v + 1, std::memory_order_release);
+                        v += 2;
+                        while (ball.load(std::memory_order_acquire) != v) {
+                        }
+                    }
+                    chunks.push_back(std::chrono::duration<double>(clock::now() - t0).count() / kChunk);
+                } while (std::chrono::duration<double>(clock::now() - start).count() < seconds &&
+                         chunks.size() < chunks.capacity());
+            }
+            stop.store(true, std::memory_order_release);
+        } else if (thread_id() == 1) {
+            for (long seen = 0; !stop.load(std::memory_order_acquire);) {
+                const long v = ball.load(std::memory_order_acquire);
+                if (v != seen && v % 2 == 1) {
+                    ball.store(v + 1, std::memory_order_release);
+                    seen = v + 1;
+                }
+            }
+        }
+    }
+    if (team < 2 || chunks.empty()) return 0.0;
+    std::nth_element(chunks.begin(), chunks.begin() + chunks.size() / 2, chunks.end());
+    return 1e9 * chunks[chunks.size() / 2];
 }
 
 }  // namespace fastnn

@@ -4,6 +4,9 @@
 // one step to the next. On an idle machine the whole team is fastest; with another process busy
 // on a core (or NumPy's OpenBLAS workers still spinning after a matmul in the same process) every
 // parallel region's join waits for a thread the OS has descheduled, and fewer threads win by 2-4x.
+// A virtual machine's vCPUs can also sit far apart on the host for seconds at a time (a cache
+// line's round trip between two threads, measure_core_round_trip in probe.h, rising from about
+// 85 to 430 ns): then a batch-32 step of the BN model runs 0.6-0.75x as fast on two threads.
 // A ThreadTuner (one per program) keeps, per batch size, the count that ran fastest: it times each
 // run, and now and then runs a few steps on another count, alternating with the current one so
 // that both see the same load; it switches when the other count's mean step is faster. Probes come

@@ -132,6 +132,12 @@ def _numpy_blas():
         return "unknown"
 
 
+def _round_trip_text():
+    ns = benchmark.core_round_trip()
+    return ("not measured (one thread)" if ns is None else
+            f"{ns:.0f} ns between two of the kernels' threads (the floor of a parallel region)")
+
+
 def info_lines():
     """``python -m fastnn info`` as a list of lines: what is installed, how it was built, what runs."""
     from . import __version__
@@ -161,6 +167,7 @@ def info_lines():
                  if os.environ.get("FASTNN_CPU_CAPABILITY") else ""),
               f"threads: {backend.get_num_threads()} (os.cpu_count() = {os.cpu_count()}, "
               f"OMP_NUM_THREADS = {os.environ.get('OMP_NUM_THREADS', 'unset')})",
+              f"cores' round trip: {_round_trip_text()}",
               f"machine: {platform.machine()} {platform.processor() or ''}".rstrip()]
     return lines
 

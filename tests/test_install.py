@@ -55,6 +55,7 @@ def test_info_names_backend_build_openmp_threads_and_cpu_variants():
     assert ("OpenMP " in out) if core.openmp else ("no OpenMP" in out)
     assert f"threads: {fastnn.get_num_threads()}" in out
     assert f"chosen {core.cpu_capability()}" in out
+    assert "cores' round trip: " in out
     assert "NumPy" in out
 
 

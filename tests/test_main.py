@@ -134,6 +134,17 @@ def test_busy_note_names_the_load_and_stays_silent_on_an_idle_machine():
     assert load is None or load >= 0.0
 
 
+def test_round_trip_note_speaks_only_when_the_round_trip_moved():
+    from fastnn.tools import benchmark
+    assert benchmark.round_trip_note([]) is None
+    assert benchmark.round_trip_note([None, 85.0]) is None      # one measurement: no change
+    assert benchmark.round_trip_note([80.0, 95.0, None, 150.0]) is None  # within 2x
+    note = benchmark.round_trip_note([82.0, 431.0, 85.0])
+    assert "82" in note and "431" in note and "one thread" in note
+    ns = benchmark.core_round_trip(0.01)
+    assert ns is None or ns > 0
+
+
 def test_bench_peers_rejects_zero_rounds():
     result = run_cli("bench", "--peers", "--rounds", "0")
     assert result.returncode == 2 and "--rounds" in result.stderr

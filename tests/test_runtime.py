@@ -190,3 +190,37 @@ def test_unknown_cpu_capability_is_a_warning_naming_the_valid_values():
     assert "generic, avx2, avx512" in result.stderr
     best = fastnn.backend._core.available_cpu_capabilities()[-1]
     assert result.stdout.strip() == best  # the best variant is kept
+
+
+@pytest.mark.skipif(not _core.openmp, reason="built without OpenMP: there is no second thread")
+def test_core_round_trip_is_measured_between_two_threads_and_absent_on_one():
+    fastnn.set_num_threads(2)
+    try:
+        ns = _core.measure_core_round_trip(0.02)
+        # A real round trip: a cache line crossing cores takes tens of ns at least; even with the
+        # partner thread descheduled for whole time slices the median chunk stays far below 0.1 s.
+        assert 10.0 < ns < 1e8, ns
+        fastnn.set_num_threads(1)
+        assert _core.measure_core_round_trip(0.02) == 0.0  # one thread: nothing to measure
+    finally:
+        fastnn.set_num_threads("auto")
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="seconds must be positive"):
+            _core.measure_core_round_trip(bad)
+
+
+@needs_fork
+@pytest.mark.skipif(not _core.openmp, reason="built without OpenMP: no thread pool to break")
+def test_core_round_trip_in_a_forked_child_is_zero_and_does_not_hang():
+    fastnn.set_num_threads(2)
+    assert _core.measure_core_round_trip(0.01) > 0  # the parent's pool is running
+    pid = os.fork()
+    if pid == 0:  # the child has no pool: a two-thread region would wait forever
+        try:
+            ok = _core.measure_core_round_trip(0.01) == 0.0
+        finally:
+            os._exit(0 if ok else 3)
+    try:
+        assert _wait(pid, timeout=60) == 0, "child hung (killed after 60 s) or measured a round trip"
+    finally:
+        fastnn.set_num_threads("auto")

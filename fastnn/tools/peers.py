@@ -74,7 +74,7 @@ elif fw == "pytorch":
             opt.zero_grad()
             loss_fn(net(xt[idx]), yt[idx]).backward()
             opt.step()
-    epoch(2 * batch)  # warm-up
+    epoch(min(2 * batch, n))  # warm-up (never past the rows there are)
     start = time.perf_counter()
     epoch(n)
 else:
@@ -149,6 +149,7 @@ def report(rounds=3, samples=SAMPLES, torch_python=None, keras_python=None, mode
     peers = find_peers(torch_python, keras_python)
     names = [f for f in FRAMEWORKS if f in peers]
     load_before = benchmark.other_load(1.0)
+    trips = [benchmark.core_round_trip()]
     write(f"fastnn against its peers, {datetime.date.today()}: one {samples:,}-sample fit epoch "
           f"(Adam), seconds, median of {rounds} rounds, each run in its own process; "
           f"{os.cpu_count()} cores. Not installed: "
@@ -162,6 +163,7 @@ def report(rounds=3, samples=SAMPLES, torch_python=None, keras_python=None, mode
                 for fw in order:
                     times.setdefault((model[0], batch, fw), []).append(
                         time_epoch(peers[fw], fw, model, batch, samples))
+                trips.append(benchmark.core_round_trip())
     load_after = benchmark.other_load(1.0)
     load = max(v for v in (load_before, load_after) if v is not None) if (
         load_before is not None or load_after is not None) else None
@@ -179,8 +181,12 @@ def report(rounds=3, samples=SAMPLES, torch_python=None, keras_python=None, mode
             if not note:
                 row += " " + " | ".join(f"{med[f] / med['fastnn']:.2f}x" for f in ratios) + " |"
             write(row)
+    seen = sorted(v for v in trips if v)
     write(f"({time.perf_counter() - start:.0f} s; other processes' load "
-          f"{'unknown' if load is None else f'{load:.2f} cores'})")
-    if note:
-        write(note + ".")
+          f"{'unknown' if load is None else f'{load:.2f} cores'}; the cores' round trip "
+          + (f"{seen[0]:.0f}-{seen[-1]:.0f} ns, median {statistics.median(seen):.0f}, over "
+             f"{len(seen)} measurements between jobs)" if seen else "not measured: one thread)"))
+    for line in (note, None if note else benchmark.round_trip_note(trips)):
+        if line:
+            write(line + ".")
     return times

@@ -442,8 +442,11 @@ class Model(tracking.Tracked):
         if isinstance(index, slice) or isinstance(x, data_adapter.Batch):
             return x[index], y[index]
         n = len(index)
-        xb = np.take(x, index, axis=0, out=self._buffer("xb", (n,) + x.shape[1:], x.dtype))
-        yb = np.take(y, index, axis=0, out=self._buffer("yb", (n,) + y.shape[1:], y.dtype))
+        # mode="clip": the index is part of a permutation, every entry valid; the default "raise"
+        # gathers into a fresh temporary and copies that into out (measured: a batch of 1024
+        # MNIST rows then costs its 3.2 MB of page faults and a second copy every step)
+        xb = np.take(x, index, axis=0, out=self._buffer("xb", (n,) + x.shape[1:], x.dtype), mode="clip")
+        yb = np.take(y, index, axis=0, out=self._buffer("yb", (n,) + y.shape[1:], y.dtype), mode="clip")
         return xb, yb
 
     # -- fit / evaluate / predict ---------------------------------------------------------------

@@ -622,12 +622,29 @@ class CallbackList:
             cb.set_params(params)
 
     def __getattr__(self, hook):
+        """``self.on_...(*args)`` calls that hook of every callback that overrides it, in order (an
+        ``on_train_batch_*`` hook also calls ``on_batch_*``). The methods are looked up once per
+        list, so a fit whose callbacks have no batch hooks pays nothing per step."""
         if not hook.startswith("on_"):
             raise AttributeError(hook)
+        methods = self._overriding(hook)
 
         def call(*args):
-            for cb in self.callbacks:
-                getattr(cb, hook)(*args)
-                if hook.startswith("on_train_batch"):
-                    getattr(cb, hook.replace("train_", ""))(*args)
+            for method in methods:
+                method(*args)
+        self.__dict__[hook] = call  # later lookups find it without __getattr__
         return call
+
+    def _overriding(self, hook):
+        methods = []
+        for cb in self.callbacks:
+            names = [hook] + ([hook.replace("train_", "")] if hook.startswith("on_train_batch") else [])
+            for name in names:
+                method = getattr(cb, name)
+                if getattr(method, "__func__", None) is not getattr(Callback, name, None):
+                    methods.append(method)  # overridden (or set on the instance)
+        return methods
+
+    def wants(self, hook):
+        """Whether any callback overrides ``hook`` (fit skips a batch's logs nobody reads)."""
+        return bool(self._overriding(hook))

@@ -571,6 +571,7 @@ class Model(tracking.Tracked):
                     batch_size, steps, n, history, metrics, interrupt, validation_batch_size,
                     validation_freq):
         cb.on_train_begin({})
+        wants_batch_end = cb.wants("on_train_batch_end")
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {})
             order = utils.rng().permutation(n) if shuffle else None
@@ -580,6 +581,7 @@ class Model(tracking.Tracked):
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
             bar = utils.Progbar(steps, interactive=None if verbose == 1 else False, show_bar=verbose == 1)
+            batch_logs = verbose == 1 or wants_batch_end  # else the epoch's logs are made once, at its end
             for step in range(steps):
                 lo, hi = bounds[step], bounds[step + 1]
                 index = slice(lo, hi) if order is None else order[lo:hi]
@@ -592,12 +594,15 @@ class Model(tracking.Tracked):
                 seen += len(xb)
                 for m in metrics:
                     m.update_state(yb, outputs)
-                logs = {"loss": total / seen, **{m.name: m.result() for m in metrics}}
-                cb.on_train_batch_end(step, logs)
-                if verbose == 1:
-                    bar.update(step + 1, list(logs.items()))
+                if batch_logs:
+                    logs = {"loss": total / seen, **{m.name: m.result() for m in metrics}}
+                    cb.on_train_batch_end(step, logs)
+                    if verbose == 1:
+                        bar.update(step + 1, list(logs.items()))
                 if self.stop_training:
                     break
+            if seen and not batch_logs:
+                logs = {"loss": total / seen, **{m.name: m.result() for m in metrics}}
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._evaluate_arrays(val[0], val[1], validation_batch_size or batch_size,
                                                  val[2])

@@ -486,3 +486,35 @@ def test_checkpoint_under_a_file_and_csv_logger_in_a_missing_directory_fail_at_f
             model.fit(np.ones((8, 4)), np.zeros(8), epochs=2, verbose=0, callbacks=[cb])
         assert model.optimizer.iterations == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]
+
+
+def test_batch_hooks_reach_only_the_callbacks_that_override_them():
+    class EpochOnly(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            pass
+
+    class BatchEnd(callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.steps = []
+
+        def on_batch_end(self, batch, logs=None):  # the old name is called for on_train_batch_end
+            self.steps.append((batch, round(logs["loss"], 6)))
+
+    model = _model()
+    quiet = callbacks.CallbackList([EpochOnly(), callbacks.History()], model, {})
+    assert not quiet.wants("on_train_batch_end") and not quiet.wants("on_train_batch_begin")
+    assert quiet.wants("on_epoch_end")
+    seen = []
+    by_instance = callbacks.Callback()
+    by_instance.on_train_batch_end = lambda batch, logs: seen.append(batch)  # set on the instance
+    assert callbacks.CallbackList([by_instance], model, {}).wants("on_train_batch_end")
+    # The same fit with and without a batch hook: the same epoch logs, and the hook gets each step.
+    x, y = _data()
+    hooked = BatchEnd()
+    first, second = _model(), _model()
+    h1 = first.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False, callbacks=[EpochOnly()])
+    h2 = second.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False, callbacks=[hooked])
+    assert h1.history == h2.history
+    assert [b for b, _ in hooked.steps] == [0, 1, 2, 3] * 2
+    assert hooked.steps[-1][1] == round(h2.history["loss"][-1], 6)

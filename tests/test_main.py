@@ -160,3 +160,19 @@ def test_peers_worker_times_a_short_epoch_of_this_checkout(framework):
     env = peers._env()
     first = env["PYTHONPATH"].split(os.pathsep)[0]
     assert os.path.isdir(os.path.join(first, "fastnn")), first
+
+
+def test_peers_report_prints_the_round_trip_and_notes_when_it_moved(monkeypatch):
+    from fastnn.tools import benchmark, peers
+    monkeypatch.setattr(peers, "find_peers", lambda *a: {"fastnn": sys.executable, "numpy": sys.executable})
+    monkeypatch.setattr(peers, "time_epoch", lambda python, fw, model, batch, samples: 1.0 if fw == "fastnn" else 2.0)
+    monkeypatch.setattr(benchmark, "other_load", lambda seconds=0.5: 0.0)
+    for trips, moved in (([84.0, 86.0, 90.0], False), ([84.0, 430.0, 88.0], True)):
+        values = iter(trips * 10)
+        monkeypatch.setattr(benchmark, "core_round_trip", lambda seconds=0.05: next(values))
+        lines = []
+        peers.report(rounds=1, models=peers.MODELS[:1], batches=(32,), write=lines.append)
+        assert "| 784-256-256-10 relu | 32 | 1.00 | 2.00 | 2.00x |" in lines
+        summary = next(line for line in lines if "round trip" in line and line.startswith("("))
+        assert f"{min(trips[:2]):.0f}-{max(trips[:2]):.0f} ns" in summary
+        assert any("changed from" in line for line in lines) == moved

@@ -102,7 +102,8 @@ def main(argv=None):
     if args.worker:
         print(json.dumps(worker(args.worker, args.dataset, mnist=args.mnist)))
         return
-    from fastnn.tools.benchmark import busy_note, core_round_trip, other_load, round_trip_note
+    from fastnn.tools.benchmark import (busy_note, core_round_trip, other_load, round_trip_note,
+                                        round_trip_range)
     names = [n for n in args.datasets.split(",")
              if n != "mnist_8k" or os.path.exists(os.path.join(args.mnist, "t10k-labels-idx1-ubyte.gz"))]
     load_before = other_load()
@@ -114,10 +115,8 @@ def main(argv=None):
                 results.setdefault((name, library), []).append(_run(library, name, args))
             trips.append(core_round_trip())
     load_after = other_load()
-    seen = sorted(v for v in trips if v)
     print(f"other load (cores busy): {load_before:.2f} before, {load_after:.2f} after; "
-          f"{args.rounds} rounds, medians; the cores' round trip "
-          + (f"{seen[0]:.0f}-{seen[-1]:.0f} ns over {len(seen)} measurements" if seen else "not measured"))
+          f"{args.rounds} rounds, medians; the cores' round trip {round_trip_range(trips)}")
     notes = {busy_note(load_before, "times"), busy_note(load_after, "times")} - {None}
     for note in notes or {round_trip_note(trips)} - {None}:
         print("NOTE:", note)

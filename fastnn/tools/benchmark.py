@@ -76,6 +76,16 @@ def core_round_trip(seconds=0.05):
     return ns if ns > 0 else None
 
 
+def round_trip_range(samples):
+    """``core_round_trip`` values of one run (None ignored) as text: range, median, count."""
+    import statistics
+    seen = sorted(v for v in samples if v)
+    if not seen:
+        return "not measured (one thread)"
+    return (f"{seen[0]:.0f}-{seen[-1]:.0f} ns, median {statistics.median(seen):.0f}, over "
+            f"{len(seen)} measurements")
+
+
 FAR = 2.0  # the round trip's largest / smallest measurement in one run beyond which it is noted
 
 

@@ -181,11 +181,9 @@ def report(rounds=3, samples=SAMPLES, torch_python=None, keras_python=None, mode
             if not note:
                 row += " " + " | ".join(f"{med[f] / med['fastnn']:.2f}x" for f in ratios) + " |"
             write(row)
-    seen = sorted(v for v in trips if v)
     write(f"({time.perf_counter() - start:.0f} s; other processes' load "
           f"{'unknown' if load is None else f'{load:.2f} cores'}; the cores' round trip "
-          + (f"{seen[0]:.0f}-{seen[-1]:.0f} ns, median {statistics.median(seen):.0f}, over "
-             f"{len(seen)} measurements between jobs)" if seen else "not measured: one thread)"))
+          f"{benchmark.round_trip_range(trips)} between jobs)")
     for line in (note, None if note else benchmark.round_trip_note(trips)):
         if line:
             write(line + ".")

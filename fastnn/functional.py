@@ -530,6 +530,7 @@ class Functional(Model):
 
     def _forward(self, xs, training, logits=frozenset()):
         """Outputs of the graph for input arrays ``xs`` (in the model's order), as a list."""
+        object.__setattr__(self, "_eager", True)  # the layers now hold arrays: release them
         xs = data_adapter.as_list(xs)
         values = {id(t): x for t, x in zip(self._inputs, xs)}
         logit_tensors = {id(self._outputs[i]) for i in logits} if logits else set()
@@ -567,6 +568,7 @@ class Functional(Model):
 
     def _backward(self, grads, logits=frozenset()):
         """Backward passes of the nodes in reverse order from the outputs' gradients ``grads``."""
+        object.__setattr__(self, "_eager", True)
         kernels = backend.kernels()
         if not isinstance(grads, (list, tuple)):
             grads = [grads]

@@ -333,6 +333,10 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
             raise ValueError(f"{self.name} expects integer labels of shape (N,), got shape {y.shape}"
                              " (for one-hot targets use categorical_crossentropy)")
         classes = output_shape[-1]
+        if y.dtype == np.int64 and self.ignore_class is None and y.flags.c_contiguous:
+            # the common case in one comparison: read as unsigned, a negative label is huge
+            if not (y.view(np.uint64) >= classes).any():
+                return y
         if y.dtype.kind == "f":
             bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
             if bad.size:

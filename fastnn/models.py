@@ -97,8 +97,10 @@ def _releasing(method):
             try:
                 return method(self, *args, **kwargs)
             finally:
-                for layer in self._layers:
-                    layer.release()
+                if self.__dict__.get("_eager"):  # only an eager pass hands layers arrays
+                    object.__setattr__(self, "_eager", False)
+                    for layer in self._layers:
+                        layer.release()
                 program.trim_programs(self._programs)  # a huge batch's buffers are not kept
                 program.trim_buffers(self._buffers)
     wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = method.__name__, method.__qualname__, method.__doc__
@@ -151,7 +153,8 @@ class Model(tracking.Tracked):
     ``_output_shapes(input_shape)`` (the last entry is the model's output shape), ``_forward``
     and ``get_config``.
     """
-    _RUNTIME = frozenset({"stop_training", "history", "_programs", "_shapes"})
+    # ``_eager``: an eager pass (``_forward``/``_backward``) ran since the layers were released
+    _RUNTIME = frozenset({"stop_training", "history", "_programs", "_shapes", "_eager"})
     _CONFIG_CLASS = "Model"  # the class_name of to_json
 
     def __new__(cls, *args, **kwargs):
@@ -698,6 +701,14 @@ class Model(tracking.Tracked):
             if callbacks:
                 return self._predict_with_callbacks(x, batch_size or DEFAULT_BATCH_SIZE, list(callbacks))
             batch_size = batch_size or PREDICT_CHUNK
+            cached = self._programs.get("predict")
+            if (cached is not None and cached[1] is not None and len(x) <= batch_size
+                    and cached[0] == tracking.count() and backend.get_backend() == "native"):
+                # the common case first: recorded for this configuration, so built (any change
+                # since, a layer's build included, would have moved the count)
+                result = np.empty((len(x),) + cached[1].output_tail, dtype=self._dtype)
+                cached[1].run_into(x, result)
+                return result
             if not self.built:
                 self.build(x.shape[1:])
             out_shape = self._output_shapes(self._input_shape)[-1]
@@ -1040,7 +1051,12 @@ class Sequential(Model):
 
     @property
     def built(self):
-        return self._input_shape is not None and all(l.built for l in self._layers)
+        if self._input_shape is None:
+            return False
+        for layer in self._layers:  # a loop, not all(...): predict at batch 1 asks every call
+            if not layer.built:
+                return False
+        return True
 
     @property
     def input_shape(self):
@@ -1112,6 +1128,7 @@ class Sequential(Model):
         self._shapes = self._output_shapes(self._input_shape)  # cached: every call needs them
 
     def _forward(self, x, training, logits=False):
+        object.__setattr__(self, "_eager", True)  # the layers now hold arrays: release them
         last = len(self._layers) - 1
         for i, layer in enumerate(self._layers):
             x = layer.forward(x, training=training, logits=logits and i == last)
@@ -1120,6 +1137,7 @@ class Sequential(Model):
     def _backward(self, grad, logits=False):
         """The layers' backward passes from dL/d(output) ``grad``, last layer first, down to the
         first layer with trainable weights (whose input gradient nobody needs)."""
+        object.__setattr__(self, "_eager", True)
         with_weights = [i for i, l in enumerate(self._layers) if l.trainable_weights]
         first = with_weights[0] if with_weights else len(self._layers)
         last = len(self._layers) - 1

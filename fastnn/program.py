@@ -360,6 +360,9 @@ class Program:
         self._results = results
         self._scalars = [r.reg for r in results if isinstance(r, Scalar)]
         self._last_rows, self._fits = 0, {}  # rows of the last run; {limit: rows known to fit}
+        first = results[0] if results else None  # run_into's case: the input is the first result
+        self._passthrough = isinstance(first, Buf) and first.id in self._slots
+        self.output_tail = tuple(first.shape[1:]) if isinstance(first, Buf) else None
 
     def run(self, n, arrays, scalars, buffers=True):
         """The results of one run; with ``buffers=False`` the buffer results are None (not read)."""
@@ -403,7 +406,7 @@ class Program:
         into the C-contiguous ``out`` (the inference fast path: one native call)."""
         result = self._results[0]
         self._last_rows = len(x)
-        if result.id in self._slots:  # the model passes its input through unchanged
+        if self._passthrough:  # the model passes its input through unchanged
             self._core.run(len(x), [x], [], self._registers, [])
             out[...] = x.reshape(out.shape)
         else:

@@ -169,9 +169,9 @@ def check_finite(arr, name):
         return
     flat = arr.reshape(-1)
     for lo in range(0, flat.size, FINITE_CHECK_BLOCK):
-        bad = ~np.isfinite(flat[lo:lo + FINITE_CHECK_BLOCK])
-        if bad.any():
-            where = tuple(int(i) for i in np.unravel_index(lo + int(np.argmax(bad)), arr.shape))
+        ok = np.isfinite(flat[lo:lo + FINITE_CHECK_BLOCK])
+        if not ok.all():
+            where = tuple(int(i) for i in np.unravel_index(lo + int(np.argmin(ok)), arr.shape))
             raise ValueError(f"{name} contains NaN or inf (first at index {where}: {arr[where]})")
 
 

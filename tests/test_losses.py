@@ -599,3 +599,26 @@ def test_categorical_cross_entropy_targets_outside_0_1_are_refused(backend, bad)
     assert model.optimizer.iterations == 0
     for a, b in zip(model.get_weights(), before):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("labels, bad", [([0, 2, -1, 1], -1), ([0, 3, 1, 1], 3),
+                                          ([0, 1, np.iinfo(np.int64).min, 2], np.iinfo(np.int64).min),
+                                          ([0, 1, 2, np.iinfo(np.int64).max], np.iinfo(np.int64).max)])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "int32", "column"])
+def test_sparse_labels_out_of_range_are_refused_in_every_layout(labels, bad, layout):
+    """Integer labels outside [0, classes) are refused by value and index whatever their dtype
+    and layout (int64 C-contiguous labels take a one-comparison fast path)."""
+    loss = losses.SparseCategoricalCrossentropy()
+    y = np.array(labels, dtype=np.int64)
+    if layout == "strided":
+        y = np.repeat(y, 2)[::2]
+    elif layout == "int32":
+        if not np.iinfo(np.int32).min <= bad <= np.iinfo(np.int32).max:
+            pytest.skip("the label does not fit int32")
+        y = y.astype(np.int32)
+    elif layout == "column":
+        y = y[:, None]
+    with pytest.raises(ValueError, match=rf"labels must be integers in \[0, 3\).*got {bad} at index"):
+        loss.prepare_targets(y, 4, (3,), np.float32)
+    good = np.array([0, 2, 1, 2], dtype=np.int64)
+    assert loss.prepare_targets(good, 4, (3,), np.float32).tolist() == [0, 2, 1, 2]

@@ -67,6 +67,38 @@ def test_input_refcounts_unchanged_after_calls(backend):
         assert (sys.getrefcount(x), sys.getrefcount(y)) == refs
 
 
+def _functional_classifier():
+    set_random_seed(0)
+    inp = layers.Input(shape=(4,))
+    h = Dense(8, activation="relu")(inp)
+    model = fastnn.Model(inp, Dense(3, activation="softmax")(layers.Add()([h, h])))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("make", [lambda: classifier(hidden=16, metrics=(), norm=True, dropout=True),
+                                  _functional_classifier], ids=["sequential", "functional"])
+def test_no_layer_keeps_the_input_after_an_eager_pass(backend, make):
+    """The eager calls (every call on the NumPy backend; ``model(x, training=True)`` and
+    ``compute_gradients`` on both) hand the layers the caller's arrays; none survives the call.
+    The model releases its layers only after such a pass (a recorded program holds none)."""
+    import weakref
+    model = make()
+    calls = [lambda x, y: model(x, training=True), lambda x, y: model.compute_gradients(x, y),
+             lambda x, y: model.train_on_batch(x, y), lambda x, y: model.predict(x),
+             lambda x, y: model.fit(x, y, epochs=1, batch_size=8, verbose=0)]
+    for call in calls:
+        x, y = blobs(n=16)
+        ref = weakref.ref(x)
+        call(x, y)
+        del x
+        gc.collect()
+        assert ref() is None, call
+        held = [(layer.name, k) for layer in model.layers for k in layer._RUNTIME
+                if isinstance(layer.__dict__.get(k), np.ndarray)]
+        assert not held, held
+
+
 @pytest.mark.parametrize("make", [lambda: Dense(3), lambda: layers.BatchNormalization(),
                                   lambda: layers.LayerNormalization(), lambda: layers.Activation("relu"),
                                   lambda: layers.PReLU()])

@@ -439,6 +439,7 @@ def test_a_changed_setting_trains_like_a_model_built_with_it(case, backend):
         fastnn.utils.set_random_seed(4)
         changed = make(old)
         changed.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+        before = changed.predict(x)  # a recorded prediction, which the change must not reuse
         snap = _snapshot(changed)
         change(changed, new)
         fastnn.utils.set_random_seed(4)
@@ -452,8 +453,14 @@ def test_a_changed_setting_trains_like_a_model_built_with_it(case, backend):
             changed.compile(optimizer="adam", loss=loss)
         else:
             _restore(built, snap)
+        if case not in ("dropout_rate", "huber_delta", "adam_beta_1", "batchnorm_momentum",
+                        "trainable_flag"):
+            # settings that act in inference: the prediction follows them at once
+            assert np.array_equal(changed.predict(x), built.predict(x))
+            assert not np.array_equal(changed.predict(x), before)
         changed.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
         built.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+        assert np.array_equal(changed.predict(x), built.predict(x))
     for a, b in zip(changed.get_weights(), built.get_weights()):
         assert np.array_equal(a, b)
     def described(m):

@@ -333,7 +333,8 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
             raise ValueError(f"{self.name} expects integer labels of shape (N,), got shape {y.shape}"
                              " (for one-hot targets use categorical_crossentropy)")
         classes = output_shape[-1]
-        if y.dtype == np.int64 and self.ignore_class is None and y.flags.c_contiguous:
+        flags = y.flags
+        if y.dtype == np.int64 and self.ignore_class is None and flags.c_contiguous and flags.aligned:
             # the common case in one comparison: read as unsigned, a negative label is huge
             if not (y.view(np.uint64) >= classes).any():
                 return y

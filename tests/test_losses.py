@@ -622,3 +622,13 @@ def test_sparse_labels_out_of_range_are_refused_in_every_layout(labels, bad, lay
         loss.prepare_targets(y, 4, (3,), np.float32)
     good = np.array([0, 2, 1, 2], dtype=np.int64)
     assert loss.prepare_targets(good, 4, (3,), np.float32).tolist() == [0, 2, 1, 2]
+
+
+def test_unaligned_int64_labels_come_back_aligned():
+    """The kernels load whole int64 labels: labels at an odd address are copied, not passed on."""
+    raw = np.zeros(4 * 8 + 1, dtype=np.uint8)
+    y = raw[1:].view(np.int64)
+    y[:] = [0, 2, 1, 2]
+    assert not y.flags.aligned
+    out = losses.SparseCategoricalCrossentropy().prepare_targets(y, 4, (3,), np.float32)
+    assert out.flags.aligned and out.flags.c_contiguous and out.tolist() == [0, 2, 1, 2]
